@@ -1,0 +1,1 @@
+//! The meshup policy SDK.

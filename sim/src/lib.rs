@@ -1,0 +1,5 @@
+//! meshup-sim: a Kubernetes API server on loopback with simulated controllers.
+//!
+//! It speaks only the Kubernetes API and knows nothing of meshup.
+
+pub mod cli;
