@@ -2,5 +2,8 @@
 //!
 //! One module per concept; `cli` only turns flags into calls of the others.
 
+pub mod bundle;
 pub mod cli;
 pub mod exit;
+pub mod render;
+pub mod values;
