@@ -4,6 +4,11 @@
 
 pub mod bundle;
 pub mod cli;
+pub mod cluster;
 pub mod exit;
+pub mod history;
 pub mod render;
+pub mod state;
 pub mod values;
+pub mod version;
+pub mod wait;

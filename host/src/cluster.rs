@@ -1,0 +1,250 @@
+//! Cluster access: one `kube::Client`, dynamic objects by apiVersion/kind, server-side apply.
+//!
+//! Everything meshup reads or writes goes through here, so connection errors, resource
+//! discovery and field-manager choices live in one place.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::{ApiCapabilities, ApiResource, Scope};
+use kube::{Client, Config};
+use serde_json::Value;
+
+use crate::exit::Exit;
+use crate::render::ObjectKey;
+
+/// The field manager meshup applies with.
+pub const FIELD_MANAGER: &str = "meshup";
+
+/// How to reach the cluster (kubectl's flags).
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    pub kubeconfig: Option<std::path::PathBuf>,
+    pub context: Option<String>,
+}
+
+pub struct Cluster {
+    client: Client,
+    /// Where we connected, for messages: `context (https://host:port)`.
+    pub describe: String,
+    resources: Mutex<HashMap<(String, String), (ApiResource, ApiCapabilities)>>,
+}
+
+impl Cluster {
+    /// Build a client from the kubeconfig and check the API server answers.
+    pub async fn connect(target: &Target) -> anyhow::Result<Cluster> {
+        let opts = KubeConfigOptions {
+            context: target.context.clone(),
+            ..Default::default()
+        };
+        let (config, source) = match &target.kubeconfig {
+            Some(path) => {
+                let kc = Kubeconfig::read_from(path).map_err(|e| {
+                    Exit::bad_input(format!(
+                        "kubeconfig {}: {e}; pass --kubeconfig a valid file (e.g. the one `meshup sim --kubeconfig-out` wrote)",
+                        path.display()
+                    ))
+                })?;
+                let c = Config::from_custom_kubeconfig(kc, &opts)
+                    .await
+                    .map_err(|e| bad_config(path, &e))?;
+                (c, path.display().to_string())
+            }
+            None => {
+                let c = Config::from_kubeconfig(&opts).await.map_err(|e| {
+                    Exit::bad_input(format!(
+                        "no usable kubeconfig (KUBECONFIG or ~/.kube/config): {e}; pass --kubeconfig FILE"
+                    ))
+                })?;
+                (
+                    c,
+                    std::env::var("KUBECONFIG").unwrap_or_else(|_| "~/.kube/config".into()),
+                )
+            }
+        };
+        let mut config = config;
+        config.connect_timeout = Some(Duration::from_secs(5));
+        config.read_timeout = Some(Duration::from_secs(60));
+        let context = target
+            .context
+            .clone()
+            .unwrap_or_else(|| "current context".into());
+        let describe = format!("{} ({context} in {source})", config.cluster_url);
+        let client = Client::try_from(config)
+            .with_context(|| format!("cannot build a client for {describe}"))?;
+        let cluster = Cluster {
+            client,
+            describe,
+            resources: Mutex::new(HashMap::new()),
+        };
+        Ok(cluster)
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// `GET /version`: also the reachability check.
+    pub async fn server_version(&self) -> anyhow::Result<String> {
+        let info = tokio::time::timeout(Duration::from_secs(15), self.client.apiserver_version())
+            .await
+            .map_err(|_| anyhow::anyhow!("cluster {} did not answer within 15 s", self.describe))?
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot reach the cluster at {}: {}",
+                    self.describe,
+                    root_cause(&e)
+                )
+            })?;
+        Ok(info.git_version)
+    }
+
+    /// Resolve apiVersion + kind to a resource, once per kind.
+    pub async fn resource(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> anyhow::Result<(ApiResource, ApiCapabilities)> {
+        let key = (api_version.to_string(), kind.to_string());
+        if let Some(r) = self
+            .resources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(r.clone());
+        }
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", api_version),
+        };
+        let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
+        let found = kube::discovery::pinned_kind(&self.client, &gvk)
+            .await
+            .with_context(|| format!("the cluster does not serve {kind} ({api_version})"))?;
+        self.resources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, found.clone());
+        Ok(found)
+    }
+
+    /// The dynamic API for a kind, namespaced if the kind is.
+    pub async fn api(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> anyhow::Result<Api<DynamicObject>> {
+        let (ar, caps) = self.resource(api_version, kind).await?;
+        Ok(match (caps.scope, namespace) {
+            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &ar),
+            _ => Api::all_with(self.client.clone(), &ar),
+        })
+    }
+
+    pub async fn get(&self, key: &ObjectKey) -> anyhow::Result<Option<Value>> {
+        let api = self
+            .api(&key.api_version, &key.kind, key.namespace.as_deref())
+            .await?;
+        let obj = api
+            .get_opt(&key.name)
+            .await
+            .with_context(|| format!("reading {key}"))?;
+        Ok(obj.map(|o| to_value(&o)))
+    }
+
+    /// List every object of a kind (all pages), optionally in one namespace and by label selector.
+    pub async fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+    ) -> anyhow::Result<Vec<Value>> {
+        let api = self.api(api_version, kind, namespace).await?;
+        let mut out = Vec::new();
+        let mut lp = ListParams::default().limit(500);
+        if let Some(s) = selector {
+            lp = lp.labels(s);
+        }
+        loop {
+            let page = api
+                .list(&lp)
+                .await
+                .with_context(|| format!("listing {kind} ({api_version})"))?;
+            out.extend(page.items.iter().map(to_value));
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(c) => lp = lp.continue_token(&c),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Server-side apply one object as field manager `meshup` (forced: meshup owns what it renders).
+    pub async fn apply(&self, obj: &Value, dry_run: bool) -> anyhow::Result<Value> {
+        let key = ObjectKey::of(obj);
+        let api = self
+            .api(&key.api_version, &key.kind, key.namespace.as_deref())
+            .await?;
+        let mut pp = PatchParams::apply(FIELD_MANAGER).force();
+        pp.dry_run = dry_run;
+        let out = api
+            .patch(&key.name, &pp, &Patch::Apply(obj))
+            .await
+            .with_context(|| format!("applying {key}"))?;
+        Ok(to_value(&out))
+    }
+
+    pub async fn delete(&self, key: &ObjectKey) -> anyhow::Result<()> {
+        let api = self
+            .api(&key.api_version, &key.kind, key.namespace.as_deref())
+            .await?;
+        match api.delete(&key.name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("deleting {key}")),
+        }
+    }
+
+    pub async fn create(&self, obj: &Value) -> anyhow::Result<Value> {
+        let key = ObjectKey::of(obj);
+        let api = self
+            .api(&key.api_version, &key.kind, key.namespace.as_deref())
+            .await?;
+        let dynobj: DynamicObject = serde_json::from_value(obj.clone())?;
+        let out = api
+            .create(&PostParams::default(), &dynobj)
+            .await
+            .with_context(|| format!("creating {key}"))?;
+        Ok(to_value(&out))
+    }
+}
+
+fn bad_config(path: &Path, e: &dyn std::fmt::Display) -> Exit {
+    Exit::bad_input(format!(
+        "kubeconfig {}: {e}; check --context and the file",
+        path.display()
+    ))
+}
+
+pub fn to_value(o: &DynamicObject) -> Value {
+    serde_json::to_value(o).unwrap_or(Value::Null)
+}
+
+/// The innermost error message ("Connection refused (os error 111)"), which is what a person needs.
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    let mut msgs = vec![cur.to_string()];
+    while let Some(next) = cur.source() {
+        msgs.push(next.to_string());
+        cur = next;
+    }
+    msgs.last().cloned().unwrap_or_default()
+}

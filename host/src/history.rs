@@ -1,0 +1,407 @@
+//! Release history: one record per revision, stored in the cluster like Helm's
+//! Secret driver (gzip-compressed JSON in a Secret of type `meshup.dev/release.v1`).
+//!
+//! Storage sits behind the small `Driver` trait so the actions can be tested with
+//! the in-memory driver and run against the cluster with the Secret one.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use anyhow::Context as _;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub const SECRET_TYPE: &str = "meshup.dev/release.v1";
+pub const OWNER_LABEL: &str = "owner";
+/// Records larger than this (compressed) are refused rather than breaking the 1 MiB Secret limit.
+pub const MAX_RECORD_BYTES: usize = 900 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Being applied (a crashed run leaves this behind).
+    Pending,
+    /// The live release.
+    Deployed,
+    /// An older release replaced by a later one.
+    Superseded,
+    /// Failed and not restored.
+    Failed,
+    /// Failed, then the previous release was restored.
+    RolledBack,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        f.write_str(&s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Install,
+    Upgrade,
+    Downgrade,
+    Reinstall,
+    Rollback,
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        f.write_str(&s)
+    }
+}
+
+/// One revision of the installed control plane.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Release {
+    pub revision: u32,
+    pub action: Action,
+    pub status: Status,
+    /// Bundle name and version (`istio`, `1.8.6`) and the bundle's sha256.
+    pub bundle: String,
+    pub version: String,
+    pub digest: String,
+    pub profile: String,
+    /// The profile's defaults at the time (what `profile-defaults` compares next time).
+    pub profile_defaults: Value,
+    /// The user's `-f`/`--set` values (what a later run must repeat).
+    pub overlay: Value,
+    /// Profile defaults merged with the overlay.
+    pub values: Value,
+    /// The rendered manifest, exactly as applied.
+    pub manifest: String,
+    pub description: String,
+    /// Checks the user overrode (`--force`, `--ignore CODE`), kept for the record.
+    #[serde(default)]
+    pub overridden: Vec<String>,
+    pub started: String,
+    #[serde(default)]
+    pub finished: Option<String>,
+}
+
+/// Where release records live.
+pub trait Driver {
+    fn list(&self) -> impl Future<Output = anyhow::Result<Vec<Release>>> + Send;
+    fn create(&self, r: &Release) -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn update(&self, r: &Release) -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn delete(&self, revision: u32) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// Releases in memory, for tests.
+#[derive(Default)]
+pub struct Memory(std::sync::Mutex<BTreeMap<u32, Release>>);
+
+impl Driver for Memory {
+    async fn list(&self) -> anyhow::Result<Vec<Release>> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect())
+    }
+    async fn create(&self, r: &Release) -> anyhow::Result<()> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(r.revision, r.clone());
+        Ok(())
+    }
+    async fn update(&self, r: &Release) -> anyhow::Result<()> {
+        self.create(r).await
+    }
+    async fn delete(&self, revision: u32) -> anyhow::Result<()> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&revision);
+        Ok(())
+    }
+}
+
+/// Releases as Secrets `meshup.<bundle>.v<N>` in the control-plane namespace.
+pub struct Secrets {
+    api: Api<Secret>,
+    bundle: String,
+}
+
+impl Secrets {
+    pub fn new(client: kube::Client, namespace: &str, bundle: &str) -> Self {
+        Secrets {
+            api: Api::namespaced(client, namespace),
+            bundle: bundle.to_string(),
+        }
+    }
+
+    fn name(&self, revision: u32) -> String {
+        format!("meshup.{}.v{revision}", self.bundle)
+    }
+
+    fn to_secret(&self, r: &Release) -> anyhow::Result<Secret> {
+        let data = encode(r)?;
+        let labels = BTreeMap::from([
+            (OWNER_LABEL.to_string(), "meshup".to_string()),
+            ("name".to_string(), self.bundle.clone()),
+            ("version".to_string(), r.revision.to_string()),
+            ("status".to_string(), r.status.to_string()),
+        ]);
+        Ok(Secret {
+            metadata: ObjectMeta {
+                name: Some(self.name(r.revision)),
+                labels: Some(labels),
+                ..Default::default()
+            },
+            type_: Some(SECRET_TYPE.to_string()),
+            data: Some(BTreeMap::from([("release".to_string(), ByteString(data))])),
+            ..Default::default()
+        })
+    }
+}
+
+impl Driver for Secrets {
+    async fn list(&self) -> anyhow::Result<Vec<Release>> {
+        let lp =
+            ListParams::default().labels(&format!("{OWNER_LABEL}=meshup,name={}", self.bundle));
+        let secrets = self
+            .api
+            .list(&lp)
+            .await
+            .context("reading release history (Secrets)")?;
+        let mut out = Vec::new();
+        for s in secrets.items {
+            let name = s.metadata.name.clone().unwrap_or_default();
+            let bytes = s
+                .data
+                .as_ref()
+                .and_then(|d| d.get("release"))
+                .map(|b| b.0.clone())
+                .unwrap_or_default();
+            out.push(
+                decode(&bytes).with_context(|| format!("history record {name} is unreadable"))?,
+            );
+        }
+        out.sort_by_key(|r| r.revision);
+        Ok(out)
+    }
+    async fn create(&self, r: &Release) -> anyhow::Result<()> {
+        self.api
+            .create(&PostParams::default(), &self.to_secret(r)?)
+            .await
+            .with_context(|| format!("recording revision {}", r.revision))?;
+        Ok(())
+    }
+    async fn update(&self, r: &Release) -> anyhow::Result<()> {
+        let secret = self.to_secret(r)?;
+        let pp = kube::api::PatchParams::apply(crate::cluster::FIELD_MANAGER).force();
+        self.api
+            .patch(
+                &self.name(r.revision),
+                &pp,
+                &kube::api::Patch::Apply(&secret),
+            )
+            .await
+            .with_context(|| format!("updating revision {}", r.revision))?;
+        Ok(())
+    }
+    async fn delete(&self, revision: u32) -> anyhow::Result<()> {
+        match self
+            .api
+            .delete(&self.name(revision), &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("pruning revision {revision}")),
+        }
+    }
+}
+
+fn encode(r: &Release) -> anyhow::Result<Vec<u8>> {
+    let json = serde_json::to_vec(r)?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&json)?;
+    let out = gz.finish()?;
+    if out.len() > MAX_RECORD_BYTES {
+        anyhow::bail!(
+            "revision {} is {} KiB compressed, over the {} KiB a record may take",
+            r.revision,
+            out.len() / 1024,
+            MAX_RECORD_BYTES / 1024
+        );
+    }
+    Ok(out)
+}
+
+fn decode(bytes: &[u8]) -> anyhow::Result<Release> {
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(bytes).read_to_end(&mut json)?;
+    Ok(serde_json::from_slice(&json)?)
+}
+
+/// The history operations the actions use, over any driver.
+pub struct History<D: Driver> {
+    pub driver: D,
+    pub max: usize,
+}
+
+impl<D: Driver> History<D> {
+    pub fn new(driver: D, max: usize) -> Self {
+        History {
+            driver,
+            max: max.max(1),
+        }
+    }
+
+    pub async fn all(&self) -> anyhow::Result<Vec<Release>> {
+        self.driver.list().await
+    }
+
+    /// The release currently live: the newest `deployed` one.
+    pub async fn deployed(&self) -> anyhow::Result<Option<Release>> {
+        Ok(self
+            .all()
+            .await?
+            .into_iter()
+            .rev()
+            .find(|r| r.status == Status::Deployed))
+    }
+
+    /// A `pending` record left behind by an interrupted run.
+    pub async fn pending(&self) -> anyhow::Result<Option<Release>> {
+        Ok(self
+            .all()
+            .await?
+            .into_iter()
+            .rev()
+            .find(|r| r.status == Status::Pending))
+    }
+
+    pub async fn next_revision(&self) -> anyhow::Result<u32> {
+        Ok(self
+            .all()
+            .await?
+            .last()
+            .map(|r| r.revision + 1)
+            .unwrap_or(1))
+    }
+
+    /// Record a new release as pending (before anything is applied).
+    pub async fn begin(&self, mut r: Release) -> anyhow::Result<Release> {
+        r.revision = self.next_revision().await?;
+        r.status = Status::Pending;
+        r.started = now();
+        self.driver.create(&r).await?;
+        Ok(r)
+    }
+
+    /// Record the final status of `r`; a deployed release supersedes every older deployed one,
+    /// and revisions past `max` are pruned (oldest first).
+    pub async fn finish(
+        &self,
+        r: &mut Release,
+        status: Status,
+        description: String,
+    ) -> anyhow::Result<()> {
+        r.status = status;
+        r.description = description;
+        r.finished = Some(now());
+        self.driver.update(r).await?;
+        let all = self.all().await?;
+        if status == Status::Deployed {
+            for mut old in all
+                .iter()
+                .filter(|o| o.revision != r.revision && o.status == Status::Deployed)
+                .cloned()
+            {
+                old.status = Status::Superseded;
+                self.driver.update(&old).await?;
+            }
+        }
+        if all.len() > self.max {
+            for old in &all[..all.len() - self.max] {
+                self.driver.delete(old.revision).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap_or_else(|_| jiff::Timestamp::now())
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release(version: &str) -> Release {
+        Release {
+            revision: 0,
+            action: Action::Install,
+            status: Status::Pending,
+            bundle: "istio".into(),
+            version: version.into(),
+            digest: "d".into(),
+            profile: "default".into(),
+            profile_defaults: Value::Null,
+            overlay: serde_json::json!({}),
+            values: serde_json::json!({}),
+            manifest: "---\n".into(),
+            description: String::new(),
+            overridden: vec![],
+            started: String::new(),
+            finished: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn deployed_supersedes_and_old_revisions_are_pruned() {
+        let h = History::new(Memory::default(), 3);
+        for v in ["1.6.0", "1.7.0", "1.8.0", "1.9.0"] {
+            let mut r = h.begin(release(v)).await.unwrap();
+            h.finish(&mut r, Status::Deployed, format!("{v} done"))
+                .await
+                .unwrap();
+        }
+        let all = h.all().await.unwrap();
+        assert_eq!(
+            all.iter().map(|r| r.revision).collect::<Vec<_>>(),
+            vec![2, 3, 4]
+        );
+        assert_eq!(
+            all.iter().filter(|r| r.status == Status::Deployed).count(),
+            1
+        );
+        assert_eq!(h.deployed().await.unwrap().unwrap().version, "1.9.0");
+    }
+
+    #[test]
+    fn records_round_trip_compressed() {
+        let mut r = release("1.8.6");
+        r.manifest = "apiVersion: v1\n".repeat(10_000);
+        let bytes = encode(&r).unwrap();
+        assert!(
+            bytes.len() < r.manifest.len() / 20,
+            "compressed to {} bytes",
+            bytes.len()
+        );
+        assert_eq!(decode(&bytes).unwrap(), r);
+    }
+}

@@ -1,0 +1,373 @@
+//! What is installed: control planes (by revision) and the versions their pods really
+//! run, how the mesh was installed (meshup, istioctl, Helm), and the Kubernetes version.
+//!
+//! Versions come from the running pods' images, not from labels: a label says what
+//! someone meant to install, the image says what runs.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cluster::Cluster;
+use crate::history::Release;
+
+pub const DEFAULT_REVISION: &str = "default";
+
+/// How the control plane got there.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "method", rename_all = "kebab-case")]
+pub enum InstallMethod {
+    /// Nothing installed.
+    None,
+    /// meshup history exists.
+    Meshup,
+    /// `istioctl install`: the `installed-state` IstioOperator keeps its profile and values.
+    Istioctl { profile: String, overlay: Value },
+    /// Helm labels/annotations on the control plane.
+    Helm { release: String },
+    /// A control plane with none of the above marks.
+    Unknown,
+}
+
+impl InstallMethod {
+    pub fn name(&self) -> &'static str {
+        match self {
+            InstallMethod::None => "none",
+            InstallMethod::Meshup => "meshup",
+            InstallMethod::Istioctl { .. } => "istioctl",
+            InstallMethod::Helm { .. } => "helm",
+            InstallMethod::Unknown => "unknown",
+        }
+    }
+}
+
+/// One istiod (in-place `default` revision or a canary such as `1-9-5`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ControlPlane {
+    pub revision: String,
+    pub deployment: String,
+    /// The version most pods run (the newest if tied).
+    pub version: Option<String>,
+    /// Every pod and the version its `discovery` container runs.
+    pub pods: Vec<PodVersion>,
+    pub ready: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PodVersion {
+    pub pod: String,
+    pub version: String,
+    pub ready: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Installed {
+    pub kubernetes_version: String,
+    pub namespace: String,
+    pub control_planes: Vec<ControlPlane>,
+    pub method: InstallMethod,
+    #[serde(skip)]
+    pub release: Option<Release>,
+}
+
+impl Installed {
+    /// The in-place control plane (revision `default`).
+    pub fn in_place(&self) -> Option<&ControlPlane> {
+        self.control_planes
+            .iter()
+            .find(|c| c.revision == DEFAULT_REVISION)
+    }
+
+    /// The version of the in-place control plane, if one runs.
+    pub fn version(&self) -> Option<&str> {
+        self.in_place().and_then(|c| c.version.as_deref())
+    }
+
+    /// The revision meshup would act on: `default` if present, else the only one there is.
+    pub fn revision(&self) -> String {
+        match (self.in_place(), self.control_planes.as_slice()) {
+            (Some(c), _) => c.revision.clone(),
+            (None, [only]) => only.revision.clone(),
+            _ => DEFAULT_REVISION.to_string(),
+        }
+    }
+
+    /// Whether the pods of the in-place control plane disagree on their version.
+    pub fn mixed_versions(&self) -> bool {
+        self.in_place()
+            .map(|c| {
+                c.pods
+                    .iter()
+                    .any(|p| Some(&p.version) != c.version.as_ref())
+            })
+            .unwrap_or(false)
+    }
+}
+
+/// The tag of an image reference: `docker.io/istio/pilot:1.7.4-distroless` → `1.7.4`.
+pub fn image_version(image: &str) -> Option<String> {
+    let after_slash = image.rsplit('/').next()?;
+    let tag = after_slash.split_once(':')?.1;
+    let tag = tag.split('@').next()?;
+    let tag = tag.strip_suffix("-distroless").unwrap_or(tag);
+    Some(tag.to_string())
+}
+
+/// The image of a named container in a pod or pod template spec.
+pub fn container_image<'a>(spec: &'a Value, name: &str) -> Option<&'a str> {
+    spec["containers"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == name)?["image"]
+        .as_str()
+}
+
+pub fn pod_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+        .unwrap_or(false)
+        && pod["metadata"]["deletionTimestamp"].is_null()
+}
+
+fn revision_of(labels: &Value) -> String {
+    labels["istio.io/rev"]
+        .as_str()
+        .unwrap_or(DEFAULT_REVISION)
+        .to_string()
+}
+
+/// Read the installed state of the mesh in `namespace`.
+pub async fn read(
+    cluster: &Cluster,
+    namespace: &str,
+    release: Option<Release>,
+) -> anyhow::Result<Installed> {
+    let kubernetes_version = cluster.server_version().await?;
+    let deployments = cluster
+        .list("apps/v1", "Deployment", Some(namespace), Some("app=istiod"))
+        .await?;
+    let pods = cluster
+        .list("v1", "Pod", Some(namespace), Some("app=istiod"))
+        .await?;
+    let control_planes = control_planes(&deployments, &pods);
+    let method = if release.is_some() {
+        InstallMethod::Meshup
+    } else if control_planes.is_empty() {
+        InstallMethod::None
+    } else {
+        detect_method(cluster, namespace, &deployments).await?
+    };
+    Ok(Installed {
+        kubernetes_version,
+        namespace: namespace.to_string(),
+        control_planes,
+        method,
+        release,
+    })
+}
+
+/// Group istiod Deployments and their pods by revision.
+pub fn control_planes(deployments: &[Value], pods: &[Value]) -> Vec<ControlPlane> {
+    let mut out = Vec::new();
+    for d in deployments {
+        let revision = revision_of(&d["metadata"]["labels"]);
+        let mut versions: BTreeMap<String, usize> = BTreeMap::new();
+        let mut pod_versions = Vec::new();
+        for p in pods
+            .iter()
+            .filter(|p| revision_of(&p["metadata"]["labels"]) == revision)
+        {
+            if !p["metadata"]["deletionTimestamp"].is_null() {
+                continue;
+            }
+            let Some(v) = container_image(&p["spec"], "discovery").and_then(image_version) else {
+                continue;
+            };
+            *versions.entry(v.clone()).or_default() += 1;
+            pod_versions.push(PodVersion {
+                pod: p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                version: v,
+                ready: pod_ready(p),
+            });
+        }
+        // With no pods yet, fall back to the Deployment's template.
+        let template =
+            container_image(&d["spec"]["template"]["spec"], "discovery").and_then(image_version);
+        let version = versions
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then_with(|| crate::version::cmp(a.0, b.0)))
+            .map(|(v, _)| v.clone())
+            .or(template);
+        let ready = format!(
+            "{}/{}",
+            d["status"]["readyReplicas"].as_u64().unwrap_or(0),
+            d["spec"]["replicas"].as_u64().unwrap_or(1)
+        );
+        pod_versions.sort_by(|a, b| a.pod.cmp(&b.pod));
+        out.push(ControlPlane {
+            revision,
+            deployment: d["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            version,
+            pods: pod_versions,
+            ready,
+        });
+    }
+    out.sort_by(|a, b| {
+        (a.revision != DEFAULT_REVISION, &a.revision)
+            .cmp(&(b.revision != DEFAULT_REVISION, &b.revision))
+    });
+    out
+}
+
+async fn detect_method(
+    cluster: &Cluster,
+    namespace: &str,
+    deployments: &[Value],
+) -> anyhow::Result<InstallMethod> {
+    for d in deployments {
+        let labels = &d["metadata"]["labels"];
+        let annotations = &d["metadata"]["annotations"];
+        if labels["app.kubernetes.io/managed-by"] == "Helm"
+            || annotations["meta.helm.sh/release-name"].is_string()
+        {
+            let release = annotations["meta.helm.sh/release-name"]
+                .as_str()
+                .unwrap_or("istiod")
+                .to_string();
+            return Ok(InstallMethod::Helm { release });
+        }
+    }
+    // istioctl keeps what it installed in an IstioOperator named installed-state[-<rev>].
+    let operators = match cluster
+        .list(
+            "install.istio.io/v1alpha1",
+            "IstioOperator",
+            Some(namespace),
+            None,
+        )
+        .await
+    {
+        Ok(list) => list,
+        Err(_) => vec![], // the CRD is not installed: not an istioctl install
+    };
+    if let Some(iop) = operators.iter().find(|o| {
+        o["metadata"]["name"]
+            .as_str()
+            .is_some_and(|n| n == "installed-state" || n.starts_with("installed-state-"))
+    }) {
+        let (profile, overlay) = istioctl_overlay(iop);
+        return Ok(InstallMethod::Istioctl { profile, overlay });
+    }
+    let istioctl_labels = deployments
+        .iter()
+        .any(|d| d["metadata"]["labels"]["operator.istio.io/component"].is_string());
+    if istioctl_labels {
+        return Ok(InstallMethod::Istioctl {
+            profile: "default".into(),
+            overlay: Value::Object(Default::default()),
+        });
+    }
+    Ok(InstallMethod::Unknown)
+}
+
+/// An IstioOperator spec as a meshup values overlay: `spec.values` plus `spec.meshConfig`.
+pub fn istioctl_overlay(iop: &Value) -> (String, Value) {
+    let spec = &iop["spec"];
+    let profile = spec["profile"].as_str().unwrap_or("default").to_string();
+    let mut overlay = spec["values"].as_object().cloned().unwrap_or_default();
+    if let Some(mc) = spec["meshConfig"].as_object() {
+        overlay.insert("meshConfig".into(), Value::Object(mc.clone()));
+    }
+    // `components.ingressGateways[0].enabled` is how istioctl switches gateways.
+    for (key, field) in [("ingressGateways", "ingress"), ("egressGateways", "egress")] {
+        if let Some(enabled) = spec["components"][key][0]["enabled"].as_bool() {
+            let gws = overlay
+                .entry("gateways")
+                .or_insert_with(|| serde_json::json!({}));
+            gws[field] = serde_json::json!({"enabled": enabled});
+        }
+    }
+    (profile, Value::Object(overlay))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn image_tags() {
+        assert_eq!(
+            image_version("docker.io/istio/pilot:1.7.4-distroless").as_deref(),
+            Some("1.7.4")
+        );
+        assert_eq!(
+            image_version("localhost:5000/istio/pilot:1.8.6").as_deref(),
+            Some("1.8.6")
+        );
+        assert_eq!(image_version("pilot").as_deref(), None);
+    }
+
+    fn pod(name: &str, rev: &str, tag: &str) -> Value {
+        json!({"metadata": {"name": name, "labels": {"app": "istiod", "istio.io/rev": rev}},
+               "spec": {"containers": [{"name": "discovery", "image": format!("docker.io/istio/pilot:{tag}")}]},
+               "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+    }
+
+    #[test]
+    fn canary_does_not_confuse_version_detection() {
+        let deps = vec![
+            json!({"metadata": {"name": "istiod-canary", "labels": {"app": "istiod", "istio.io/rev": "canary"}}, "spec": {"replicas": 1}}),
+            json!({"metadata": {"name": "istiod", "labels": {"app": "istiod"}}, "spec": {"replicas": 2}}),
+        ];
+        let pods = vec![
+            pod("a", "default", "1.7.8"),
+            pod("b", "default", "1.7.8"),
+            pod("c", "canary", "1.8.6"),
+        ];
+        let cps = control_planes(&deps, &pods);
+        assert_eq!(cps[0].revision, "default");
+        assert_eq!(cps[0].version.as_deref(), Some("1.7.8"));
+        assert_eq!(cps[1].version.as_deref(), Some("1.8.6"));
+    }
+
+    #[test]
+    fn mixed_versions_are_visible() {
+        let deps = vec![
+            json!({"metadata": {"name": "istiod", "labels": {"app": "istiod"}}, "spec": {"replicas": 2}}),
+        ];
+        let pods = vec![pod("a", "default", "1.7.8"), pod("b", "default", "1.8.6")];
+        let installed = Installed {
+            kubernetes_version: "v1.30.0".into(),
+            namespace: "istio-system".into(),
+            control_planes: control_planes(&deps, &pods),
+            method: InstallMethod::Unknown,
+            release: None,
+        };
+        assert!(installed.mixed_versions());
+        assert_eq!(installed.in_place().unwrap().pods.len(), 2);
+    }
+
+    #[test]
+    fn istioctl_spec_becomes_overlay() {
+        let iop = json!({"spec": {"profile": "demo", "values": {"pilot": {"traceSampling": 5.0}},
+                                  "meshConfig": {"accessLogFile": "/dev/stdout"},
+                                  "components": {"egressGateways": [{"enabled": true}]}}});
+        let (profile, overlay) = istioctl_overlay(&iop);
+        assert_eq!(profile, "demo");
+        assert_eq!(overlay["pilot"]["traceSampling"], 5.0);
+        assert_eq!(overlay["meshConfig"]["accessLogFile"], "/dev/stdout");
+        assert_eq!(overlay["gateways"]["egress"]["enabled"], true);
+    }
+}
