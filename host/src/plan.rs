@@ -1,0 +1,407 @@
+//! The plan: target values and manifests, and how they differ from what runs.
+//!
+//! Object diffs are computed the way `kubectl diff` does: a server-side dry-run apply
+//! gives the object as it would be, compared with the live object, so defaults and
+//! other managers' fields do not show up as noise.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::bundle::{Bundle, Role};
+use crate::cluster::Cluster;
+use crate::history::Release;
+use crate::render::{self, ObjectKey, Rendered};
+use crate::state::Installed;
+use crate::values;
+use crate::version::Direction;
+
+/// What a run will do to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Create,
+    Update,
+    Unchanged,
+    Prune,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub object: String,
+    pub component: String,
+    pub action: Action,
+    /// Unified diff live → target (updates only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    #[serde(skip)]
+    pub key: ObjectKey,
+}
+
+/// A value that differs between two trees.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ValueChange {
+    pub path: String,
+    pub old: Value,
+    pub new: Value,
+}
+
+/// The previous release's inputs, as far as they are known.
+#[derive(Debug, Clone, Serialize)]
+pub struct Previous {
+    pub version: Option<String>,
+    pub profile: String,
+    pub profile_defaults: Option<Value>,
+    pub overlay: Value,
+    pub values: Option<Value>,
+    #[serde(skip)]
+    pub manifest: Option<Rendered>,
+}
+
+/// Everything a run will do, computed before anything is changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub bundle: String,
+    pub digest: String,
+    pub current_version: Option<String>,
+    pub target_version: String,
+    pub direction: Direction,
+    pub namespace: String,
+    pub revision: String,
+    pub profile: String,
+    pub overlay: Value,
+    pub values: Value,
+    pub profile_defaults: Value,
+    pub previous: Option<Previous>,
+    pub changes: Vec<Change>,
+    /// Profile defaults that changed between the releases and that the user does not set.
+    pub profile_default_changes: Vec<ValueChange>,
+    /// Values the user set last time that this run would revert.
+    pub reverted_values: Vec<ValueChange>,
+    #[serde(skip)]
+    pub rendered: Rendered,
+}
+
+/// The user's inputs for a run.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    pub profile: Option<String>,
+    pub value_files: Vec<std::path::PathBuf>,
+    pub set: Vec<String>,
+}
+
+impl Plan {
+    pub fn count(&self, action: Action) -> usize {
+        self.changes.iter().filter(|c| c.action == action).count()
+    }
+
+    pub fn prunes(&self) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(|c| c.action == Action::Prune)
+    }
+
+    /// Components in apply order with their objects.
+    pub fn components<'a>(
+        &'a self,
+        bundle: &'a Bundle,
+    ) -> Vec<(&'a str, Role, Vec<&'a render::Object>)> {
+        bundle
+            .manifest
+            .components
+            .iter()
+            .map(|c| {
+                (
+                    c.name.as_str(),
+                    c.role,
+                    self.rendered.component(&c.name).collect::<Vec<_>>(),
+                )
+            })
+            .filter(|(_, _, objs)| !objs.is_empty())
+            .collect()
+    }
+}
+
+/// What the previous run used, from meshup history or istioctl's installed-state.
+pub fn previous(installed: &Installed) -> Option<Previous> {
+    if let Some(r) = &installed.release {
+        return Some(from_release(r, installed.version().map(str::to_string)));
+    }
+    match &installed.method {
+        crate::state::InstallMethod::Istioctl { profile, overlay } => Some(Previous {
+            version: installed.version().map(str::to_string),
+            profile: profile.clone(),
+            profile_defaults: None,
+            overlay: overlay.clone(),
+            values: None,
+            manifest: None,
+        }),
+        _ => None,
+    }
+}
+
+pub fn from_release(r: &Release, running: Option<String>) -> Previous {
+    Previous {
+        version: running.or_else(|| Some(r.version.clone())),
+        profile: r.profile.clone(),
+        profile_defaults: Some(r.profile_defaults.clone()),
+        overlay: r.overlay.clone(),
+        values: Some(r.values.clone()),
+        manifest: Rendered::from_manifest(&r.manifest).ok(),
+    }
+}
+
+/// Compute values and rendered objects (no cluster I/O): the part `--dry-run`, precheck and
+/// upgrade share with `meshup template`.
+pub fn values_and_render(
+    bundle: &Bundle,
+    inputs: &Inputs,
+    previous: Option<&Previous>,
+    revision: &str,
+) -> anyhow::Result<(String, Value, Value, Rendered)> {
+    let profile = inputs
+        .profile
+        .clone()
+        .or_else(|| {
+            previous
+                .map(|p| p.profile.clone())
+                .filter(|p| bundle.profiles.contains_key(p))
+        })
+        .unwrap_or_else(|| crate::bundle::DEFAULT_PROFILE.to_string());
+    let defaults = bundle.profile(&profile)?.clone();
+    let overlay = values::overlay_from(&defaults, &inputs.value_files, &inputs.set)?;
+    let mut merged = defaults.clone();
+    values::merge(&mut merged, &overlay);
+    let rendered = render::render(bundle, &merged, revision).map_err(|e| {
+        crate::exit::Exit::bad_input(format!(
+            "rendering {} with these values: {e:#}",
+            bundle.id()
+        ))
+    })?;
+    Ok((profile, defaults, overlay, rendered))
+}
+
+/// Build the plan against the live cluster.
+pub async fn build(
+    cluster: &Cluster,
+    bundle: &Bundle,
+    installed: &Installed,
+    inputs: &Inputs,
+) -> anyhow::Result<Plan> {
+    let previous = previous(installed);
+    let revision = crate::state::DEFAULT_REVISION;
+    let (profile, defaults, overlay, rendered) =
+        values_and_render(bundle, inputs, previous.as_ref(), revision)?;
+    let mut merged = defaults.clone();
+    values::merge(&mut merged, &overlay);
+    let current = installed.version().map(str::to_string);
+    let target = bundle.version().to_string();
+    let mut changes = Vec::new();
+    for o in &rendered.objects {
+        changes.push(diff_object(cluster, o).await?);
+    }
+    changes.extend(prune_candidates(previous.as_ref(), &rendered));
+    let profile_default_changes = previous
+        .as_ref()
+        .and_then(|p| p.profile_defaults.as_ref().filter(|_| p.profile == profile))
+        .map(|old| changed_defaults(old, &defaults, &overlay))
+        .unwrap_or_default();
+    let reverted_values = previous
+        .as_ref()
+        .map(|p| reverted(&p.overlay, &overlay, &merged))
+        .unwrap_or_default();
+    Ok(Plan {
+        bundle: bundle.id(),
+        digest: bundle.digest.clone(),
+        direction: Direction::between(current.as_deref(), &target),
+        current_version: current,
+        target_version: target,
+        namespace: bundle.namespace().to_string(),
+        revision: revision.to_string(),
+        profile,
+        overlay,
+        values: merged,
+        profile_defaults: defaults,
+        previous,
+        changes,
+        profile_default_changes,
+        reverted_values,
+        rendered,
+    })
+}
+
+async fn diff_object(cluster: &Cluster, o: &render::Object) -> anyhow::Result<Change> {
+    let key = o.key();
+    let base = Change {
+        object: key.to_string(),
+        component: o.component.clone(),
+        action: Action::Create,
+        diff: None,
+        key: key.clone(),
+    };
+    let Some(live) = cluster.get(&key).await? else {
+        return Ok(base);
+    };
+    let merged = cluster.apply(&o.value, true).await?;
+    let (before, after) = (yaml(&normalize(&live)), yaml(&normalize(&merged)));
+    if before == after {
+        return Ok(Change {
+            action: Action::Unchanged,
+            ..base
+        });
+    }
+    Ok(Change {
+        action: Action::Update,
+        diff: Some(unified(&key, &before, &after)),
+        ..base
+    })
+}
+
+/// Objects the previous release had that the target no longer has. CRDs and namespaces are
+/// never pruned: deleting a CRD deletes every custom resource of that type.
+fn prune_candidates(previous: Option<&Previous>, target: &Rendered) -> Vec<Change> {
+    let Some(prev) = previous.and_then(|p| p.manifest.as_ref()) else {
+        return vec![];
+    };
+    let keep: BTreeSet<ObjectKey> = target.objects.iter().map(|o| o.key()).collect();
+    prev.objects
+        .iter()
+        .filter(|o| {
+            !keep.contains(&o.key())
+                && !matches!(o.kind(), "CustomResourceDefinition" | "Namespace")
+        })
+        .map(|o| Change {
+            object: o.key().to_string(),
+            component: o.component.clone(),
+            action: Action::Prune,
+            diff: None,
+            key: o.key(),
+        })
+        .collect()
+}
+
+/// Leaves whose default changed between releases and that the overlay does not set.
+pub fn changed_defaults(old: &Value, new: &Value, overlay: &Value) -> Vec<ValueChange> {
+    let old_leaves: std::collections::BTreeMap<_, _> = values::leaves(old).into_iter().collect();
+    let set: BTreeSet<String> = values::leaves(overlay)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    values::leaves(new)
+        .into_iter()
+        .filter(|(p, _)| !set.contains(p) && !p.starts_with("global.tag"))
+        .filter_map(|(path, new)| {
+            let old = old_leaves.get(&path).cloned().unwrap_or(Value::Null);
+            (old != new).then_some(ValueChange { path, old, new })
+        })
+        .collect()
+}
+
+/// Values the previous overlay set that the new overlay drops (and so revert to a default).
+pub fn reverted(old_overlay: &Value, new_overlay: &Value, merged: &Value) -> Vec<ValueChange> {
+    let now: BTreeSet<String> = values::leaves(new_overlay)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    let merged: std::collections::BTreeMap<_, _> = values::leaves(merged).into_iter().collect();
+    values::leaves(old_overlay)
+        .into_iter()
+        .filter(|(p, _)| !now.contains(p))
+        .filter_map(|(path, old)| {
+            let new = merged.get(&path).cloned().unwrap_or(Value::Null);
+            (old != new).then_some(ValueChange { path, old, new })
+        })
+        .collect()
+}
+
+/// Drop what the server owns, so a diff shows only what meshup would change.
+pub fn normalize(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v["metadata"].as_object_mut() {
+        for k in [
+            "managedFields",
+            "resourceVersion",
+            "generation",
+            "uid",
+            "creationTimestamp",
+            "selfLink",
+        ] {
+            m.remove(k);
+        }
+    }
+    if let Some(m) = v.as_object_mut() {
+        m.remove("status");
+    }
+    v
+}
+
+fn yaml(v: &Value) -> String {
+    serde_yaml::to_string(v).unwrap_or_default()
+}
+
+/// A unified diff with kubectl-diff-like headers.
+pub fn unified(key: &ObjectKey, before: &str, after: &str) -> String {
+    let name = format!(
+        "{}.{}.{}.{}",
+        key.api_version.replace('/', "."),
+        key.kind,
+        key.namespace.as_deref().unwrap_or(""),
+        key.name
+    );
+    similar::TextDiff::from_lines(before, after)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("LIVE/{name}"), &format!("MERGED/{name}"))
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn changed_defaults_skip_what_the_user_sets() {
+        let old = json!({"a": {"x": 1, "y": false}, "global": {"tag": "1.7.8"}});
+        let new = json!({"a": {"x": 2, "y": true}, "global": {"tag": "1.8.6"}});
+        let overlay = json!({"a": {"x": 5}});
+        let got = changed_defaults(&old, &new, &overlay);
+        assert_eq!(
+            got,
+            vec![ValueChange {
+                path: "a.y".into(),
+                old: json!(false),
+                new: json!(true)
+            }]
+        );
+    }
+
+    #[test]
+    fn reverted_values_are_found() {
+        let old = json!({"pilot": {"traceSampling": 5.0}, "meshConfig": {"accessLogFile": "/dev/stdout"}});
+        let new = json!({"meshConfig": {"accessLogFile": "/dev/stdout"}});
+        let merged = json!({"pilot": {"traceSampling": 1.0}, "meshConfig": {"accessLogFile": "/dev/stdout"}});
+        let got = reverted(&old, &new, &merged);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].path, "pilot.traceSampling");
+        assert_eq!(got[0].new, json!(1.0));
+    }
+
+    #[test]
+    fn diffs_read_like_kubectl_diff() {
+        let key = ObjectKey {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            namespace: Some("istio-system".into()),
+            name: "istiod".into(),
+        };
+        let d = unified(&key, "image: pilot:1.7.8\n", "image: pilot:1.8.6\n");
+        assert!(
+            d.contains("--- LIVE/apps.v1.Deployment.istio-system.istiod"),
+            "{d}"
+        );
+        assert!(
+            d.contains("-image: pilot:1.7.8") && d.contains("+image: pilot:1.8.6"),
+            "{d}"
+        );
+    }
+}
