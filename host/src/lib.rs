@@ -15,3 +15,4 @@ pub mod ui;
 pub mod values;
 pub mod version;
 pub mod wait;
+pub mod dataplane;
