@@ -16,3 +16,4 @@ pub mod values;
 pub mod version;
 pub mod wait;
 pub mod dataplane;
+pub mod action;

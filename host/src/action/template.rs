@@ -1,0 +1,21 @@
+//! `meshup template`: render a bundle with values and print the manifest (no cluster).
+
+use std::path::PathBuf;
+
+use crate::bundle::Bundle;
+use crate::exit::Code;
+use crate::plan::{self, Inputs};
+
+pub struct Template {
+    pub bundle: PathBuf,
+    pub inputs: Inputs,
+}
+
+impl Template {
+    pub fn run(&self) -> anyhow::Result<Code> {
+        let bundle = Bundle::load(&self.bundle)?;
+        let (_, _, _, rendered) = plan::values_and_render(&bundle, &self.inputs, None, crate::state::DEFAULT_REVISION)?;
+        print!("{}", rendered.manifest());
+        Ok(Code::Ok)
+    }
+}
