@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::bundle::Bundle;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::bundle::Component;
 use crate::cluster::Cluster;
 use crate::render::{self, ObjectKey, Rendered};
 use crate::state;
@@ -18,6 +21,8 @@ use crate::wait;
 #[derive(Debug, Clone)]
 pub struct Options {
     pub readiness_timeout: Duration,
+    /// Set by SIGINT/SIGTERM: finish the component in progress, then stop.
+    pub interrupted: Arc<AtomicBool>,
 }
 
 /// How long each component took to apply and become ready.
@@ -50,6 +55,8 @@ pub enum Failure {
     Verify(String),
     #[error("pruning: {0}")]
     Prune(String),
+    #[error("interrupted after component {0}")]
+    Interrupted(String),
 }
 
 /// Kinds that must exist before others (like Helm's install order).
@@ -71,7 +78,8 @@ fn kind_rank(kind: &str) -> u8 {
 /// Apply `rendered` component by component, waiting for each, then verify and prune.
 pub async fn run(
     cluster: &Cluster,
-    bundle: &Bundle,
+    layout: &[Component],
+    namespace: &str,
     rendered: &Rendered,
     prune: &[ObjectKey],
     target_version: &str,
@@ -80,7 +88,11 @@ pub async fn run(
 ) -> Result<Report, Failure> {
     let started = Instant::now();
     let mut components = Vec::new();
-    for c in &bundle.manifest.components {
+    for c in layout {
+        if opts.interrupted.load(Ordering::SeqCst) {
+            let last = components.last().map(|c: &ComponentReport| c.name.clone()).unwrap_or_else(|| "none".into());
+            return Err(Failure::Interrupted(last));
+        }
         let mut objs: Vec<&render::Object> = rendered.component(&c.name).collect();
         if objs.is_empty() {
             continue;
@@ -113,7 +125,9 @@ pub async fn run(
             seconds: t.elapsed().as_secs_f64(),
         });
     }
-    verify(cluster, bundle.namespace(), target_version).await?;
+    if rendered.objects.iter().any(|o| o.kind() == "Deployment" && o.name() == "istiod") {
+        verify(cluster, namespace, target_version).await?;
+    }
     let mut pruned = Vec::new();
     for key in prune {
         cluster

@@ -1,26 +1,211 @@
-//! Command-line surface. Each subcommand fills an options struct and calls one action.
+//! Command-line surface. Each subcommand fills an action's options struct and runs it;
+//! nothing here decides anything about upgrades.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
+use crate::action::{self, Env};
+use crate::checks::Overrides;
+use crate::cluster::Target;
 use crate::exit::{self, Code};
+use crate::plan::Inputs;
+use crate::ui::{Format, Ui};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "meshup",
     version,
-    about = "Safe in-place upgrades of a service-mesh control plane"
+    about = "Safe in-place upgrades and downgrades of a service-mesh control plane",
+    after_help = "Exit codes: 0 done, 1 unexpected error, 2 bad input, 3 blocked by a check (or another run's lock), \
+                  4 aborted at the prompt, 5 failed and rolled back, 6 failed and not restored."
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
     #[command(subcommand)]
     pub command: Command,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long, global = true, env = "MESHUP_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// Output format: text for people, json for machines (one document on stdout).
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+    /// Policy configuration file (which policies run, grants, pins, limits).
+    #[arg(long, global = true)]
+    pub policy_config: Option<PathBuf>,
+    /// Append one JSON line per policy evaluation to this file.
+    #[arg(long, global = true)]
+    pub audit_log: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BundleArgs {
+    /// Release bundle directory, e.g. bundles/istio-1.8.6.
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// Values file(s), merged in order over the profile defaults.
+    #[arg(short = 'f', long = "values")]
+    pub values: Vec<PathBuf>,
+    /// Set a value: path=value (typed: true, 3, 0.5, "text"; lists with [i]). Repeatable; applied after -f.
+    #[arg(long = "set")]
+    pub set: Vec<String>,
+    /// Profile (default: the one used last time, else `default`).
+    #[arg(long)]
+    pub profile: Option<String>,
+}
+
+impl BundleArgs {
+    fn inputs(&self) -> Inputs {
+        Inputs { profile: self.profile.clone(), value_files: self.values.clone(), set: self.set.clone() }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// Proceed despite every blocking check (recorded in history and the audit log).
+    #[arg(long)]
+    pub force: bool,
+    /// Skip one finding code, e.g. --ignore skew.too-far (repeatable; recorded).
+    #[arg(long = "ignore", value_name = "CODE")]
+    pub ignore: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ApplyArgs {
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long = "yes")]
+    pub yes: bool,
+    /// Do everything up to applying, with server-side dry-run; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How long each component may take to become ready (e.g. 300s, 5m).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "300s")]
+    pub readiness_timeout: Duration,
+    /// Show object diffs in the plan.
+    #[arg(long)]
+    pub diff: bool,
+    /// Revisions kept in history.
+    #[arg(long, default_value_t = 10)]
+    pub history_max: usize,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// First install of a bundle.
+    Install {
+        #[command(flatten)]
+        bundle: BundleArgs,
+        #[command(flatten)]
+        checks: CheckArgs,
+        #[command(flatten)]
+        apply: ApplyArgs,
+    },
+    /// Run every check for an upgrade to the bundle; change nothing.
+    Precheck {
+        #[command(flatten)]
+        bundle: BundleArgs,
+        #[command(flatten)]
+        checks: CheckArgs,
+        /// Show object diffs.
+        #[arg(long)]
+        diff: bool,
+    },
+    /// Upgrade (or downgrade) the control plane in place to the bundle's version.
+    Upgrade {
+        #[command(flatten)]
+        bundle: BundleArgs,
+        #[command(flatten)]
+        checks: CheckArgs,
+        #[command(flatten)]
+        apply: ApplyArgs,
+        /// Leave a failed upgrade as it is instead of restoring the previous release.
+        #[arg(long)]
+        no_rollback: bool,
+        /// Time budget of the automatic rollback (its own, not what is left of the readiness timeout).
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "300s")]
+        rollback_timeout: Duration,
+    },
+    /// The installed release, its workloads, control-plane and data-plane versions.
+    Status {
+        /// Control-plane namespace.
+        #[arg(long, default_value = action::DEFAULT_NAMESPACE)]
+        namespace: String,
+    },
+    /// Recorded releases.
+    History {
+        #[arg(long, default_value = action::DEFAULT_NAMESPACE)]
+        namespace: String,
+    },
+    /// Re-apply a recorded revision (default: the previous successful one).
+    Rollback {
+        /// Revision to restore.
+        #[arg(long)]
+        to: Option<u32>,
+        #[arg(long, default_value = action::DEFAULT_NAMESPACE)]
+        namespace: String,
+        #[arg(short = 'y', long = "yes")]
+        yes: bool,
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "300s")]
+        readiness_timeout: Duration,
+    },
+    /// Data-plane proxies: which workloads run which version, and rolling restarts.
+    Dataplane {
+        #[command(subcommand)]
+        command: DataplaneCommand,
+    },
+    /// Render a bundle with values and print the manifest (no cluster needed).
+    Template {
+        #[command(flatten)]
+        bundle: BundleArgs,
+    },
+    /// Start the simulator and narrate install, precheck, upgrade, data-plane restart,
+    /// downgrade and a blocked two-minor jump (under a minute, no cluster needed).
+    Demo {
+        /// Directory with the shipped bundles (default: ./bundles).
+        #[arg(long)]
+        bundles: Option<PathBuf>,
+        /// Keep the simulator running afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Run a local Kubernetes-API-compatible cluster (for tests, the demo and policy authors).
     Sim(meshup_sim::cli::SimArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DataplaneCommand {
+    /// Workloads whose sidecars do not match the control plane, with restart commands.
+    Status {
+        #[arg(long = "control-plane-namespace", default_value = action::DEFAULT_NAMESPACE)]
+        control_plane_namespace: String,
+    },
+    /// Rolling-restart outdated workloads, namespace by namespace.
+    Restart {
+        /// Only these namespaces (repeatable; default: every namespace with outdated proxies).
+        #[arg(long = "namespace", short = 'n')]
+        namespaces: Vec<String>,
+        #[arg(long = "control-plane-namespace", default_value = action::DEFAULT_NAMESPACE)]
+        control_plane_namespace: String,
+        /// Restarts in flight at once within a namespace.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// How long each rollout may take.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "300s")]
+        timeout: Duration,
+        /// List what would be restarted; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -29,14 +214,18 @@ pub fn main() -> ExitCode {
         Err(e) => {
             // clap prints help/version itself; usage errors are bad input (exit 2).
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                Code::BadInput as u8
-            } else {
-                0
-            });
+            return ExitCode::from(if e.use_stderr() { Code::BadInput as u8 } else { 0 });
         }
     };
-    match run(cli) {
+    init_tracing();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(Code::Unexpected as u8);
+        }
+    };
+    match rt.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code as u8),
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -45,12 +234,87 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<Code> {
+/// Logs go to stderr, off unless RUST_LOG asks for them.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "off".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn env(g: &Global, history_max: usize) -> Env {
+    let mut env = Env::new(Target { kubeconfig: g.kubeconfig.clone(), context: g.context.clone() }, Ui::new(g.output));
+    env.history_max = history_max;
+    env.policy_config = g.policy_config.clone();
+    env.audit_log = g.audit_log.clone();
+    env
+}
+
+async fn run(cli: Cli) -> anyhow::Result<Code> {
+    let g = &cli.global;
     match cli.command {
+        Command::Install { bundle, checks, apply } => {
+            upgrade(g, action::upgrade::Mode::Install, bundle, checks, apply, false, Duration::from_secs(300)).await
+        }
+        Command::Upgrade { bundle, checks, apply, no_rollback, rollback_timeout } => {
+            upgrade(g, action::upgrade::Mode::Upgrade, bundle, checks, apply, no_rollback, rollback_timeout).await
+        }
+        Command::Precheck { bundle, checks, diff } => {
+            let apply = ApplyArgs { yes: false, dry_run: false, readiness_timeout: Duration::ZERO, diff, history_max: 10 };
+            upgrade(g, action::upgrade::Mode::Precheck, bundle, checks, apply, true, Duration::ZERO).await
+        }
+        Command::Status { namespace } => action::status::Status { namespace: Some(namespace) }.run(&env(g, 10)).await,
+        Command::History { namespace } => {
+            action::history::ListHistory { namespace: Some(namespace) }.run(&env(g, 10)).await
+        }
+        Command::Rollback { to, namespace, yes, readiness_timeout } => {
+            action::rollback::Rollback { to, namespace: Some(namespace), yes, readiness_timeout }.run(&env(g, 10)).await
+        }
+        Command::Dataplane { command } => match command {
+            DataplaneCommand::Status { control_plane_namespace } => {
+                action::dataplane::DataplaneStatus { namespace: Some(control_plane_namespace) }.run(&env(g, 10)).await
+            }
+            DataplaneCommand::Restart { namespaces, control_plane_namespace, concurrency, timeout, dry_run } => {
+                action::dataplane::DataplaneRestart {
+                    control_plane_namespace: Some(control_plane_namespace),
+                    namespaces,
+                    concurrency,
+                    timeout,
+                    dry_run,
+                }
+                .run(&env(g, 10))
+                .await
+            }
+        },
+        Command::Template { bundle } => action::template::Template { bundle: bundle.bundle.clone(), inputs: bundle.inputs() }.run(),
+        Command::Demo { bundles, keep } => action::demo::Demo { bundles, keep }.run(g.output).await,
         Command::Sim(args) => {
-            let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(meshup_sim::cli::run(args))?;
+            meshup_sim::cli::run(args).await?;
             Ok(Code::Ok)
         }
     }
+}
+
+async fn upgrade(
+    g: &Global,
+    mode: action::upgrade::Mode,
+    bundle: BundleArgs,
+    checks: CheckArgs,
+    apply: ApplyArgs,
+    no_rollback: bool,
+    rollback_timeout: Duration,
+) -> anyhow::Result<Code> {
+    let env = env(g, apply.history_max);
+    action::upgrade::Upgrade {
+        mode,
+        bundle: bundle.bundle.clone(),
+        inputs: bundle.inputs(),
+        yes: apply.yes,
+        dry_run: apply.dry_run,
+        overrides: Overrides { force: checks.force, ignore: checks.ignore },
+        readiness_timeout: apply.readiness_timeout,
+        rollback_timeout,
+        no_rollback,
+        diff: apply.diff,
+    }
+    .run(&env)
+    .await
 }

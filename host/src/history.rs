@@ -83,6 +83,10 @@ pub struct Release {
     pub values: Value,
     /// The rendered manifest, exactly as applied.
     pub manifest: String,
+    /// The bundle's components (apply order, readiness): enough to re-apply without the bundle.
+    #[serde(default)]
+    pub components: Vec<crate::bundle::Component>,
+    pub namespace: String,
     pub description: String,
     /// Checks the user overrode (`--force`, `--ignore CODE`), kept for the record.
     #[serde(default)]
@@ -364,6 +368,8 @@ mod tests {
             overlay: serde_json::json!({}),
             values: serde_json::json!({}),
             manifest: "---\n".into(),
+            components: vec![],
+            namespace: "istio-system".into(),
             description: String::new(),
             overridden: vec![],
             started: String::new(),

@@ -17,3 +17,6 @@ pub mod version;
 pub mod wait;
 pub mod dataplane;
 pub mod action;
+pub mod checks;
+pub mod lock;
+pub mod permissions;

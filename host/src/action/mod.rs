@@ -3,9 +3,12 @@
 //! the structs; tests and the demo build them directly.
 
 pub mod dataplane;
+pub mod demo;
 pub mod history;
+pub mod rollback;
 pub mod status;
 pub mod template;
+pub mod upgrade;
 
 use crate::cluster::{Cluster, Target};
 use crate::history::{History, Secrets};

@@ -1,0 +1,593 @@
+//! `meshup install` and `meshup upgrade` (a downgrade is the same command with an
+//! older bundle): plan, check, confirm, lock, apply component by component, verify,
+//! prune, record; on failure restore the previous release.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Env, PRODUCT, print_json};
+use crate::apply::{self, Failure};
+use crate::bundle::Bundle;
+use crate::checks::{self, Checker, Outcome, Overrides};
+use crate::cluster::Cluster;
+use crate::dataplane;
+use crate::exit::{Code, Exit};
+use crate::history::{Action, History, Release, Secrets, Status};
+use crate::lock::Lock;
+use crate::permissions;
+use crate::plan::{self, Inputs, Plan};
+use crate::policy::{Phase, Severity};
+use crate::render::{ObjectKey, Rendered};
+use crate::state::{self, Installed};
+use crate::ui::{Color, Ui};
+use crate::version::Direction;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Install,
+    Upgrade,
+    /// `meshup precheck`: plan and checks only.
+    Precheck,
+}
+
+pub struct Upgrade {
+    pub mode: Mode,
+    pub bundle: PathBuf,
+    pub inputs: Inputs,
+    pub yes: bool,
+    pub dry_run: bool,
+    pub overrides: Overrides,
+    pub readiness_timeout: Duration,
+    pub rollback_timeout: Duration,
+    pub no_rollback: bool,
+    /// Show object diffs in the plan.
+    pub diff: bool,
+}
+
+/// The JSON document of `precheck`/`upgrade -o json`.
+#[derive(Serialize)]
+struct Doc<'a> {
+    current_version: Option<&'a str>,
+    target_version: &'a str,
+    direction: Direction,
+    blocked: bool,
+    findings: &'a [crate::policy::Finding],
+    overridden: &'a [String],
+    plan: PlanSummary<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<RunResult>,
+}
+
+#[derive(Serialize)]
+struct PlanSummary<'a> {
+    bundle: &'a str,
+    profile: &'a str,
+    install_method: &'a str,
+    create: usize,
+    update: usize,
+    unchanged: usize,
+    prune: usize,
+    changes: &'a [plan::Change],
+    profile_default_changes: &'a [plan::ValueChange],
+    reverted_values: &'a [plan::ValueChange],
+}
+
+#[derive(Serialize, Clone)]
+pub struct RunResult {
+    pub status: String,
+    pub revision: Option<u32>,
+    pub seconds: f64,
+    pub message: String,
+    pub components: Vec<apply::ComponentReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_plane: Option<Value>,
+}
+
+impl Upgrade {
+    pub async fn run(&self, env: &Env) -> anyhow::Result<Code> {
+        let started = Instant::now();
+        let ui = &env.ui;
+        // Everything the user typed is validated before the cluster is touched.
+        let bundle = Bundle::load(&self.bundle)?;
+        let checker = Checker::load(env.policy_config.as_deref(), env.audit_log.as_deref())?;
+        let cluster = env.connect().await?;
+        let history = env.history(&cluster, bundle.namespace(), PRODUCT);
+        let pending = history.pending().await?;
+        let installed = state::read(&cluster, bundle.namespace(), history.deployed().await?).await?;
+        self.preconditions(&installed, &bundle)?;
+        if let Some(p) = &pending {
+            ui.warn(format!(
+                "revision {} ({} to {}) was interrupted at {} and left pending; this run {} it",
+                p.revision,
+                p.action,
+                p.version,
+                p.started,
+                if self.mode == Mode::Precheck { "would resume" } else { "resumes" }
+            ));
+        }
+        let plan = plan::build(&cluster, &bundle, &installed, &self.inputs).await?;
+        let applied: Vec<ObjectKey> = plan.rendered.objects.iter().map(|o| o.key()).collect();
+        let pruned: Vec<ObjectKey> = plan.prunes().map(|c| c.key.clone()).collect();
+        let missing = permissions::missing(&cluster, &applied, &pruned).await?;
+        let ctx = checks::context(Phase::Precheck, &bundle, &installed, &plan, None)?;
+        let pre = checker.run(&cluster, Phase::Precheck, &ctx, checks::permission_findings(&missing), &self.overrides).await?;
+
+        if !ui.json() {
+            show_plan(ui, &plan, &installed, self.diff || self.mode == Mode::Precheck || self.dry_run);
+            show_findings(ui, &pre);
+        }
+        if pre.blocked || self.mode == Mode::Precheck {
+            return self.finish_without_apply(ui, &plan, &installed, &pre, None);
+        }
+        if self.dry_run {
+            // Server-side dry-run of every object: validation by the API server, nothing stored.
+            for o in &plan.rendered.objects {
+                if let Err(e) = cluster.apply(&o.value, true).await {
+                    return Err(Exit::bad_input(format!("dry run: the API server rejects {}: {e:#}", o.key())).into());
+                }
+            }
+            let result = RunResult {
+                status: "dry-run".into(),
+                revision: None,
+                seconds: started.elapsed().as_secs_f64(),
+                message: format!("dry run: {} objects validated by the server, nothing changed", plan.rendered.objects.len()),
+                components: vec![],
+                data_plane: None,
+            };
+            return self.finish_without_apply(ui, &plan, &installed, &pre, Some(result));
+        }
+        confirm(self.yes, &format!("Proceed with the {} to {}?", plan.direction, plan.target_version))?;
+
+        let lock = Lock::acquire(cluster.client().clone(), bundle.namespace(), Duration::from_secs(30)).await?;
+        if let Some(who) = &lock.took_over {
+            ui.warn(format!("took over the expired upgrade lock of {who}"));
+        }
+        let outcome = self.locked(env, &cluster, &bundle, &checker, &history, &installed, &plan, &pre, pending, started).await;
+        lock.release().await?;
+        let (code, result, post) = outcome?;
+        if ui.json() {
+            let mut findings = pre.findings.clone();
+            findings.extend(post.into_iter().flat_map(|o| o.findings));
+            print_json(&Doc {
+                current_version: plan.current_version.as_deref(),
+                target_version: &plan.target_version,
+                direction: plan.direction,
+                blocked: false,
+                findings: &findings,
+                overridden: &pre.overridden,
+                plan: summary(&plan, &installed),
+                result: Some(result),
+            })?;
+        }
+        Ok(code)
+    }
+
+    fn preconditions(&self, installed: &Installed, bundle: &Bundle) -> anyhow::Result<()> {
+        let present = installed.version();
+        match self.mode {
+            Mode::Install if present.is_some() && !self.overrides.force => Err(Exit::new(
+                Code::Blocked,
+                format!(
+                    "a control plane is already installed in {} (version {}); use `meshup upgrade --bundle {}`, or `meshup install --force` to reinstall over it",
+                    installed.namespace,
+                    present.unwrap_or("?"),
+                    self.bundle.display()
+                ),
+            )
+            .into()),
+            Mode::Upgrade if installed.control_planes.is_empty() => Err(Exit::bad_input(format!(
+                "nothing to upgrade: no control plane in namespace {}; use `meshup install --bundle {}`",
+                bundle.namespace(),
+                self.bundle.display()
+            ))
+            .into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn finish_without_apply(
+        &self,
+        ui: &Ui,
+        plan: &Plan,
+        installed: &Installed,
+        pre: &Outcome,
+        result: Option<RunResult>,
+    ) -> anyhow::Result<Code> {
+        if ui.json() {
+            print_json(&Doc {
+                current_version: plan.current_version.as_deref(),
+                target_version: &plan.target_version,
+                direction: plan.direction,
+                blocked: pre.blocked,
+                findings: &pre.findings,
+                overridden: &pre.overridden,
+                plan: summary(plan, installed),
+                result: result.clone(),
+            })?;
+        }
+        if pre.blocked {
+            let codes: Vec<&str> = pre.errors().filter(|f| !pre.overridden.contains(&f.code)).map(|f| f.code.as_str()).collect();
+            return Err(Exit::new(
+                Code::Blocked,
+                format!(
+                    "blocked by {} check(s): {}; fix them, or override one with --ignore CODE (or all with --force), which is recorded",
+                    codes.len(),
+                    codes.join(", ")
+                ),
+            )
+            .into());
+        }
+        if !ui.json() {
+            match result {
+                Some(r) => ui.say(r.message),
+                None => ui.say(format!(
+                    "precheck passed: {} {} → {} can proceed",
+                    plan.direction,
+                    plan.current_version.as_deref().unwrap_or("nothing"),
+                    plan.target_version
+                )),
+            }
+        }
+        Ok(Code::Ok)
+    }
+
+    /// Everything done while holding the lock.
+    #[allow(clippy::too_many_arguments)]
+    async fn locked(
+        &self,
+        env: &Env,
+        cluster: &Cluster,
+        bundle: &Bundle,
+        checker: &Checker,
+        history: &History<Secrets>,
+        installed: &Installed,
+        plan: &Plan,
+        pre: &Outcome,
+        pending: Option<Release>,
+        started: Instant,
+    ) -> anyhow::Result<(Code, RunResult, Option<Outcome>)> {
+        let ui = &env.ui;
+        let ctx = checks::context(Phase::PreUpgrade, bundle, installed, plan, None)?;
+        let pre_upgrade = checker.run(cluster, Phase::PreUpgrade, &ctx, vec![], &self.overrides).await?;
+        show_findings(ui, &pre_upgrade);
+        if pre_upgrade.blocked {
+            return Err(Exit::new(Code::Blocked, "blocked by a pre-upgrade check; nothing was changed").into());
+        }
+        if let Some(mut p) = pending {
+            history.finish(&mut p, Status::Failed, "interrupted; resumed by a later run".into()).await?;
+        }
+        let mut overridden = pre.overridden.clone();
+        overridden.extend(pre_upgrade.overridden.iter().cloned());
+        let mut rec = history.begin(record(bundle, plan, self.overrides.describe(&overridden))).await?;
+        ui.say(format!(
+            "\n{} {} → {} (revision {})",
+            ui.paint(&capitalise(&plan.direction.to_string()), Color::Bold),
+            plan.current_version.as_deref().unwrap_or("nothing"),
+            plan.target_version,
+            rec.revision
+        ));
+        let interrupted = interrupt_flag(ui);
+        let opts = apply::Options { readiness_timeout: self.readiness_timeout, interrupted: interrupted.clone() };
+        let pruned: Vec<ObjectKey> = plan.prunes().map(|c| c.key.clone()).collect();
+        let applied =
+            apply::run(cluster, &bundle.manifest.components, bundle.namespace(), &plan.rendered, &pruned, &plan.target_version, &opts, ui).await;
+        // Post-upgrade policies see the outcome either way; an error from them is a failure too.
+        let (ok, msg) = match &applied {
+            Ok(_) => (true, format!("control plane at {}", plan.target_version)),
+            Err(f) => (false, f.to_string()),
+        };
+        let ctx = checks::context(Phase::PostUpgrade, bundle, installed, plan, Some((ok, msg)))?;
+        let post = checker.run(cluster, Phase::PostUpgrade, &ctx, vec![], &self.overrides).await?;
+        show_findings(ui, &post);
+        let failure = match applied {
+            Ok(report) if !post.blocked => {
+                let elapsed = started.elapsed().as_secs_f64();
+                let description = format!("{} to {} complete", capitalise(&plan.direction.to_string()), plan.target_version);
+                history.finish(&mut rec, Status::Deployed, description).await?;
+                let message = completion(plan, &report, elapsed);
+                ui.say(format!("\n{}", ui.paint(&message, Color::Green)));
+                let dp = dataplane::report(cluster, Some(plan.target_version.clone()), bundle.namespace()).await?;
+                if !ui.json() {
+                    ui.say(format!("\n{}", super::dataplane::outdated_text(&dp)));
+                }
+                let result = RunResult {
+                    status: "deployed".into(),
+                    revision: Some(rec.revision),
+                    seconds: elapsed,
+                    message,
+                    components: report.components,
+                    data_plane: serde_json::to_value(&dp).ok(),
+                };
+                return Ok((Code::Ok, result, Some(post)));
+            }
+            Ok(_) => {
+                let codes: Vec<String> = post.errors().map(|f| f.code.clone()).collect();
+                format!("post-upgrade check(s) failed: {}", codes.join(", "))
+            }
+            Err(f) => f.to_string(),
+        };
+        let restore = RestorePlan::for_failed_run(installed, plan);
+        let (code, message) = if self.no_rollback {
+            let msg = format!(
+                "{failure}; left as is (--no-rollback). The cluster is between {} and {}: run `meshup rollback` to restore, or fix and re-run the upgrade",
+                plan.current_version.as_deref().unwrap_or("nothing"),
+                plan.target_version
+            );
+            history.finish(&mut rec, Status::Failed, msg.clone()).await?;
+            (Code::NotRestored, msg)
+        } else {
+            ui.say(format!("{} {failure}", ui.paint("failed:", Color::Red)));
+            ui.say(format!("rolling back to {} (timeout {} s)", restore.describe(), self.rollback_timeout.as_secs()));
+            let opts = apply::Options { readiness_timeout: self.rollback_timeout, interrupted: Arc::new(AtomicBool::new(false)) };
+            match restore.run(cluster, bundle, &opts, ui).await {
+                Ok(_) => {
+                    let msg = format!("{failure}; rolled back to {}", restore.describe());
+                    history.finish(&mut rec, Status::RolledBack, msg.clone()).await?;
+                    (Code::RolledBack, msg)
+                }
+                Err(e) => {
+                    let msg = format!(
+                        "{failure}; the rollback to {} failed too: {e}. The control plane is neither at {} nor restored: check `meshup status`, then run `meshup rollback` (or fix the cause and re-run the upgrade)",
+                        restore.describe(),
+                        plan.target_version
+                    );
+                    history.finish(&mut rec, Status::Failed, msg.clone()).await?;
+                    (Code::NotRestored, msg)
+                }
+            }
+        };
+        let result = RunResult {
+            status: if code == Code::RolledBack { "rolled-back".into() } else { "failed".into() },
+            revision: Some(rec.revision),
+            seconds: started.elapsed().as_secs_f64(),
+            message: message.clone(),
+            components: vec![],
+            data_plane: None,
+        };
+        ui.say(ui.paint(&message, Color::Red));
+        Ok((code, result, Some(post)))
+    }
+}
+
+/// How to put the cluster back after a failed run.
+pub struct RestorePlan {
+    /// Objects to re-apply: the previous release's manifest, or the live objects captured
+    /// before the run for installs meshup did not record.
+    pub objects: Rendered,
+    /// Objects the failed run created that the previous state did not have.
+    pub remove: Vec<ObjectKey>,
+    pub version: Option<String>,
+}
+
+impl RestorePlan {
+    pub fn for_failed_run(installed: &Installed, plan: &Plan) -> RestorePlan {
+        let previous = plan.previous.as_ref().and_then(|p| p.manifest.clone());
+        let objects = previous.unwrap_or_else(|| Rendered { objects: vec![] });
+        let keep: std::collections::BTreeSet<ObjectKey> = objects.objects.iter().map(|o| o.key()).collect();
+        let remove = plan
+            .changes
+            .iter()
+            .filter(|c| c.action == plan::Action::Create && !keep.contains(&c.key))
+            .filter(|c| !matches!(c.key.kind.as_str(), "CustomResourceDefinition" | "Namespace"))
+            .map(|c| c.key.clone())
+            .collect();
+        RestorePlan { objects, remove, version: installed.version().map(str::to_string) }
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.version {
+            Some(v) => format!("the previous release ({v})"),
+            None => "the state before the install (created objects removed)".into(),
+        }
+    }
+
+    pub async fn run(&self, cluster: &Cluster, bundle: &Bundle, opts: &apply::Options, ui: &Ui) -> Result<apply::Report, Failure> {
+        match &self.version {
+            Some(v) if !self.objects.objects.is_empty() => {
+                apply::run(cluster, &bundle.manifest.components, bundle.namespace(), &self.objects, &self.remove, v, opts, ui).await
+            }
+            _ => {
+                for key in self.remove.iter().rev() {
+                    cluster.delete(key).await.map_err(|e| Failure::Prune(format!("{e:#}")))?;
+                }
+                Ok(apply::Report { components: vec![], pruned: self.remove.iter().map(|k| k.to_string()).collect(), seconds: 0.0 })
+            }
+        }
+    }
+}
+
+fn record(bundle: &Bundle, plan: &Plan, overridden: Vec<String>) -> Release {
+    let action = match plan.direction {
+        Direction::Install => Action::Install,
+        Direction::Upgrade => Action::Upgrade,
+        Direction::Downgrade => Action::Downgrade,
+        Direction::Reinstall => Action::Reinstall,
+    };
+    Release {
+        revision: 0,
+        action,
+        status: Status::Pending,
+        bundle: bundle.manifest.name.clone(),
+        version: plan.target_version.clone(),
+        digest: bundle.digest.clone(),
+        profile: plan.profile.clone(),
+        profile_defaults: plan.profile_defaults.clone(),
+        overlay: plan.overlay.clone(),
+        values: plan.values.clone(),
+        manifest: plan.rendered.manifest(),
+        components: bundle.manifest.components.clone(),
+        namespace: bundle.namespace().to_string(),
+        description: format!("{} to {} in progress", action, plan.target_version),
+        overridden,
+        started: String::new(),
+        finished: None,
+    }
+}
+
+fn summary<'a>(plan: &'a Plan, installed: &'a Installed) -> PlanSummary<'a> {
+    PlanSummary {
+        bundle: &plan.bundle,
+        profile: &plan.profile,
+        install_method: installed.method.name(),
+        create: plan.count(plan::Action::Create),
+        update: plan.count(plan::Action::Update),
+        unchanged: plan.count(plan::Action::Unchanged),
+        prune: plan.count(plan::Action::Prune),
+        changes: &plan.changes,
+        profile_default_changes: &plan.profile_default_changes,
+        reverted_values: &plan.reverted_values,
+    }
+}
+
+/// "control plane now at 1.8.6 (istiod 2/2, ingress 2/2) in 14.2 s"
+fn completion(plan: &Plan, report: &apply::Report, secs: f64) -> String {
+    let ready: Vec<String> = report.components.iter().filter(|c| !c.ready.is_empty()).map(|c| c.ready.clone()).collect();
+    format!("control plane now at {} ({}) in {secs:.1} s", plan.target_version, ready.join(", "))
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+}
+
+fn show_plan(ui: &Ui, plan: &Plan, installed: &Installed, diffs: bool) {
+    ui.say(format!(
+        "{} {} → {} ({}, profile {}, installed by {})",
+        ui.paint("Plan:", Color::Bold),
+        plan.current_version.as_deref().unwrap_or("nothing"),
+        plan.target_version,
+        plan.direction,
+        plan.profile,
+        installed.method.name()
+    ));
+    for cp in installed.control_planes.iter().filter(|c| c.revision != state::DEFAULT_REVISION) {
+        ui.say(format!(
+            "  note: revision `{}` ({}) at {} runs beside it and is left alone",
+            cp.revision,
+            cp.deployment,
+            cp.version.as_deref().unwrap_or("?")
+        ));
+    }
+    if installed.mixed_versions() {
+        let pods: Vec<String> = installed.in_place().map(|c| c.pods.iter().map(|p| format!("{}={}", p.pod, p.version)).collect()).unwrap_or_default();
+        ui.say(format!("  note: control-plane pods disagree on their version: {}", pods.join(", ")));
+    }
+    ui.say(format!(
+        "  objects: {} to create, {} to update, {} unchanged, {} to prune",
+        plan.count(plan::Action::Create),
+        plan.count(plan::Action::Update),
+        plan.count(plan::Action::Unchanged),
+        plan.count(plan::Action::Prune)
+    ));
+    for c in plan.changes.iter().filter(|c| c.action != plan::Action::Unchanged) {
+        let tag = match c.action {
+            plan::Action::Create => ui.paint("+ create", Color::Green),
+            plan::Action::Update => ui.paint("~ update", Color::Yellow),
+            plan::Action::Prune => ui.paint("- prune ", Color::Red),
+            plan::Action::Unchanged => String::new(),
+        };
+        ui.say(format!("    {tag} {} [{}]", c.object, c.component));
+    }
+    if !plan.profile_default_changes.is_empty() {
+        ui.say("  profile defaults that change (you do not set them):");
+        for v in &plan.profile_default_changes {
+            ui.say(format!("    {}: {} → {}", v.path, v.old, v.new));
+        }
+    }
+    if !plan.reverted_values.is_empty() {
+        ui.say("  values you set last time that this run reverts (repeat them with --set or -f to keep them):");
+        for v in &plan.reverted_values {
+            ui.say(format!("    {}: {} → {}", v.path, v.old, v.new));
+        }
+    }
+    if diffs {
+        for c in plan.changes.iter().filter_map(|c| c.diff.as_ref()) {
+            for line in c.lines() {
+                let painted = if line.starts_with('+') && !line.starts_with("+++") {
+                    ui.paint(line, Color::Green)
+                } else if line.starts_with('-') && !line.starts_with("---") {
+                    ui.paint(line, Color::Red)
+                } else {
+                    line.to_string()
+                };
+                ui.say(format!("    {painted}"));
+            }
+        }
+    }
+}
+
+pub fn show_findings(ui: &Ui, outcome: &Outcome) {
+    if outcome.findings.is_empty() || ui.json() {
+        return;
+    }
+    ui.say(format!("{} ({}):", ui.paint("Checks", Color::Bold), outcome.phase));
+    for f in &outcome.findings {
+        let sev = match f.severity {
+            Severity::Error if outcome.overridden.contains(&f.code) => ui.paint("error (overridden)", Color::Yellow),
+            Severity::Error => ui.paint("error", Color::Red),
+            Severity::Warning => ui.paint("warning", Color::Yellow),
+            Severity::Info => ui.paint("info", Color::Cyan),
+        };
+        let subject = f.subject.as_ref().map(|s| format!(" [{s}]")).unwrap_or_default();
+        ui.say(format!("  {sev} {} ({}){subject}: {}", f.code, f.policy, f.message));
+        if let Some(r) = &f.remediation {
+            ui.say(format!("      fix: {r}"));
+        }
+    }
+}
+
+/// `Proceed? [y/N]`, never waiting on a missing terminal.
+pub fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Exit::bad_input(
+            "refusing to prompt without a terminal: pass -y to proceed without confirmation (or --dry-run to only look)",
+        )
+        .into());
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(Exit::new(Code::Aborted, "aborted at the prompt; nothing was changed").into())
+    }
+}
+
+/// A flag set by the first SIGINT/SIGTERM; the second one exits at once (leaving a
+/// `pending` record that the next run detects).
+pub fn interrupt_flag(ui: &Ui) -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    let quiet = ui.json();
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            if f.swap(true, Ordering::SeqCst) {
+                eprintln!("second interrupt: stopping now; the next meshup run will find this revision pending and offer to resume or roll back");
+                std::process::exit(Code::NotRestored as i32);
+            }
+            if !quiet {
+                eprintln!("interrupt: finishing the component in progress, then rolling back (interrupt again to stop at once)");
+            }
+        }
+    });
+    flag
+}

@@ -1,0 +1,170 @@
+//! Running the checks of a phase: the policies (sandboxed, through `policy`), fed a
+//! snapshot of exactly the cluster objects they are granted, plus the host's own
+//! permission check; then `--force` / `--ignore CODE` decide what still blocks.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::bundle::Bundle;
+use crate::cluster::Cluster;
+use crate::plan::Plan;
+use crate::policy::{self, Finding, Phase, PolicyContext, PolicySet, Severity, Snapshot};
+use crate::state::Installed;
+
+/// What the user overrides.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub force: bool,
+    pub ignore: Vec<String>,
+}
+
+impl Overrides {
+    /// How history records the overrides.
+    pub fn describe(&self, used: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = used.iter().map(|c| format!("ignored {c}")).collect();
+        if self.force {
+            out.push("forced".into());
+        }
+        out
+    }
+}
+
+/// The result of one phase's checks.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub phase: String,
+    pub findings: Vec<Finding>,
+    /// Error findings that block (not ignored, not forced).
+    pub blocked: bool,
+    /// Error codes that were overridden by `--ignore` or `--force`.
+    pub overridden: Vec<String>,
+}
+
+impl Outcome {
+    pub fn errors(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.severity == Severity::Error)
+    }
+}
+
+/// Loads the policy set once per run and evaluates phases against the cluster.
+pub struct Checker {
+    set: PolicySet,
+}
+
+impl Checker {
+    pub fn load(config: Option<&std::path::Path>, audit_log: Option<&std::path::Path>) -> anyhow::Result<Checker> {
+        let opts = policy::RuntimeOptions { audit_log: audit_log.map(|p| p.to_path_buf()), ..Default::default() };
+        Ok(Checker { set: PolicySet::load(config, opts)? })
+    }
+
+    /// Read what the phase's policies are granted, in one list per kind and namespace.
+    pub async fn snapshot(&self, cluster: &Cluster, phase: Phase) -> anyhow::Result<Snapshot> {
+        let mut objects = Vec::new();
+        for (api_version, kind, namespaces) in self.set.reads(phase) {
+            let scopes: Vec<Option<&str>> =
+                if namespaces.is_empty() { vec![None] } else { namespaces.iter().map(|n| Some(n.as_str())).collect() };
+            for ns in scopes {
+                match cluster.list(&api_version, &kind, ns, None).await {
+                    Ok(list) => objects.extend(list),
+                    // A kind the cluster does not serve simply has no objects.
+                    Err(e) if format!("{e:#}").contains("does not serve") => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(Snapshot::from_objects(objects))
+    }
+
+    /// Evaluate one phase and apply the overrides.
+    pub async fn run(
+        &self,
+        cluster: &Cluster,
+        phase: Phase,
+        ctx: &PolicyContext,
+        extra: Vec<Finding>,
+        overrides: &Overrides,
+    ) -> anyhow::Result<Outcome> {
+        let snapshot = self.snapshot(cluster, phase).await?;
+        let mut findings = extra;
+        for e in self.set.evaluate(phase, ctx, &snapshot) {
+            findings.extend(e.findings);
+        }
+        Ok(decide(phase, findings, overrides))
+    }
+}
+
+/// Which errors still block after `--ignore` and `--force`.
+pub fn decide(phase: Phase, findings: Vec<Finding>, overrides: &Overrides) -> Outcome {
+    let mut overridden = Vec::new();
+    let mut blocked = false;
+    for f in findings.iter().filter(|f| f.severity == Severity::Error) {
+        if overrides.ignore.iter().any(|c| c == &f.code) || overrides.force {
+            overridden.push(f.code.clone());
+        } else {
+            blocked = true;
+        }
+    }
+    overridden.dedup();
+    Outcome { phase: phase_name(phase).into(), findings, blocked, overridden }
+}
+
+pub fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Precheck => "precheck",
+        Phase::PreUpgrade => "pre-upgrade",
+        Phase::PostUpgrade => "post-upgrade",
+    }
+}
+
+/// The context every policy sees for this run.
+pub fn context(
+    phase: Phase,
+    bundle: &Bundle,
+    installed: &Installed,
+    plan: &Plan,
+    outcome: Option<(bool, String)>,
+) -> anyhow::Result<PolicyContext> {
+    let prev = plan.previous.as_ref();
+    let s = |v: Option<&Value>| v.map(|v| v.to_string()).unwrap_or_else(|| "{}".into());
+    let doc = json!({
+        "phase": phase_name(phase),
+        "direction": plan.direction.to_string(),
+        "current_version": plan.current_version,
+        "target_version": plan.target_version,
+        "revision": installed.revision(),
+        "install_method": installed.method.name(),
+        "namespace": plan.namespace,
+        "components": bundle.manifest.components.iter()
+            .map(|c| json!({"name": c.name, "role": c.role.to_string()})).collect::<Vec<_>>(),
+        "kubernetes_version": installed.kubernetes_version.trim_start_matches('v'),
+        "supported_kubernetes": {"min": bundle.manifest.kubernetes.min, "max": bundle.manifest.kubernetes.max},
+        "values_old": s(prev.and_then(|p| p.values.as_ref())),
+        "values_new": plan.values.to_string(),
+        "profile_defaults_old": s(prev.and_then(|p| p.profile_defaults.as_ref())),
+        "profile_defaults_new": plan.profile_defaults.to_string(),
+        "profile_old": prev.map(|p| p.profile.clone()).unwrap_or_default(),
+        "profile_new": plan.profile,
+        "overlay_old": s(prev.map(|p| &p.overlay)),
+        "overlay_new": plan.overlay.to_string(),
+        "outcome": outcome.map(|(succeeded, message)| json!({"succeeded": succeeded, "message": message})),
+        "config": "{}",
+        "now": crate::history::now(),
+    });
+    Ok(serde_json::from_value(doc)?)
+}
+
+/// The host's own finding for missing permissions (a policy cannot ask the API this).
+pub fn permission_findings(missing: &[crate::permissions::Missing]) -> Vec<Finding> {
+    if missing.is_empty() {
+        return vec![];
+    }
+    let list: Vec<String> = missing.iter().map(|m| m.to_string()).collect();
+    vec![Finding {
+        policy: "host".into(),
+        code: "permissions.missing".into(),
+        severity: Severity::Error,
+        message: format!("the current user may not: {}", list.join("; ")),
+        remediation: Some("grant these verbs (e.g. a ClusterRoleBinding to cluster-admin for the upgrade), or run as a user who has them".into()),
+        subject: None,
+    }]
+}

@@ -1,0 +1,83 @@
+//! Does the caller have every permission the plan needs? Asked of the API server with
+//! `SelfSubjectAccessReview`, before anything is applied, so a run never stops
+//! half-way on a 403.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+use kube::api::{Api, PostParams};
+
+use crate::cluster::Cluster;
+use crate::render::ObjectKey;
+
+/// One permission that is missing.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Missing {
+    pub verb: String,
+    pub resource: String,
+    pub namespace: Option<String>,
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {} in {ns}", self.verb, self.resource),
+            None => write!(f, "{} {} (cluster-wide)", self.verb, self.resource),
+        }
+    }
+}
+
+/// The (verb, group, resource, namespace) tuples a plan needs, checked concurrently.
+pub async fn missing(cluster: &Cluster, applied: &[ObjectKey], pruned: &[ObjectKey]) -> anyhow::Result<Vec<Missing>> {
+    let mut asks = BTreeSet::new();
+    for (keys, verbs) in [(applied, &["get", "create", "patch"][..]), (pruned, &["delete"][..])] {
+        for k in keys {
+            let (ar, _) = cluster.resource(&k.api_version, &k.kind).await?;
+            for v in verbs {
+                asks.insert((v.to_string(), ar.group.clone(), ar.plural.clone(), k.namespace.clone()));
+            }
+        }
+    }
+    // Waiting and verification read workloads and pods; history writes Secrets.
+    for ns in applied.iter().filter_map(|k| k.namespace.clone()).collect::<BTreeSet<_>>() {
+        for (verb, group, res) in [
+            ("watch", "apps", "deployments"),
+            ("list", "", "pods"),
+            ("create", "", "secrets"),
+            ("create", "coordination.k8s.io", "leases"),
+        ] {
+            asks.insert((verb.into(), group.into(), res.into(), Some(ns.clone())));
+        }
+    }
+    let api: Api<SelfSubjectAccessReview> = Api::all(cluster.client().clone());
+    let checks = asks.into_iter().map(|(verb, group, resource, namespace)| {
+        let api = api.clone();
+        async move {
+            let review = SelfSubjectAccessReview {
+                spec: SelfSubjectAccessReviewSpec {
+                    resource_attributes: Some(ResourceAttributes {
+                        verb: Some(verb.clone()),
+                        group: Some(group.clone()),
+                        resource: Some(resource.clone()),
+                        namespace: namespace.clone(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let answer = api.create(&PostParams::default(), &review).await?;
+            let allowed = answer.status.map(|s| s.allowed).unwrap_or(false);
+            let resource = if group.is_empty() { resource } else { format!("{resource}.{group}") };
+            anyhow::Ok((!allowed).then_some(Missing { verb, resource, namespace }))
+        }
+    });
+    let mut out = Vec::new();
+    for r in futures::future::join_all(checks).await {
+        if let Some(m) = r? {
+            out.push(m);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
