@@ -1,0 +1,820 @@
+//! API semantics on top of the store: create, update, patch, apply, delete.
+
+use crate::admission;
+use crate::error::{ApiError, ApiResult};
+use crate::faults::{FaultConfig, Faults, RequestLog};
+use crate::registry::{Registry, ResourceType};
+use crate::ssa;
+use crate::store::{EventType, Obj, Store};
+use crate::util::{ensure_map, get_str, new_uid, now_rfc3339, rand_suffix};
+use serde_json::{Value, json};
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+pub struct Cluster {
+    pub store: Store,
+    pub registry: Registry,
+    pub faults: Mutex<Faults>,
+    pub log: Mutex<RequestLog>,
+    pub version: RwLock<String>,
+    pub ready_delay: Duration,
+    write: Mutex<()>,
+    ip: AtomicU32,
+    svc_ip: AtomicU32,
+    /// Namespaces the controllers should look at again ("" = cluster-scoped).
+    pub wake: mpsc::UnboundedSender<String>,
+    /// Objects waiting for foreground deletion of their dependents.
+    pub foreground: Mutex<HashSet<(String, String, String)>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WriteOpts {
+    pub dry_run: bool,
+    pub manager: String,
+    pub force: bool,
+    /// Seeding: keep status, no admission side effects (injection).
+    pub seed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PatchType {
+    Merge,
+    Json,
+    Strategic,
+    Apply,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Propagation {
+    #[default]
+    Background,
+    Foreground,
+    Orphan,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOpts {
+    pub dry_run: bool,
+    pub propagation: Propagation,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+}
+
+fn spec_changed(old: &Value, new: &Value) -> bool {
+    let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else {
+        return true;
+    };
+    let skip = |k: &String| matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind");
+    let ok = o.iter().filter(|(k, _)| !skip(k)).count();
+    let nk = n.iter().filter(|(k, _)| !skip(k)).count();
+    ok != nk
+        || o.iter()
+            .filter(|(k, _)| !skip(k))
+            .any(|(k, v)| n.get(k) != Some(v))
+}
+
+fn has_generation(rt: &ResourceType) -> bool {
+    rt.status || rt.custom || rt.plural == "customresourcedefinitions"
+}
+
+fn finalizers_empty(v: &Value) -> bool {
+    v.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_none_or(|a| a.is_empty())
+}
+
+impl Cluster {
+    pub fn new(
+        registry: Registry,
+        faults: FaultConfig,
+        version: String,
+        ready_delay: Duration,
+        wake: mpsc::UnboundedSender<String>,
+    ) -> Self {
+        Cluster {
+            store: Store::new(50_000),
+            registry,
+            faults: Mutex::new(Faults::new(faults)),
+            log: Mutex::new(RequestLog {
+                entries: VecDeque::new(),
+                cap: 100_000,
+            }),
+            version: RwLock::new(version),
+            ready_delay,
+            write: Mutex::new(()),
+            ip: AtomicU32::new(1),
+            svc_ip: AtomicU32::new(10),
+            wake,
+            foreground: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn next_pod_ip(&self) -> String {
+        let n = self.ip.fetch_add(1, Ordering::Relaxed);
+        format!("10.244.{}.{}", (n >> 8) & 0xff, n & 0xff)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.write.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn wake_ns(&self, ns: &str) {
+        let _ = self.wake.send(ns.to_string());
+    }
+
+    pub fn get(&self, rt: &ResourceType, ns: &str, name: &str) -> ApiResult<Arc<Obj>> {
+        let ns = if rt.namespaced { ns } else { "" };
+        self.store
+            .get(&rt.key(), ns, name)
+            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))
+    }
+
+    /// Checks and normalises a new object's identity.
+    fn prepare_new(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        mut body: Value,
+        o: &WriteOpts,
+    ) -> ApiResult<Value> {
+        if !body.is_object() {
+            return Err(ApiError::bad_request(
+                "the body of the request must be a JSON object",
+            ));
+        }
+        self.check_type(rt, &body)?;
+        let m = body.as_object_mut().expect("object");
+        m.insert("apiVersion".into(), json!(rt.api_version()));
+        m.insert("kind".into(), json!(rt.kind));
+        let meta = ensure_map(&mut body, &["metadata"]);
+        if rt.namespaced {
+            match meta.get("namespace").and_then(Value::as_str) {
+                Some(bns) if !bns.is_empty() && bns != ns => {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+                _ => {
+                    meta.insert("namespace".into(), json!(ns));
+                }
+            }
+        } else {
+            meta.remove("namespace");
+        }
+        let name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if name.is_empty() {
+            match meta.get("generateName").and_then(Value::as_str) {
+                Some(g) if !g.is_empty() => {
+                    let n = format!("{g}{}", rand_suffix());
+                    meta.insert("name".into(), json!(n));
+                }
+                _ if rt.virtual_create => {}
+                _ => {
+                    return Err(ApiError::invalid(
+                        &rt.kind,
+                        "",
+                        "metadata.name: Required value: name or generateName is required",
+                    ));
+                }
+            }
+        }
+        meta.insert("uid".into(), json!(new_uid()));
+        if !(o.seed && meta.contains_key("creationTimestamp")) {
+            meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+        }
+        meta.remove("resourceVersion");
+        meta.remove("deletionTimestamp");
+        meta.remove("selfLink");
+        if has_generation(rt) {
+            meta.insert("generation".into(), json!(1));
+        } else {
+            meta.remove("generation");
+        }
+        if rt.status && !o.seed && rt.plural != "namespaces" {
+            body.as_object_mut().expect("object").remove("status");
+        }
+        admission::default(rt, &mut body);
+        admission::validate(rt, &body, None)?;
+        Ok(body)
+    }
+
+    fn check_type(&self, rt: &ResourceType, body: &Value) -> ApiResult<()> {
+        if let Some(k) = body.get("kind").and_then(Value::as_str) {
+            if !k.is_empty() && k != rt.kind {
+                return Err(ApiError::bad_request(format!(
+                    "the kind of the object ({k}) does not match the kind of the resource ({})",
+                    rt.kind
+                )));
+            }
+        }
+        if let Some(av) = body.get("apiVersion").and_then(Value::as_str) {
+            let (g, _) = crate::registry::split_api_version(av);
+            if !av.is_empty() && g != rt.group {
+                return Err(ApiError::bad_request(format!(
+                    "the API version in the data ({av}) does not match the expected API version ({})",
+                    rt.api_version()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_namespace(&self, rt: &ResourceType, ns: &str) -> ApiResult<Option<Arc<Obj>>> {
+        if !rt.namespaced {
+            return Ok(None);
+        }
+        let nso = self
+            .store
+            .get("/namespaces", "", ns)
+            .ok_or_else(|| ApiError::not_found("", "namespaces", ns))?;
+        if nso.value.pointer("/metadata/deletionTimestamp").is_some() {
+            return Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!(
+                    "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    rt.plural, ""
+                ),
+            ));
+        }
+        Ok(Some(nso))
+    }
+
+    pub fn create(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        body: Value,
+        o: &WriteOpts,
+    ) -> ApiResult<Value> {
+        if rt.virtual_create {
+            return self.access_review(body);
+        }
+        let _g = self.lock();
+        self.create_locked(rt, ns, body, o, None)
+    }
+
+    fn create_locked(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        body: Value,
+        o: &WriteOpts,
+        applied: Option<&Value>,
+    ) -> ApiResult<Value> {
+        let ns = if rt.namespaced { ns } else { "" };
+        let mut v = self.prepare_new(rt, ns, body, o)?;
+        let name = get_str(&v, &["metadata", "name"])
+            .unwrap_or_default()
+            .to_string();
+        if self.store.get(&rt.key(), ns, &name).is_some() {
+            return Err(ApiError::already_exists(&rt.group, &rt.plural, &name));
+        }
+        let nso = self.check_namespace(rt, ns)?;
+        if rt.plural == "pods" && rt.group.is_empty() && !o.seed {
+            admission::inject_sidecar(&self.store, nso.as_ref().map(|n| &n.value), &mut v);
+            let ip = self.next_pod_ip();
+            let st = admission::pod_status(&v, &ip, false, false);
+            v["status"] = st;
+        }
+        if rt.plural == "services" && rt.group.is_empty() {
+            let spec = ensure_map(&mut v, &["spec"]);
+            if !spec.contains_key("clusterIP") {
+                let n = self.svc_ip.fetch_add(1, Ordering::Relaxed);
+                let ip = format!("10.96.{}.{}", (n >> 8) & 0xff, n & 0xff);
+                spec.insert("clusterIP".into(), json!(ip));
+                spec.insert("clusterIPs".into(), json!([ip]));
+            }
+        }
+        if rt.plural == "customresourcedefinitions" {
+            admission::crd_status(&mut v);
+        }
+        if !o.seed || v.pointer("/metadata/managedFields").is_none() {
+            match applied {
+                Some(a) => {
+                    v = ssa::apply(&v, a, &o.manager, &rt.api_version(), true)
+                        .map_err(|_| ApiError::internal("apply on create"))?;
+                    if let Some(m) = v.as_object_mut() {
+                        if rt.status
+                            && rt.plural != "pods"
+                            && rt.plural != "namespaces"
+                            && rt.plural != "customresourcedefinitions"
+                        {
+                            m.remove("status");
+                        }
+                    }
+                    admission::default(rt, &mut v);
+                }
+                None if !o.seed => {
+                    ssa::track_update(None, &mut v, &o.manager, &rt.api_version(), None)
+                }
+                None => {}
+            }
+        }
+        if o.dry_run {
+            return Ok(v);
+        }
+        let obj = self.store.put(&rt.key(), v, EventType::Added);
+        if rt.plural == "customresourcedefinitions" {
+            self.register_crd(&obj.value);
+        }
+        Ok(obj.value.clone())
+    }
+
+    fn register_crd(&self, crd: &Value) {
+        if let Ok(types) = crate::registry::types_from_crd(crd) {
+            let name = get_str(crd, &["metadata", "name"]).unwrap_or_default();
+            self.registry.set_custom(name, types);
+        }
+    }
+
+    /// Final identity/status/generation handling of an update; then stores it.
+    fn finish_update(
+        &self,
+        rt: &ResourceType,
+        old: &Value,
+        mut new: Value,
+        sub: Option<&str>,
+        o: &WriteOpts,
+        track: bool,
+    ) -> ApiResult<Value> {
+        if !new.is_object() {
+            return Err(ApiError::bad_request("the object must be a JSON object"));
+        }
+        self.check_type(rt, &new)?;
+        if sub == Some("status") {
+            let status = new.get("status").cloned();
+            let mut merged = old.clone();
+            match status {
+                Some(s) => merged["status"] = s,
+                None => {
+                    merged.as_object_mut().expect("object").remove("status");
+                }
+            }
+            new = merged;
+        } else if rt.status {
+            match old.get("status") {
+                Some(s) => new["status"] = s.clone(),
+                None => {
+                    new.as_object_mut().expect("object").remove("status");
+                }
+            }
+        }
+        {
+            let m = new.as_object_mut().expect("object");
+            m.insert("apiVersion".into(), json!(rt.api_version()));
+            m.insert("kind".into(), json!(rt.kind));
+        }
+        let meta = ensure_map(&mut new, &["metadata"]);
+        for k in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "generation",
+        ] {
+            match old.pointer(&format!("/metadata/{k}")) {
+                Some(v) => {
+                    meta.insert(k.into(), v.clone());
+                }
+                None => {
+                    meta.remove(k);
+                }
+            }
+        }
+        meta.remove("resourceVersion");
+        admission::default(rt, &mut new);
+        admission::validate(rt, &new, Some(old))?;
+        if rt.plural == "customresourcedefinitions" {
+            admission::crd_status(&mut new);
+        }
+        if has_generation(rt) && spec_changed(old, &new) {
+            let g = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            ensure_map(&mut new, &["metadata"]).insert("generation".into(), json!(g + 1));
+        }
+        if track {
+            ssa::track_update(Some(old), &mut new, &o.manager, &rt.api_version(), sub);
+        }
+        if o.dry_run {
+            return Ok(new);
+        }
+        Ok(self.commit(rt, new).value.clone())
+    }
+
+    fn commit(&self, rt: &ResourceType, new: Value) -> Arc<Obj> {
+        let key = rt.key();
+        if new.pointer("/metadata/deletionTimestamp").is_some() && finalizers_empty(&new) {
+            let ns = get_str(&new, &["metadata", "namespace"])
+                .unwrap_or_default()
+                .to_string();
+            let name = get_str(&new, &["metadata", "name"])
+                .unwrap_or_default()
+                .to_string();
+            self.store.put(&key, new, EventType::Modified);
+            return self.store.remove(&key, &ns, &name).expect("just stored");
+        }
+        let obj = self.store.put(&key, new, EventType::Modified);
+        if rt.plural == "customresourcedefinitions" {
+            self.register_crd(&obj.value);
+        }
+        obj
+    }
+
+    pub fn update(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        body: Value,
+        o: &WriteOpts,
+        sub: Option<&str>,
+    ) -> ApiResult<Value> {
+        let _g = self.lock();
+        let old = self.get(rt, ns, name)?;
+        if let Some(bn) = body.pointer("/metadata/name").and_then(Value::as_str) {
+            if bn != name {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({bn}) does not match the name on the URL ({name})"
+                )));
+            }
+        }
+        if let Some(rv) = body
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+        {
+            if !rv.is_empty() && Some(rv) != get_str(&old.value, &["metadata", "resourceVersion"]) {
+                return Err(ApiError::conflict(
+                    &rt.group,
+                    &rt.plural,
+                    name,
+                    "the object has been modified; please apply your changes to the latest version and try again",
+                ));
+            }
+        }
+        self.finish_update(rt, &old.value, body, sub, o, true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        pt: PatchType,
+        body: &[u8],
+        o: &WriteOpts,
+        sub: Option<&str>,
+    ) -> ApiResult<(Value, bool)> {
+        let patch: Value = match pt {
+            PatchType::Apply => serde_yaml::from_slice::<Value>(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
+            _ => serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
+        };
+        let _g = self.lock();
+        let ns = if rt.namespaced { ns } else { "" };
+        let old = match self.store.get(&rt.key(), ns, name) {
+            Some(o) => o,
+            None if pt == PatchType::Apply => {
+                if o.manager.is_empty() {
+                    return Err(ApiError::bad_request(
+                        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                    ));
+                }
+                if let Some(bn) = patch.pointer("/metadata/name").and_then(Value::as_str) {
+                    if bn != name {
+                        return Err(ApiError::bad_request(format!(
+                            "the name of the object ({bn}) does not match the name on the URL ({name})"
+                        )));
+                    }
+                }
+                let mut body = patch.clone();
+                ensure_map(&mut body, &["metadata"]).insert("name".into(), json!(name));
+                let v = self.create_locked(rt, ns, body, o, Some(&patch))?;
+                return Ok((v, true));
+            }
+            None => return Err(ApiError::not_found(&rt.group, &rt.plural, name)),
+        };
+        let mut new = old.value.clone();
+        match pt {
+            PatchType::Merge => crate::patch::merge_patch(&mut new, &patch),
+            PatchType::Strategic => crate::patch::strategic_merge(&mut new, &patch),
+            PatchType::Json => crate::patch::json_patch(&mut new, &patch).map_err(|e| {
+                ApiError::new(
+                    422,
+                    "Invalid",
+                    format!("the server rejected our request due to an error in our request: {e}"),
+                )
+            })?,
+            PatchType::Apply => {
+                if o.manager.is_empty() {
+                    return Err(ApiError::bad_request(
+                        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                    ));
+                }
+                if !patch.is_object() {
+                    return Err(ApiError::bad_request("apply patch must be an object"));
+                }
+                self.check_type(rt, &patch)?;
+                if let Some(bn) = patch.pointer("/metadata/name").and_then(Value::as_str) {
+                    if bn != name {
+                        return Err(ApiError::bad_request(format!(
+                            "the name of the object ({bn}) does not match the name on the URL ({name})"
+                        )));
+                    }
+                }
+                new = ssa::apply(&old.value, &patch, &o.manager, &rt.api_version(), o.force)
+                    .map_err(|conflicts| apply_conflict_error(rt, name, &conflicts))?;
+            }
+        }
+        if pt != PatchType::Apply {
+            if let Some(rv) = new
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+            {
+                if Some(rv) != get_str(&old.value, &["metadata", "resourceVersion"]) {
+                    return Err(ApiError::conflict(
+                        &rt.group,
+                        &rt.plural,
+                        name,
+                        "the object has been modified; please apply your changes to the latest version and try again",
+                    ));
+                }
+            }
+        }
+        let v = self.finish_update(rt, &old.value, new, sub, o, pt != PatchType::Apply)?;
+        Ok((v, false))
+    }
+
+    pub fn delete(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        d: &DeleteOpts,
+    ) -> ApiResult<Value> {
+        let _g = self.lock();
+        self.delete_locked(rt, ns, name, d)
+    }
+
+    fn delete_locked(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        d: &DeleteOpts,
+    ) -> ApiResult<Value> {
+        let ns = if rt.namespaced { ns } else { "" };
+        let old = self.get(rt, ns, name)?;
+        if let Some(uid) = &d.uid {
+            if uid != old.uid() {
+                return Err(ApiError::conflict(
+                    &rt.group,
+                    &rt.plural,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        old.uid()
+                    ),
+                ));
+            }
+        }
+        if let Some(rv) = &d.resource_version {
+            if Some(rv.as_str()) != get_str(&old.value, &["metadata", "resourceVersion"]) {
+                return Err(ApiError::conflict(
+                    &rt.group,
+                    &rt.plural,
+                    name,
+                    "the object has been modified; please apply your changes to the latest version and try again",
+                ));
+            }
+        }
+        if d.dry_run {
+            return Ok(old.value.clone());
+        }
+        let key = rt.key();
+        let already = old.value.pointer("/metadata/deletionTimestamp").is_some();
+        if rt.plural == "namespaces" && rt.group.is_empty() {
+            if !already {
+                let mut v = old.value.clone();
+                ensure_map(&mut v, &["metadata"])
+                    .insert("deletionTimestamp".into(), json!(now_rfc3339()));
+                ensure_map(&mut v, &["status"]).insert("phase".into(), json!("Terminating"));
+                let obj = self.store.put(&key, v, EventType::Modified);
+                self.wake_ns(name);
+                return Ok(obj.value.clone());
+            }
+            return Ok(old.value.clone());
+        }
+        if rt.plural == "customresourcedefinitions" {
+            let obj = self.store.remove(&key, "", name).expect("exists");
+            if let Ok(types) = crate::registry::types_from_crd(&obj.value) {
+                if let Some(t) = types.first() {
+                    self.store.drop_table(&t.key());
+                }
+            }
+            self.registry.remove_custom(name);
+            return Ok(obj.value.clone());
+        }
+        if d.propagation == Propagation::Orphan {
+            self.orphan_dependents(old.uid(), ns);
+        }
+        let mut v = old.value.clone();
+        if d.propagation == Propagation::Foreground {
+            let meta = ensure_map(&mut v, &["metadata"]);
+            let fins = meta.entry("finalizers").or_insert_with(|| json!([]));
+            if let Some(a) = fins.as_array_mut() {
+                if !a.iter().any(|f| f == "foregroundDeletion") {
+                    a.push(json!("foregroundDeletion"));
+                }
+            }
+            self.foreground
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert((key.clone(), ns.to_string(), name.to_string()));
+        }
+        if !finalizers_empty(&v) {
+            if !already {
+                ensure_map(&mut v, &["metadata"])
+                    .insert("deletionTimestamp".into(), json!(now_rfc3339()));
+                ensure_map(&mut v, &["metadata"])
+                    .insert("deletionGracePeriodSeconds".into(), json!(0));
+            }
+            let obj = self.store.put(&key, v, EventType::Modified);
+            self.wake_ns(ns);
+            return Ok(obj.value.clone());
+        }
+        let obj = self.store.remove(&key, ns, name).expect("exists");
+        Ok(obj.value.clone())
+    }
+
+    /// Namespaced type keys (deduplicated).
+    pub fn namespaced_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .registry
+            .all()
+            .iter()
+            .filter(|t| t.namespaced && !t.virtual_create)
+            .map(|t| t.key())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// (key, ns, name) of objects owned by `uid` (in `ns`, or anywhere when "").
+    pub fn dependents(&self, uid: &str, ns: &str) -> Vec<(String, Arc<Obj>)> {
+        let mut out = Vec::new();
+        let keys: Vec<String> = if ns.is_empty() {
+            let mut k: Vec<String> = self
+                .registry
+                .all()
+                .iter()
+                .filter(|t| !t.virtual_create)
+                .map(|t| t.key())
+                .collect();
+            k.sort();
+            k.dedup();
+            k
+        } else {
+            self.namespaced_keys()
+        };
+        for key in keys {
+            let nsf = if ns.is_empty() { None } else { Some(ns) };
+            let (items, _, _) = self.store.list(&key, nsf, None, 0, &|o| {
+                o.value
+                    .pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
+            });
+            out.extend(items.into_iter().map(|o| (key.clone(), o)));
+        }
+        out
+    }
+
+    fn orphan_dependents(&self, uid: &str, ns: &str) {
+        for (key, dep) in self.dependents(uid, ns) {
+            let mut v = dep.value.clone();
+            if let Some(refs) = v
+                .pointer_mut("/metadata/ownerReferences")
+                .and_then(Value::as_array_mut)
+            {
+                refs.retain(|r| r["uid"] != uid);
+            }
+            self.store.put(&key, v, EventType::Modified);
+        }
+    }
+
+    /// Internal read-modify-write (controllers). `f` returns whether it changed anything.
+    pub fn modify(
+        &self,
+        key: &str,
+        ns: &str,
+        name: &str,
+        f: impl FnOnce(&mut Value) -> bool,
+    ) -> Option<Arc<Obj>> {
+        let _g = self.lock();
+        let old = self.store.get(key, ns, name)?;
+        let mut v = old.value.clone();
+        if !f(&mut v) {
+            return None;
+        }
+        if spec_changed(&old.value, &v) {
+            if let Some(g) = old
+                .value
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+            {
+                ensure_map(&mut v, &["metadata"]).insert("generation".into(), json!(g + 1));
+            }
+        }
+        if v.pointer("/metadata/deletionTimestamp").is_some() && finalizers_empty(&v) {
+            return self.store.remove(key, ns, name);
+        }
+        Some(self.store.put(key, v, EventType::Modified))
+    }
+
+    /// Internal delete (controllers, GC): background propagation, no preconditions.
+    pub fn remove(&self, key: &str, ns: &str, name: &str) -> Option<Arc<Obj>> {
+        let _g = self.lock();
+        let old = self.store.get(key, ns, name)?;
+        if !finalizers_empty(&old.value) {
+            if old.value.pointer("/metadata/deletionTimestamp").is_none() {
+                let mut v = old.value.clone();
+                ensure_map(&mut v, &["metadata"])
+                    .insert("deletionTimestamp".into(), json!(now_rfc3339()));
+                return Some(self.store.put(key, v, EventType::Modified));
+            }
+            return None;
+        }
+        self.store.remove(key, ns, name)
+    }
+
+    pub fn access_review(&self, body: Value) -> ApiResult<Value> {
+        let mut v = body;
+        if !v.is_object() {
+            return Err(ApiError::bad_request("body must be an object"));
+        }
+        let ra = v.pointer("/spec/resourceAttributes").cloned();
+        let allowed = match &ra {
+            Some(ra) => {
+                let s = |k: &str| ra.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                !self
+                    .faults
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_denied(&s("verb"), &s("resource"), &s("group"), &s("namespace"))
+            }
+            None => true,
+        };
+        v["apiVersion"] = json!("authorization.k8s.io/v1");
+        v["kind"] = json!("SelfSubjectAccessReview");
+        ensure_map(&mut v, &["metadata"]).insert("creationTimestamp".into(), Value::Null);
+        v["status"] = if allowed {
+            json!({"allowed": true, "reason": "meshup-sim allows this"})
+        } else {
+            json!({"allowed": false, "denied": true, "reason": "denied by the simulator's fault configuration"})
+        };
+        Ok(v)
+    }
+}
+
+fn apply_conflict_error(rt: &ResourceType, name: &str, conflicts: &[ssa::Conflict]) -> ApiError {
+    let n = conflicts.len();
+    let lines: Vec<String> = conflicts
+        .iter()
+        .map(|c| {
+            format!(
+                "conflict with \"{}\" using {}: {}",
+                c.manager, c.api_version, c.path
+            )
+        })
+        .collect();
+    let message = if n == 1 {
+        format!("Apply failed with 1 conflict: {}", lines[0])
+    } else {
+        format!("Apply failed with {n} conflicts: {}", lines.join("\n"))
+    };
+    let causes: Vec<Value> = conflicts
+        .iter()
+        .map(|c| {
+            json!({"reason": "FieldManagerConflict",
+                   "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version),
+                   "field": c.path})
+        })
+        .collect();
+    let mut e = ApiError::new(409, "Conflict", message);
+    e.details = Some(json!({"name": name, "group": rt.group, "kind": rt.plural, "causes": causes}));
+    e
+}
