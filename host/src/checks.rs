@@ -109,11 +109,7 @@ pub fn decide(phase: Phase, findings: Vec<Finding>, overrides: &Overrides) -> Ou
 }
 
 pub fn phase_name(p: Phase) -> &'static str {
-    match p {
-        Phase::Precheck => "precheck",
-        Phase::PreUpgrade => "pre-upgrade",
-        Phase::PostUpgrade => "post-upgrade",
-    }
+    p.as_str()
 }
 
 /// The context every policy sees for this run.
@@ -124,33 +120,53 @@ pub fn context(
     plan: &Plan,
     outcome: Option<(bool, String)>,
 ) -> anyhow::Result<PolicyContext> {
+    use crate::bundle::Role;
+    use policy::{ApplyOutcome, ComponentInfo, ComponentRole, Direction, VersionRange};
     let prev = plan.previous.as_ref();
-    let s = |v: Option<&Value>| v.map(|v| v.to_string()).unwrap_or_else(|| "{}".into());
-    let doc = json!({
-        "phase": phase_name(phase),
-        "direction": plan.direction.to_string(),
-        "current_version": plan.current_version,
-        "target_version": plan.target_version,
-        "revision": installed.revision(),
-        "install_method": installed.method.name(),
-        "namespace": plan.namespace,
-        "components": bundle.manifest.components.iter()
-            .map(|c| json!({"name": c.name, "role": c.role.to_string()})).collect::<Vec<_>>(),
-        "kubernetes_version": installed.kubernetes_version.trim_start_matches('v'),
-        "supported_kubernetes": {"min": bundle.manifest.kubernetes.min, "max": bundle.manifest.kubernetes.max},
-        "values_old": s(prev.and_then(|p| p.values.as_ref())),
-        "values_new": plan.values.to_string(),
-        "profile_defaults_old": s(prev.and_then(|p| p.profile_defaults.as_ref())),
-        "profile_defaults_new": plan.profile_defaults.to_string(),
-        "profile_old": prev.map(|p| p.profile.clone()).unwrap_or_default(),
-        "profile_new": plan.profile,
-        "overlay_old": s(prev.map(|p| &p.overlay)),
-        "overlay_new": plan.overlay.to_string(),
-        "outcome": outcome.map(|(succeeded, message)| json!({"succeeded": succeeded, "message": message})),
-        "config": "{}",
-        "now": crate::history::now(),
-    });
-    Ok(serde_json::from_value(doc)?)
+    let or_empty = |v: Option<&Value>| v.cloned().unwrap_or_else(|| json!({}));
+    Ok(PolicyContext {
+        phase,
+        direction: match plan.direction {
+            crate::version::Direction::Install => Direction::Install,
+            crate::version::Direction::Upgrade => Direction::Upgrade,
+            crate::version::Direction::Downgrade => Direction::Downgrade,
+            crate::version::Direction::Reinstall => Direction::Reinstall,
+        },
+        current_version: plan.current_version.clone(),
+        target_version: plan.target_version.clone(),
+        revision: if installed.control_planes.is_empty() { String::new() } else { installed.revision() },
+        install_method: installed.method.name().to_string(),
+        namespace: plan.namespace.clone(),
+        components: bundle
+            .manifest
+            .components
+            .iter()
+            .map(|c| ComponentInfo {
+                name: c.name.clone(),
+                role: match c.role {
+                    Role::Base => ComponentRole::Base,
+                    Role::ControlPlane => ComponentRole::ControlPlane,
+                    Role::Gateway => ComponentRole::Gateway,
+                },
+            })
+            .collect(),
+        kubernetes_version: installed.kubernetes_version.trim_start_matches('v').to_string(),
+        supported_kubernetes: VersionRange {
+            min: bundle.manifest.kubernetes.min.clone(),
+            max: bundle.manifest.kubernetes.max.clone(),
+        },
+        values_old: or_empty(prev.and_then(|p| p.values.as_ref())),
+        values_new: plan.values.clone(),
+        profile_defaults_old: or_empty(prev.and_then(|p| p.profile_defaults.as_ref())),
+        profile_defaults_new: plan.profile_defaults.clone(),
+        profile_old: prev.map(|p| p.profile.clone()).unwrap_or_default(),
+        profile_new: plan.profile.clone(),
+        overlay_old: or_empty(prev.map(|p| &p.overlay)),
+        overlay_new: plan.overlay.clone(),
+        outcome: outcome.map(|(succeeded, message)| ApplyOutcome { succeeded, message }),
+        config: Value::Null,
+        now: crate::history::now(),
+    })
 }
 
 /// The host's own finding for missing permissions (a policy cannot ask the API this).
