@@ -36,9 +36,12 @@ impl Cluster for HostCluster {
     ) -> Result<Option<Value>, String> {
         #[cfg(target_arch = "wasm32")]
         {
-            let raw = crate::bindings::meshup::policy::cluster::get(api_version, kind, namespace, name)?;
-            raw.map(|s| serde_json::from_str(&s).map_err(|e| format!("host returned invalid JSON: {e}")))
-                .transpose()
+            let raw =
+                crate::bindings::meshup::policy::cluster::get(api_version, kind, namespace, name)?;
+            raw.map(|s| {
+                serde_json::from_str(&s).map_err(|e| format!("host returned invalid JSON: {e}"))
+            })
+            .transpose()
         }
         #[cfg(not(target_arch = "wasm32"))]
         {
@@ -56,9 +59,16 @@ impl Cluster for HostCluster {
     ) -> Result<Vec<Value>, String> {
         #[cfg(target_arch = "wasm32")]
         {
-            let raw = crate::bindings::meshup::policy::cluster::list(api_version, kind, namespace, label_selector)?;
+            let raw = crate::bindings::meshup::policy::cluster::list(
+                api_version,
+                kind,
+                namespace,
+                label_selector,
+            )?;
             raw.iter()
-                .map(|s| serde_json::from_str(s).map_err(|e| format!("host returned invalid JSON: {e}")))
+                .map(|s| {
+                    serde_json::from_str(s).map_err(|e| format!("host returned invalid JSON: {e}"))
+                })
                 .collect()
         }
         #[cfg(not(target_arch = "wasm32"))]

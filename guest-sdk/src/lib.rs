@@ -65,7 +65,7 @@ macro_rules! export_policy {
                     <$ty as $crate::Policy>::evaluate(&context, &$crate::HostCluster)
                 }
             }
-            $crate::bindings::__export_world!(__MeshupPolicyExport with_types_in $crate::bindings);
+    $crate::bindings::__export_world!(__MeshupPolicyExport with_types_in $crate::bindings);
         };
     };
 }
@@ -121,3 +121,5 @@ pub fn read(api_version: &str, kind: &str) -> Read {
         names: vec![],
     }
 }
+
+pub mod time;

@@ -28,10 +28,12 @@ pub fn label<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
 
 /// The value at a dotted path (`spec.template.spec.containers`); numeric segments index arrays.
 pub fn at<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').filter(|s| !s.is_empty()).try_fold(obj, |v, seg| match v {
-        Value::Array(items) => items.get(seg.parse::<usize>().ok()?),
-        _ => v.get(seg),
-    })
+    path.split('.')
+        .filter(|s| !s.is_empty())
+        .try_fold(obj, |v, seg| match v {
+            Value::Array(items) => items.get(seg.parse::<usize>().ok()?),
+            _ => v.get(seg),
+        })
 }
 
 /// A string at a dotted path.
@@ -49,7 +51,10 @@ pub fn matches_labels(obj: &Value, selector: &Value) -> bool {
     let Some(sel) = selector.as_object() else {
         return false;
     };
-    !sel.is_empty() && sel.iter().all(|(k, v)| label(obj, k) == v.as_str() && v.is_string())
+    !sel.is_empty()
+        && sel
+            .iter()
+            .all(|(k, v)| label(obj, k) == v.as_str() && v.is_string())
 }
 
 #[cfg(test)]
@@ -62,7 +67,10 @@ mod tests {
         let d = json!({"kind":"Deployment","metadata":{"name":"istiod","namespace":"istio-system","labels":{"app":"istiod"}},
                        "spec":{"replicas":2,"template":{"spec":{"containers":[{"image":"istio/pilot:1.8.6"}]}}}});
         assert_eq!(i64_at(&d, "spec.replicas"), Some(2));
-        assert_eq!(str_at(&d, "spec.template.spec.containers.0.image"), Some("istio/pilot:1.8.6"));
+        assert_eq!(
+            str_at(&d, "spec.template.spec.containers.0.image"),
+            Some("istio/pilot:1.8.6")
+        );
         assert_eq!(subject(&d), "Deployment istio-system/istiod");
         assert!(matches_labels(&d, &json!({"app":"istiod"})));
         assert!(!matches_labels(&d, &json!({"app":"other"})));

@@ -15,12 +15,24 @@ pub fn context() -> Context {
         install_method: "meshup".into(),
         namespace: "istio-system".into(),
         components: vec![
-            Component { name: "base".into(), role: ComponentRole::Base },
-            Component { name: "istiod".into(), role: ComponentRole::ControlPlane },
-            Component { name: "istio-ingressgateway".into(), role: ComponentRole::Gateway },
+            Component {
+                name: "base".into(),
+                role: ComponentRole::Base,
+            },
+            Component {
+                name: "istiod".into(),
+                role: ComponentRole::ControlPlane,
+            },
+            Component {
+                name: "istio-ingressgateway".into(),
+                role: ComponentRole::Gateway,
+            },
         ],
         kubernetes_version: "1.24.3".into(),
-        supported_kubernetes: VersionRange { min: "1.22".into(), max: "1.25".into() },
+        supported_kubernetes: VersionRange {
+            min: "1.22".into(),
+            max: "1.25".into(),
+        },
         values_old: "{}".into(),
         values_new: "{}".into(),
         profile_defaults_old: "{}".into(),
@@ -45,7 +57,10 @@ pub struct FakeCluster {
 
 impl FakeCluster {
     pub fn new(objects: Vec<Value>) -> Self {
-        FakeCluster { objects, deny: None }
+        FakeCluster {
+            objects,
+            deny: None,
+        }
     }
     fn matches(o: &Value, api_version: &str, kind: &str, namespace: Option<&str>) -> bool {
         obj::str_at(o, "apiVersion") == Some(api_version)
@@ -55,31 +70,51 @@ impl FakeCluster {
 }
 
 fn selector_matches(o: &Value, selector: &str) -> bool {
-    selector.split(',').map(str::trim).filter(|s| !s.is_empty()).all(|term| {
-        if let Some((k, v)) = term.split_once("!=") {
-            obj::label(o, k.trim()) != Some(v.trim())
-        } else if let Some((k, v)) = term.split_once('=') {
-            obj::label(o, k.trim().trim_end_matches('=')) == Some(v.trim().trim_start_matches('='))
-        } else if let Some(k) = term.strip_prefix('!') {
-            obj::label(o, k.trim()).is_none()
-        } else {
-            obj::label(o, term).is_some()
-        }
-    })
+    selector
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .all(|term| {
+            if let Some((k, v)) = term.split_once("!=") {
+                obj::label(o, k.trim()) != Some(v.trim())
+            } else if let Some((k, v)) = term.split_once('=') {
+                obj::label(o, k.trim().trim_end_matches('='))
+                    == Some(v.trim().trim_start_matches('='))
+            } else if let Some(k) = term.strip_prefix('!') {
+                obj::label(o, k.trim()).is_none()
+            } else {
+                obj::label(o, term).is_some()
+            }
+        })
 }
 
 impl Cluster for FakeCluster {
-    fn get(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Result<Option<Value>, String> {
+    fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Value>, String> {
         if let Some(d) = &self.deny {
             return Err(d.clone());
         }
         Ok(self
             .objects
             .iter()
-            .find(|o| Self::matches(o, api_version, kind, Some(namespace.unwrap_or(""))) && obj::name(o) == name)
+            .find(|o| {
+                Self::matches(o, api_version, kind, Some(namespace.unwrap_or("")))
+                    && obj::name(o) == name
+            })
             .cloned())
     }
-    fn list(&self, api_version: &str, kind: &str, namespace: Option<&str>, label_selector: Option<&str>) -> Result<Vec<Value>, String> {
+    fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<Value>, String> {
         if let Some(d) = &self.deny {
             return Err(d.clone());
         }

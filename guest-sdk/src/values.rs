@@ -16,7 +16,11 @@ fn walk(v: &Value, prefix: String, out: &mut BTreeMap<String, Value>) {
     match v {
         Value::Object(map) if !map.is_empty() => {
             for (k, child) in map {
-                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 walk(child, p, out);
             }
         }
@@ -32,7 +36,9 @@ pub fn touches(overlay: &BTreeMap<String, Value>, path: &str) -> bool {
     overlay.keys().any(|k| {
         k == path
             || k.strip_prefix(path).is_some_and(|r| r.starts_with('.'))
-            || path.strip_prefix(k.as_str()).is_some_and(|r| r.starts_with('.'))
+            || path
+                .strip_prefix(k.as_str())
+                .is_some_and(|r| r.starts_with('.'))
     })
 }
 

@@ -60,7 +60,13 @@ impl Version {
                 }
             }
         }
-        Some(Version { major, minor, patch, pre, variant })
+        Some(Version {
+            major,
+            minor,
+            patch,
+            pre,
+            variant,
+        })
     }
 
     /// `major.minor`, e.g. `1.8`.
@@ -120,13 +126,38 @@ mod tests {
 
     #[test]
     fn istio_tags() {
-        assert_eq!(v("1.8.6"), Version { major: 1, minor: 8, patch: 6, pre: None, variant: None });
+        assert_eq!(
+            v("1.8.6"),
+            Version {
+                major: 1,
+                minor: 8,
+                patch: 6,
+                pre: None,
+                variant: None
+            }
+        );
         assert_eq!(v("1.9.0-beta.1").pre.as_deref(), Some("beta.1"));
         let dev = v("1.8-dev");
-        assert_eq!((dev.minor, dev.patch, dev.pre.as_deref()), (8, 0, Some("dev")));
+        assert_eq!(
+            (dev.minor, dev.patch, dev.pre.as_deref()),
+            (8, 0, Some("dev"))
+        );
         let img = v("docker.io/istio/pilot:1.7.4-distroless");
-        assert_eq!((img.minor, img.patch, img.pre.clone(), img.variant.as_deref()), (7, 4, None, Some("distroless")));
-        assert_eq!(v("localhost:5000/istio/pilot:1.9.0-rc.1-debug").pre.as_deref(), Some("rc.1"));
+        assert_eq!(
+            (
+                img.minor,
+                img.patch,
+                img.pre.clone(),
+                img.variant.as_deref()
+            ),
+            (7, 4, None, Some("distroless"))
+        );
+        assert_eq!(
+            v("localhost:5000/istio/pilot:1.9.0-rc.1-debug")
+                .pre
+                .as_deref(),
+            Some("rc.1")
+        );
         assert_eq!(v("istio/pilot:1.8.6@sha256:abcd").patch, 6);
         assert_eq!(v("v1.24.3+k3s1").minor, 24);
         assert!(Version::parse("latest").is_none());
@@ -137,7 +168,10 @@ mod tests {
     fn ordering_and_distance() {
         assert!(v("1.9.0-beta.1") < v("1.9.0"));
         assert!(v("1.8.6") < v("1.9.0-beta.1"));
-        assert!(v("1.7.4-distroless") == v("1.7.4") || v("1.7.4-distroless").cmp(&v("1.7.4")) == Ordering::Equal);
+        assert!(
+            v("1.7.4-distroless") == v("1.7.4")
+                || v("1.7.4-distroless").cmp(&v("1.7.4")) == Ordering::Equal
+        );
         assert_eq!(v("1.7.8").minor_distance(&v("1.9.0")), 2);
         assert_eq!(v("1.9.0").minor_distance(&v("1.8.6")), -1);
         assert_eq!(v("1.9.0").minor_distance(&v("2.0.0")), 991);

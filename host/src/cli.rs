@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use crate::exit::{self, Code};
 
 #[derive(Parser, Debug)]
-#[command(name = "meshup", version, about = "Safe in-place upgrades of a service-mesh control plane")]
+#[command(
+    name = "meshup",
+    version,
+    about = "Safe in-place upgrades of a service-mesh control plane"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -25,7 +29,11 @@ pub fn main() -> ExitCode {
         Err(e) => {
             // clap prints help/version itself; usage errors are bad input (exit 2).
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { Code::BadInput as u8 } else { 0 });
+            return ExitCode::from(if e.use_stderr() {
+                Code::BadInput as u8
+            } else {
+                0
+            });
         }
     };
     match run(cli) {

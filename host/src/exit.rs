@@ -30,7 +30,10 @@ pub struct Exit {
 
 impl Exit {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Exit { code, message: message.into() }
+        Exit {
+            code,
+            message: message.into(),
+        }
     }
     pub fn bad_input(message: impl Into<String>) -> Self {
         Exit::new(Code::BadInput, message)
