@@ -41,7 +41,8 @@ const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let root = manifest_dir.parent().expect("workspace root").to_path_buf();
     let target_dir = out_dir.join("guests");
 
@@ -63,7 +64,11 @@ fn main() {
     for (_, pkg) in &all {
         cmd.args(["-p", pkg]);
     }
-    let status = cmd.status().unwrap_or_else(|e| fail(&format!("cannot run nested cargo to build the policy guests: {e}")));
+    let status = cmd.status().unwrap_or_else(|e| {
+        fail(&format!(
+            "cannot run nested cargo to build the policy guests: {e}"
+        ))
+    });
     if !status.success() {
         fail("building the policy guests for wasm32-wasip2 failed (see the cargo output above)");
     }
@@ -77,23 +82,41 @@ fn main() {
     code.push_str("/// Default policies embedded in the binary: (name, component bytes).\n");
     code.push_str("pub const BUILTIN: &[(&str, &[u8])] = &[\n");
     for (name, pkg) in BUILTIN {
-        writeln!(code, "    ({name:?}, include_bytes!({:?})),", artifact(pkg).display().to_string()).unwrap();
+        writeln!(
+            code,
+            "    ({name:?}, include_bytes!({:?})),",
+            artifact(pkg).display().to_string()
+        )
+        .unwrap();
     }
     code.push_str("];\n\n/// Example policies: (name, path of the built component).\n");
     code.push_str("pub const EXAMPLES: &[(&str, &str)] = &[\n");
     for (name, pkg) in EXAMPLES {
-        writeln!(code, "    ({name:?}, {:?}),", artifact(pkg).display().to_string()).unwrap();
+        writeln!(
+            code,
+            "    ({name:?}, {:?}),",
+            artifact(pkg).display().to_string()
+        )
+        .unwrap();
     }
     code.push_str("];\n\n/// Hostile test guests: (name, path of the built component).\n");
     code.push_str("pub const TEST_GUESTS: &[(&str, &str)] = &[\n");
     for (name, pkg) in TEST_GUESTS {
-        writeln!(code, "    ({name:?}, {:?}),", artifact(pkg).display().to_string()).unwrap();
+        writeln!(
+            code,
+            "    ({name:?}, {:?}),",
+            artifact(pkg).display().to_string()
+        )
+        .unwrap();
     }
     code.push_str("];\n");
     fs::write(out_dir.join("guests.rs"), code).expect("write guests.rs");
 
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
-    println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("Cargo.lock").display()
+    );
     println!("cargo:rerun-if-changed=build.rs");
 }
 
@@ -120,7 +143,10 @@ fn rerun_from_dep_info(dep_file: &Path, root: &Path) {
         }
     }
     paths.push(cur);
-    for p in paths.iter().filter(|p| !p.is_empty() && Path::new(p).starts_with(root)) {
+    for p in paths
+        .iter()
+        .filter(|p| !p.is_empty() && Path::new(p).starts_with(root))
+    {
         println!("cargo:rerun-if-changed={p}");
     }
     // Manifests are not in dep-info but change what gets built.
@@ -128,7 +154,10 @@ fn rerun_from_dep_info(dep_file: &Path, root: &Path) {
         .ancestors()
         .find(|a| a.join("Cargo.toml").exists());
     if let Some(dir) = pkg_dir {
-        println!("cargo:rerun-if-changed={}", dir.join("Cargo.toml").display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            dir.join("Cargo.toml").display()
+        );
     }
 }
 
@@ -140,15 +169,26 @@ fn ensure_target() {
             .args(["--print", "sysroot"])
             .output()
             .ok()
-            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join("lib/rustlib").join(TARGET).exists())
+            .map(|o| {
+                PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
+                    .join("lib/rustlib")
+                    .join(TARGET)
+                    .exists()
+            })
             .unwrap_or(false)
     };
     if has() {
         return;
     }
-    let added = Command::new("rustup").args(["target", "add", TARGET]).status().map(|s| s.success()).unwrap_or(false);
+    let added = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     if !added || !has() {
-        fail("the wasm32-wasip2 target is missing; install it with: rustup target add wasm32-wasip2");
+        fail(
+            "the wasm32-wasip2 target is missing; install it with: rustup target add wasm32-wasip2",
+        );
     }
 }
 
