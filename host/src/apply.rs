@@ -90,7 +90,10 @@ pub async fn run(
     let mut components = Vec::new();
     for c in layout {
         if opts.interrupted.load(Ordering::SeqCst) {
-            let last = components.last().map(|c: &ComponentReport| c.name.clone()).unwrap_or_else(|| "none".into());
+            let last = components
+                .last()
+                .map(|c: &ComponentReport| c.name.clone())
+                .unwrap_or_else(|| "none".into());
             return Err(Failure::Interrupted(last));
         }
         let mut objs: Vec<&render::Object> = rendered.component(&c.name).collect();
@@ -110,7 +113,7 @@ pub async fn run(
         }
         let ready = wait_component(
             cluster,
-            bundle.namespace(),
+            namespace,
             &c.name,
             &c.readiness,
             rendered,
@@ -125,7 +128,11 @@ pub async fn run(
             seconds: t.elapsed().as_secs_f64(),
         });
     }
-    if rendered.objects.iter().any(|o| o.kind() == "Deployment" && o.name() == "istiod") {
+    if rendered
+        .objects
+        .iter()
+        .any(|o| o.kind() == "Deployment" && o.name() == "istiod")
+    {
         verify(cluster, namespace, target_version).await?;
     }
     let mut pruned = Vec::new();

@@ -47,7 +47,7 @@ pub struct KubeRange {
     pub max: String,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Component {
     pub name: String,

@@ -42,7 +42,9 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn errors(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(|f| f.severity == Severity::Error)
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
     }
 }
 
@@ -52,17 +54,28 @@ pub struct Checker {
 }
 
 impl Checker {
-    pub fn load(config: Option<&std::path::Path>, audit_log: Option<&std::path::Path>) -> anyhow::Result<Checker> {
-        let opts = policy::RuntimeOptions { audit_log: audit_log.map(|p| p.to_path_buf()), ..Default::default() };
-        Ok(Checker { set: PolicySet::load(config, opts)? })
+    pub fn load(
+        config: Option<&std::path::Path>,
+        audit_log: Option<&std::path::Path>,
+    ) -> anyhow::Result<Checker> {
+        let opts = policy::RuntimeOptions {
+            audit_log: audit_log.map(|p| p.to_path_buf()),
+            ..Default::default()
+        };
+        Ok(Checker {
+            set: PolicySet::load(config, opts)?,
+        })
     }
 
     /// Read what the phase's policies are granted, in one list per kind and namespace.
     pub async fn snapshot(&self, cluster: &Cluster, phase: Phase) -> anyhow::Result<Snapshot> {
         let mut objects = Vec::new();
         for (api_version, kind, namespaces) in self.set.reads(phase) {
-            let scopes: Vec<Option<&str>> =
-                if namespaces.is_empty() { vec![None] } else { namespaces.iter().map(|n| Some(n.as_str())).collect() };
+            let scopes: Vec<Option<&str>> = if namespaces.is_empty() {
+                vec![None]
+            } else {
+                namespaces.iter().map(|n| Some(n.as_str())).collect()
+            };
             for ns in scopes {
                 match cluster.list(&api_version, &kind, ns, None).await {
                     Ok(list) => objects.extend(list),
@@ -105,7 +118,12 @@ pub fn decide(phase: Phase, findings: Vec<Finding>, overrides: &Overrides) -> Ou
         }
     }
     overridden.dedup();
-    Outcome { phase: phase_name(phase).into(), findings, blocked, overridden }
+    Outcome {
+        phase: phase_name(phase).into(),
+        findings,
+        blocked,
+        overridden,
+    }
 }
 
 pub fn phase_name(p: Phase) -> &'static str {
@@ -134,7 +152,11 @@ pub fn context(
         },
         current_version: plan.current_version.clone(),
         target_version: plan.target_version.clone(),
-        revision: if installed.control_planes.is_empty() { String::new() } else { installed.revision() },
+        revision: if installed.control_planes.is_empty() {
+            String::new()
+        } else {
+            installed.revision()
+        },
         install_method: installed.method.name().to_string(),
         namespace: plan.namespace.clone(),
         components: bundle
@@ -150,7 +172,10 @@ pub fn context(
                 },
             })
             .collect(),
-        kubernetes_version: installed.kubernetes_version.trim_start_matches('v').to_string(),
+        kubernetes_version: installed
+            .kubernetes_version
+            .trim_start_matches('v')
+            .to_string(),
         supported_kubernetes: VersionRange {
             min: bundle.manifest.kubernetes.min.clone(),
             max: bundle.manifest.kubernetes.max.clone(),

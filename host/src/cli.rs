@@ -12,6 +12,7 @@ use crate::checks::Overrides;
 use crate::cluster::Target;
 use crate::exit::{self, Code};
 use crate::plan::Inputs;
+use crate::policy::{RuntimeOptions, commands as policy_cmd};
 use crate::ui::{Format, Ui};
 
 #[derive(Parser, Debug)]
@@ -66,7 +67,11 @@ pub struct BundleArgs {
 
 impl BundleArgs {
     fn inputs(&self) -> Inputs {
-        Inputs { profile: self.profile.clone(), value_files: self.values.clone(), set: self.set.clone() }
+        Inputs {
+            profile: self.profile.clone(),
+            value_files: self.values.clone(),
+            set: self.set.clone(),
+        }
     }
 }
 
@@ -178,8 +183,55 @@ pub enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// Inspect, test and audit policies (sandboxed WebAssembly checks).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Run a local Kubernetes-API-compatible cluster (for tests, the demo and policy authors).
     Sim(meshup_sim::cli::SimArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// The policies that run (from --policy-config, else the defaults), digests and grants.
+    List,
+    /// Metadata, declared reads, imports/exports, sha256 and size of a policy.
+    Inspect {
+        /// FILE.wasm or builtin:NAME.
+        target: String,
+    },
+    /// Evaluate a policy offline; exit 3 when it returns an error finding.
+    Test {
+        /// FILE.wasm or builtin:NAME.
+        target: String,
+        /// The context (JSON, the PolicyContext format).
+        #[arg(long, value_name = "FILE")]
+        context: PathBuf,
+        /// Cluster objects answering reads (multi-document YAML).
+        #[arg(long, value_name = "FILE")]
+        objects: Option<PathBuf>,
+        /// The policy's config (JSON); default: its metadata default-config.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Re-run the evaluations of --audit-log and confirm identical findings.
+    Replay {
+        /// Only the record on this line (1-based).
+        #[arg(long)]
+        line: Option<usize>,
+    },
+}
+
+impl Global {
+    fn json(&self) -> bool {
+        self.output == Format::Json
+    }
+    fn runtime(&self, audit: bool) -> RuntimeOptions {
+        RuntimeOptions {
+            cache_dir: None,
+            audit_log: if audit { self.audit_log.clone() } else { None },
+            no_cache: false,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -214,7 +266,11 @@ pub fn main() -> ExitCode {
         Err(e) => {
             // clap prints help/version itself; usage errors are bad input (exit 2).
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { Code::BadInput as u8 } else { 0 });
+            return ExitCode::from(if e.use_stderr() {
+                Code::BadInput as u8
+            } else {
+                0
+            });
         }
     };
     init_tracing();
@@ -236,12 +292,22 @@ pub fn main() -> ExitCode {
 
 /// Logs go to stderr, off unless RUST_LOG asks for them.
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "off".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "off".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn env(g: &Global, history_max: usize) -> Env {
-    let mut env = Env::new(Target { kubeconfig: g.kubeconfig.clone(), context: g.context.clone() }, Ui::new(g.output));
+    let mut env = Env::new(
+        Target {
+            kubeconfig: g.kubeconfig.clone(),
+            context: g.context.clone(),
+        },
+        Ui::new(g.output),
+    );
     env.history_max = history_max;
     env.policy_config = g.policy_config.clone();
     env.audit_log = g.audit_log.clone();
@@ -251,28 +317,109 @@ fn env(g: &Global, history_max: usize) -> Env {
 async fn run(cli: Cli) -> anyhow::Result<Code> {
     let g = &cli.global;
     match cli.command {
-        Command::Install { bundle, checks, apply } => {
-            upgrade(g, action::upgrade::Mode::Install, bundle, checks, apply, false, Duration::from_secs(300)).await
+        Command::Install {
+            bundle,
+            checks,
+            apply,
+        } => {
+            upgrade(
+                g,
+                action::upgrade::Mode::Install,
+                bundle,
+                checks,
+                apply,
+                false,
+                Duration::from_secs(300),
+            )
+            .await
         }
-        Command::Upgrade { bundle, checks, apply, no_rollback, rollback_timeout } => {
-            upgrade(g, action::upgrade::Mode::Upgrade, bundle, checks, apply, no_rollback, rollback_timeout).await
+        Command::Upgrade {
+            bundle,
+            checks,
+            apply,
+            no_rollback,
+            rollback_timeout,
+        } => {
+            upgrade(
+                g,
+                action::upgrade::Mode::Upgrade,
+                bundle,
+                checks,
+                apply,
+                no_rollback,
+                rollback_timeout,
+            )
+            .await
         }
-        Command::Precheck { bundle, checks, diff } => {
-            let apply = ApplyArgs { yes: false, dry_run: false, readiness_timeout: Duration::ZERO, diff, history_max: 10 };
-            upgrade(g, action::upgrade::Mode::Precheck, bundle, checks, apply, true, Duration::ZERO).await
+        Command::Precheck {
+            bundle,
+            checks,
+            diff,
+        } => {
+            let apply = ApplyArgs {
+                yes: false,
+                dry_run: false,
+                readiness_timeout: Duration::ZERO,
+                diff,
+                history_max: 10,
+            };
+            upgrade(
+                g,
+                action::upgrade::Mode::Precheck,
+                bundle,
+                checks,
+                apply,
+                true,
+                Duration::ZERO,
+            )
+            .await
         }
-        Command::Status { namespace } => action::status::Status { namespace: Some(namespace) }.run(&env(g, 10)).await,
+        Command::Status { namespace } => {
+            action::status::Status {
+                namespace: Some(namespace),
+            }
+            .run(&env(g, 10))
+            .await
+        }
         Command::History { namespace } => {
-            action::history::ListHistory { namespace: Some(namespace) }.run(&env(g, 10)).await
+            action::history::ListHistory {
+                namespace: Some(namespace),
+            }
+            .run(&env(g, 10))
+            .await
         }
-        Command::Rollback { to, namespace, yes, readiness_timeout } => {
-            action::rollback::Rollback { to, namespace: Some(namespace), yes, readiness_timeout }.run(&env(g, 10)).await
+        Command::Rollback {
+            to,
+            namespace,
+            yes,
+            readiness_timeout,
+        } => {
+            action::rollback::Rollback {
+                to,
+                namespace: Some(namespace),
+                yes,
+                readiness_timeout,
+            }
+            .run(&env(g, 10))
+            .await
         }
         Command::Dataplane { command } => match command {
-            DataplaneCommand::Status { control_plane_namespace } => {
-                action::dataplane::DataplaneStatus { namespace: Some(control_plane_namespace) }.run(&env(g, 10)).await
+            DataplaneCommand::Status {
+                control_plane_namespace,
+            } => {
+                action::dataplane::DataplaneStatus {
+                    namespace: Some(control_plane_namespace),
+                }
+                .run(&env(g, 10))
+                .await
             }
-            DataplaneCommand::Restart { namespaces, control_plane_namespace, concurrency, timeout, dry_run } => {
+            DataplaneCommand::Restart {
+                namespaces,
+                control_plane_namespace,
+                concurrency,
+                timeout,
+                dry_run,
+            } => {
                 action::dataplane::DataplaneRestart {
                     control_plane_namespace: Some(control_plane_namespace),
                     namespaces,
@@ -284,8 +431,38 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
                 .await
             }
         },
-        Command::Template { bundle } => action::template::Template { bundle: bundle.bundle.clone(), inputs: bundle.inputs() }.run(),
+        Command::Template { bundle } => action::template::Template {
+            bundle: bundle.bundle.clone(),
+            inputs: bundle.inputs(),
+        }
+        .run(),
         Command::Demo { bundles, keep } => action::demo::Demo { bundles, keep }.run(g.output).await,
+        Command::Policy(cmd) => match cmd {
+            PolicyCommand::List => {
+                policy_cmd::list(g.policy_config.as_deref(), g.runtime(false), g.json())
+            }
+            PolicyCommand::Inspect { target } => {
+                policy_cmd::inspect(&target, g.runtime(false), g.json())
+            }
+            PolicyCommand::Test {
+                target,
+                context,
+                objects,
+                config,
+            } => policy_cmd::test(
+                policy_cmd::TestArgs {
+                    target,
+                    context,
+                    objects,
+                    config,
+                },
+                g.runtime(true),
+                g.json(),
+            ),
+            PolicyCommand::Replay { line } => {
+                policy_cmd::replay(g.audit_log.as_deref(), line, g.runtime(false), g.json())
+            }
+        },
         Command::Sim(args) => {
             meshup_sim::cli::run(args).await?;
             Ok(Code::Ok)
@@ -309,7 +486,10 @@ async fn upgrade(
         inputs: bundle.inputs(),
         yes: apply.yes,
         dry_run: apply.dry_run,
-        overrides: Overrides { force: checks.force, ignore: checks.ignore },
+        overrides: Overrides {
+            force: checks.force,
+            ignore: checks.ignore,
+        },
         readiness_timeout: apply.readiness_timeout,
         rollback_timeout,
         no_rollback,

@@ -40,7 +40,10 @@ impl Workload {
     }
     /// The command that re-injects it.
     pub fn restart_command(&self) -> String {
-        format!("kubectl rollout restart {} -n {}", self.workload, self.namespace)
+        format!(
+            "kubectl rollout restart {} -n {}",
+            self.workload, self.namespace
+        )
     }
 }
 
@@ -64,7 +67,10 @@ impl Report {
         let mut out: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
         for w in &self.workloads {
             for (v, n) in &w.versions {
-                *out.entry(w.namespace.as_str()).or_default().entry(v.as_str()).or_default() += n;
+                *out.entry(w.namespace.as_str())
+                    .or_default()
+                    .entry(v.as_str())
+                    .or_default() += n;
             }
         }
         out
@@ -74,13 +80,19 @@ impl Report {
 /// The workload a pod belongs to, from its owner references.
 pub fn owner(pod: &Value) -> String {
     let name = pod["metadata"]["name"].as_str().unwrap_or_default();
-    let Some(o) = pod["metadata"]["ownerReferences"].as_array().and_then(|a| a.first()) else {
+    let Some(o) = pod["metadata"]["ownerReferences"]
+        .as_array()
+        .and_then(|a| a.first())
+    else {
         return format!("pod/{name}");
     };
     let owner_name = o["name"].as_str().unwrap_or_default();
     match o["kind"].as_str().unwrap_or_default() {
         // ReplicaSet `reviews-7c9d8f` belongs to Deployment `reviews`: strip the template hash.
-        "ReplicaSet" => match (owner_name.rsplit_once('-'), pod["metadata"]["labels"]["pod-template-hash"].as_str()) {
+        "ReplicaSet" => match (
+            owner_name.rsplit_once('-'),
+            pod["metadata"]["labels"]["pod-template-hash"].as_str(),
+        ) {
             (Some((dep, hash)), Some(h)) if hash == h => format!("deployment/{dep}"),
             _ => format!("replicaset/{owner_name}"),
         },
@@ -90,14 +102,26 @@ pub fn owner(pod: &Value) -> String {
 
 /// Fold one pod into the per-workload tally; pods without a sidecar are not counted.
 fn tally(acc: &mut BTreeMap<(String, String), BTreeMap<String, usize>>, pod: &Value) -> bool {
-    let Some(v) = container_image(&pod["spec"], "istio-proxy").and_then(image_version) else { return false };
-    let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-    *acc.entry((ns, owner(pod))).or_default().entry(v).or_default() += 1;
+    let Some(v) = container_image(&pod["spec"], "istio-proxy").and_then(image_version) else {
+        return false;
+    };
+    let ns = pod["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    *acc.entry((ns, owner(pod)))
+        .or_default()
+        .entry(v)
+        .or_default() += 1;
     true
 }
 
 /// Read every pod (paginated) and report proxy versions per workload, skipping `skip_namespace`.
-pub async fn report(cluster: &Cluster, control_plane_version: Option<String>, skip_namespace: &str) -> anyhow::Result<Report> {
+pub async fn report(
+    cluster: &Cluster,
+    control_plane_version: Option<String>,
+    skip_namespace: &str,
+) -> anyhow::Result<Report> {
     let api: Api<DynamicObject> = cluster.api("v1", "Pod", None).await?;
     let mut acc = BTreeMap::new();
     let mut pods = 0;
@@ -121,9 +145,17 @@ pub async fn report(cluster: &Cluster, control_plane_version: Option<String>, sk
     }
     let workloads = acc
         .into_iter()
-        .map(|((namespace, workload), versions)| Workload { namespace, workload, versions })
+        .map(|((namespace, workload), versions)| Workload {
+            namespace,
+            workload,
+            versions,
+        })
         .collect();
-    Ok(Report { control_plane_version, pods, workloads })
+    Ok(Report {
+        control_plane_version,
+        pods,
+        workloads,
+    })
 }
 
 /// Options for `meshup dataplane restart`.
@@ -162,13 +194,22 @@ pub async fn restart(
     for ns in namespaces {
         let batch: Vec<&&Workload> = targets.iter().filter(|w| w.namespace == ns).collect();
         if !out.failed.is_empty() || opts.dry_run {
-            out.not_restarted.extend(batch.iter().map(|w| format!("{}/{}", w.namespace, w.workload)));
+            out.not_restarted.extend(
+                batch
+                    .iter()
+                    .map(|w| format!("{}/{}", w.namespace, w.workload)),
+            );
             continue;
         }
         let results: Vec<(String, Result<Duration, String>)> = futures::stream::iter(batch)
             .map(|w| async move {
                 let id = format!("{}/{}", w.namespace, w.workload);
-                (id, restart_one(cluster, w, opts.timeout).await.map_err(|e| format!("{e:#}")))
+                (
+                    id,
+                    restart_one(cluster, w, opts.timeout)
+                        .await
+                        .map_err(|e| format!("{e:#}")),
+                )
             })
             .buffer_unordered(opts.concurrency.max(1))
             .collect()
@@ -184,11 +225,17 @@ pub async fn restart(
     Ok(out)
 }
 
-async fn restart_one(cluster: &Cluster, w: &Workload, timeout: Duration) -> anyhow::Result<Duration> {
+async fn restart_one(
+    cluster: &Cluster,
+    w: &Workload,
+    timeout: Duration,
+) -> anyhow::Result<Duration> {
     let kind = match w.kind() {
         "deployment" => "Deployment",
         "daemonset" => "DaemonSet",
-        other => anyhow::bail!("{other} workloads cannot be restarted in place; delete the pods to re-inject them"),
+        other => anyhow::bail!(
+            "{other} workloads cannot be restarted in place; delete the pods to re-inject them"
+        ),
     };
     let api = cluster.api("apps/v1", kind, Some(&w.namespace)).await?;
     // The same annotation `kubectl rollout restart` sets, as a strategic-merge patch.
@@ -198,9 +245,16 @@ async fn restart_one(cluster: &Cluster, w: &Workload, timeout: Duration) -> anyh
         .await
         .with_context(|| format!("restarting {}", w.workload))?;
     let deadline = Instant::now() + timeout;
-    crate::wait::until_rolled_out(cluster, kind, &w.namespace, w.name(), deadline, |_, _, _| {})
-        .await
-        .map_err(anyhow::Error::from)
+    crate::wait::until_rolled_out(
+        cluster,
+        kind,
+        &w.namespace,
+        w.name(),
+        deadline,
+        |_, _, _| {},
+    )
+    .await
+    .map_err(anyhow::Error::from)
 }
 
 /// Sort versions newest first for display.
@@ -224,9 +278,18 @@ mod tests {
     #[test]
     fn pods_fold_into_workloads() {
         let mut acc = BTreeMap::new();
-        assert!(tally(&mut acc, &pod("shop", "cart-5d9f-a", "cart-5d9f", "5d9f", "1.7.8")));
-        assert!(tally(&mut acc, &pod("shop", "cart-5d9f-b", "cart-5d9f", "5d9f", "1.8.6")));
-        assert!(!tally(&mut acc, &json!({"metadata": {"name": "x", "namespace": "shop"}, "spec": {"containers": []}})));
+        assert!(tally(
+            &mut acc,
+            &pod("shop", "cart-5d9f-a", "cart-5d9f", "5d9f", "1.7.8")
+        ));
+        assert!(tally(
+            &mut acc,
+            &pod("shop", "cart-5d9f-b", "cart-5d9f", "5d9f", "1.8.6")
+        ));
+        assert!(!tally(
+            &mut acc,
+            &json!({"metadata": {"name": "x", "namespace": "shop"}, "spec": {"containers": []}})
+        ));
         let w = Workload {
             namespace: "shop".into(),
             workload: "deployment/cart".into(),
@@ -234,6 +297,9 @@ mod tests {
         };
         assert_eq!(w.versions.len(), 2);
         assert!(w.outdated("1.8.6"));
-        assert_eq!(w.restart_command(), "kubectl rollout restart deployment/cart -n shop");
+        assert_eq!(
+            w.restart_command(),
+            "kubectl rollout restart deployment/cart -n shop"
+        );
     }
 }

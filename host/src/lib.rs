@@ -2,21 +2,22 @@
 //!
 //! One module per concept; `cli` only turns flags into calls of the others.
 
+pub mod action;
 pub mod apply;
 pub mod bundle;
+pub mod checks;
 pub mod cli;
 pub mod cluster;
+pub mod dataplane;
 pub mod exit;
 pub mod history;
+pub mod lock;
+pub mod permissions;
 pub mod plan;
+pub mod policy;
 pub mod render;
 pub mod state;
 pub mod ui;
 pub mod values;
 pub mod version;
 pub mod wait;
-pub mod dataplane;
-pub mod action;
-pub mod checks;
-pub mod lock;
-pub mod permissions;

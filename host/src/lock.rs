@@ -25,7 +25,9 @@ pub struct Lock {
 /// Who we are, for the holder field: `user@host pid N`.
 pub fn identity() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
     format!("{user}@{host} pid {}", std::process::id())
 }
 
@@ -35,7 +37,10 @@ fn now() -> MicroTime {
 
 fn lease(holder: &str, duration: Duration, transitions: i32) -> Lease {
     Lease {
-        metadata: ObjectMeta { name: Some(LEASE_NAME.into()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(LEASE_NAME.into()),
+            ..Default::default()
+        },
         spec: Some(LeaseSpec {
             holder_identity: Some(holder.into()),
             lease_duration_seconds: Some(duration.as_secs() as i32),
@@ -50,24 +55,48 @@ fn lease(holder: &str, duration: Duration, transitions: i32) -> Lease {
 /// Seconds since the holder last renewed, and whether that is past the lease duration.
 fn expiry(l: &Lease) -> (i64, bool) {
     let spec = l.spec.clone().unwrap_or_default();
-    let renewed = spec.renew_time.or(spec.acquire_time).map(|t| t.0).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let renewed = spec
+        .renew_time
+        .or(spec.acquire_time)
+        .map(|t| t.0)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     let age = jiff::Timestamp::now().as_second() - renewed.as_second();
-    (age, age > i64::from(spec.lease_duration_seconds.unwrap_or(30)))
+    (
+        age,
+        age > i64::from(spec.lease_duration_seconds.unwrap_or(30)),
+    )
 }
 
 impl Lock {
     /// Take the lock in `namespace`, or fail with who holds it.
-    pub async fn acquire(client: kube::Client, namespace: &str, duration: Duration) -> anyhow::Result<Lock> {
+    pub async fn acquire(
+        client: kube::Client,
+        namespace: &str,
+        duration: Duration,
+    ) -> anyhow::Result<Lock> {
         let api: Api<Lease> = Api::namespaced(client, namespace);
         let holder = identity();
         let mut took_over = None;
-        match api.create(&PostParams::default(), &lease(&holder, duration, 0)).await {
+        match api
+            .create(&PostParams::default(), &lease(&holder, duration, 0))
+            .await
+        {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 409 => {
-                let current = api.get(LEASE_NAME).await.context("reading the upgrade lock")?;
+                let current = api
+                    .get(LEASE_NAME)
+                    .await
+                    .context("reading the upgrade lock")?;
                 let spec = current.spec.clone().unwrap_or_default();
-                let who = spec.holder_identity.clone().unwrap_or_else(|| "someone".into());
-                let since = spec.acquire_time.as_ref().map(|t| t.0.to_string()).unwrap_or_else(|| "unknown".into());
+                let who = spec
+                    .holder_identity
+                    .clone()
+                    .unwrap_or_else(|| "someone".into());
+                let since = spec
+                    .acquire_time
+                    .as_ref()
+                    .map(|t| t.0.to_string())
+                    .unwrap_or_else(|| "unknown".into());
                 let (age, expired) = expiry(&current);
                 if !expired {
                     return Err(Exit::new(
@@ -82,15 +111,22 @@ impl Lock {
                 // runs racing for the same stale lock cannot both win.
                 let mut next = lease(&holder, duration, spec.lease_transitions.unwrap_or(0) + 1);
                 next.metadata.resource_version = current.metadata.resource_version.clone();
-                api.replace(LEASE_NAME, &PostParams::default(), &next).await.map_err(|e| {
-                    anyhow::anyhow!("taking over the stale upgrade lock held by {who}: {e}")
-                })?;
+                api.replace(LEASE_NAME, &PostParams::default(), &next)
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!("taking over the stale upgrade lock held by {who}: {e}")
+                    })?;
                 took_over = Some(format!("{who} (since {since}, not renewed for {age} s)"));
             }
             Err(e) => return Err(e).context("taking the upgrade lock"),
         }
         let renewer = tokio::spawn(renew(api.clone(), duration));
-        Ok(Lock { api, holder, renewer, took_over })
+        Ok(Lock {
+            api,
+            holder,
+            renewer,
+            took_over,
+        })
     }
 
     /// Release the lock (also done by the next run after expiry if we crash).
@@ -112,6 +148,8 @@ async fn renew(api: Api<Lease>, duration: Duration) {
         tick.tick().await;
         let patch = serde_json::json!({"spec": {"renewTime": now()}});
         // A failed renewal is retried at the next tick; the lease outlives two misses.
-        let _ = api.patch(LEASE_NAME, &PatchParams::default(), &Patch::Merge(&patch)).await;
+        let _ = api
+            .patch(LEASE_NAME, &PatchParams::default(), &Patch::Merge(&patch))
+            .await;
     }
 }

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
 use kube::api::{Api, PostParams};
 
 use crate::cluster::Cluster;
@@ -28,18 +30,34 @@ impl std::fmt::Display for Missing {
 }
 
 /// The (verb, group, resource, namespace) tuples a plan needs, checked concurrently.
-pub async fn missing(cluster: &Cluster, applied: &[ObjectKey], pruned: &[ObjectKey]) -> anyhow::Result<Vec<Missing>> {
+pub async fn missing(
+    cluster: &Cluster,
+    applied: &[ObjectKey],
+    pruned: &[ObjectKey],
+) -> anyhow::Result<Vec<Missing>> {
     let mut asks = BTreeSet::new();
-    for (keys, verbs) in [(applied, &["get", "create", "patch"][..]), (pruned, &["delete"][..])] {
+    for (keys, verbs) in [
+        (applied, &["get", "create", "patch"][..]),
+        (pruned, &["delete"][..]),
+    ] {
         for k in keys {
             let (ar, _) = cluster.resource(&k.api_version, &k.kind).await?;
             for v in verbs {
-                asks.insert((v.to_string(), ar.group.clone(), ar.plural.clone(), k.namespace.clone()));
+                asks.insert((
+                    v.to_string(),
+                    ar.group.clone(),
+                    ar.plural.clone(),
+                    k.namespace.clone(),
+                ));
             }
         }
     }
     // Waiting and verification read workloads and pods; history writes Secrets.
-    for ns in applied.iter().filter_map(|k| k.namespace.clone()).collect::<BTreeSet<_>>() {
+    for ns in applied
+        .iter()
+        .filter_map(|k| k.namespace.clone())
+        .collect::<BTreeSet<_>>()
+    {
         for (verb, group, res) in [
             ("watch", "apps", "deployments"),
             ("list", "", "pods"),
@@ -68,8 +86,16 @@ pub async fn missing(cluster: &Cluster, applied: &[ObjectKey], pruned: &[ObjectK
             };
             let answer = api.create(&PostParams::default(), &review).await?;
             let allowed = answer.status.map(|s| s.allowed).unwrap_or(false);
-            let resource = if group.is_empty() { resource } else { format!("{resource}.{group}") };
-            anyhow::Ok((!allowed).then_some(Missing { verb, resource, namespace }))
+            let resource = if group.is_empty() {
+                resource
+            } else {
+                format!("{resource}.{group}")
+            };
+            anyhow::Ok((!allowed).then_some(Missing {
+                verb,
+                resource,
+                namespace,
+            }))
         }
     });
     let mut out = Vec::new();

@@ -17,7 +17,9 @@ pub fn meshup_bin() -> &'static str {
 }
 
 pub fn bundle(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../bundles")
+        .join(name)
 }
 
 /// A simulator process with its own kubeconfig, killed on drop.
@@ -38,13 +40,23 @@ impl Sim {
         let dir = tempfile::tempdir().expect("tempdir");
         let kubeconfig = dir.path().join("kubeconfig");
         let mut cmd = Command::new(meshup_bin());
-        cmd.args(["sim", "--port", "0", "--ready-delay-ms", "50", "--kubeconfig-out"]).arg(&kubeconfig);
+        cmd.args([
+            "sim",
+            "--port",
+            "0",
+            "--ready-delay-ms",
+            "50",
+            "--kubeconfig-out",
+        ])
+        .arg(&kubeconfig);
         if let Some(yaml) = seed {
             let path = dir.path().join("seed.yaml");
             std::fs::write(&path, yaml).expect("write seed");
             cmd.arg("--seed").arg(path);
         }
-        cmd.args(extra).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        cmd.args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("start meshup sim");
         let stdout = child.stdout.take().expect("sim stdout");
         let mut lines = BufReader::new(stdout).lines();
@@ -60,7 +72,12 @@ impl Sim {
         };
         // Keep draining stdout so the simulator never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Sim { child, dir, kubeconfig, addr }
+        Sim {
+            child,
+            dir,
+            kubeconfig,
+            addr,
+        }
     }
 
     /// Run meshup with this simulator's kubeconfig.
@@ -117,10 +134,20 @@ impl Sim {
     /// The image tags of istiod's pods, read with kubectl (independent of meshup).
     pub fn istiod_versions_kubectl(&self) -> Option<Vec<String>> {
         let out = self.kubectl(&[
-            "get", "pods", "-n", "istio-system", "-l", "app=istiod",
-            "-o", "jsonpath={range .items[*]}{.spec.containers[0].image}{\"\\n\"}{end}",
+            "get",
+            "pods",
+            "-n",
+            "istio-system",
+            "-l",
+            "app=istiod",
+            "-o",
+            "jsonpath={range .items[*]}{.spec.containers[0].image}{\"\\n\"}{end}",
         ])?;
-        assert!(out.status.success(), "kubectl: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kubectl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter(|l| !l.is_empty())
@@ -140,7 +167,12 @@ impl Drop for Sim {
 }
 
 pub fn has_kubectl() -> bool {
-    Command::new("kubectl").arg("version").arg("--client").output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 /// The result of one meshup run.
@@ -152,25 +184,47 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
     pub fn all(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
     }
     #[track_caller]
     pub fn expect(&self, code: i32) -> &Run {
-        assert_eq!(self.code, code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
 
 pub fn run(args: &[&str], stdin: Option<&str>) -> Run {
     let mut cmd = Command::new(meshup_bin());
-    cmd.args(args).env("NO_COLOR", "1").env("MESHUP_CACHE_DIR", cache_dir()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.args(args)
+        .env("NO_COLOR", "1")
+        .env("MESHUP_CACHE_DIR", cache_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     let mut child = cmd.spawn().expect("run meshup");
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     let out = child.wait_with_output().expect("wait meshup");
     Run {
@@ -201,8 +255,16 @@ pub fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, S
     s.read_to_end(&mut raw).unwrap();
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = if head.to_lowercase().contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_string() };
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = if head.to_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
     (code, body)
 }
 

@@ -1,5 +1,5 @@
 //! End-to-end tests: the real CLI against the real simulator over HTTP.
 
 mod common;
-mod upgrade;
 mod inputs;
+mod upgrade;

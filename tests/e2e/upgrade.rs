@@ -7,7 +7,12 @@ use serde_json::Value;
 use crate::common::*;
 
 fn codes(doc: &Value) -> Vec<String> {
-    doc["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap().to_string()).collect()
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn b(name: &str) -> String {
@@ -18,16 +23,28 @@ fn b(name: &str) -> String {
 fn install_upgrade_downgrade_with_versions_read_back_by_kubectl() {
     let sim = Sim::start();
     install(&sim, "istio-1.7.8", &[]);
-    assert_eq!(sim.istiod_versions_kubectl().unwrap_or(vec!["1.7.8".into()]), vec!["1.7.8"]);
+    assert_eq!(
+        sim.istiod_versions_kubectl()
+            .unwrap_or(vec!["1.7.8".into()]),
+        vec!["1.7.8"]
+    );
 
     let up = sim.meshup(&["upgrade", "--bundle", &b("istio-1.8.6"), "-y"]);
     up.expect(0);
-    assert!(up.stdout.contains("control plane now at 1.8.6"), "{}", up.stdout);
+    assert!(
+        up.stdout.contains("control plane now at 1.8.6"),
+        "{}",
+        up.stdout
+    );
     if let Some(v) = sim.istiod_versions_kubectl() {
         assert_eq!(v, vec!["1.8.6"]);
     }
     // The object 1.8 no longer has was pruned; CRDs were not.
-    let (code, _) = sim.http("GET", "/api/v1/namespaces/istio-system/configmaps/istio-leader", None);
+    let (code, _) = sim.http(
+        "GET",
+        "/api/v1/namespaces/istio-system/configmaps/istio-leader",
+        None,
+    );
     assert_eq!(code, 404, "istio-leader should be pruned");
     let (code, _) = sim.http("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/workloadgroups.networking.istio.io", None);
     assert_eq!(code, 200);
@@ -41,7 +58,12 @@ fn install_upgrade_downgrade_with_versions_read_back_by_kubectl() {
         assert_eq!(v, vec!["1.7.8"]);
     }
     let hist = sim.meshup(&["history", "-o", "json"]).expect(0).json();
-    let statuses: Vec<&str> = hist["releases"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = hist["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, vec!["superseded", "superseded", "deployed"]);
 }
 
@@ -60,22 +82,45 @@ fn two_minor_skew_is_blocked_both_ways_and_force_is_audited() {
     let up = sim.meshup(&["upgrade", "--bundle", &b("istio-1.9.5"), "-y"]);
     up.expect(3);
     assert!(up.stderr.contains("skew.too-far"), "{}", up.stderr);
-    assert!(sim.mutations().is_empty(), "a blocked run changed something: {:?}", sim.mutations());
+    assert!(
+        sim.mutations().is_empty(),
+        "a blocked run changed something: {:?}",
+        sim.mutations()
+    );
 
     let audit = sim.dir.path().join("audit.jsonl");
-    let forced = sim.meshup(&["upgrade", "--bundle", &b("istio-1.9.5"), "-y", "--force", "--audit-log", audit.to_str().unwrap()]);
+    let forced = sim.meshup(&[
+        "upgrade",
+        "--bundle",
+        &b("istio-1.9.5"),
+        "-y",
+        "--force",
+        "--audit-log",
+        audit.to_str().unwrap(),
+    ]);
     forced.expect(0);
     let hist = sim.meshup(&["history", "-o", "json"]).expect(0).json();
     let last = hist["releases"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["version"], "1.9.5");
     let lines = std::fs::read_to_string(&audit).unwrap();
-    assert!(lines.lines().any(|l| l.contains("skew.too-far")), "audit log records the finding that was forced");
+    assert!(
+        lines.lines().any(|l| l.contains("skew.too-far")),
+        "audit log records the finding that was forced"
+    );
 
     // And down two minors.
     let down = sim.meshup(&["precheck", "--bundle", &b("istio-1.7.8"), "-o", "json"]);
     down.expect(3);
     assert!(codes(&down.json()).contains(&"skew.too-far".to_string()));
-    let ignored = sim.meshup(&["precheck", "--bundle", &b("istio-1.7.8"), "--ignore", "skew.too-far", "-o", "json"]);
+    let ignored = sim.meshup(&[
+        "precheck",
+        "--bundle",
+        &b("istio-1.7.8"),
+        "--ignore",
+        "skew.too-far",
+        "-o",
+        "json",
+    ]);
     ignored.expect(0);
     assert_eq!(ignored.json()["overridden"][0], "skew.too-far");
 }
@@ -105,7 +150,11 @@ fn revision_based_install_is_refused() {
     let sim = Sim::start_with(Some(CANARY), &[]);
     let run = sim.meshup(&["upgrade", "--bundle", &b("istio-1.8.6"), "-y", "-o", "json"]);
     run.expect(3);
-    assert!(codes(&run.json()).contains(&"revision.unsupported".to_string()), "{}", run.stdout);
+    assert!(
+        codes(&run.json()).contains(&"revision.unsupported".to_string()),
+        "{}",
+        run.stdout
+    );
     assert!(sim.mutations().is_empty());
 }
 
@@ -136,7 +185,11 @@ fn helm_install_is_refused_with_the_helm_message() {
     let run = sim.meshup(&["upgrade", "--bundle", &b("istio-1.8.6"), "-y"]);
     run.expect(3);
     assert!(run.all().contains("install-method.helm"), "{}", run.all());
-    assert!(run.all().to_lowercase().contains("helm upgrade"), "tells the user to use Helm: {}", run.all());
+    assert!(
+        run.all().to_lowercase().contains("helm upgrade"),
+        "tells the user to use Helm: {}",
+        run.all()
+    );
     assert!(sim.mutations().is_empty());
 }
 
@@ -186,22 +239,41 @@ spec:
 fn istioctl_install_upgrades_and_reports_values_it_would_revert() {
     let sim = Sim::start_with(Some(ISTIOCTL), &[]);
     eventually("seeded istiod ready", Duration::from_secs(20), || {
-        sim.get("/apis/apps/v1/namespaces/istio-system/deployments/istiod")["status"]["readyReplicas"] == 1
+        sim.get("/apis/apps/v1/namespaces/istio-system/deployments/istiod")["status"]["readyReplicas"]
+            == 1
     });
     let pre = sim.meshup(&["precheck", "--bundle", &b("istio-1.8.6"), "-o", "json"]);
     pre.expect(0);
     let doc = pre.json();
     assert_eq!(doc["plan"]["install_method"], "istioctl");
     assert_eq!(doc["current_version"], "1.7.8");
-    assert!(codes(&doc).contains(&"values-revert.reverted".to_string()), "{doc}");
-    let reverted: Vec<&str> =
-        doc["plan"]["reverted_values"].as_array().unwrap().iter().map(|v| v["path"].as_str().unwrap()).collect();
-    assert!(reverted.contains(&"pilot.traceSampling") && reverted.contains(&"meshConfig.accessLogFile"), "{reverted:?}");
+    assert!(
+        codes(&doc).contains(&"values-revert.reverted".to_string()),
+        "{doc}"
+    );
+    let reverted: Vec<&str> = doc["plan"]["reverted_values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        reverted.contains(&"pilot.traceSampling") && reverted.contains(&"meshConfig.accessLogFile"),
+        "{reverted:?}"
+    );
 
     // Repeating the values keeps them and the warning goes away.
     let again = sim.meshup(&[
-        "upgrade", "--bundle", &b("istio-1.8.6"), "-y", "-o", "json",
-        "--set", "pilot.traceSampling=5.0", "--set", "meshConfig.accessLogFile=/dev/stdout",
+        "upgrade",
+        "--bundle",
+        &b("istio-1.8.6"),
+        "-y",
+        "-o",
+        "json",
+        "--set",
+        "pilot.traceSampling=5.0",
+        "--set",
+        "meshConfig.accessLogFile=/dev/stdout",
     ]);
     again.expect(0);
     assert!(!codes(&again.json()).contains(&"values-revert.reverted".to_string()));
@@ -213,11 +285,28 @@ fn istioctl_install_upgrades_and_reports_values_it_would_revert() {
 #[test]
 fn single_replica_istiod_without_pdb_warns() {
     let sim = Sim::start();
-    install(&sim, "istio-1.7.8", &["--set", "pilot.podDisruptionBudget.enabled=false"]);
-    let pre = sim.meshup(&["precheck", "--bundle", &b("istio-1.8.6"), "--set", "pilot.podDisruptionBudget.enabled=false", "-o", "json"]);
+    install(
+        &sim,
+        "istio-1.7.8",
+        &["--set", "pilot.podDisruptionBudget.enabled=false"],
+    );
+    let pre = sim.meshup(&[
+        "precheck",
+        "--bundle",
+        &b("istio-1.8.6"),
+        "--set",
+        "pilot.podDisruptionBudget.enabled=false",
+        "-o",
+        "json",
+    ]);
     pre.expect(0);
     let doc = pre.json();
-    let pdb: Vec<&Value> = doc["findings"].as_array().unwrap().iter().filter(|f| f["policy"] == "pdb").collect();
+    let pdb: Vec<&Value> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["policy"] == "pdb")
+        .collect();
     assert!(!pdb.is_empty(), "{doc}");
     assert!(pdb.iter().all(|f| f["severity"] == "warning"));
 }
@@ -229,13 +318,28 @@ fn changed_profile_default_is_shown() {
     let pre = sim.meshup(&["precheck", "--bundle", &b("istio-1.8.6"), "-o", "json"]);
     pre.expect(0);
     let doc = pre.json();
-    assert!(codes(&doc).contains(&"profile-defaults.changed".to_string()), "{doc}");
+    assert!(
+        codes(&doc).contains(&"profile-defaults.changed".to_string()),
+        "{doc}"
+    );
     let changed = &doc["plan"]["profile_default_changes"];
-    assert!(changed.as_array().unwrap().iter().any(|c| c["path"] == "meshConfig.enablePrometheusMerge"), "{changed}");
+    assert!(
+        changed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["path"] == "meshConfig.enablePrometheusMerge"),
+        "{changed}"
+    );
     // The text form reads as a diff.
     let text = sim.meshup(&["precheck", "--bundle", &b("istio-1.8.6")]);
     text.expect(0);
-    assert!(text.stdout.contains("meshConfig.enablePrometheusMerge: false → true"), "{}", text.stdout);
+    assert!(
+        text.stdout
+            .contains("meshConfig.enablePrometheusMerge: false → true"),
+        "{}",
+        text.stdout
+    );
 }
 
 #[test]
@@ -243,12 +347,26 @@ fn dry_run_sends_no_mutating_request() {
     let sim = Sim::start();
     install(&sim, "istio-1.7.8", &[]);
     sim.clear_requests();
-    let run = sim.meshup(&["upgrade", "--bundle", &b("istio-1.8.6"), "--dry-run", "-o", "json"]);
+    let run = sim.meshup(&[
+        "upgrade",
+        "--bundle",
+        &b("istio-1.8.6"),
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
     run.expect(0);
     assert_eq!(run.json()["result"]["status"], "dry-run");
-    assert!(sim.mutations().is_empty(), "dry run mutated: {:?}", sim.mutations());
+    assert!(
+        sim.mutations().is_empty(),
+        "dry run mutated: {:?}",
+        sim.mutations()
+    );
     let (_, body) = sim.http("GET", "/sim/v1/requests", None);
-    assert!(body.contains("dryRun=All"), "the dry run asked the server to validate");
+    assert!(
+        body.contains("dryRun=All"),
+        "the dry run asked the server to validate"
+    );
 }
 
 #[test]
@@ -258,15 +376,29 @@ fn prompt_without_tty_refuses_and_yes_proceeds() {
     sim.clear_requests();
     let run = sim.meshup(&["upgrade", "--bundle", &b("istio-1.8.6")]);
     run.expect(2);
-    assert!(run.stderr.contains("refusing to prompt without a terminal"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("refusing to prompt without a terminal"),
+        "{}",
+        run.stderr
+    );
     assert!(sim.mutations().is_empty());
     // With a terminal, answering "n" aborts with exit 4 (script(1) gives the child a pty).
-    if std::process::Command::new("script").arg("--version").output().is_ok() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
         let cmd = format!(
             "echo n | NO_COLOR=1 MESHUP_CACHE_DIR={} {} --kubeconfig {} upgrade --bundle {}",
-            cache_dir().display(), meshup_bin(), sim.kubeconfig.display(), b("istio-1.8.6")
+            cache_dir().display(),
+            meshup_bin(),
+            sim.kubeconfig.display(),
+            b("istio-1.8.6")
         );
-        let out = std::process::Command::new("script").args(["-qec", &format!("bash -c '{cmd}'"), "/dev/null"]).output().unwrap();
+        let out = std::process::Command::new("script")
+            .args(["-qec", &format!("bash -c '{cmd}'"), "/dev/null"])
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("[y/N]"), "{text}");
         assert_eq!(out.status.code(), Some(4), "{text}");
@@ -274,7 +406,8 @@ fn prompt_without_tty_refuses_and_yes_proceeds() {
     } else {
         eprintln!("SKIPPED tty prompt check: script(1) is not installed");
     }
-    sim.meshup(&["upgrade", "--bundle", &b("istio-1.8.6"), "-y"]).expect(0);
+    sim.meshup(&["upgrade", "--bundle", &b("istio-1.8.6"), "-y"])
+        .expect(0);
 }
 
 #[test]
@@ -286,20 +419,39 @@ fn status_reports_control_and_data_plane() {
     let dep = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"cart","namespace":"shop"},
         "spec":{"replicas":2,"selector":{"matchLabels":{"app":"cart"}},
         "template":{"metadata":{"labels":{"app":"cart"}},"spec":{"containers":[{"name":"cart","image":"cart:1"}]}}}}"#;
-    let (code, body) = sim.http("POST", "/apis/apps/v1/namespaces/shop/deployments", Some(dep));
+    let (code, body) = sim.http(
+        "POST",
+        "/apis/apps/v1/namespaces/shop/deployments",
+        Some(dep),
+    );
     assert_eq!(code, 201, "{body}");
     eventually("cart ready", Duration::from_secs(20), || {
         sim.get("/apis/apps/v1/namespaces/shop/deployments/cart")["status"]["readyReplicas"] == 2
     });
-    sim.meshup(&["upgrade", "--bundle", &b("istio-1.8.6"), "-y"]).expect(0);
+    sim.meshup(&["upgrade", "--bundle", &b("istio-1.8.6"), "-y"])
+        .expect(0);
     let st = sim.meshup(&["status", "-o", "json"]).expect(0).json();
     assert_eq!(st["control_planes"][0]["version"], "1.8.6");
-    let dp = sim.meshup(&["dataplane", "status", "-o", "json"]).expect(0).json();
+    let dp = sim
+        .meshup(&["dataplane", "status", "-o", "json"])
+        .expect(0)
+        .json();
     assert_eq!(dp["outdated"][0]["workload"], "deployment/cart");
     assert_eq!(dp["outdated"][0]["versions"]["1.7.8"], 2);
-    let text = sim.meshup(&["dataplane", "status"]).expect(0).stdout.clone();
-    assert!(text.contains("kubectl rollout restart deployment/cart -n shop"), "{text}");
-    sim.meshup(&["dataplane", "restart", "--namespace", "shop"]).expect(0);
-    let dp = sim.meshup(&["dataplane", "status", "-o", "json"]).expect(0).json();
+    let text = sim
+        .meshup(&["dataplane", "status"])
+        .expect(0)
+        .stdout
+        .clone();
+    assert!(
+        text.contains("kubectl rollout restart deployment/cart -n shop"),
+        "{text}"
+    );
+    sim.meshup(&["dataplane", "restart", "--namespace", "shop"])
+        .expect(0);
+    let dp = sim
+        .meshup(&["dataplane", "status", "-o", "json"])
+        .expect(0)
+        .json();
     assert_eq!(dp["outdated"].as_array().unwrap().len(), 0, "{dp}");
 }

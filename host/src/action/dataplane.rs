@@ -41,7 +41,11 @@ pub fn outdated_text(report: &Report) -> String {
     let rows: Vec<Vec<String>> = outdated
         .iter()
         .map(|w| {
-            let vs: Vec<String> = w.versions.iter().map(|(v, n)| format!("{v} ({n})")).collect();
+            let vs: Vec<String> = w
+                .versions
+                .iter()
+                .map(|(v, n)| format!("{v} ({n})"))
+                .collect();
             vec![w.namespace.clone(), w.workload.clone(), vs.join(", ")]
         })
         .collect();
@@ -55,7 +59,13 @@ pub fn outdated_text(report: &Report) -> String {
     }
     let mut nss: Vec<&str> = outdated.iter().map(|w| w.namespace.as_str()).collect();
     nss.dedup();
-    out.push_str(&format!("or: meshup dataplane restart {}", nss.iter().map(|n| format!("--namespace {n}")).collect::<Vec<_>>().join(" ")));
+    out.push_str(&format!(
+        "or: meshup dataplane restart {}",
+        nss.iter()
+            .map(|n| format!("--namespace {n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
     out
 }
 
@@ -65,8 +75,10 @@ impl DataplaneStatus {
         let (_, report) = read(env, ns).await?;
         if env.ui.json() {
             let outdated: Vec<_> = report.outdated().into_iter().cloned().collect();
-            print_json(&serde_json::json!({"control_plane_version": report.control_plane_version,
-                "pods": report.pods, "workloads": report.workloads, "outdated": outdated}))?;
+            print_json(
+                &serde_json::json!({"control_plane_version": report.control_plane_version,
+                "pods": report.pods, "workloads": report.workloads, "outdated": outdated}),
+            )?;
         } else {
             env.ui.say(outdated_text(&report));
         }
@@ -76,7 +88,10 @@ impl DataplaneStatus {
 
 impl DataplaneRestart {
     pub async fn run(&self, env: &Env) -> anyhow::Result<Code> {
-        let ns = self.control_plane_namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
+        let ns = self
+            .control_plane_namespace
+            .as_deref()
+            .unwrap_or(DEFAULT_NAMESPACE);
         let (cluster, report) = read(env, ns).await?;
         let opts = RestartOptions {
             namespaces: self.namespaces.clone(),
@@ -86,13 +101,19 @@ impl DataplaneRestart {
         };
         let ui = &env.ui;
         let out = dataplane::restart(&cluster, &report, &opts, |id, r| match r {
-            Ok(d) => ui.say(format!("  {} {id} ({:.1} s)", ui.paint("restarted", Color::Green), d.as_secs_f64())),
+            Ok(d) => ui.say(format!(
+                "  {} {id} ({:.1} s)",
+                ui.paint("restarted", Color::Green),
+                d.as_secs_f64()
+            )),
             Err(e) => ui.say(format!("  {} {id}: {e}", ui.paint("failed", Color::Red))),
         })
         .await?;
         if ui.json() {
-            print_json(&serde_json::json!({"dry_run": self.dry_run, "restarted": out.restarted,
-                "failed": out.failed, "not_restarted": out.not_restarted}))?;
+            print_json(
+                &serde_json::json!({"dry_run": self.dry_run, "restarted": out.restarted,
+                "failed": out.failed, "not_restarted": out.not_restarted}),
+            )?;
         } else {
             if self.dry_run {
                 ui.say("dry run: nothing restarted; these would be:");
@@ -105,9 +126,18 @@ impl DataplaneRestart {
             if out.restarted.is_empty() && out.not_restarted.is_empty() && out.failed.is_empty() {
                 ui.say("data plane: nothing to restart, every sidecar matches the control plane");
             } else if !self.dry_run {
-                ui.say(format!("restarted {}, failed {}, not restarted {}", out.restarted.len(), out.failed.len(), out.not_restarted.len()));
+                ui.say(format!(
+                    "restarted {}, failed {}, not restarted {}",
+                    out.restarted.len(),
+                    out.failed.len(),
+                    out.not_restarted.len()
+                ));
             }
         }
-        Ok(if out.failed.is_empty() { Code::Ok } else { Code::Unexpected })
+        Ok(if out.failed.is_empty() {
+            Code::Ok
+        } else {
+            Code::Unexpected
+        })
     }
 }

@@ -34,11 +34,21 @@ pub fn bundles_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
         .into_iter()
         .flatten()
         .find(|p| p.join("istio-1.7.8/bundle.yaml").is_file())
-        .ok_or_else(|| Exit::bad_input("cannot find the shipped bundles; pass --bundles DIR (the repository's bundles/)").into())
+        .ok_or_else(|| {
+            Exit::bad_input(
+                "cannot find the shipped bundles; pass --bundles DIR (the repository's bundles/)",
+            )
+            .into()
+        })
 }
 
-const WORKLOADS: &[(&str, &str, u32)] =
-    &[("shop", "frontend", 2), ("shop", "cart", 2), ("shop", "checkout", 1), ("bookinfo", "reviews", 3), ("bookinfo", "ratings", 1)];
+const WORKLOADS: &[(&str, &str, u32)] = &[
+    ("shop", "frontend", 2),
+    ("shop", "cart", 2),
+    ("shop", "checkout", 1),
+    ("bookinfo", "reviews", 3),
+    ("bookinfo", "ratings", 1),
+];
 
 impl Demo {
     pub async fn run(&self, format: Format) -> anyhow::Result<Code> {
@@ -49,29 +59,103 @@ impl Demo {
         std::fs::create_dir_all(&dir)?;
         let kubeconfig = dir.join("kubeconfig");
 
-        step(&ui, 1, "Start the simulator: a Kubernetes API on loopback with simulated controllers.");
-        let sim = meshup_sim::Sim::start(meshup_sim::SimConfig { ready_delay: Duration::from_millis(200), ..Default::default() }).await?;
+        step(
+            &ui,
+            1,
+            "Start the simulator: a Kubernetes API on loopback with simulated controllers.",
+        );
+        let sim = meshup_sim::Sim::start(meshup_sim::SimConfig {
+            ready_delay: Duration::from_millis(200),
+            ..Default::default()
+        })
+        .await?;
         sim.write_kubeconfig(&kubeconfig)?;
-        ui.say(format!("   listening on {}; kubeconfig {}", sim.url(), kubeconfig.display()));
-        ui.say(format!("   try it with: kubectl --kubeconfig {} get pods -A", kubeconfig.display()));
-        let env = Env::new(Target { kubeconfig: Some(kubeconfig.clone()), context: None }, Ui::new(format));
+        ui.say(format!(
+            "   listening on {}; kubeconfig {}",
+            sim.url(),
+            kubeconfig.display()
+        ));
+        ui.say(format!(
+            "   try it with: kubectl --kubeconfig {} get pods -A",
+            kubeconfig.display()
+        ));
+        let env = Env::new(
+            Target {
+                kubeconfig: Some(kubeconfig.clone()),
+                context: None,
+            },
+            Ui::new(format),
+        );
 
-        step(&ui, 2, "Install Istio 1.7.8 (the oldest-but-one bundle) with the default profile.");
-        expect(self.upgrade(&env, Mode::Install, &bundles, "istio-1.7.8", vec![], Overrides::default()).await, Code::Ok)?;
+        step(
+            &ui,
+            2,
+            "Install Istio 1.7.8 (the oldest-but-one bundle) with the default profile.",
+        );
+        expect(
+            self.upgrade(
+                &env,
+                Mode::Install,
+                &bundles,
+                "istio-1.7.8",
+                vec![],
+                Overrides::default(),
+            )
+            .await,
+            Code::Ok,
+        )?;
 
-        step(&ui, 3, "Deploy workloads in two injected namespaces: their pods get 1.7.8 sidecars.");
+        step(
+            &ui,
+            3,
+            "Deploy workloads in two injected namespaces: their pods get 1.7.8 sidecars.",
+        );
         let cluster = env.connect().await?;
         seed_workloads(&cluster).await?;
         wait_workloads(&cluster).await?;
         super::status::Status { namespace: None }.run(&env).await?;
 
-        step(&ui, 4, "Precheck the upgrade to 1.8.6: every policy runs in its sandbox; nothing changes.");
-        expect(self.upgrade(&env, Mode::Precheck, &bundles, "istio-1.8.6", vec![], Overrides::default()).await, Code::Ok)?;
+        step(
+            &ui,
+            4,
+            "Precheck the upgrade to 1.8.6: every policy runs in its sandbox; nothing changes.",
+        );
+        expect(
+            self.upgrade(
+                &env,
+                Mode::Precheck,
+                &bundles,
+                "istio-1.8.6",
+                vec![],
+                Overrides::default(),
+            )
+            .await,
+            Code::Ok,
+        )?;
 
-        step(&ui, 5, "Upgrade in place to 1.8.6, component by component, waiting on each with a watch.");
-        expect(self.upgrade(&env, Mode::Upgrade, &bundles, "istio-1.8.6", vec![], Overrides::default()).await, Code::Ok)?;
+        step(
+            &ui,
+            5,
+            "Upgrade in place to 1.8.6, component by component, waiting on each with a watch.",
+        );
+        expect(
+            self.upgrade(
+                &env,
+                Mode::Upgrade,
+                &bundles,
+                "istio-1.8.6",
+                vec![],
+                Overrides::default(),
+            )
+            .await,
+            Code::Ok,
+        )?;
 
-        step(&ui, 6, "Restart the data plane so the workloads pick up 1.8.6 proxies.");
+        step(
+            &ui,
+            6,
+            "Restart the data plane so the workloads pick up 1.8.6 proxies.",
+        );
         let restart = super::dataplane::DataplaneRestart {
             control_plane_namespace: None,
             namespaces: vec![],
@@ -80,17 +164,49 @@ impl Demo {
             dry_run: false,
         };
         expect(restart.run(&env).await, Code::Ok)?;
-        super::dataplane::DataplaneStatus { namespace: None }.run(&env).await?;
+        super::dataplane::DataplaneStatus { namespace: None }
+            .run(&env)
+            .await?;
 
-        step(&ui, 7, "Downgrade back to 1.7.8: the same command with the older bundle, the same checks.");
-        expect(self.upgrade(&env, Mode::Upgrade, &bundles, "istio-1.7.8", vec![], Overrides::default()).await, Code::Ok)?;
+        step(
+            &ui,
+            7,
+            "Downgrade back to 1.7.8: the same command with the older bundle, the same checks.",
+        );
+        expect(
+            self.upgrade(
+                &env,
+                Mode::Upgrade,
+                &bundles,
+                "istio-1.7.8",
+                vec![],
+                Overrides::default(),
+            )
+            .await,
+            Code::Ok,
+        )?;
 
-        step(&ui, 8, "Try to jump two minors, 1.7.8 → 1.9.5: the skew policy blocks it (exit 3), nothing changes.");
-        let blocked = self.upgrade(&env, Mode::Upgrade, &bundles, "istio-1.9.5", vec![], Overrides::default()).await;
+        step(
+            &ui,
+            8,
+            "Try to jump two minors, 1.7.8 → 1.9.5: the skew policy blocks it (exit 3), nothing changes.",
+        );
+        let blocked = self
+            .upgrade(
+                &env,
+                Mode::Upgrade,
+                &bundles,
+                "istio-1.9.5",
+                vec![],
+                Overrides::default(),
+            )
+            .await;
         expect(blocked, Code::Blocked)?;
 
         step(&ui, 9, "History: every run is recorded in the cluster.");
-        super::history::ListHistory { namespace: None }.run(&env).await?;
+        super::history::ListHistory { namespace: None }
+            .run(&env)
+            .await?;
 
         ui.say(format!(
             "\n{} in {:.1} s. Every step above is a meshup command you can run against a real cluster.",
@@ -98,7 +214,11 @@ impl Demo {
             started.elapsed().as_secs_f64()
         ));
         if self.keep {
-            ui.say(format!("The simulator keeps running at {} (kubeconfig {}); Ctrl-C to stop.", sim.url(), kubeconfig.display()));
+            ui.say(format!(
+                "The simulator keeps running at {} (kubeconfig {}); Ctrl-C to stop.",
+                sim.url(),
+                kubeconfig.display()
+            ));
             tokio::signal::ctrl_c().await?;
         }
         sim.shutdown().await;
@@ -118,7 +238,11 @@ impl Demo {
         Upgrade {
             mode,
             bundle: bundles.join(bundle),
-            inputs: Inputs { profile: None, value_files: vec![], set },
+            inputs: Inputs {
+                profile: None,
+                value_files: vec![],
+                set,
+            },
             yes: true,
             dry_run: false,
             overrides,
@@ -133,7 +257,11 @@ impl Demo {
 }
 
 fn step(ui: &Ui, n: u32, text: &str) {
-    ui.say(format!("\n{} {}", ui.paint(&format!("[{n}]"), Color::Cyan), ui.paint(text, Color::Bold)));
+    ui.say(format!(
+        "\n{} {}",
+        ui.paint(&format!("[{n}]"), Color::Cyan),
+        ui.paint(text, Color::Bold)
+    ));
 }
 
 /// A demo step must end as the story says; anything else stops the demo with why.
@@ -150,7 +278,11 @@ fn expect(result: anyhow::Result<Code>, want: Code) -> anyhow::Result<()> {
     }
     match result {
         Err(e) => Err(e.context(format!("demo step expected exit {}", want as u8))),
-        Ok(c) => Err(anyhow::anyhow!("demo step ended with exit {} instead of {}", c as u8, want as u8)),
+        Ok(c) => Err(anyhow::anyhow!(
+            "demo step ended with exit {} instead of {}",
+            c as u8,
+            want as u8
+        )),
     }
 }
 
@@ -175,7 +307,8 @@ async fn seed_workloads(cluster: &Cluster) -> anyhow::Result<()> {
 async fn wait_workloads(cluster: &Cluster) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     for (ns, name, _) in WORKLOADS {
-        crate::wait::until_rolled_out(cluster, "Deployment", ns, name, deadline, |_, _, _| {}).await?;
+        crate::wait::until_rolled_out(cluster, "Deployment", ns, name, deadline, |_, _, _| {})
+            .await?;
     }
     Ok(())
 }

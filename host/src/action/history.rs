@@ -57,7 +57,18 @@ impl ListHistory {
                     ]
                 })
                 .collect();
-            env.ui.say(table(&["REVISION", "UPDATED", "ACTION", "VERSION", "BUNDLE DIGEST", "STATUS", "DESCRIPTION"], &cells));
+            env.ui.say(table(
+                &[
+                    "REVISION",
+                    "UPDATED",
+                    "ACTION",
+                    "VERSION",
+                    "BUNDLE DIGEST",
+                    "STATUS",
+                    "DESCRIPTION",
+                ],
+                &cells,
+            ));
         }
         Ok(Code::Ok)
     }

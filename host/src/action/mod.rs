@@ -26,7 +26,13 @@ pub struct Env {
 
 impl Env {
     pub fn new(target: Target, ui: Ui) -> Env {
-        Env { target, ui, history_max: 10, policy_config: None, audit_log: None }
+        Env {
+            target,
+            ui,
+            history_max: 10,
+            policy_config: None,
+            audit_log: None,
+        }
     }
 
     /// Connect and check the API server answers (one clear error if not).
@@ -37,7 +43,10 @@ impl Env {
     }
 
     pub fn history(&self, cluster: &Cluster, namespace: &str, bundle: &str) -> History<Secrets> {
-        History::new(Secrets::new(cluster.client().clone(), namespace, bundle), self.history_max)
+        History::new(
+            Secrets::new(cluster.client().clone(), namespace, bundle),
+            self.history_max,
+        )
     }
 }
 

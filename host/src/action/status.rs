@@ -41,7 +41,9 @@ impl Status {
         let ns = self.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
         let release = env.history(&cluster, ns, PRODUCT).deployed().await?;
         let installed = state::read(&cluster, ns, release).await?;
-        let deployments = cluster.list("apps/v1", "Deployment", Some(ns), None).await?;
+        let deployments = cluster
+            .list("apps/v1", "Deployment", Some(ns), None)
+            .await?;
         let workloads: Vec<Workload> = deployments.iter().map(workload).collect();
         let dp = dataplane::report(&cluster, installed.version().map(str::to_string), ns).await?;
         if env.ui.json() {
@@ -68,13 +70,25 @@ impl Status {
 fn workload(d: &Value) -> Workload {
     let (ready, state) = match rollout(d) {
         Rollout::Done { ready, desired } => (format!("{ready}/{desired}"), "ready".to_string()),
-        Rollout::Progressing { ready, desired, message } => (format!("{ready}/{desired}"), message),
+        Rollout::Progressing {
+            ready,
+            desired,
+            message,
+        } => (format!("{ready}/{desired}"), message),
         Rollout::Failed { message } => ("-".into(), message),
     };
-    let image = d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap_or_default();
+    let image = d["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default();
     Workload {
-        name: d["metadata"]["name"].as_str().unwrap_or_default().to_string(),
-        component: d["metadata"]["labels"][crate::render::COMPONENT_LABEL].as_str().unwrap_or("-").to_string(),
+        name: d["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        component: d["metadata"]["labels"][crate::render::COMPONENT_LABEL]
+            .as_str()
+            .unwrap_or("-")
+            .to_string(),
         ready,
         version: state::image_version(image).unwrap_or_else(|| "-".into()),
         state,
@@ -86,32 +100,62 @@ fn print_text(env: &Env, installed: &Installed, workloads: &[Workload], dp: &dat
     match &installed.release {
         Some(r) => ui.say(format!(
             "release: revision {} ({}), {} {} profile {}, {}",
-            r.revision, r.status, r.bundle, r.version, r.profile, r.finished.as_deref().unwrap_or(&r.started)
+            r.revision,
+            r.status,
+            r.bundle,
+            r.version,
+            r.profile,
+            r.finished.as_deref().unwrap_or(&r.started)
         )),
-        None => ui.say(format!("release: none recorded by meshup (install method: {})", installed.method.name())),
+        None => ui.say(format!(
+            "release: none recorded by meshup (install method: {})",
+            installed.method.name()
+        )),
     }
     ui.say(format!("kubernetes: {}", installed.kubernetes_version));
     if installed.control_planes.is_empty() {
-        ui.say(format!("control plane: none in namespace {}", installed.namespace));
+        ui.say(format!(
+            "control plane: none in namespace {}",
+            installed.namespace
+        ));
     }
     for cp in &installed.control_planes {
-        let pods: Vec<String> = cp.pods.iter().map(|p| format!("{}={}", p.pod, p.version)).collect();
+        let pods: Vec<String> = cp
+            .pods
+            .iter()
+            .map(|p| format!("{}={}", p.pod, p.version))
+            .collect();
         ui.say(format!(
             "control plane: revision {} ({}) at {}, ready {}; pods: {}",
             cp.revision,
             cp.deployment,
             cp.version.as_deref().unwrap_or("unknown"),
             cp.ready,
-            if pods.is_empty() { "none".into() } else { pods.join(", ") }
+            if pods.is_empty() {
+                "none".into()
+            } else {
+                pods.join(", ")
+            }
         ));
     }
     if !workloads.is_empty() {
         let rows: Vec<Vec<String>> = workloads
             .iter()
-            .map(|w| vec![w.name.clone(), w.component.clone(), w.ready.clone(), w.version.clone(), w.state.clone()])
+            .map(|w| {
+                vec![
+                    w.name.clone(),
+                    w.component.clone(),
+                    w.ready.clone(),
+                    w.version.clone(),
+                    w.state.clone(),
+                ]
+            })
             .collect();
         ui.say("");
-        ui.say(table(&["WORKLOAD", "COMPONENT", "READY", "VERSION", "STATE"], &rows));
+        ui.say(table(
+            &["WORKLOAD", "COMPONENT", "READY", "VERSION", "STATE"],
+            &rows,
+        ));
     }
     ui.say("");
     ui.say(dataplane_summary(dp));
@@ -127,13 +171,24 @@ pub fn dataplane_summary(dp: &dataplane::Report) -> String {
         .iter()
         .map(|(ns, versions)| {
             let vs = dataplane::sorted_versions(versions.keys().copied());
-            let text: Vec<String> = vs.iter().map(|v| format!("{v} ({})", versions[v])).collect();
+            let text: Vec<String> = vs
+                .iter()
+                .map(|v| format!("{v} ({})", versions[v]))
+                .collect();
             let outdated = match &dp.control_plane_version {
-                Some(cp) => versions.iter().filter(|(v, _)| *v != cp).map(|(_, n)| n).sum::<usize>(),
+                Some(cp) => versions
+                    .iter()
+                    .filter(|(v, _)| *v != cp)
+                    .map(|(_, n)| n)
+                    .sum::<usize>(),
                 None => 0,
             };
             vec![ns.to_string(), text.join(", "), outdated.to_string()]
         })
         .collect();
-    format!("data plane ({} pods with sidecars):\n{}", dp.pods, table(&["NAMESPACE", "PROXY VERSIONS (PODS)", "OUTDATED"], &rows))
+    format!(
+        "data plane ({} pods with sidecars):\n{}",
+        dp.pods,
+        table(&["NAMESPACE", "PROXY VERSIONS (PODS)", "OUTDATED"], &rows)
+    )
 }

@@ -14,7 +14,8 @@ pub struct Template {
 impl Template {
     pub fn run(&self) -> anyhow::Result<Code> {
         let bundle = Bundle::load(&self.bundle)?;
-        let (_, _, _, rendered) = plan::values_and_render(&bundle, &self.inputs, None, crate::state::DEFAULT_REVISION)?;
+        let (_, _, _, rendered) =
+            plan::values_and_render(&bundle, &self.inputs, None, crate::state::DEFAULT_REVISION)?;
         print!("{}", rendered.manifest());
         Ok(Code::Ok)
     }

@@ -98,7 +98,8 @@ impl Upgrade {
         let cluster = env.connect().await?;
         let history = env.history(&cluster, bundle.namespace(), PRODUCT);
         let pending = history.pending().await?;
-        let installed = state::read(&cluster, bundle.namespace(), history.deployed().await?).await?;
+        let installed =
+            state::read(&cluster, bundle.namespace(), history.deployed().await?).await?;
         self.preconditions(&installed, &bundle)?;
         if let Some(p) = &pending {
             ui.warn(format!(
@@ -107,7 +108,11 @@ impl Upgrade {
                 p.action,
                 p.version,
                 p.started,
-                if self.mode == Mode::Precheck { "would resume" } else { "resumes" }
+                if self.mode == Mode::Precheck {
+                    "would resume"
+                } else {
+                    "resumes"
+                }
             ));
         }
         let plan = plan::build(&cluster, &bundle, &installed, &self.inputs).await?;
@@ -115,10 +120,23 @@ impl Upgrade {
         let pruned: Vec<ObjectKey> = plan.prunes().map(|c| c.key.clone()).collect();
         let missing = permissions::missing(&cluster, &applied, &pruned).await?;
         let ctx = checks::context(Phase::Precheck, &bundle, &installed, &plan, None)?;
-        let pre = checker.run(&cluster, Phase::Precheck, &ctx, checks::permission_findings(&missing), &self.overrides).await?;
+        let pre = checker
+            .run(
+                &cluster,
+                Phase::Precheck,
+                &ctx,
+                checks::permission_findings(&missing),
+                &self.overrides,
+            )
+            .await?;
 
         if !ui.json() {
-            show_plan(ui, &plan, &installed, self.diff || self.mode == Mode::Precheck || self.dry_run);
+            show_plan(
+                ui,
+                &plan,
+                &installed,
+                self.diff || self.mode == Mode::Precheck || self.dry_run,
+            );
             show_findings(ui, &pre);
         }
         if pre.blocked || self.mode == Mode::Precheck {
@@ -128,26 +146,49 @@ impl Upgrade {
             // Server-side dry-run of every object: validation by the API server, nothing stored.
             for o in &plan.rendered.objects {
                 if let Err(e) = cluster.apply(&o.value, true).await {
-                    return Err(Exit::bad_input(format!("dry run: the API server rejects {}: {e:#}", o.key())).into());
+                    return Err(Exit::bad_input(format!(
+                        "dry run: the API server rejects {}: {e:#}",
+                        o.key()
+                    ))
+                    .into());
                 }
             }
             let result = RunResult {
                 status: "dry-run".into(),
                 revision: None,
                 seconds: started.elapsed().as_secs_f64(),
-                message: format!("dry run: {} objects validated by the server, nothing changed", plan.rendered.objects.len()),
+                message: format!(
+                    "dry run: {} objects validated by the server, nothing changed",
+                    plan.rendered.objects.len()
+                ),
                 components: vec![],
                 data_plane: None,
             };
             return self.finish_without_apply(ui, &plan, &installed, &pre, Some(result));
         }
-        confirm(self.yes, &format!("Proceed with the {} to {}?", plan.direction, plan.target_version))?;
+        confirm(
+            self.yes,
+            &format!(
+                "Proceed with the {} to {}?",
+                plan.direction, plan.target_version
+            ),
+        )?;
 
-        let lock = Lock::acquire(cluster.client().clone(), bundle.namespace(), Duration::from_secs(30)).await?;
+        let lock = Lock::acquire(
+            cluster.client().clone(),
+            bundle.namespace(),
+            Duration::from_secs(30),
+        )
+        .await?;
         if let Some(who) = &lock.took_over {
             ui.warn(format!("took over the expired upgrade lock of {who}"));
         }
-        let outcome = self.locked(env, &cluster, &bundle, &checker, &history, &installed, &plan, &pre, pending, started).await;
+        let outcome = self
+            .locked(
+                env, &cluster, &bundle, &checker, &history, &installed, &plan, &pre, pending,
+                started,
+            )
+            .await;
         lock.release().await?;
         let (code, result, post) = outcome?;
         if ui.json() {
@@ -211,7 +252,11 @@ impl Upgrade {
             })?;
         }
         if pre.blocked {
-            let codes: Vec<&str> = pre.errors().filter(|f| !pre.overridden.contains(&f.code)).map(|f| f.code.as_str()).collect();
+            let codes: Vec<&str> = pre
+                .errors()
+                .filter(|f| !pre.overridden.contains(&f.code))
+                .map(|f| f.code.as_str())
+                .collect();
             return Err(Exit::new(
                 Code::Blocked,
                 format!(
@@ -253,17 +298,31 @@ impl Upgrade {
     ) -> anyhow::Result<(Code, RunResult, Option<Outcome>)> {
         let ui = &env.ui;
         let ctx = checks::context(Phase::PreUpgrade, bundle, installed, plan, None)?;
-        let pre_upgrade = checker.run(cluster, Phase::PreUpgrade, &ctx, vec![], &self.overrides).await?;
+        let pre_upgrade = checker
+            .run(cluster, Phase::PreUpgrade, &ctx, vec![], &self.overrides)
+            .await?;
         show_findings(ui, &pre_upgrade);
         if pre_upgrade.blocked {
-            return Err(Exit::new(Code::Blocked, "blocked by a pre-upgrade check; nothing was changed").into());
+            return Err(Exit::new(
+                Code::Blocked,
+                "blocked by a pre-upgrade check; nothing was changed",
+            )
+            .into());
         }
         if let Some(mut p) = pending {
-            history.finish(&mut p, Status::Failed, "interrupted; resumed by a later run".into()).await?;
+            history
+                .finish(
+                    &mut p,
+                    Status::Failed,
+                    "interrupted; resumed by a later run".into(),
+                )
+                .await?;
         }
         let mut overridden = pre.overridden.clone();
         overridden.extend(pre_upgrade.overridden.iter().cloned());
-        let mut rec = history.begin(record(bundle, plan, self.overrides.describe(&overridden))).await?;
+        let mut rec = history
+            .begin(record(bundle, plan, self.overrides.describe(&overridden)))
+            .await?;
         ui.say(format!(
             "\n{} {} → {} (revision {})",
             ui.paint(&capitalise(&plan.direction.to_string()), Color::Bold),
@@ -272,26 +331,51 @@ impl Upgrade {
             rec.revision
         ));
         let interrupted = interrupt_flag(ui);
-        let opts = apply::Options { readiness_timeout: self.readiness_timeout, interrupted: interrupted.clone() };
+        let opts = apply::Options {
+            readiness_timeout: self.readiness_timeout,
+            interrupted: interrupted.clone(),
+        };
         let pruned: Vec<ObjectKey> = plan.prunes().map(|c| c.key.clone()).collect();
-        let applied =
-            apply::run(cluster, &bundle.manifest.components, bundle.namespace(), &plan.rendered, &pruned, &plan.target_version, &opts, ui).await;
+        let applied = apply::run(
+            cluster,
+            &bundle.manifest.components,
+            bundle.namespace(),
+            &plan.rendered,
+            &pruned,
+            &plan.target_version,
+            &opts,
+            ui,
+        )
+        .await;
         // Post-upgrade policies see the outcome either way; an error from them is a failure too.
         let (ok, msg) = match &applied {
             Ok(_) => (true, format!("control plane at {}", plan.target_version)),
             Err(f) => (false, f.to_string()),
         };
         let ctx = checks::context(Phase::PostUpgrade, bundle, installed, plan, Some((ok, msg)))?;
-        let post = checker.run(cluster, Phase::PostUpgrade, &ctx, vec![], &self.overrides).await?;
+        let post = checker
+            .run(cluster, Phase::PostUpgrade, &ctx, vec![], &self.overrides)
+            .await?;
         show_findings(ui, &post);
         let failure = match applied {
             Ok(report) if !post.blocked => {
                 let elapsed = started.elapsed().as_secs_f64();
-                let description = format!("{} to {} complete", capitalise(&plan.direction.to_string()), plan.target_version);
-                history.finish(&mut rec, Status::Deployed, description).await?;
+                let description = format!(
+                    "{} to {} complete",
+                    capitalise(&plan.direction.to_string()),
+                    plan.target_version
+                );
+                history
+                    .finish(&mut rec, Status::Deployed, description)
+                    .await?;
                 let message = completion(plan, &report, elapsed);
                 ui.say(format!("\n{}", ui.paint(&message, Color::Green)));
-                let dp = dataplane::report(cluster, Some(plan.target_version.clone()), bundle.namespace()).await?;
+                let dp = dataplane::report(
+                    cluster,
+                    Some(plan.target_version.clone()),
+                    bundle.namespace(),
+                )
+                .await?;
                 if !ui.json() {
                     ui.say(format!("\n{}", super::dataplane::outdated_text(&dp)));
                 }
@@ -318,16 +402,27 @@ impl Upgrade {
                 plan.current_version.as_deref().unwrap_or("nothing"),
                 plan.target_version
             );
-            history.finish(&mut rec, Status::Failed, msg.clone()).await?;
+            history
+                .finish(&mut rec, Status::Failed, msg.clone())
+                .await?;
             (Code::NotRestored, msg)
         } else {
             ui.say(format!("{} {failure}", ui.paint("failed:", Color::Red)));
-            ui.say(format!("rolling back to {} (timeout {} s)", restore.describe(), self.rollback_timeout.as_secs()));
-            let opts = apply::Options { readiness_timeout: self.rollback_timeout, interrupted: Arc::new(AtomicBool::new(false)) };
+            ui.say(format!(
+                "rolling back to {} (timeout {} s)",
+                restore.describe(),
+                self.rollback_timeout.as_secs()
+            ));
+            let opts = apply::Options {
+                readiness_timeout: self.rollback_timeout,
+                interrupted: Arc::new(AtomicBool::new(false)),
+            };
             match restore.run(cluster, bundle, &opts, ui).await {
                 Ok(_) => {
                     let msg = format!("{failure}; rolled back to {}", restore.describe());
-                    history.finish(&mut rec, Status::RolledBack, msg.clone()).await?;
+                    history
+                        .finish(&mut rec, Status::RolledBack, msg.clone())
+                        .await?;
                     (Code::RolledBack, msg)
                 }
                 Err(e) => {
@@ -336,13 +431,19 @@ impl Upgrade {
                         restore.describe(),
                         plan.target_version
                     );
-                    history.finish(&mut rec, Status::Failed, msg.clone()).await?;
+                    history
+                        .finish(&mut rec, Status::Failed, msg.clone())
+                        .await?;
                     (Code::NotRestored, msg)
                 }
             }
         };
         let result = RunResult {
-            status: if code == Code::RolledBack { "rolled-back".into() } else { "failed".into() },
+            status: if code == Code::RolledBack {
+                "rolled-back".into()
+            } else {
+                "failed".into()
+            },
             revision: Some(rec.revision),
             seconds: started.elapsed().as_secs_f64(),
             message: message.clone(),
@@ -368,15 +469,25 @@ impl RestorePlan {
     pub fn for_failed_run(installed: &Installed, plan: &Plan) -> RestorePlan {
         let previous = plan.previous.as_ref().and_then(|p| p.manifest.clone());
         let objects = previous.unwrap_or_else(|| Rendered { objects: vec![] });
-        let keep: std::collections::BTreeSet<ObjectKey> = objects.objects.iter().map(|o| o.key()).collect();
+        let keep: std::collections::BTreeSet<ObjectKey> =
+            objects.objects.iter().map(|o| o.key()).collect();
         let remove = plan
             .changes
             .iter()
             .filter(|c| c.action == plan::Action::Create && !keep.contains(&c.key))
-            .filter(|c| !matches!(c.key.kind.as_str(), "CustomResourceDefinition" | "Namespace"))
+            .filter(|c| {
+                !matches!(
+                    c.key.kind.as_str(),
+                    "CustomResourceDefinition" | "Namespace"
+                )
+            })
             .map(|c| c.key.clone())
             .collect();
-        RestorePlan { objects, remove, version: installed.version().map(str::to_string) }
+        RestorePlan {
+            objects,
+            remove,
+            version: installed.version().map(str::to_string),
+        }
     }
 
     pub fn describe(&self) -> String {
@@ -386,16 +497,39 @@ impl RestorePlan {
         }
     }
 
-    pub async fn run(&self, cluster: &Cluster, bundle: &Bundle, opts: &apply::Options, ui: &Ui) -> Result<apply::Report, Failure> {
+    pub async fn run(
+        &self,
+        cluster: &Cluster,
+        bundle: &Bundle,
+        opts: &apply::Options,
+        ui: &Ui,
+    ) -> Result<apply::Report, Failure> {
         match &self.version {
             Some(v) if !self.objects.objects.is_empty() => {
-                apply::run(cluster, &bundle.manifest.components, bundle.namespace(), &self.objects, &self.remove, v, opts, ui).await
+                apply::run(
+                    cluster,
+                    &bundle.manifest.components,
+                    bundle.namespace(),
+                    &self.objects,
+                    &self.remove,
+                    v,
+                    opts,
+                    ui,
+                )
+                .await
             }
             _ => {
                 for key in self.remove.iter().rev() {
-                    cluster.delete(key).await.map_err(|e| Failure::Prune(format!("{e:#}")))?;
+                    cluster
+                        .delete(key)
+                        .await
+                        .map_err(|e| Failure::Prune(format!("{e:#}")))?;
                 }
-                Ok(apply::Report { components: vec![], pruned: self.remove.iter().map(|k| k.to_string()).collect(), seconds: 0.0 })
+                Ok(apply::Report {
+                    components: vec![],
+                    pruned: self.remove.iter().map(|k| k.to_string()).collect(),
+                    seconds: 0.0,
+                })
             }
         }
     }
@@ -446,13 +580,24 @@ fn summary<'a>(plan: &'a Plan, installed: &'a Installed) -> PlanSummary<'a> {
 
 /// "control plane now at 1.8.6 (istiod 2/2, ingress 2/2) in 14.2 s"
 fn completion(plan: &Plan, report: &apply::Report, secs: f64) -> String {
-    let ready: Vec<String> = report.components.iter().filter(|c| !c.ready.is_empty()).map(|c| c.ready.clone()).collect();
-    format!("control plane now at {} ({}) in {secs:.1} s", plan.target_version, ready.join(", "))
+    let ready: Vec<String> = report
+        .components
+        .iter()
+        .filter(|c| !c.ready.is_empty())
+        .map(|c| c.ready.clone())
+        .collect();
+    format!(
+        "control plane now at {} ({}) in {secs:.1} s",
+        plan.target_version,
+        ready.join(", ")
+    )
 }
 
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
 }
 
 fn show_plan(ui: &Ui, plan: &Plan, installed: &Installed, diffs: bool) {
@@ -465,7 +610,11 @@ fn show_plan(ui: &Ui, plan: &Plan, installed: &Installed, diffs: bool) {
         plan.profile,
         installed.method.name()
     ));
-    for cp in installed.control_planes.iter().filter(|c| c.revision != state::DEFAULT_REVISION) {
+    for cp in installed
+        .control_planes
+        .iter()
+        .filter(|c| c.revision != state::DEFAULT_REVISION)
+    {
         ui.say(format!(
             "  note: revision `{}` ({}) at {} runs beside it and is left alone",
             cp.revision,
@@ -474,8 +623,19 @@ fn show_plan(ui: &Ui, plan: &Plan, installed: &Installed, diffs: bool) {
         ));
     }
     if installed.mixed_versions() {
-        let pods: Vec<String> = installed.in_place().map(|c| c.pods.iter().map(|p| format!("{}={}", p.pod, p.version)).collect()).unwrap_or_default();
-        ui.say(format!("  note: control-plane pods disagree on their version: {}", pods.join(", ")));
+        let pods: Vec<String> = installed
+            .in_place()
+            .map(|c| {
+                c.pods
+                    .iter()
+                    .map(|p| format!("{}={}", p.pod, p.version))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ui.say(format!(
+            "  note: control-plane pods disagree on their version: {}",
+            pods.join(", ")
+        ));
     }
     ui.say(format!(
         "  objects: {} to create, {} to update, {} unchanged, {} to prune",
@@ -484,7 +644,11 @@ fn show_plan(ui: &Ui, plan: &Plan, installed: &Installed, diffs: bool) {
         plan.count(plan::Action::Unchanged),
         plan.count(plan::Action::Prune)
     ));
-    for c in plan.changes.iter().filter(|c| c.action != plan::Action::Unchanged) {
+    for c in plan
+        .changes
+        .iter()
+        .filter(|c| c.action != plan::Action::Unchanged)
+    {
         let tag = match c.action {
             plan::Action::Create => ui.paint("+ create", Color::Green),
             plan::Action::Update => ui.paint("~ update", Color::Yellow),
@@ -525,16 +689,29 @@ pub fn show_findings(ui: &Ui, outcome: &Outcome) {
     if outcome.findings.is_empty() || ui.json() {
         return;
     }
-    ui.say(format!("{} ({}):", ui.paint("Checks", Color::Bold), outcome.phase));
+    ui.say(format!(
+        "{} ({}):",
+        ui.paint("Checks", Color::Bold),
+        outcome.phase
+    ));
     for f in &outcome.findings {
         let sev = match f.severity {
-            Severity::Error if outcome.overridden.contains(&f.code) => ui.paint("error (overridden)", Color::Yellow),
+            Severity::Error if outcome.overridden.contains(&f.code) => {
+                ui.paint("error (overridden)", Color::Yellow)
+            }
             Severity::Error => ui.paint("error", Color::Red),
             Severity::Warning => ui.paint("warning", Color::Yellow),
             Severity::Info => ui.paint("info", Color::Cyan),
         };
-        let subject = f.subject.as_ref().map(|s| format!(" [{s}]")).unwrap_or_default();
-        ui.say(format!("  {sev} {} ({}){subject}: {}", f.code, f.policy, f.message));
+        let subject = f
+            .subject
+            .as_ref()
+            .map(|s| format!(" [{s}]"))
+            .unwrap_or_default();
+        ui.say(format!(
+            "  {sev} {} ({}){subject}: {}",
+            f.code, f.policy, f.message
+        ));
         if let Some(r) = &f.remediation {
             ui.say(format!("      fix: {r}"));
         }
@@ -571,21 +748,26 @@ pub fn interrupt_flag(ui: &Ui) -> Arc<AtomicBool> {
     let f = flag.clone();
     let quiet = ui.json();
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
             if f.swap(true, Ordering::SeqCst) {
-                eprintln!("second interrupt: stopping now; the next meshup run will find this revision pending and offer to resume or roll back");
+                eprintln!(
+                    "second interrupt: stopping now; the next meshup run will find this revision pending and offer to resume or roll back"
+                );
                 std::process::exit(Code::NotRestored as i32);
             }
             if !quiet {
-                eprintln!("interrupt: finishing the component in progress, then rolling back (interrupt again to stop at once)");
+                eprintln!(
+                    "interrupt: finishing the component in progress, then rolling back (interrupt again to stop at once)"
+                );
             }
         }
     });

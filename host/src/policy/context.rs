@@ -1,0 +1,235 @@
+//! [`PolicyContext`]: the serde mirror of the WIT `context` record. Its JSON is the
+//! `--context` file format of `meshup policy test` and what the audit log stores.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::bindings::meshup::policy::types as wit;
+
+/// When in the upgrade flow policies run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    #[default]
+    Precheck,
+    PreUpgrade,
+    PostUpgrade,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 3] = [Phase::Precheck, Phase::PreUpgrade, Phase::PostUpgrade];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Precheck => "precheck",
+            Phase::PreUpgrade => "pre-upgrade",
+            Phase::PostUpgrade => "post-upgrade",
+        }
+    }
+    pub(crate) fn to_wit(self) -> wit::Phase {
+        match self {
+            Phase::Precheck => wit::Phase::Precheck,
+            Phase::PreUpgrade => wit::Phase::PreUpgrade,
+            Phase::PostUpgrade => wit::Phase::PostUpgrade,
+        }
+    }
+    pub(crate) fn from_wit(p: wit::Phase) -> Phase {
+        match p {
+            wit::Phase::Precheck => Phase::Precheck,
+            wit::Phase::PreUpgrade => Phase::PreUpgrade,
+            wit::Phase::PostUpgrade => Phase::PostUpgrade,
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the run does to the control plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    Install,
+    #[default]
+    Upgrade,
+    Downgrade,
+    Reinstall,
+}
+
+/// The role of a bundle component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ComponentRole {
+    Base,
+    ControlPlane,
+    Gateway,
+}
+
+/// One component of the target bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentInfo {
+    pub name: String,
+    pub role: ComponentRole,
+}
+
+/// Inclusive Kubernetes version range (`major.minor`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionRange {
+    pub min: String,
+    pub max: String,
+}
+
+/// How the apply ended (post-upgrade only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyOutcome {
+    pub succeeded: bool,
+    #[serde(default)]
+    pub message: String,
+}
+
+/// Everything a policy may know about a run (see `wit/policy.wit`, record `context`).
+/// Values trees are JSON values here and JSON strings on the wire.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyContext {
+    pub phase: Phase,
+    pub direction: Direction,
+    pub current_version: Option<String>,
+    pub target_version: String,
+    pub revision: String,
+    pub install_method: String,
+    pub namespace: String,
+    pub components: Vec<ComponentInfo>,
+    pub kubernetes_version: String,
+    pub supported_kubernetes: VersionRange,
+    pub values_old: Value,
+    pub values_new: Value,
+    pub profile_defaults_old: Value,
+    pub profile_defaults_new: Value,
+    pub profile_old: String,
+    pub profile_new: String,
+    pub overlay_old: Value,
+    pub overlay_new: Value,
+    pub outcome: Option<ApplyOutcome>,
+    /// The policy's own configuration; filled per policy by the runtime.
+    pub config: Value,
+    /// RFC 3339 time of the run; filled with the current time when empty.
+    pub now: String,
+}
+
+fn json_str(v: &Value) -> String {
+    match v {
+        Value::Null => "{}".into(),
+        v => v.to_string(),
+    }
+}
+
+impl PolicyContext {
+    pub(crate) fn to_wit(&self) -> wit::Context {
+        wit::Context {
+            phase: self.phase.to_wit(),
+            direction: match self.direction {
+                Direction::Install => wit::Direction::Install,
+                Direction::Upgrade => wit::Direction::Upgrade,
+                Direction::Downgrade => wit::Direction::Downgrade,
+                Direction::Reinstall => wit::Direction::Reinstall,
+            },
+            current_version: self.current_version.clone(),
+            target_version: self.target_version.clone(),
+            revision: self.revision.clone(),
+            install_method: self.install_method.clone(),
+            namespace: self.namespace.clone(),
+            components: self
+                .components
+                .iter()
+                .map(|c| wit::Component {
+                    name: c.name.clone(),
+                    role: match c.role {
+                        ComponentRole::Base => wit::ComponentRole::Base,
+                        ComponentRole::ControlPlane => wit::ComponentRole::ControlPlane,
+                        ComponentRole::Gateway => wit::ComponentRole::Gateway,
+                    },
+                })
+                .collect(),
+            kubernetes_version: self.kubernetes_version.clone(),
+            supported_kubernetes: wit::VersionRange {
+                min: self.supported_kubernetes.min.clone(),
+                max: self.supported_kubernetes.max.clone(),
+            },
+            values_old: json_str(&self.values_old),
+            values_new: json_str(&self.values_new),
+            profile_defaults_old: json_str(&self.profile_defaults_old),
+            profile_defaults_new: json_str(&self.profile_defaults_new),
+            profile_old: self.profile_old.clone(),
+            profile_new: self.profile_new.clone(),
+            overlay_old: json_str(&self.overlay_old),
+            overlay_new: json_str(&self.overlay_new),
+            outcome: self.outcome.as_ref().map(|o| wit::Outcome {
+                succeeded: o.succeeded,
+                message: o.message.clone(),
+            }),
+            config: json_str(&self.config),
+            now: self.now.clone(),
+        }
+    }
+}
+
+/// The current time as RFC 3339 UTC with seconds (`2026-11-25T11:40:00Z`).
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_json_context_parses_and_round_trips() {
+        let ctx: PolicyContext = serde_json::from_str(
+            r#"{"phase":"pre-upgrade","current_version":"1.7.8","target_version":"1.8.6",
+                "components":[{"name":"istiod","role":"control-plane"}],"values_new":{"a":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(ctx.phase, Phase::PreUpgrade);
+        let w = ctx.to_wit();
+        assert_eq!(w.values_new, r#"{"a":1}"#);
+        assert_eq!(w.values_old, "{}");
+        let back: PolicyContext =
+            serde_json::from_value(serde_json::to_value(&ctx).unwrap()).unwrap();
+        assert_eq!(back, ctx);
+        assert!(serde_json::from_str::<PolicyContext>(r#"{"bogus":1}"#).is_err());
+    }
+
+    #[test]
+    fn now_is_rfc3339() {
+        let n = now_rfc3339();
+        assert_eq!(n.len(), 20, "{n}");
+        assert!(n.starts_with("20") && n.ends_with('Z'));
+    }
+}

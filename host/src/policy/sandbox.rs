@@ -1,0 +1,450 @@
+//! The deny-by-default sandbox: per-evaluation host state, the linker with exactly
+//! the allowed imports, and the import check that refuses anything else up front.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use wasmtime::component::{HasData, HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, ResourceLimiter, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::{Policy, meshup::policy as wit};
+use super::grants::{self, Grant, Request};
+use super::snapshot::ClusterReader;
+
+/// The WASI interfaces a Rust `wasm32-wasip2` std guest imports (and never calls
+/// unless it panics). They are satisfied by an empty WASI context.
+pub const ALLOWED_WASI: [&str; 13] = [
+    "wasi:io/poll",
+    "wasi:io/error",
+    "wasi:io/streams",
+    "wasi:cli/environment",
+    "wasi:cli/exit",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output",
+    "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+];
+
+/// Interfaces of our own package a policy may import.
+pub const ALLOWED_OWN: [&str; 3] = [
+    "meshup:policy/types",
+    "meshup:policy/cluster",
+    "meshup:policy/log",
+];
+
+/// Bytes of guest stderr kept (a panic message fits easily).
+const STDERR_CAPACITY: usize = 8 * 1024;
+/// Host calls per evaluation before further calls are refused.
+pub const MAX_HOST_CALLS: usize = 10_000;
+
+/// Per-call resource limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Wall-clock budget of one call (epoch deadline), milliseconds.
+    pub time_ms: u64,
+    /// Linear memory cap, MiB.
+    pub memory_mib: u64,
+    /// Findings one evaluation may return.
+    pub findings: usize,
+    /// Bytes of `log` output kept per evaluation.
+    pub log_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            time_ms: 1000,
+            memory_mib: 64,
+            findings: 1000,
+            log_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// One `cluster` call, as audited and as replayed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostCall {
+    /// `get` or `list`.
+    pub op: String,
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_selector: Option<String>,
+    pub allowed: bool,
+    /// Why it was denied, or the reader's error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The answer given to the guest (object, null, or list of objects) when allowed and successful.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+}
+
+/// One `log` line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub level: String,
+    pub message: String,
+}
+
+/// Memory limiter that remembers whether the cap was hit (to tell OOM from other traps).
+pub struct Limiter {
+    inner: StoreLimits,
+    pub hit: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let r = self.inner.memory_growing(current, desired, maximum);
+        if !matches!(r, Ok(true)) {
+            self.hit = true;
+        }
+        r
+    }
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
+/// The data of one Store: one evaluation.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limiter: Limiter,
+    stderr: MemoryOutputPipe,
+    policy: String,
+    grants: Arc<Vec<Grant>>,
+    /// Valid for the life of the Store only (see `HostState::new`).
+    cluster: Option<&'static dyn ClusterReader>,
+    log_cap: usize,
+    log_used: usize,
+    pub log_truncated: bool,
+    pub calls: Vec<HostCall>,
+    pub logs: Vec<LogLine>,
+}
+
+impl HostState {
+    /// State for one evaluation. `cluster`'s lifetime is erased: the caller must drop
+    /// the Store holding this state before the reader's borrow ends (`Runtime::run` does:
+    /// the Store is a local of the function that receives the borrow).
+    pub fn new(
+        policy: &str,
+        grants: Arc<Vec<Grant>>,
+        cluster: Option<&dyn ClusterReader>,
+        limits: &Limits,
+    ) -> HostState {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
+        // SAFETY: only lifetime erasure of a shared reference; see the doc comment above.
+        let cluster: Option<&'static dyn ClusterReader> = cluster.map(|c| unsafe {
+            std::mem::transmute::<&dyn ClusterReader, &'static dyn ClusterReader>(c)
+        });
+        let limits_inner = StoreLimitsBuilder::new()
+            .memory_size((limits.memory_mib as usize).saturating_mul(1 << 20))
+            .instances(32)
+            .tables(64)
+            .memories(8)
+            .trap_on_grow_failure(true)
+            .build();
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: Limiter {
+                inner: limits_inner,
+                hit: false,
+            },
+            stderr,
+            policy: policy.to_string(),
+            grants,
+            cluster,
+            log_cap: limits.log_bytes,
+            log_used: 0,
+            log_truncated: false,
+            calls: vec![],
+            logs: vec![],
+        }
+    }
+
+    /// What the guest wrote to stderr (a panic message), trimmed.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.contents())
+            .trim()
+            .to_string()
+    }
+
+    fn read(&mut self, mut call: HostCall) -> Result<Value, String> {
+        if self.calls.len() >= MAX_HOST_CALLS {
+            let e = format!("host call limit of {MAX_HOST_CALLS} reached");
+            if self.calls.len() == MAX_HOST_CALLS {
+                call.allowed = false;
+                call.error = Some(e.clone());
+                self.calls.push(call);
+            }
+            return Err(e);
+        }
+        let req = Request {
+            api_version: &call.api_version,
+            kind: &call.kind,
+            namespace: call.namespace.as_deref(),
+            name: if call.op == "get" {
+                call.name.as_deref()
+            } else {
+                None
+            },
+        };
+        let answer = match grants::check(&self.grants, &self.policy, &req) {
+            Err(reason) => Err((false, reason)),
+            Ok(names) => {
+                let names = names.to_vec();
+                match self.cluster {
+                    None => Err((
+                        true,
+                        "no cluster is available to this evaluation".to_string(),
+                    )),
+                    Some(c) => {
+                        let r = if call.op == "get" {
+                            c.get(
+                                &call.api_version,
+                                &call.kind,
+                                call.namespace.as_deref(),
+                                call.name.as_deref().unwrap_or(""),
+                            )
+                            .map(|o| o.unwrap_or(Value::Null))
+                        } else {
+                            c.list(
+                                &call.api_version,
+                                &call.kind,
+                                call.namespace.as_deref(),
+                                call.label_selector.as_deref(),
+                            )
+                            .map(|items| {
+                                Value::Array(
+                                    items
+                                        .into_iter()
+                                        .filter(|o| {
+                                            names.is_empty()
+                                                || o.pointer("/metadata/name")
+                                                    .and_then(Value::as_str)
+                                                    .is_some_and(|n| names.iter().any(|x| x == n))
+                                        })
+                                        .collect(),
+                                )
+                            })
+                        };
+                        r.map_err(|e| (true, e))
+                    }
+                }
+            }
+        };
+        match answer {
+            Ok(v) => {
+                call.allowed = true;
+                call.result = Some(v.clone());
+                self.calls.push(call);
+                Ok(v)
+            }
+            Err((allowed, e)) => {
+                call.allowed = allowed;
+                call.error = Some(e.clone());
+                self.calls.push(call);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wit::types::Host for HostState {}
+
+impl wit::cluster::Host for HostState {
+    fn get(
+        &mut self,
+        api_version: String,
+        kind: String,
+        namespace: Option<String>,
+        name: String,
+    ) -> Result<Option<String>, String> {
+        let call = HostCall {
+            op: "get".into(),
+            api_version,
+            kind,
+            namespace,
+            name: Some(name),
+            label_selector: None,
+            allowed: false,
+            error: None,
+            result: None,
+        };
+        self.read(call).map(|v| {
+            if v.is_null() {
+                None
+            } else {
+                Some(v.to_string())
+            }
+        })
+    }
+
+    fn list(
+        &mut self,
+        api_version: String,
+        kind: String,
+        namespace: Option<String>,
+        label_selector: Option<String>,
+    ) -> Result<Vec<String>, String> {
+        let call = HostCall {
+            op: "list".into(),
+            api_version,
+            kind,
+            namespace,
+            name: None,
+            label_selector,
+            allowed: false,
+            error: None,
+            result: None,
+        };
+        self.read(call).map(|v| {
+            v.as_array()
+                .map(|a| a.iter().map(Value::to_string).collect())
+                .unwrap_or_default()
+        })
+    }
+}
+
+impl wit::log::Host for HostState {
+    fn log(&mut self, level: wit::log::Level, message: String) {
+        if self.log_truncated {
+            return;
+        }
+        if self.log_used + message.len() > self.log_cap {
+            self.log_truncated = true;
+            return;
+        }
+        self.log_used += message.len();
+        let level = match level {
+            wit::log::Level::Debug => "debug",
+            wit::log::Level::Info => "info",
+            wit::log::Level::Warn => "warn",
+            wit::log::Level::Error => "error",
+        };
+        self.logs.push(LogLine {
+            level: level.into(),
+            message,
+        });
+    }
+}
+
+struct HasIo;
+impl HasData for HasIo {
+    type Data<'a> = &'a mut ResourceTable;
+}
+
+/// A linker with the policy world's imports and exactly the 13 allowed WASI
+/// interfaces — not the whole WASI world (no clocks, random, filesystem, sockets).
+pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+    use wasmtime_wasi::p2::bindings::{cli, sync};
+    let mut l: Linker<HostState> = Linker::new(engine);
+    Policy::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| s)?;
+    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<HostState, HasIo>(&mut l, |t| {
+        t.ctx().table
+    })?;
+    sync::io::poll::add_to_linker::<HostState, HasIo>(&mut l, |t| t.ctx().table)?;
+    sync::io::streams::add_to_linker::<HostState, HasIo>(&mut l, |t| t.ctx().table)?;
+    cli::environment::add_to_linker::<HostState, WasiCli>(&mut l, HostState::cli)?;
+    cli::exit::add_to_linker::<HostState, WasiCli>(&mut l, HostState::cli)?;
+    cli::stdin::add_to_linker::<HostState, WasiCli>(&mut l, HostState::cli)?;
+    cli::stdout::add_to_linker::<HostState, WasiCli>(&mut l, HostState::cli)?;
+    cli::stderr::add_to_linker::<HostState, WasiCli>(&mut l, HostState::cli)?;
+    cli::terminal_input::add_to_linker::<HostState, WasiCli>(&mut l, HostState::cli)?;
+    cli::terminal_output::add_to_linker::<HostState, WasiCli>(&mut l, HostState::cli)?;
+    cli::terminal_stdin::add_to_linker::<HostState, WasiCli>(&mut l, HostState::cli)?;
+    cli::terminal_stdout::add_to_linker::<HostState, WasiCli>(&mut l, HostState::cli)?;
+    cli::terminal_stderr::add_to_linker::<HostState, WasiCli>(&mut l, HostState::cli)?;
+    Ok(l)
+}
+
+/// Refuse a component whose imports go beyond the allowed set. The error names each offending import.
+pub fn check_imports(imports: &[String]) -> Result<(), String> {
+    let bad: Vec<&String> = imports
+        .iter()
+        .filter(|name| {
+            let iface = name.split('@').next().unwrap_or(name);
+            !ALLOWED_WASI.contains(&iface) && !ALLOWED_OWN.contains(&iface)
+        })
+        .collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = bad.iter().map(|s| s.as_str()).collect();
+    Err(format!(
+        "imports {} which the sandbox does not provide (policies may import only meshup:policy/cluster, meshup:policy/log and the wasi:io/wasi:cli interfaces of a std guest)",
+        names.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_allowlist() {
+        let ok: Vec<String> = [
+            "wasi:io/poll@0.2.6",
+            "wasi:cli/stderr@0.2.3",
+            "meshup:policy/cluster@0.1.0",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert!(check_imports(&ok).is_ok());
+        let bad = vec![
+            "wasi:io/poll@0.2.6".to_string(),
+            "wasi:sockets/tcp@0.2.6".to_string(),
+            "wasi:clocks/wall-clock@0.2.6".into(),
+        ];
+        let e = check_imports(&bad).unwrap_err();
+        assert!(
+            e.contains("wasi:sockets/tcp@0.2.6")
+                && e.contains("wasi:clocks/wall-clock@0.2.6")
+                && !e.contains("io/poll"),
+            "{e}"
+        );
+    }
+}

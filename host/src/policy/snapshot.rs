@@ -1,0 +1,267 @@
+//! [`ClusterReader`] and [`Snapshot`]: cluster reads answered from memory, never blocking.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::exit::Exit;
+
+/// Synchronous, in-memory cluster access for policies. Must never block: host
+/// functions run inside the guest's time budget and cannot be interrupted.
+pub trait ClusterReader: Send + Sync {
+    fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Value>, String>;
+    fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<Value>, String>;
+}
+
+/// Objects held in memory (e.g. read by the host before the precheck, or a YAML file).
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    objects: Vec<Value>,
+}
+
+fn s<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+    path.iter()
+        .try_fold(v, |v, k| v.get(k))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+impl Snapshot {
+    /// A snapshot of these objects (each with `apiVersion`, `kind`, `metadata.name`). `List` kinds are flattened.
+    pub fn from_objects(objects: Vec<Value>) -> Snapshot {
+        let mut flat = Vec::with_capacity(objects.len());
+        for o in objects {
+            match o {
+                Value::Object(_)
+                    if s(&o, &["kind"]).ends_with("List") && o.get("items").is_some() =>
+                {
+                    if let Some(Value::Array(items)) = o.get("items") {
+                        flat.extend(items.iter().cloned());
+                    }
+                }
+                Value::Object(_) => flat.push(o),
+                _ => {}
+            }
+        }
+        Snapshot { objects: flat }
+    }
+
+    /// Parse a multi-document Kubernetes YAML file. Errors name the file and document.
+    pub fn from_yaml_file(path: &Path) -> anyhow::Result<Snapshot> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read objects file {}", path.display()))?;
+        Self::from_yaml_str(&text)
+            .map_err(|e| Exit::bad_input(format!("objects file {}: {e}", path.display())).into())
+    }
+
+    /// Parse multi-document YAML.
+    pub fn from_yaml_str(text: &str) -> Result<Snapshot, String> {
+        let mut objects = vec![];
+        for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+            let v = Value::deserialize(doc).map_err(|e| format!("document {}: {e}", i + 1))?;
+            if v.is_null() {
+                continue;
+            }
+            if s(&v, &["apiVersion"]).is_empty() || s(&v, &["kind"]).is_empty() {
+                return Err(format!(
+                    "document {}: an object needs apiVersion and kind",
+                    i + 1
+                ));
+            }
+            objects.push(v);
+        }
+        Ok(Snapshot::from_objects(objects))
+    }
+
+    pub fn objects(&self) -> &[Value] {
+        &self.objects
+    }
+
+    fn of_kind<'a>(
+        &'a self,
+        api_version: &'a str,
+        kind: &'a str,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        self.objects
+            .iter()
+            .filter(move |o| s(o, &["apiVersion"]) == api_version && s(o, &["kind"]) == kind)
+    }
+}
+
+impl ClusterReader for Snapshot {
+    fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Value>, String> {
+        Ok(self
+            .of_kind(api_version, kind)
+            .find(|o| {
+                s(o, &["metadata", "name"]) == name
+                    && s(o, &["metadata", "namespace"]) == namespace.unwrap_or("")
+            })
+            .cloned())
+    }
+
+    fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<Value>, String> {
+        let selector = match label_selector {
+            Some(sel) => Some(Selector::parse(sel)?),
+            None => None,
+        };
+        Ok(self
+            .of_kind(api_version, kind)
+            .filter(|o| namespace.is_none_or(|ns| s(o, &["metadata", "namespace"]) == ns))
+            .filter(|o| selector.as_ref().is_none_or(|sel| sel.matches(o)))
+            .cloned()
+            .collect())
+    }
+}
+
+/// A Kubernetes label selector: `a=b`, `a==b`, `a!=b`, `a`, `!a`, `a in (x,y)`, `a notin (x)`.
+#[derive(Debug, PartialEq)]
+pub struct Selector(Vec<Req>);
+
+#[derive(Debug, PartialEq)]
+enum Req {
+    Eq(String, String),
+    Ne(String, String),
+    Exists(String),
+    NotExists(String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+}
+
+impl Selector {
+    pub fn parse(text: &str) -> Result<Selector, String> {
+        // Split on commas outside parentheses.
+        let mut terms = vec![];
+        let (mut depth, mut cur) = (0, String::new());
+        for c in text.chars() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ',' if depth == 0 => {
+                    terms.push(std::mem::take(&mut cur));
+                    continue;
+                }
+                _ => {}
+            }
+            cur.push(c);
+        }
+        terms.push(cur);
+        let bad = |t: &str| format!("invalid label selector {text:?} at {t:?}");
+        let mut reqs = vec![];
+        for t in terms.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+            let set = |rest: &str| -> Result<Vec<String>, String> {
+                let inner = rest
+                    .trim()
+                    .strip_prefix('(')
+                    .and_then(|r| r.strip_suffix(')'))
+                    .ok_or_else(|| bad(t))?;
+                Ok(inner
+                    .split(',')
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+                    .collect())
+            };
+            let req = if let Some((k, v)) = t.split_once("!=") {
+                Req::Ne(k.trim().into(), v.trim().into())
+            } else if let Some((k, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
+                Req::Eq(k.trim().into(), v.trim().into())
+            } else if let Some((k, rest)) = t.split_once(" notin ") {
+                Req::NotIn(k.trim().into(), set(rest)?)
+            } else if let Some((k, rest)) = t.split_once(" in ") {
+                Req::In(k.trim().into(), set(rest)?)
+            } else if let Some(k) = t.strip_prefix('!') {
+                Req::NotExists(k.trim().into())
+            } else if t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+            {
+                Req::Exists(t.into())
+            } else {
+                return Err(bad(t));
+            };
+            reqs.push(req);
+        }
+        Ok(Selector(reqs))
+    }
+
+    pub fn matches(&self, obj: &Value) -> bool {
+        let label = |k: &str| {
+            obj.get("metadata")
+                .and_then(|m| m.get("labels"))
+                .and_then(|l| l.get(k))
+                .and_then(Value::as_str)
+        };
+        self.0.iter().all(|r| match r {
+            Req::Eq(k, v) => label(k) == Some(v),
+            Req::Ne(k, v) => label(k) != Some(v),
+            Req::Exists(k) => label(k).is_some(),
+            Req::NotExists(k) => label(k).is_none(),
+            Req::In(k, vs) => label(k).is_some_and(|l| vs.iter().any(|v| v == l)),
+            Req::NotIn(k, vs) => label(k).is_none_or(|l| vs.iter().all(|v| v != l)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(ns: &str, name: &str, labels: Value) -> Value {
+        json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":name,"namespace":ns,"labels":labels}})
+    }
+
+    #[test]
+    fn get_list_and_selectors() {
+        let snap = Snapshot::from_objects(vec![
+            pod("a", "p1", json!({"app":"x","tier":"web"})),
+            pod("b", "p2", json!({"app":"y"})),
+            json!({"apiVersion":"v1","kind":"List","items":[pod("a","p3",json!({}))]}),
+        ]);
+        assert_eq!(snap.objects().len(), 3);
+        assert!(snap.get("v1", "Pod", Some("a"), "p1").unwrap().is_some());
+        assert!(snap.get("v1", "Pod", Some("b"), "p1").unwrap().is_none());
+        assert_eq!(snap.list("v1", "Pod", None, None).unwrap().len(), 3);
+        assert_eq!(snap.list("v1", "Pod", Some("a"), None).unwrap().len(), 2);
+        let n = |sel: &str| snap.list("v1", "Pod", None, Some(sel)).unwrap().len();
+        assert_eq!(n("app=x"), 1);
+        assert_eq!(n("app!=x"), 2);
+        assert_eq!(n("app in (x, y)"), 2);
+        assert_eq!(n("app notin (x),tier"), 0);
+        assert_eq!(n("!app"), 1);
+        assert!(snap.list("v1", "Pod", None, Some("a b c")).is_err());
+    }
+
+    #[test]
+    fn yaml_multi_doc() {
+        let snap = Snapshot::from_yaml_str("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: n}\n---\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: n}\n").unwrap();
+        assert_eq!(snap.objects().len(), 2);
+        let err = Snapshot::from_yaml_str("kind: X\n---\n: :\n").unwrap_err();
+        assert!(err.starts_with("document 1"), "{err}");
+    }
+}

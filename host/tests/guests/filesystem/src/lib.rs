@@ -1,0 +1,28 @@
+//! Hostile test policy `filesystem`: reads a file (imports wasi:filesystem).
+
+use meshup_policy_sdk::*;
+
+pub struct Guest;
+
+impl Policy for Guest {
+    fn metadata() -> Metadata {
+        Metadata {
+            name: "hostile-filesystem".into(),
+            version: "0.0.0".into(),
+            description: "reads a file (imports wasi:filesystem)".into(),
+            phases: vec![Phase::Precheck],
+            reads: vec![],
+            default_config: "{}".into(),
+        }
+    }
+
+    fn evaluate(ctx: &Context, cluster: &dyn Cluster) -> Vec<Finding> {
+        let _ = (ctx, cluster);
+        match std::fs::read_to_string("/etc/passwd") {
+            Ok(s) => vec![error("hostile.read-file", s)],
+            Err(e) => vec![info("hostile.no-file", e.to_string())],
+        }
+    }
+}
+
+export_policy!(Guest);

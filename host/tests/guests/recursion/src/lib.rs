@@ -1,0 +1,34 @@
+//! Hostile test policy `recursion`: recurses without bound.
+
+use meshup_policy_sdk::*;
+
+pub struct Guest;
+
+impl Policy for Guest {
+    fn metadata() -> Metadata {
+        Metadata {
+            name: "hostile-recursion".into(),
+            version: "0.0.0".into(),
+            description: "recurses without bound".into(),
+            phases: vec![Phase::Precheck],
+            reads: vec![],
+            default_config: "{}".into(),
+        }
+    }
+
+    fn evaluate(ctx: &Context, cluster: &dyn Cluster) -> Vec<Finding> {
+        let _ = (ctx, cluster);
+        vec![info(
+            "hostile.depth",
+            format!("{}", deep(std::hint::black_box(1))),
+        )]
+    }
+}
+
+#[allow(unconditional_recursion)]
+fn deep(n: u64) -> u64 {
+    let buf = std::hint::black_box([n; 64]);
+    deep(buf[3].wrapping_add(1)).wrapping_add(buf[7])
+}
+
+export_policy!(Guest);

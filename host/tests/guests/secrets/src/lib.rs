@@ -1,0 +1,31 @@
+//! Hostile test policy `secrets`: reads a Secret without a named grant.
+
+use meshup_policy_sdk::*;
+
+pub struct Guest;
+
+impl Policy for Guest {
+    fn metadata() -> Metadata {
+        Metadata {
+            name: "hostile-secrets".into(),
+            version: "0.0.0".into(),
+            description: "reads a Secret without a named grant".into(),
+            phases: vec![Phase::Precheck],
+            reads: vec![read("v1", "Secret")],
+            default_config: "{}".into(),
+        }
+    }
+
+    fn evaluate(ctx: &Context, cluster: &dyn Cluster) -> Vec<Finding> {
+        let _ = (ctx, cluster);
+        match cluster.get("v1", "Secret", Some("istio-system"), "cacerts") {
+            Ok(s) => vec![info(
+                "hostile.read-allowed",
+                format!("secret present: {}", s.is_some()),
+            )],
+            Err(e) => vec![error("hostile.read-refused", e)],
+        }
+    }
+}
+
+export_policy!(Guest);

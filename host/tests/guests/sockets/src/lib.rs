@@ -1,0 +1,28 @@
+//! Hostile test policy `sockets`: opens a network connection (imports wasi:sockets).
+
+use meshup_policy_sdk::*;
+
+pub struct Guest;
+
+impl Policy for Guest {
+    fn metadata() -> Metadata {
+        Metadata {
+            name: "hostile-sockets".into(),
+            version: "0.0.0".into(),
+            description: "opens a network connection (imports wasi:sockets)".into(),
+            phases: vec![Phase::Precheck],
+            reads: vec![],
+            default_config: "{}".into(),
+        }
+    }
+
+    fn evaluate(ctx: &Context, cluster: &dyn Cluster) -> Vec<Finding> {
+        let _ = (ctx, cluster);
+        match std::net::TcpStream::connect("10.0.0.1:443") {
+            Ok(_) => vec![error("hostile.connected", "connected")],
+            Err(e) => vec![info("hostile.no-network", e.to_string())],
+        }
+    }
+}
+
+export_policy!(Guest);

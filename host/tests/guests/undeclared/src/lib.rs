@@ -1,0 +1,31 @@
+//! Hostile test policy `undeclared`: reads Pods it did not declare.
+
+use meshup_policy_sdk::*;
+
+pub struct Guest;
+
+impl Policy for Guest {
+    fn metadata() -> Metadata {
+        Metadata {
+            name: "hostile-undeclared".into(),
+            version: "0.0.0".into(),
+            description: "reads Pods it did not declare".into(),
+            phases: vec![Phase::Precheck],
+            reads: vec![read("v1", "ConfigMap")],
+            default_config: "{}".into(),
+        }
+    }
+
+    fn evaluate(ctx: &Context, cluster: &dyn Cluster) -> Vec<Finding> {
+        let _ = (ctx, cluster);
+        match cluster.list("v1", "Pod", None, None) {
+            Ok(p) => vec![info(
+                "hostile.read-allowed",
+                format!("read {} pods", p.len()),
+            )],
+            Err(e) => vec![error("hostile.read-refused", e)],
+        }
+    }
+}
+
+export_policy!(Guest);

@@ -1,0 +1,73 @@
+//! `values-revert`: `-f`/`--set` values of the last install that this run's overlay would revert.
+
+use meshup_policy_sdk::{values::*, *};
+
+pub struct ValuesRevert;
+
+impl Policy for ValuesRevert {
+    fn metadata() -> Metadata {
+        Metadata {
+            name: "values-revert".into(),
+            version: "0.1.0".into(),
+            description: "Warns about values the user set with -f/--set at the last install that this run does \
+                          not set again: they would silently go back to the profile default."
+                .into(),
+            phases: vec![Phase::Precheck],
+            reads: vec![],
+            default_config: "{}".into(),
+        }
+    }
+
+    fn evaluate(ctx: &Context, _cluster: &dyn Cluster) -> Vec<Finding> {
+        let old = flatten(&parse_json(&ctx.overlay_old));
+        let new_overlay = flatten(&parse_json(&ctx.overlay_new));
+        let new_values = flatten(&parse_json(&ctx.values_new));
+        old.iter()
+            .filter(|(p, _)| !touches(&new_overlay, p))
+            .map(|(p, v)| {
+                warning(
+                    "values-revert.reverted",
+                    format!("{p} was set to {} by the last install; this run does not set it, so it becomes {}", show(Some(v)), show(new_values.get(p))),
+                )
+                .with_remediation(format!("keep it with --set {p}={} (or the same -f file as last time)", show(Some(v))))
+                .with_subject(p.clone())
+            })
+            .collect()
+    }
+}
+
+export_policy!(ValuesRevert);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshup_policy_sdk::testing::{FakeCluster, context};
+
+    #[test]
+    fn reverted_values_only() {
+        let mut ctx = context();
+        ctx.overlay_old = json!({"pilot":{"replicas":3,"env":{"X":"1"}},"meshConfig":{"accessLogFile":"/dev/stdout"}}).to_string();
+        ctx.overlay_new =
+            json!({"pilot":{"replicas":2},"meshConfig":{"accessLogFile":"/dev/stdout"}})
+                .to_string();
+        ctx.values_new = json!({"pilot":{"replicas":2,"env":{}}}).to_string();
+        let f = ValuesRevert::evaluate(&ctx, &FakeCluster::default());
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].subject.as_deref(), Some("pilot.env.X"));
+        assert!(f[0].message.contains("becomes (unset)"), "{}", f[0].message);
+        assert!(
+            f[0].remediation
+                .as_deref()
+                .unwrap()
+                .contains("--set pilot.env.X=1")
+        );
+    }
+
+    #[test]
+    fn nothing_when_overlays_agree() {
+        let mut ctx = context();
+        ctx.overlay_old = json!({"a":{"b":1}}).to_string();
+        ctx.overlay_new = json!({"a":{"b":1}}).to_string();
+        assert!(ValuesRevert::evaluate(&ctx, &FakeCluster::default()).is_empty());
+    }
+}
