@@ -209,3 +209,25 @@ pub fn permission_findings(missing: &[crate::permissions::Missing]) -> Vec<Findi
         subject: None,
     }]
 }
+
+/// The host's finding for objects the API server refuses in the dry-run.
+pub fn rejection_findings(plan: &Plan) -> Vec<Finding> {
+    plan.changes
+        .iter()
+        .filter_map(|c| {
+            let why = c.rejected.as_ref()?;
+            Some(Finding {
+                policy: "host".into(),
+                code: "plan.rejected".into(),
+                severity: Severity::Error,
+                message: format!("the API server refuses the change to {}: {why}", c.object),
+                remediation: Some(
+                    "the live object differs in a field that cannot change (it was not created from this bundle); \
+                     upgrade it with the tool that installed it, or delete it first if that is safe"
+                        .into(),
+                ),
+                subject: Some(c.object.clone()),
+            })
+        })
+        .collect()
+}

@@ -35,6 +35,9 @@ pub struct Change {
     /// Unified diff live → target (updates only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
+    /// Why the API server refuses the change (server-side dry-run), if it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<String>,
     #[serde(skip)]
     pub key: ObjectKey,
 }
@@ -236,12 +239,26 @@ async fn diff_object(cluster: &Cluster, o: &render::Object) -> anyhow::Result<Ch
         component: o.component.clone(),
         action: Action::Create,
         diff: None,
+        rejected: None,
         key: key.clone(),
     };
     let Some(live) = cluster.get(&key).await? else {
         return Ok(base);
     };
-    let merged = cluster.apply(&o.value, true).await?;
+    let merged = match cluster.apply(&o.value, true).await {
+        Ok(m) => m,
+        // A refusal (immutable field, invalid value) is a finding for the user, not a crash.
+        Err(e) => match e.downcast_ref::<kube::Error>() {
+            Some(kube::Error::Api(s)) if (400..500).contains(&s.code) => {
+                return Ok(Change {
+                    action: Action::Update,
+                    rejected: Some(s.message.clone()),
+                    ..base
+                });
+            }
+            _ => return Err(e),
+        },
+    };
     let (before, after) = (yaml(&normalize(&live)), yaml(&normalize(&merged)));
     if before == after {
         return Ok(Change {
@@ -274,6 +291,7 @@ fn prune_candidates(previous: Option<&Previous>, target: &Rendered) -> Vec<Chang
             component: o.component.clone(),
             action: Action::Prune,
             diff: None,
+            rejected: None,
             key: o.key(),
         })
         .collect()

@@ -162,6 +162,13 @@ pub fn render(bundle: &Bundle, values: &Value, revision: &str) -> anyhow::Result
                     describe(&e)
                 )
             })?;
+            // minijinja drops a template's final newline; without it a block scalar that
+            // ends the file would change from `|` to `|-` between releases.
+            let text = if text.ends_with('\n') {
+                text
+            } else {
+                text + "\n"
+            };
             for doc in split_documents(&t.name, &text)? {
                 objects.push(label(component, &t.name, doc)?);
             }

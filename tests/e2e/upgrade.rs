@@ -389,16 +389,21 @@ fn prompt_without_tty_refuses_and_yes_proceeds() {
         .is_ok()
     {
         let cmd = format!(
-            "echo n | NO_COLOR=1 MESHUP_CACHE_DIR={} {} --kubeconfig {} upgrade --bundle {}",
+            "NO_COLOR=1 MESHUP_CACHE_DIR={} {} --kubeconfig {} upgrade --bundle {}",
             cache_dir().display(),
             meshup_bin(),
             sim.kubeconfig.display(),
             b("istio-1.8.6")
         );
-        let out = std::process::Command::new("script")
-            .args(["-qec", &format!("bash -c '{cmd}'"), "/dev/null"])
-            .output()
+        // script(1) runs meshup on a pty and forwards our "n" to it as typed input.
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"n\n").unwrap();
+        let out = child.wait_with_output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("[y/N]"), "{text}");
         assert_eq!(out.status.code(), Some(4), "{text}");

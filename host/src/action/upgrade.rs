@@ -125,7 +125,11 @@ impl Upgrade {
                 &cluster,
                 Phase::Precheck,
                 &ctx,
-                checks::permission_findings(&missing),
+                [
+                    checks::permission_findings(&missing),
+                    checks::rejection_findings(&plan),
+                ]
+                .concat(),
                 &self.overrides,
             )
             .await?;
@@ -174,6 +178,7 @@ impl Upgrade {
             ),
         )?;
 
+        ensure_namespace(&cluster, &plan).await?;
         let lock = Lock::acquire(
             cluster.client().clone(),
             bundle.namespace(),
@@ -535,6 +540,29 @@ impl RestorePlan {
     }
 }
 
+/// The lock and history live in the control-plane namespace, so on a first install it is
+/// created (from the bundle's own Namespace object) before anything else.
+async fn ensure_namespace(cluster: &Cluster, plan: &Plan) -> anyhow::Result<()> {
+    let key = ObjectKey {
+        api_version: "v1".into(),
+        kind: "Namespace".into(),
+        namespace: None,
+        name: plan.namespace.clone(),
+    };
+    if cluster.get(&key).await?.is_some() {
+        return Ok(());
+    }
+    let ns = plan
+        .rendered
+        .objects
+        .iter()
+        .find(|o| o.key() == key)
+        .map(|o| o.value.clone())
+        .unwrap_or_else(|| serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": plan.namespace}}));
+    cluster.apply(&ns, false).await?;
+    Ok(())
+}
+
 fn record(bundle: &Bundle, plan: &Plan, overridden: Vec<String>) -> Release {
     let action = match plan.direction {
         Direction::Install => Action::Install,
@@ -644,18 +672,43 @@ fn show_plan(ui: &Ui, plan: &Plan, installed: &Installed, diffs: bool) {
         plan.count(plan::Action::Unchanged),
         plan.count(plan::Action::Prune)
     ));
-    for c in plan
-        .changes
-        .iter()
-        .filter(|c| c.action != plan::Action::Unchanged)
-    {
-        let tag = match c.action {
-            plan::Action::Create => ui.paint("+ create", Color::Green),
-            plan::Action::Update => ui.paint("~ update", Color::Yellow),
-            plan::Action::Prune => ui.paint("- prune ", Color::Red),
-            plan::Action::Unchanged => String::new(),
+    // Per component: counts, then each object that changes an existing one or goes away.
+    let mut components: Vec<&str> = Vec::new();
+    for c in &plan.changes {
+        if !components.contains(&c.component.as_str()) {
+            components.push(&c.component);
+        }
+    }
+    for comp in components {
+        let of = |a: plan::Action| {
+            plan.changes
+                .iter()
+                .filter(|c| c.component == comp && c.action == a)
+                .count()
         };
-        ui.say(format!("    {tag} {} [{}]", c.object, c.component));
+        let mut parts = vec![];
+        for (a, word) in [
+            (plan::Action::Create, "create"),
+            (plan::Action::Update, "update"),
+            (plan::Action::Unchanged, "unchanged"),
+            (plan::Action::Prune, "prune"),
+        ] {
+            if of(a) > 0 {
+                parts.push(format!("{} {word}", of(a)));
+            }
+        }
+        ui.say(format!("    {comp:<18} {}", parts.join(", ")));
+        for c in plan.changes.iter().filter(|c| c.component == comp) {
+            let tag = match c.action {
+                plan::Action::Update => ui.paint("~ update", Color::Yellow),
+                plan::Action::Prune => ui.paint("- prune ", Color::Red),
+                plan::Action::Create if plan.direction != Direction::Install => {
+                    ui.paint("+ create", Color::Green)
+                }
+                _ => continue,
+            };
+            ui.say(format!("      {tag} {}", c.object));
+        }
     }
     if !plan.profile_default_changes.is_empty() {
         ui.say("  profile defaults that change (you do not set them):");

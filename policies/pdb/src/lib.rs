@@ -45,7 +45,7 @@ impl Policy for Pdb {
             if replicas < min_replicas {
                 out.push(
                     warning("pdb.replicas", format!("{} runs {replicas} replica(s); while it restarts, sidecars cannot get configuration or certificates and traffic may drop", comp.name))
-                        .with_remediation(format!("scale to at least {min_replicas}: --set values.pilot.replicaCount={min_replicas} (or autoscaleMin)"))
+                        .with_remediation(format!("scale to at least {min_replicas}: --set pilot.replicaCount={min_replicas} (or autoscaleMin)"))
                         .with_subject(subject.clone()),
                 );
             }

@@ -14,7 +14,8 @@ impl Policy for ProfileDefaults {
                 .into(),
             phases: vec![Phase::Precheck],
             reads: vec![],
-            default_config: "{}".into(),
+            // The image tag is the release itself, not a behaviour change.
+            default_config: r#"{"ignore": ["global.tag"]}"#.into(),
         }
     }
 
@@ -25,13 +26,22 @@ impl Policy for ProfileDefaults {
         let old = flatten(&parse_json(&ctx.profile_defaults_old));
         let new = flatten(&parse_json(&ctx.profile_defaults_new));
         let overlay = flatten(&parse_json(&ctx.overlay_new));
+        let config = parse_json(&ctx.config);
+        let ignored: Vec<&str> = config["ignore"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
         let from = ctx.current_version.as_deref().unwrap_or("?");
         let mut paths: Vec<&String> = old.keys().chain(new.keys()).collect();
         paths.sort();
         paths.dedup();
         paths
             .into_iter()
-            .filter(|p| old.get(*p) != new.get(*p) && !touches(&overlay, p))
+            .filter(|p| {
+                old.get(*p) != new.get(*p)
+                    && !touches(&overlay, p)
+                    && !ignored.contains(&p.as_str())
+            })
             .map(|p| {
                 let (o, n) = (old.get(p), new.get(p));
                 let msg = format!(
