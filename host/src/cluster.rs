@@ -30,6 +30,7 @@ pub struct Target {
 
 pub struct Cluster {
     client: Client,
+    probe: Client,
     /// Where we connected, for messages: `context (https://host:port)`.
     pub describe: String,
     resources: Mutex<HashMap<(String, String), (ApiResource, ApiCapabilities)>>,
@@ -75,10 +76,23 @@ impl Cluster {
             .clone()
             .unwrap_or_else(|| "current context".into());
         let describe = format!("{} ({context} in {source})", config.cluster_url);
-        let client = Client::try_from(config)
+        // A client without retries, so an unreachable cluster is reported at once.
+        let mut probe_config = config.clone();
+        probe_config.default_retry = false;
+        let probe = Client::try_from(probe_config)
             .with_context(|| format!("cannot build a client for {describe}"))?;
+        // Our own retry layer (5xx, connection errors, jitter) replaces kube's default one.
+        config.default_retry = false;
+        let client = kube::client::ClientBuilder::try_from(config)
+            .with_context(|| format!("cannot build a client for {describe}"))?
+            .with_layer(&tower::buffer::BufferLayer::new(1024))
+            .with_layer(&tower::retry::RetryLayer::new(
+                crate::retry::RetryPolicy::default(),
+            ))
+            .build();
         let cluster = Cluster {
             client,
+            probe,
             describe,
             resources: Mutex::new(HashMap::new()),
         };
@@ -89,11 +103,26 @@ impl Cluster {
         &self.client
     }
 
-    /// `GET /version`: also the reachability check.
-    pub async fn server_version(&self) -> anyhow::Result<String> {
-        let info = tokio::time::timeout(Duration::from_secs(15), self.client.apiserver_version())
+    /// `GET /version`, tried once: is the API server there at all?
+    pub async fn check_reachable(&self) -> anyhow::Result<()> {
+        tokio::time::timeout(Duration::from_secs(10), self.probe.apiserver_version())
             .await
-            .map_err(|_| anyhow::anyhow!("cluster {} did not answer within 15 s", self.describe))?
+            .map_err(|_| anyhow::anyhow!("cluster {} did not answer within 10 s", self.describe))?
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot reach the cluster at {}: {}",
+                    self.describe,
+                    root_cause(&e)
+                )
+            })?;
+        Ok(())
+    }
+
+    /// `GET /version` (with retries).
+    pub async fn server_version(&self) -> anyhow::Result<String> {
+        let info = tokio::time::timeout(Duration::from_secs(60), self.client.apiserver_version())
+            .await
+            .map_err(|_| anyhow::anyhow!("cluster {} did not answer within 60 s", self.describe))?
             .map_err(|e| {
                 anyhow::anyhow!(
                     "cannot reach the cluster at {}: {}",

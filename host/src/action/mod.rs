@@ -38,7 +38,7 @@ impl Env {
     /// Connect and check the API server answers (one clear error if not).
     pub async fn connect(&self) -> anyhow::Result<Cluster> {
         let cluster = Cluster::connect(&self.target).await?;
-        cluster.server_version().await?;
+        cluster.check_reachable().await?;
         Ok(cluster)
     }
 
