@@ -93,9 +93,10 @@ impl Cluster {
         version: String,
         ready_delay: Duration,
         wake: mpsc::UnboundedSender<String>,
+        watch_history: usize,
     ) -> Self {
         Cluster {
-            store: Store::new(50_000),
+            store: Store::new(watch_history.max(1)),
             registry,
             faults: Mutex::new(Faults::new(faults)),
             log: Mutex::new(RequestLog {

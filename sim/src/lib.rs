@@ -58,6 +58,8 @@ pub struct SimConfig {
     pub fault_config: Option<FaultConfig>,
     /// Reported by `/version`, e.g. "v1.30.4".
     pub kubernetes_version: String,
+    /// Watch events kept for resuming watches; older versions get 410.
+    pub watch_history: usize,
 }
 
 impl Default for SimConfig {
@@ -70,6 +72,7 @@ impl Default for SimConfig {
             faults: None,
             fault_config: None,
             kubernetes_version: DEFAULT_K8S_VERSION.to_string(),
+            watch_history: 50_000,
         }
     }
 }
@@ -124,6 +127,7 @@ impl Sim {
             cfg.kubernetes_version.clone(),
             cfg.ready_delay,
             wake_tx,
+            cfg.watch_history,
         ));
         seed::load(&cluster, builtin_objects())?;
         if let Some(p) = &cfg.seed {
