@@ -133,9 +133,8 @@ impl Sim {
         if let Some(p) = &cfg.seed {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("reading seed file {}", p.display()))?;
-            let docs = seed::parse_documents(&text)
-                .with_context(|| format!("parsing seed file {}", p.display()))?;
-            seed::load(&cluster, docs)?;
+            seed::load_yaml(&cluster, &text)
+                .with_context(|| format!("loading seed file {}", p.display()))?;
         }
         if !cfg.seed_objects.is_empty() {
             seed::load(&cluster, cfg.seed_objects.clone())?;
