@@ -2,6 +2,18 @@
 //!
 //! It speaks only the Kubernetes API and knows nothing of meshup.
 //!
+//! Simulator-specific knobs:
+//! - annotation `sim.meshup.dev/ready-delay-ms: "N"` on a Deployment,
+//!   ReplicaSet, DaemonSet, pod template or Pod: time from pod creation to Ready;
+//! - annotation `sim.meshup.dev/never-ready: "true"` (same places): pods run
+//!   but never become Ready;
+//! - `GET|PUT|DELETE /sim/v1/faults` (JSON [`FaultConfig`]; `--faults FILE` takes
+//!   the same as YAML): error bursts, 429s, latency, dropped watches, update
+//!   conflicts, outages, never-ready workloads, denied access reviews, the
+//!   reported Kubernetes version;
+//! - `GET /sim/v1/requests[?mutating=true]` → `{"requests": [RequestRecord]}`,
+//!   `DELETE /sim/v1/requests` resets it. `/sim/` paths are never faulted or logged.
+//!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! let sim = meshup_sim::Sim::start(meshup_sim::SimConfig::default()).await?;
@@ -25,6 +37,7 @@ pub mod seed;
 pub mod selector;
 pub mod ssa;
 pub mod store;
+pub mod table;
 pub mod util;
 
 pub use controllers::{ANN_NEVER_READY, ANN_READY_DELAY};

@@ -167,6 +167,13 @@ async fn label_restart_rollout_status_wait_delete() {
         "--timeout=30s",
     ])
     .await;
+    // server-side tables: the usual columns
+    let out = k.ok(&["-n", "shop", "get", "deploy,pods"]).await;
+    assert!(out.contains("UP-TO-DATE") && out.contains("3/3"), "{out}");
+    assert!(
+        out.contains("STATUS") && out.contains("Running") && out.contains("1/1"),
+        "{out}"
+    );
     k.ok(&["-n", "shop", "label", "deploy", "web", "tier=frontend"])
         .await;
     let out = k
