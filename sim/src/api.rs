@@ -7,6 +7,7 @@ use crate::faults::{Decision, FaultConfig, Faults, RequestRecord};
 use crate::registry::ResourceType;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::Since;
+use crate::table;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -480,9 +481,32 @@ async fn dispatch(
     }
     let name = rp.name.clone().unwrap_or_default();
     let sub = rp.sub.as_deref();
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     match verb {
-        "get" => Ok(obj_response(200, &c.get(&rt, &ns, &name)?.json)),
-        "list" => list(c, &rt, rp.namespace.as_deref(), q),
+        "get" => {
+            let o = c.get(&rt, &ns, &name)?;
+            if table::wants_table(accept) {
+                let rv = crate::util::get_str(&o.value, &["metadata", "resourceVersion"])
+                    .unwrap_or("")
+                    .to_string();
+                let full = o.full();
+                return Ok(json_value(
+                    200,
+                    &table::table(&rt, std::iter::once(&full), &rv, None),
+                ));
+            }
+            Ok(obj_response(200, &o.json))
+        }
+        "list" => list(
+            c,
+            &rt,
+            rp.namespace.as_deref(),
+            q,
+            table::wants_table(accept),
+        ),
         "watch" => watch(app, rt, rp.namespace.clone(), q),
         "create" => {
             if rp.name.is_some() {
@@ -648,6 +672,7 @@ fn list(
     rt: &ResourceType,
     ns: Option<&str>,
     q: &HashMap<String, String>,
+    as_table: bool,
 ) -> ApiResult<Response> {
     let (ls, fs) = selectors(q)?;
     let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
@@ -669,6 +694,15 @@ fn list(
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if let Some((n, m)) = &next {
         meta["continue"] = json!(hex(&format!("{n}\0{m}")));
+    }
+    if as_table {
+        let cont = meta
+            .get("continue")
+            .and_then(Value::as_str)
+            .map(String::from);
+        let full: Vec<Value> = items.iter().map(|o| o.full()).collect();
+        let t = table::table(rt, full.iter(), &rv.to_string(), cont.as_deref());
+        return Ok(json_value(200, &t));
     }
     let head = format!(
         "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{},\"items\":[",

@@ -93,9 +93,10 @@ impl Cluster {
         version: String,
         ready_delay: Duration,
         wake: mpsc::UnboundedSender<String>,
+        watch_history: usize,
     ) -> Self {
         Cluster {
-            store: Store::new(50_000),
+            store: Store::new(watch_history.max(1)),
             registry,
             faults: Mutex::new(Faults::new(faults)),
             log: Mutex::new(RequestLog {
@@ -325,7 +326,7 @@ impl Cluster {
         if rt.plural == "customresourcedefinitions" {
             self.register_crd(&obj.value);
         }
-        Ok(obj.value.clone())
+        Ok(obj.full())
     }
 
     fn register_crd(&self, crd: &Value) {
@@ -409,7 +410,7 @@ impl Cluster {
         if o.dry_run {
             return Ok(new);
         }
-        Ok(self.commit(rt, new).value.clone())
+        Ok(self.commit(rt, new).full())
     }
 
     fn commit(&self, rt: &ResourceType, new: Value) -> Arc<Obj> {
@@ -462,7 +463,7 @@ impl Cluster {
                 ));
             }
         }
-        self.finish_update(rt, &old.value, body, sub, o, true)
+        self.finish_update(rt, &old.full(), body, sub, o, true)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -506,7 +507,8 @@ impl Cluster {
             }
             None => return Err(ApiError::not_found(&rt.group, &rt.plural, name)),
         };
-        let mut new = old.value.clone();
+        let old_full = old.full();
+        let mut new = old_full.clone();
         match pt {
             PatchType::Merge => crate::patch::merge_patch(&mut new, &patch),
             PatchType::Strategic => crate::patch::strategic_merge(&mut new, &patch),
@@ -534,7 +536,7 @@ impl Cluster {
                         )));
                     }
                 }
-                new = ssa::apply(&old.value, &patch, &o.manager, &rt.api_version(), o.force)
+                new = ssa::apply(&old_full, &patch, &o.manager, &rt.api_version(), o.force)
                     .map_err(|conflicts| apply_conflict_error(rt, name, &conflicts))?;
             }
         }
@@ -553,7 +555,7 @@ impl Cluster {
                 }
             }
         }
-        let v = self.finish_update(rt, &old.value, new, sub, o, pt != PatchType::Apply)?;
+        let v = self.finish_update(rt, &old_full, new, sub, o, pt != PatchType::Apply)?;
         Ok((v, false))
     }
 
@@ -601,21 +603,21 @@ impl Cluster {
             }
         }
         if d.dry_run {
-            return Ok(old.value.clone());
+            return Ok(old.full());
         }
         let key = rt.key();
         let already = old.value.pointer("/metadata/deletionTimestamp").is_some();
         if rt.plural == "namespaces" && rt.group.is_empty() {
             if !already {
-                let mut v = old.value.clone();
+                let mut v = old.full();
                 ensure_map(&mut v, &["metadata"])
                     .insert("deletionTimestamp".into(), json!(now_rfc3339()));
                 ensure_map(&mut v, &["status"]).insert("phase".into(), json!("Terminating"));
                 let obj = self.store.put(&key, v, EventType::Modified);
                 self.wake_ns(name);
-                return Ok(obj.value.clone());
+                return Ok(obj.full());
             }
-            return Ok(old.value.clone());
+            return Ok(old.full());
         }
         if rt.plural == "customresourcedefinitions" {
             let obj = self.store.remove(&key, "", name).expect("exists");
@@ -625,12 +627,12 @@ impl Cluster {
                 }
             }
             self.registry.remove_custom(name);
-            return Ok(obj.value.clone());
+            return Ok(obj.full());
         }
         if d.propagation == Propagation::Orphan {
             self.orphan_dependents(old.uid(), ns);
         }
-        let mut v = old.value.clone();
+        let mut v = old.full();
         if d.propagation == Propagation::Foreground {
             let meta = ensure_map(&mut v, &["metadata"]);
             let fins = meta.entry("finalizers").or_insert_with(|| json!([]));
@@ -653,10 +655,10 @@ impl Cluster {
             }
             let obj = self.store.put(&key, v, EventType::Modified);
             self.wake_ns(ns);
-            return Ok(obj.value.clone());
+            return Ok(obj.full());
         }
         let obj = self.store.remove(&key, ns, name).expect("exists");
-        Ok(obj.value.clone())
+        Ok(obj.full())
     }
 
     /// Namespaced type keys (deduplicated).
@@ -705,7 +707,7 @@ impl Cluster {
 
     fn orphan_dependents(&self, uid: &str, ns: &str) {
         for (key, dep) in self.dependents(uid, ns) {
-            let mut v = dep.value.clone();
+            let mut v = dep.full();
             if let Some(refs) = v
                 .pointer_mut("/metadata/ownerReferences")
                 .and_then(Value::as_array_mut)
@@ -726,11 +728,12 @@ impl Cluster {
     ) -> Option<Arc<Obj>> {
         let _g = self.lock();
         let old = self.store.get(key, ns, name)?;
-        let mut v = old.value.clone();
+        let mut v = old.full();
+        let before = v.clone();
         if !f(&mut v) {
             return None;
         }
-        if spec_changed(&old.value, &v) {
+        if spec_changed(&before, &v) {
             if let Some(g) = old
                 .value
                 .pointer("/metadata/generation")
@@ -751,7 +754,7 @@ impl Cluster {
         let old = self.store.get(key, ns, name)?;
         if !finalizers_empty(&old.value) {
             if old.value.pointer("/metadata/deletionTimestamp").is_none() {
-                let mut v = old.value.clone();
+                let mut v = old.full();
                 ensure_map(&mut v, &["metadata"])
                     .insert("deletionTimestamp".into(), json!(now_rfc3339()));
                 return Some(self.store.put(key, v, EventType::Modified));

@@ -2,6 +2,18 @@
 //!
 //! It speaks only the Kubernetes API and knows nothing of meshup.
 //!
+//! Simulator-specific knobs:
+//! - annotation `sim.meshup.dev/ready-delay-ms: "N"` on a Deployment,
+//!   ReplicaSet, DaemonSet, pod template or Pod: time from pod creation to Ready;
+//! - annotation `sim.meshup.dev/never-ready: "true"` (same places): pods run
+//!   but never become Ready;
+//! - `GET|PUT|DELETE /sim/v1/faults` (JSON [`FaultConfig`]; `--faults FILE` takes
+//!   the same as YAML): error bursts, 429s, latency, dropped watches, update
+//!   conflicts, outages, never-ready workloads, denied access reviews, the
+//!   reported Kubernetes version;
+//! - `GET /sim/v1/requests[?mutating=true]` → `{"requests": [RequestRecord]}`,
+//!   `DELETE /sim/v1/requests` resets it. `/sim/` paths are never faulted or logged.
+//!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! let sim = meshup_sim::Sim::start(meshup_sim::SimConfig::default()).await?;
@@ -25,6 +37,7 @@ pub mod seed;
 pub mod selector;
 pub mod ssa;
 pub mod store;
+pub mod table;
 pub mod util;
 
 pub use controllers::{ANN_NEVER_READY, ANN_READY_DELAY};
@@ -58,6 +71,8 @@ pub struct SimConfig {
     pub fault_config: Option<FaultConfig>,
     /// Reported by `/version`, e.g. "v1.30.4".
     pub kubernetes_version: String,
+    /// Watch events kept for resuming watches; older versions get 410.
+    pub watch_history: usize,
 }
 
 impl Default for SimConfig {
@@ -70,6 +85,7 @@ impl Default for SimConfig {
             faults: None,
             fault_config: None,
             kubernetes_version: DEFAULT_K8S_VERSION.to_string(),
+            watch_history: 50_000,
         }
     }
 }
@@ -124,14 +140,14 @@ impl Sim {
             cfg.kubernetes_version.clone(),
             cfg.ready_delay,
             wake_tx,
+            cfg.watch_history,
         ));
         seed::load(&cluster, builtin_objects())?;
         if let Some(p) = &cfg.seed {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("reading seed file {}", p.display()))?;
-            let docs = seed::parse_documents(&text)
-                .with_context(|| format!("parsing seed file {}", p.display()))?;
-            seed::load(&cluster, docs)?;
+            seed::load_yaml(&cluster, &text)
+                .with_context(|| format!("loading seed file {}", p.display()))?;
         }
         if !cfg.seed_objects.is_empty() {
             seed::load(&cluster, cfg.seed_objects.clone())?;

@@ -10,16 +10,75 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 use tokio::sync::broadcast;
 
+/// A stored object: its JSON bytes (what the API serves) and a `Value` for
+/// selectors and controllers. For Pods — the bulk of a large cluster — the
+/// `Value` is trimmed to what selectors and controllers read (metadata, the
+/// containers' names/images/ports, phase, IP and readiness); `full()` parses
+/// the bytes when the whole object is needed.
 #[derive(Debug)]
 pub struct Obj {
     pub value: Value,
     pub json: Bytes,
+    trimmed: bool,
+}
+
+fn is_pod(v: &Value) -> bool {
+    v.get("kind").and_then(Value::as_str) == Some("Pod")
+        && v.get("apiVersion").and_then(Value::as_str) == Some("v1")
+}
+
+fn trim_pod(mut v: Value) -> Value {
+    let Some(m) = v.as_object_mut() else { return v };
+    if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+        if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+            a.retain(|k, _| k.starts_with("sim.meshup.dev/"));
+        }
+    }
+    if let Some(spec) = m.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.retain(|k, _| matches!(k.as_str(), "containers" | "nodeName"));
+        if let Some(cs) = spec.get_mut("containers").and_then(Value::as_array_mut) {
+            for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+                c.retain(|k, _| matches!(k.as_str(), "name" | "image" | "ports"));
+            }
+        }
+    }
+    if let Some(st) = m.get_mut("status").and_then(Value::as_object_mut) {
+        st.retain(|k, _| matches!(k.as_str(), "phase" | "podIP" | "conditions"));
+        if let Some(cs) = st.get_mut("conditions").and_then(Value::as_array_mut) {
+            cs.retain(|c| c.get("type").and_then(Value::as_str) == Some("Ready"));
+            for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+                c.retain(|k, _| k == "type" || k == "status");
+            }
+        }
+    }
+    v
 }
 
 impl Obj {
     pub fn new(value: Value) -> Arc<Obj> {
         let json = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
-        Arc::new(Obj { value, json })
+        if is_pod(&value) {
+            return Arc::new(Obj {
+                value: trim_pod(value),
+                json,
+                trimmed: true,
+            });
+        }
+        Arc::new(Obj {
+            value,
+            json,
+            trimmed: false,
+        })
+    }
+
+    /// The whole object.
+    pub fn full(&self) -> Value {
+        if self.trimmed {
+            serde_json::from_slice(&self.json).unwrap_or_else(|_| self.value.clone())
+        } else {
+            self.value.clone()
+        }
     }
     pub fn name(&self) -> &str {
         crate::util::get_str(&self.value, &["metadata", "name"]).unwrap_or("")
@@ -198,7 +257,7 @@ impl Store {
             .remove(&(ns.to_string(), name.to_string()))?;
         inner.rv += 1;
         let rv = inner.rv;
-        let mut v = old.value.clone();
+        let mut v = old.full();
         crate::util::ensure_map(&mut v, &["metadata"])
             .insert("resourceVersion".into(), Value::String(rv.to_string()));
         let obj = Obj::new(v);
