@@ -131,7 +131,8 @@ fn json_str(v: &Value) -> String {
 }
 
 impl PolicyContext {
-    pub(crate) fn to_wit(&self) -> wit::Context {
+    /// The WIT record given to `evaluate`.
+    pub fn to_wit(&self) -> wit::Context {
         wit::Context {
             phase: self.phase.to_wit(),
             direction: match self.direction {

@@ -164,7 +164,7 @@ fn replay_one(runtime: &Runtime, line: usize, rec: AuditRecord) -> Replayed {
             c.namespace.clone(),
             c.name.clone(),
             c.allowed,
-            c.result.clone(),
+            c.result.clone().filter(|v| !v.is_null()),
         )
     };
     let calls: Vec<_> = run

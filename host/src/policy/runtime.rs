@@ -296,13 +296,17 @@ fn classify(err: wasmtime::Error, state: &HostState, limits: &Limits) -> Outcome
             limit_ms: limits.time_ms,
         },
         Some(trap) => {
-            let mut reason = trap.to_string();
-            if !stderr.is_empty() {
-                reason = format!(
-                    "{reason}: {}",
-                    stderr.lines().take(3).collect::<Vec<_>>().join(" ")
-                );
-            }
+            // A Rust panic prints "thread '…' panicked at FILE:LINE:COL:\nMESSAGE\nnote: …" to stderr.
+            let text: Vec<&str> = stderr
+                .lines()
+                .filter(|l| !l.starts_with("note: "))
+                .collect();
+            let text = text.join(" ");
+            let reason = match text.find("panicked at") {
+                Some(i) => text[i..].to_string(),
+                None if !text.is_empty() => format!("{trap}: {text}"),
+                None => trap.to_string(),
+            };
             Outcome::Trapped { reason }
         }
         None => Outcome::Trapped {
