@@ -50,7 +50,7 @@ impl Outcome {
 
 /// Loads the policy set once per run and evaluates phases against the cluster.
 pub struct Checker {
-    set: PolicySet,
+    set: std::sync::Arc<PolicySet>,
 }
 
 impl Checker {
@@ -63,7 +63,7 @@ impl Checker {
             ..Default::default()
         };
         Ok(Checker {
-            set: PolicySet::load(config, opts)?,
+            set: std::sync::Arc::new(PolicySet::load(config, opts)?),
         })
     }
 
@@ -99,7 +99,12 @@ impl Checker {
     ) -> anyhow::Result<Outcome> {
         let snapshot = self.snapshot(cluster, phase).await?;
         let mut findings = extra;
-        for e in self.set.evaluate(phase, ctx, &snapshot) {
+        // Evaluation is synchronous (and wasmtime-wasi's sync I/O must not block an async
+        // worker), so it runs on the blocking pool.
+        let (set, ctx) = (self.set.clone(), ctx.clone());
+        let evaluations =
+            tokio::task::spawn_blocking(move || set.evaluate(phase, &ctx, &snapshot)).await?;
+        for e in evaluations {
             findings.extend(e.findings);
         }
         Ok(decide(phase, findings, overrides))

@@ -35,9 +35,6 @@ pub struct Global {
     /// Path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
     #[arg(long, global = true, env = "MESHUP_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
-    /// The kubeconfig context to use.
-    #[arg(long, global = true)]
-    pub context: Option<String>,
     /// Output format: text for people, json for machines (one document on stdout).
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Text)]
     pub output: Format,
@@ -47,6 +44,14 @@ pub struct Global {
     /// Append one JSON line per policy evaluation to this file.
     #[arg(long, global = true)]
     pub audit_log: Option<PathBuf>,
+}
+
+/// Which cluster (kubectl's `--context`; the kubeconfig is a global flag).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ClusterArgs {
+    /// The kubeconfig context to use.
+    #[arg(long)]
+    pub context: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -109,6 +114,8 @@ pub enum Command {
     /// First install of a bundle.
     Install {
         #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
         bundle: BundleArgs,
         #[command(flatten)]
         checks: CheckArgs,
@@ -117,6 +124,8 @@ pub enum Command {
     },
     /// Run every check for an upgrade to the bundle; change nothing.
     Precheck {
+        #[command(flatten)]
+        cluster: ClusterArgs,
         #[command(flatten)]
         bundle: BundleArgs,
         #[command(flatten)]
@@ -127,6 +136,8 @@ pub enum Command {
     },
     /// Upgrade (or downgrade) the control plane in place to the bundle's version.
     Upgrade {
+        #[command(flatten)]
+        cluster: ClusterArgs,
         #[command(flatten)]
         bundle: BundleArgs,
         #[command(flatten)]
@@ -142,17 +153,23 @@ pub enum Command {
     },
     /// The installed release, its workloads, control-plane and data-plane versions.
     Status {
+        #[command(flatten)]
+        cluster: ClusterArgs,
         /// Control-plane namespace.
         #[arg(long, default_value = action::DEFAULT_NAMESPACE)]
         namespace: String,
     },
     /// Recorded releases.
     History {
+        #[command(flatten)]
+        cluster: ClusterArgs,
         #[arg(long, default_value = action::DEFAULT_NAMESPACE)]
         namespace: String,
     },
     /// Re-apply a recorded revision (default: the previous successful one).
     Rollback {
+        #[command(flatten)]
+        cluster: ClusterArgs,
         /// Revision to restore.
         #[arg(long)]
         to: Option<u32>,
@@ -238,11 +255,15 @@ impl Global {
 pub enum DataplaneCommand {
     /// Workloads whose sidecars do not match the control plane, with restart commands.
     Status {
+        #[command(flatten)]
+        cluster: ClusterArgs,
         #[arg(long = "control-plane-namespace", default_value = action::DEFAULT_NAMESPACE)]
         control_plane_namespace: String,
     },
     /// Rolling-restart outdated workloads, namespace by namespace.
     Restart {
+        #[command(flatten)]
+        cluster: ClusterArgs,
         /// Only these namespaces (repeatable; default: every namespace with outdated proxies).
         #[arg(long = "namespace", short = 'n')]
         namespaces: Vec<String>,
@@ -274,18 +295,55 @@ pub fn main() -> ExitCode {
         }
     };
     init_tracing();
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(Code::Unexpected as u8);
-        }
+    let result = match cli.command {
+        // Policies run synchronously, outside any async runtime: wasmtime-wasi's sync
+        // bindings must not block inside one.
+        Command::Policy(cmd) => run_policy(&cli.global, cmd),
+        command => run_async(Cli {
+            global: cli.global,
+            command,
+        }),
     };
-    match rt.block_on(run(cli)) {
+    match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(exit::code_of(&err) as u8)
+        }
+    }
+}
+
+fn run_async(cli: Cli) -> anyhow::Result<Code> {
+    let rt = tokio::runtime::Runtime::new()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    rt.block_on(run(cli))
+}
+
+fn run_policy(g: &Global, cmd: PolicyCommand) -> anyhow::Result<Code> {
+    match cmd {
+        PolicyCommand::List => {
+            policy_cmd::list(g.policy_config.as_deref(), g.runtime(false), g.json())
+        }
+        PolicyCommand::Inspect { target } => {
+            policy_cmd::inspect(&target, g.runtime(false), g.json())
+        }
+        PolicyCommand::Test {
+            target,
+            context,
+            objects,
+            config,
+        } => policy_cmd::test(
+            policy_cmd::TestArgs {
+                target,
+                context,
+                objects,
+                config,
+            },
+            g.runtime(true),
+            g.json(),
+        ),
+        PolicyCommand::Replay { line } => {
+            policy_cmd::replay(g.audit_log.as_deref(), line, g.runtime(false), g.json())
         }
     }
 }
@@ -300,11 +358,11 @@ fn init_tracing() {
         .try_init();
 }
 
-fn env(g: &Global, history_max: usize) -> Env {
+fn env(g: &Global, cluster: &ClusterArgs, history_max: usize) -> Env {
     let mut env = Env::new(
         Target {
             kubeconfig: g.kubeconfig.clone(),
-            context: g.context.clone(),
+            context: cluster.context.clone(),
         },
         Ui::new(g.output),
     );
@@ -315,16 +373,19 @@ fn env(g: &Global, history_max: usize) -> Env {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<Code> {
+    use action::upgrade::Mode;
     let g = &cli.global;
     match cli.command {
         Command::Install {
+            cluster,
             bundle,
             checks,
             apply,
         } => {
             upgrade(
                 g,
-                action::upgrade::Mode::Install,
+                &cluster,
+                Mode::Install,
                 bundle,
                 checks,
                 apply,
@@ -334,6 +395,7 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
             .await
         }
         Command::Upgrade {
+            cluster,
             bundle,
             checks,
             apply,
@@ -342,7 +404,8 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
         } => {
             upgrade(
                 g,
-                action::upgrade::Mode::Upgrade,
+                &cluster,
+                Mode::Upgrade,
                 bundle,
                 checks,
                 apply,
@@ -352,6 +415,7 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
             .await
         }
         Command::Precheck {
+            cluster,
             bundle,
             checks,
             diff,
@@ -365,7 +429,8 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
             };
             upgrade(
                 g,
-                action::upgrade::Mode::Precheck,
+                &cluster,
+                Mode::Precheck,
                 bundle,
                 checks,
                 apply,
@@ -374,61 +439,61 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
             )
             .await
         }
-        Command::Status { namespace } => {
+        Command::Status { cluster, namespace } => {
             action::status::Status {
                 namespace: Some(namespace),
             }
-            .run(&env(g, 10))
+            .run(&env(g, &cluster, 10))
             .await
         }
-        Command::History { namespace } => {
+        Command::History { cluster, namespace } => {
             action::history::ListHistory {
                 namespace: Some(namespace),
             }
-            .run(&env(g, 10))
+            .run(&env(g, &cluster, 10))
             .await
         }
         Command::Rollback {
+            cluster,
             to,
             namespace,
             yes,
             readiness_timeout,
         } => {
-            action::rollback::Rollback {
+            let rollback = action::rollback::Rollback {
                 to,
                 namespace: Some(namespace),
                 yes,
                 readiness_timeout,
-            }
-            .run(&env(g, 10))
-            .await
+            };
+            rollback.run(&env(g, &cluster, 10)).await
         }
         Command::Dataplane { command } => match command {
             DataplaneCommand::Status {
+                cluster,
                 control_plane_namespace,
             } => {
-                action::dataplane::DataplaneStatus {
+                let status = action::dataplane::DataplaneStatus {
                     namespace: Some(control_plane_namespace),
-                }
-                .run(&env(g, 10))
-                .await
+                };
+                status.run(&env(g, &cluster, 10)).await
             }
             DataplaneCommand::Restart {
+                cluster,
                 namespaces,
                 control_plane_namespace,
                 concurrency,
                 timeout,
                 dry_run,
             } => {
-                action::dataplane::DataplaneRestart {
+                let restart = action::dataplane::DataplaneRestart {
                     control_plane_namespace: Some(control_plane_namespace),
                     namespaces,
                     concurrency,
                     timeout,
                     dry_run,
-                }
-                .run(&env(g, 10))
-                .await
+                };
+                restart.run(&env(g, &cluster, 10)).await
             }
         },
         Command::Template { bundle } => action::template::Template {
@@ -437,32 +502,7 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
         }
         .run(),
         Command::Demo { bundles, keep } => action::demo::Demo { bundles, keep }.run(g.output).await,
-        Command::Policy(cmd) => match cmd {
-            PolicyCommand::List => {
-                policy_cmd::list(g.policy_config.as_deref(), g.runtime(false), g.json())
-            }
-            PolicyCommand::Inspect { target } => {
-                policy_cmd::inspect(&target, g.runtime(false), g.json())
-            }
-            PolicyCommand::Test {
-                target,
-                context,
-                objects,
-                config,
-            } => policy_cmd::test(
-                policy_cmd::TestArgs {
-                    target,
-                    context,
-                    objects,
-                    config,
-                },
-                g.runtime(true),
-                g.json(),
-            ),
-            PolicyCommand::Replay { line } => {
-                policy_cmd::replay(g.audit_log.as_deref(), line, g.runtime(false), g.json())
-            }
-        },
+        Command::Policy(cmd) => run_policy(g, cmd),
         Command::Sim(args) => {
             meshup_sim::cli::run(args).await?;
             Ok(Code::Ok)
@@ -470,8 +510,10 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn upgrade(
     g: &Global,
+    cluster: &ClusterArgs,
     mode: action::upgrade::Mode,
     bundle: BundleArgs,
     checks: CheckArgs,
@@ -479,7 +521,7 @@ async fn upgrade(
     no_rollback: bool,
     rollback_timeout: Duration,
 ) -> anyhow::Result<Code> {
-    let env = env(g, apply.history_max);
+    let env = env(g, cluster, apply.history_max);
     action::upgrade::Upgrade {
         mode,
         bundle: bundle.bundle.clone(),
