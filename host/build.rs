@@ -35,6 +35,7 @@ const TEST_GUESTS: &[(&str, &str)] = &[
     ("secrets", "meshup-guest-secrets"),
     ("sockets", "meshup-guest-sockets"),
     ("filesystem", "meshup-guest-filesystem"),
+    ("postfail", "meshup-guest-postfail"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -14,6 +14,17 @@ use crate::exit::{Code, Exit};
 
 pub const LEASE_NAME: &str = "meshup-upgrade-lock";
 
+/// How long the lock outlives its last renewal: 30 s, or `MESHUP_LOCK_SECONDS`
+/// (tests shorten it to exercise the takeover of a crashed run's lock).
+pub fn duration() -> Duration {
+    std::env::var("MESHUP_LOCK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|s| *s >= 3)
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(30))
+}
+
 pub struct Lock {
     api: Api<Lease>,
     pub holder: String,

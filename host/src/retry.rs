@@ -21,11 +21,11 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// About 40 s of retrying in all: enough to ride out a short API outage.
+    /// About a minute of retrying in all: enough to ride out a short API outage.
     fn default() -> Self {
         RetryPolicy {
             attempt: 0,
-            max_attempts: 12,
+            max_attempts: 24,
             base: Duration::from_millis(100),
             cap: Duration::from_secs(5),
         }

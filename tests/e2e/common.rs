@@ -40,15 +40,11 @@ impl Sim {
         let dir = tempfile::tempdir().expect("tempdir");
         let kubeconfig = dir.path().join("kubeconfig");
         let mut cmd = Command::new(meshup_bin());
-        cmd.args([
-            "sim",
-            "--port",
-            "0",
-            "--ready-delay-ms",
-            "50",
-            "--kubeconfig-out",
-        ])
-        .arg(&kubeconfig);
+        cmd.args(["sim", "--port", "0", "--kubeconfig-out"])
+            .arg(&kubeconfig);
+        if !extra.contains(&"--ready-delay-ms") {
+            cmd.args(["--ready-delay-ms", "50"]);
+        }
         if let Some(yaml) = seed {
             let path = dir.path().join("seed.yaml");
             std::fs::write(&path, yaml).expect("write seed");

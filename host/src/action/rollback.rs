@@ -38,6 +38,21 @@ pub fn choose(all: &[Release], to: Option<u32>) -> Result<Release, String> {
         .rev()
         .find(|r| r.status == Status::Deployed)
         .map(|r| r.revision);
+    // An interrupted run after the live release: the live release is what to restore.
+    let pending = all
+        .iter()
+        .rev()
+        .find(|r| r.status == Status::Pending)
+        .map(|r| r.revision);
+    if let (Some(l), Some(p)) = (live, pending) {
+        if p > l {
+            return all
+                .iter()
+                .find(|r| r.revision == l)
+                .cloned()
+                .ok_or_else(|| "live release vanished".into());
+        }
+    }
     all.iter()
         .rev()
         .filter(|r| Some(r.revision) != live)
@@ -57,10 +72,11 @@ impl Rollback {
         let history = env.history(&cluster, ns, PRODUCT);
         let all = history.all().await?;
         let target = choose(&all, self.to).map_err(Exit::bad_input)?;
+        // What runs now: the live release, or an interrupted run on top of it.
         let current = all
             .iter()
             .rev()
-            .find(|r| r.status == Status::Deployed)
+            .find(|r| matches!(r.status, Status::Deployed | Status::Pending))
             .cloned();
         let rendered = Rendered::from_manifest(&target.manifest)?;
         let keep: BTreeSet<ObjectKey> = rendered.objects.iter().map(|o| o.key()).collect();
@@ -102,7 +118,10 @@ impl Rollback {
                 target.revision, target.version
             ),
         )?;
-        let lock = Lock::acquire(cluster.client().clone(), ns, Duration::from_secs(30)).await?;
+        let lock = Lock::acquire(cluster.client().clone(), ns, crate::lock::duration()).await?;
+        if let Some(who) = &lock.took_over {
+            ui.warn(format!("took over the expired upgrade lock of {who}"));
+        }
         let result = async {
             for mut p in history
                 .all()
@@ -220,5 +239,11 @@ mod tests {
                 .contains("known: 1, 2, 3")
         );
         assert!(choose(&[rel(1, Status::Deployed)], None).is_err());
+        let interrupted = vec![
+            rel(1, Status::Superseded),
+            rel(2, Status::Deployed),
+            rel(3, Status::Pending),
+        ];
+        assert_eq!(choose(&interrupted, None).unwrap().revision, 2);
     }
 }

@@ -182,7 +182,7 @@ impl Upgrade {
         let lock = Lock::acquire(
             cluster.client().clone(),
             bundle.namespace(),
-            Duration::from_secs(30),
+            crate::lock::duration(),
         )
         .await?;
         if let Some(who) = &lock.took_over {
