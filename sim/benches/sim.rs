@@ -153,7 +153,7 @@ fn main() {
         .list("/pods", None, None, 0, &|_| true)
         .0
         .iter()
-        .map(|o| o.value.clone())
+        .map(|o| o.full())
         .collect();
     let mut best_serde = Duration::MAX;
     for _ in 0..3 {
