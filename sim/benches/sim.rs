@@ -60,10 +60,10 @@ fn get(stream: &mut BufReader<TcpStream>, host: &str, path: &str) -> Vec<u8> {
         if l.is_empty() {
             break;
         }
-        if let Some((k, v)) = l.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().expect("length");
-            }
+        if let Some((k, v)) = l.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse().expect("length");
         }
     }
     let mut body = vec![0u8; len];

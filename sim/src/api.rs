@@ -80,7 +80,7 @@ fn hex(s: &str) -> String {
 }
 
 fn unhex(s: &str) -> Option<String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..s.len())
@@ -386,18 +386,18 @@ async fn dispatch(
                 )
             });
     }
-    if let Some(g) = p.strip_prefix("/apis/") {
-        if !g.contains('/') {
-            return discovery::api_group(&c.registry, g)
-                .map(|d| json_value(200, &d))
-                .ok_or_else(|| {
-                    ApiError::new(
-                        404,
-                        "NotFound",
-                        "the server could not find the requested resource",
-                    )
-                });
-        }
+    if let Some(g) = p.strip_prefix("/apis/")
+        && !g.contains('/')
+    {
+        return discovery::api_group(&c.registry, g)
+            .map(|d| json_value(200, &d))
+            .ok_or_else(|| {
+                ApiError::new(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                )
+            });
     }
     let rp = match parse_path(p) {
         None => {
@@ -446,14 +446,14 @@ async fn dispatch(
             ));
         }
     }
-    if let Some(sub) = &rp.sub {
-        if sub != "status" || !rt.status {
-            return Err(ApiError::new(
-                404,
-                "NotFound",
-                format!("the server could not find the requested resource ({sub})"),
-            ));
-        }
+    if let Some(sub) = &rp.sub
+        && (sub != "status" || !rt.status)
+    {
+        return Err(ApiError::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({sub})"),
+        ));
     }
     let ns = rp.namespace.clone().unwrap_or_default();
     let verb = verb_of(method, &rp, q, ct);
@@ -472,12 +472,12 @@ async fn dispatch(
         force: q.get("force").is_some_and(|v| v == "true"),
         seed: false,
     };
-    if let Some(dr) = q.get("dryRun") {
-        if dr != "All" {
-            return Err(ApiError::bad_request(format!(
-                "dryRun: Unsupported value: {dr:?}: supported values: \"All\""
-            )));
-        }
+    if let Some(dr) = q.get("dryRun")
+        && dr != "All"
+    {
+        return Err(ApiError::bad_request(format!(
+            "dryRun: Unsupported value: {dr:?}: supported values: \"All\""
+        )));
     }
     let name = rp.name.clone().unwrap_or_default();
     let sub = rp.sub.as_deref();

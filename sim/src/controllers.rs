@@ -244,16 +244,16 @@ impl Ctl {
     }
 
     fn reconcile_ns(&mut self, ns: &str) {
-        if let Some(nso) = self.c.store.get("/namespaces", "", ns) {
-            if deleting(&nso.value) {
-                for key in self.c.namespaced_keys() {
-                    for o in self.list(&key, ns) {
-                        self.c.store.remove(&key, ns, o.name());
-                    }
+        if let Some(nso) = self.c.store.get("/namespaces", "", ns)
+            && deleting(&nso.value)
+        {
+            for key in self.c.namespaced_keys() {
+                for o in self.list(&key, ns) {
+                    self.c.store.remove(&key, ns, o.name());
                 }
-                self.c.store.remove("/namespaces", "", ns);
-                return;
             }
+            self.c.store.remove("/namespaces", "", ns);
+            return;
         }
         self.foreground(ns);
         for d in self.list(DEPLOY, ns) {

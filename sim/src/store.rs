@@ -207,10 +207,10 @@ impl Store {
                 (None, None) => Bound::Unbounded,
             };
             for ((ons, _), obj) in table.range((start, Bound::Unbounded)) {
-                if let Some(ns) = ns {
-                    if ons != ns {
-                        break;
-                    }
+                if let Some(ns) = ns
+                    && ons != ns
+                {
+                    break;
                 }
                 if !filter(obj) {
                     continue;
@@ -283,7 +283,7 @@ impl Store {
 
     /// Starts a watch: the events to replay and a live receiver, atomically.
     /// `Err(())` when `since` is older than the retained history (410 Gone).
-    #[allow(clippy::type_complexity)]
+    #[allow(clippy::type_complexity, clippy::result_unit_err)]
     pub fn watch_from(
         &self,
         key: &str,

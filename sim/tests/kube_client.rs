@@ -87,8 +87,8 @@ async fn crud_conflicts_and_errors() {
             .unwrap()
             .data
             .unwrap()
-            .get("dry")
-            .is_none()
+            .contains_key("dry")
+            .eq(&false)
     );
     cms.patch(
         "a",
