@@ -515,11 +515,13 @@ async fn dispatch(
                 ));
             }
             let body = decode_body(&body, ct)?;
+            strict_check(&rt, q, &body)?;
             let v = c.create(&rt, &ns, body, &wo)?;
             Ok(json_value(201, &v))
         }
         "update" => {
             let body = decode_body(&body, ct)?;
+            strict_check(&rt, q, &body)?;
             Ok(json_value(200, &c.update(&rt, &ns, &name, body, &wo, sub)?))
         }
         "patch" | "apply" => {
@@ -538,6 +540,16 @@ async fn dispatch(
                 return Err(ApiError::bad_request(
                     "force: Forbidden: may not be specified for non-apply patch",
                 ));
+            }
+            if pt != PatchType::Json {
+                let parsed: Option<Value> = if pt == PatchType::Apply {
+                    serde_yaml::from_slice(&body).ok()
+                } else {
+                    serde_json::from_slice(&body).ok()
+                };
+                if let Some(p) = parsed {
+                    strict_check(&rt, q, &p)?;
+                }
             }
             let (v, created) = c.patch(&rt, &ns, &name, pt, &body, &wo, sub)?;
             Ok(json_value(if created { 201 } else { 200 }, &v))
@@ -580,6 +592,73 @@ async fn dispatch(
             )))
         }
     }
+}
+
+/// `fieldValidation=Strict`: unknown top-level and metadata fields of built-in
+/// kinds are errors (there is no full schema; nested fields are not checked).
+fn strict_check(rt: &ResourceType, q: &HashMap<String, String>, body: &Value) -> ApiResult<()> {
+    if q.get("fieldValidation").map(String::as_str) != Some("Strict") || rt.custom {
+        return Ok(());
+    }
+    let Some(m) = body.as_object() else {
+        return Ok(());
+    };
+    let extra: &[&str] = match (rt.group.as_str(), rt.plural.as_str()) {
+        ("", "configmaps") => &["data", "binaryData", "immutable"],
+        ("", "secrets") => &["data", "stringData", "type", "immutable"],
+        ("", "serviceaccounts") => &[
+            "secrets",
+            "imagePullSecrets",
+            "automountServiceAccountToken",
+        ],
+        ("", "endpoints") => &["subsets"],
+        ("", "events") | ("events.k8s.io", "events") => return Ok(()),
+        ("rbac.authorization.k8s.io", "roles") | ("rbac.authorization.k8s.io", "clusterroles") => {
+            &["rules", "aggregationRule"]
+        }
+        ("rbac.authorization.k8s.io", _) => &["subjects", "roleRef"],
+        ("admissionregistration.k8s.io", _) => &["webhooks"],
+        _ => &["spec"],
+    };
+    let strict_err = |f: &str| {
+        ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: strict decoding error: unknown field \"{f}\"",
+            rt.kind, rt.version, rt.kind
+        ))
+    };
+    for k in m.keys() {
+        if !k.starts_with('$')
+            && !matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status")
+            && !extra.contains(&k.as_str())
+        {
+            return Err(strict_err(k));
+        }
+    }
+    if let Some(meta) = m.get("metadata").and_then(Value::as_object) {
+        for k in meta.keys() {
+            if !matches!(
+                k.as_str(),
+                "name"
+                    | "generateName"
+                    | "namespace"
+                    | "labels"
+                    | "annotations"
+                    | "ownerReferences"
+                    | "finalizers"
+                    | "uid"
+                    | "resourceVersion"
+                    | "generation"
+                    | "creationTimestamp"
+                    | "deletionTimestamp"
+                    | "deletionGracePeriodSeconds"
+                    | "managedFields"
+                    | "selfLink"
+            ) {
+                return Err(strict_err(&format!("metadata.{k}")));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn obj_response(code: u16, json: &Bytes) -> Response {
