@@ -827,6 +827,7 @@ fn watch(
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(1800));
     let key = rt.key();
+    let from_rv = matches!(since, Since::Rv(_));
     let (replay, mut rx, start_rv) = match c.store.watch_from(&key, ns.as_deref(), since) {
         Ok(x) => x,
         Err(()) => {
@@ -848,11 +849,50 @@ fn watch(
     let kind = rt.kind.clone();
     let api_version = rt.api_version();
     ::tokio::spawn(async move {
-        let matches = |e: &crate::store::Event| {
-            &*e.key == key.as_str()
-                && ns.as_deref().is_none_or(|n| e.obj.namespace() == n)
-                && (ls.is_empty() || ls.matches_obj(&e.obj.value))
-                && (fs.is_empty() || fs.matches(&e.obj.value))
+        let selective = !ls.is_empty() || !fs.is_empty();
+        let sel_match = |o: &crate::store::Obj| {
+            (ls.is_empty() || ls.matches_obj(&o.value)) && (fs.is_empty() || fs.matches(&o.value))
+        };
+        // Objects the client currently sees through its selector: leaving the
+        // selector is a DELETED event, entering it an ADDED one.
+        let mut seen: std::collections::HashSet<(String, String)> =
+            std::collections::HashSet::new();
+        if selective && from_rv {
+            let (items, _, _) = c
+                .store
+                .list(&key, ns.as_deref(), None, 0, &|o| sel_match(o));
+            seen.extend(
+                items
+                    .iter()
+                    .map(|o| (o.namespace().to_string(), o.name().to_string())),
+            );
+        }
+        let mut translate = |e: &crate::store::Event| -> Option<Bytes> {
+            if &*e.key != key.as_str() || ns.as_deref().is_some_and(|n| e.obj.namespace() != n) {
+                return None;
+            }
+            if !selective {
+                return Some(e.line());
+            }
+            let k = (e.obj.namespace().to_string(), e.obj.name().to_string());
+            let m = sel_match(&e.obj);
+            let was = seen.contains(&k);
+            match (e.ty, m, was) {
+                (crate::store::EventType::Deleted, _, _) => {
+                    seen.remove(&k);
+                    (m || was).then(|| e.line())
+                }
+                (_, true, true) => Some(e.line()),
+                (_, true, false) => {
+                    seen.insert(k);
+                    Some(e.line_as(crate::store::EventType::Added))
+                }
+                (_, false, true) => {
+                    seen.remove(&k);
+                    Some(e.line_as(crate::store::EventType::Deleted))
+                }
+                (_, false, false) => None,
+            }
         };
         let mut sent: u32 = 0;
         let mut last_rv = start_rv;
@@ -867,8 +907,9 @@ fn watch(
             Bytes::from(b)
         };
         let over = |sent: u32| drop_after.is_some_and(|n| sent >= n);
-        for e in replay.iter().filter(|e| matches(e)) {
-            if over(sent) || tx.send(Ok(e.line())).await.is_err() {
+        for e in replay.iter() {
+            let Some(line) = translate(e) else { continue };
+            if over(sent) || tx.send(Ok(line)).await.is_err() {
                 return;
             }
             sent += 1;
@@ -894,8 +935,8 @@ fn watch(
                 ev = rx.recv() => match ev {
                     Ok(e) => {
                         last_rv = last_rv.max(e.rv);
-                        if matches(&e) {
-                            if tx.send(Ok(e.line())).await.is_err() { return; }
+                        if let Some(line) = translate(&e) {
+                            if tx.send(Ok(line)).await.is_err() { return; }
                             sent += 1;
                         }
                     }

@@ -120,7 +120,12 @@ pub struct Event {
 impl Event {
     /// `{"type":"ADDED","object":{...}}\n`
     pub fn line(&self) -> Bytes {
-        let ty = self.ty.as_str();
+        self.line_as(self.ty)
+    }
+
+    /// The event line with another type (selector transitions).
+    pub fn line_as(&self, ty: EventType) -> Bytes {
+        let ty = ty.as_str();
         let mut v = Vec::with_capacity(self.obj.json.len() + 32);
         v.extend_from_slice(b"{\"type\":\"");
         v.extend_from_slice(ty.as_bytes());

@@ -809,3 +809,80 @@ metadata: {name: shop, labels: {istio-injection: enabled}}
     .await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_with_selector_sees_objects_leave_and_enter() {
+    let sim = start().await;
+    let p = "/api/v1/namespaces/default/configmaps";
+    ahttp(
+        &sim,
+        "POST",
+        p,
+        Some((J, r#"{"metadata":{"name":"a","labels":{"team":"x"}}}"#)),
+    )
+    .await;
+    let (_, list) = ahttp(&sim, "GET", p, None).await;
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fake = common::FakeSim {
+        addr: sim.addr(),
+        url: sim.url(),
+    };
+    let path =
+        format!("{p}?watch=true&labelSelector=team%3Dx&resourceVersion={rv}&timeoutSeconds=2");
+    let watch = tokio::task::spawn_blocking(move || common::http_addr(&fake, "GET", &path, None).1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ahttp(
+        &sim,
+        "PATCH",
+        &format!("{p}/a"),
+        Some((
+            "application/merge-patch+json",
+            r#"{"metadata":{"labels":{"team":"y"}}}"#,
+        )),
+    )
+    .await;
+    ahttp(
+        &sim,
+        "POST",
+        p,
+        Some((J, r#"{"metadata":{"name":"b","labels":{"team":"y"}}}"#)),
+    )
+    .await;
+    ahttp(
+        &sim,
+        "PATCH",
+        &format!("{p}/b"),
+        Some((
+            "application/merge-patch+json",
+            r#"{"metadata":{"labels":{"team":"x"}}}"#,
+        )),
+    )
+    .await;
+    let text = watch.await.unwrap();
+    let events: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| {
+            (
+                v["type"].as_str().unwrap().to_string(),
+                v["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .filter(|(t, _)| t != "BOOKMARK")
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            ("DELETED".to_string(), "a".to_string()),
+            ("ADDED".to_string(), "b".to_string())
+        ],
+        "{text}"
+    );
+    sim.shutdown().await;
+}
