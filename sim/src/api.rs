@@ -446,6 +446,19 @@ async fn dispatch(
             ));
         }
     }
+    let scalable = rt.group == "apps" && (rt.plural == "deployments" || rt.plural == "replicasets");
+    if rp.sub.as_deref() == Some("scale") && scalable {
+        return scale(
+            c,
+            &rt,
+            rp.namespace.as_deref().unwrap_or(""),
+            rp.name.as_deref().unwrap_or(""),
+            method,
+            q,
+            ct,
+            &body,
+        );
+    }
     if let Some(sub) = &rp.sub
         && (sub != "status" || !rt.status)
     {
@@ -592,6 +605,86 @@ async fn dispatch(
             )))
         }
     }
+}
+
+fn scale_json(o: &Value) -> Value {
+    let sel = o
+        .pointer("/spec/selector")
+        .and_then(|s| s.get("matchLabels"))
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    json!({
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": {
+            "name": o.pointer("/metadata/name"),
+            "namespace": o.pointer("/metadata/namespace"),
+            "uid": o.pointer("/metadata/uid"),
+            "resourceVersion": o.pointer("/metadata/resourceVersion"),
+            "creationTimestamp": o.pointer("/metadata/creationTimestamp"),
+        },
+        "spec": {"replicas": o.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
+        "status": {"replicas": o.pointer("/status/replicas").cloned().unwrap_or(json!(0)), "selector": sel},
+    })
+}
+
+/// The `/scale` subresource of Deployments and ReplicaSets.
+#[allow(clippy::too_many_arguments)]
+fn scale(
+    c: &Cluster,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    method: &Method,
+    q: &HashMap<String, String>,
+    ct: &str,
+    body: &Bytes,
+) -> ApiResult<Response> {
+    let cur = c.get(rt, ns, name)?.full();
+    let mut sc = scale_json(&cur);
+    match method.as_str() {
+        "GET" => return Ok(json_value(200, &sc)),
+        "PUT" => sc = decode_body(body, ct)?,
+        "PATCH" => {
+            let p: Value = serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            match ct.split(';').next().unwrap_or("").trim() {
+                "application/json-patch+json" => crate::patch::json_patch(&mut sc, &p)
+                    .map_err(|e| ApiError::new(422, "Invalid", e))?,
+                "application/strategic-merge-patch+json" => {
+                    crate::patch::strategic_merge(&mut sc, &p)
+                }
+                _ => crate::patch::merge_patch(&mut sc, &p),
+            }
+        }
+        _ => {
+            return Err(ApiError::method_not_allowed(format!(
+                "{method} is not allowed on scale"
+            )));
+        }
+    }
+    let replicas = sc
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| ApiError::invalid("Scale", name, "spec.replicas: Required value"))?;
+    let wo = WriteOpts {
+        dry_run: q.get("dryRun").is_some_and(|v| v == "All"),
+        manager: q
+            .get("fieldManager")
+            .cloned()
+            .unwrap_or_else(|| "kubectl".into()),
+        force: false,
+        seed: false,
+    };
+    let patch = json!({"spec": {"replicas": replicas}}).to_string();
+    let (v, _) = c.patch(rt, ns, name, PatchType::Merge, patch.as_bytes(), &wo, None)?;
+    Ok(json_value(200, &scale_json(&v)))
 }
 
 /// `fieldValidation=Strict`: unknown top-level and metadata fields of built-in

@@ -185,6 +185,31 @@ async fn label_restart_rollout_status_wait_delete() {
         out.contains("STATUS") && out.contains("Running") && out.contains("1/1"),
         "{out}"
     );
+    k.ok(&["-n", "shop", "scale", "deploy/web", "--replicas=4"])
+        .await;
+    k.ok(&[
+        "-n",
+        "shop",
+        "rollout",
+        "status",
+        "deploy/web",
+        "--timeout=30s",
+    ])
+    .await;
+    let out = k
+        .ok(&[
+            "-n",
+            "shop",
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.status.readyReplicas}",
+        ])
+        .await;
+    assert_eq!(out, "4");
+    k.ok(&["-n", "shop", "scale", "deploy/web", "--replicas=3"])
+        .await;
     k.ok(&["-n", "shop", "label", "deploy", "web", "tier=frontend"])
         .await;
     let out = k
