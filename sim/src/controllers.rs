@@ -450,6 +450,30 @@ impl Ctl {
                 new_rs = find_new(&all);
             }
         }
+        // a template that returns to an older ReplicaSet makes it the newest revision
+        if let Some(nrs) = &new_rs {
+            let rev_of = |r: &Obj| {
+                annotation(&r.value, "deployment.kubernetes.io/revision")
+                    .and_then(|x| x.parse::<i64>().ok())
+                    .unwrap_or(0)
+            };
+            let max_other = all
+                .iter()
+                .filter(|r| r.uid() != nrs.uid())
+                .map(|r| rev_of(r))
+                .max()
+                .unwrap_or(0);
+            if rev_of(nrs) <= max_other && !paused {
+                let next = (max_other + 1).to_string();
+                self.c.modify(RS, &ns, nrs.name(), |v| {
+                    ensure_map(v, &["metadata", "annotations"])
+                        .insert("deployment.kubernetes.io/revision".into(), json!(next));
+                    true
+                });
+                all = rs_all();
+                new_rs = find_new(&all);
+            }
+        }
         let set_replicas = |r: &Obj, n: i64| {
             if spec_of(r) != n {
                 self.c.modify(RS, &ns, r.name(), |v| {

@@ -542,6 +542,31 @@ async fn rolling_update_respects_surge_and_unavailable() {
         v["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
         "2"
     );
+    // rolling back to the first template reuses its ReplicaSet as revision 3
+    apply(&sim, path, &dep("app:1")).await;
+    let v = wait_for(&sim, path, "rolled back", |v| {
+        v["status"]["observedGeneration"] == 3
+            && v["status"]["updatedReplicas"] == 4
+            && v["status"]["replicas"] == 4
+            && v["status"]["availableReplicas"] == 4
+    })
+    .await;
+    assert_eq!(
+        v["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "3"
+    );
+    let (_, rs) = ahttp(
+        &sim,
+        "GET",
+        "/apis/apps/v1/namespaces/default/replicasets",
+        None,
+    )
+    .await;
+    assert_eq!(
+        rs["items"].as_array().unwrap().len(),
+        2,
+        "the old ReplicaSet was reused"
+    );
     sim.shutdown().await;
 }
 
