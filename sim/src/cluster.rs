@@ -186,7 +186,14 @@ impl Cluster {
                 }
             }
         }
-        meta.insert("uid".into(), json!(new_uid()));
+        let keep_uid = o.seed
+            && meta
+                .get("uid")
+                .and_then(Value::as_str)
+                .is_some_and(|u| !u.is_empty());
+        if !keep_uid {
+            meta.insert("uid".into(), json!(new_uid()));
+        }
         if !(o.seed && meta.contains_key("creationTimestamp")) {
             meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
         }

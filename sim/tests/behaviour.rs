@@ -806,6 +806,30 @@ status: {phase: Failed}
 apiVersion: v1
 kind: Namespace
 metadata: {name: shop, labels: {istio-injection: enabled}}
+---
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: web-abc, namespace: shop, uid: 11111111-2222-4333-8444-555555555555}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web, pod-template-hash: abc}}
+  template:
+    metadata: {labels: {app: web, pod-template-hash: abc}}
+    spec: {containers: [{name: app, image: app:1}]}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-abc-1
+  namespace: shop
+  labels: {app: web, pod-template-hash: abc}
+  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: web-abc, uid: 11111111-2222-4333-8444-555555555555, controller: true}]
+spec: {containers: [{name: app, image: app:1}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-abc-2, namespace: shop, labels: {app: web, pod-template-hash: abc}}
+spec: {containers: [{name: app, image: app:1}]}
 "#).unwrap();
     let sim = start_with(SimConfig {
         seed: Some(seed),
@@ -821,6 +845,32 @@ metadata: {name: shop, labels: {istio-injection: enabled}}
         2,
         "seeded pods are not re-injected"
     );
+    // seeded uids are kept and orphans matching a ReplicaSet are adopted: no new pods
+    let rs = wait_for(
+        &sim,
+        "/apis/apps/v1/namespaces/shop/replicasets/web-abc",
+        "rs status",
+        |v| v["status"]["readyReplicas"] == 2,
+    )
+    .await;
+    assert_eq!(
+        rs["metadata"]["uid"],
+        "11111111-2222-4333-8444-555555555555"
+    );
+    let (_, pods) = ahttp(
+        &sim,
+        "GET",
+        "/api/v1/namespaces/shop/pods?labelSelector=app%3Dweb",
+        None,
+    )
+    .await;
+    let names: Vec<&str> = pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["web-abc-1", "web-abc-2"]);
     let (_, p) = ahttp(&sim, "GET", "/api/v1/namespaces/shop/pods/failing", None).await;
     assert_eq!(p["status"]["phase"], "Failed");
     let (_, n) = ahttp(&sim, "GET", "/api/v1/namespaces/shop", None).await;
