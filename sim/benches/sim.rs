@@ -14,6 +14,16 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 const NAMESPACES: usize = 1_000;
+
+/// A list borrowing its items: serde_json's cost without copying the values.
+#[derive(serde::Serialize)]
+struct PodList<'a> {
+    kind: &'static str,
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    metadata: Value,
+    items: &'a [Value],
+}
 const PODS: usize = 50_000;
 
 fn pod(ns: &str, i: usize) -> Value {
@@ -60,10 +70,10 @@ fn get(stream: &mut BufReader<TcpStream>, host: &str, path: &str) -> Vec<u8> {
         if l.is_empty() {
             break;
         }
-        if let Some((k, v)) = l.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().expect("length");
-            }
+        if let Some((k, v)) = l.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse().expect("length");
         }
     }
     let mut body = vec![0u8; len];
@@ -153,18 +163,20 @@ fn main() {
         .list("/pods", None, None, 0, &|_| true)
         .0
         .iter()
-        .map(|o| o.value.clone())
+        .map(|o| o.full())
         .collect();
     let mut best_serde = Duration::MAX;
     for _ in 0..3 {
         let t = Instant::now();
         let mut total = 0;
         for chunk in pods.chunks(500) {
-            total += serde_json::to_vec(
-                &json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": chunk}),
-            )
-            .expect("serialize")
-            .len();
+            let list = PodList {
+                kind: "PodList",
+                api_version: "v1",
+                metadata: json!({}),
+                items: chunk,
+            };
+            total += serde_json::to_vec(&list).expect("serialize").len();
         }
         std::hint::black_box(total);
         best_serde = best_serde.min(t.elapsed());

@@ -183,26 +183,25 @@ pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> ApiResul
             ),
         ));
     }
-    if let Some(l) = obj.pointer("/metadata/labels") {
-        if let Some(m) = l.as_object() {
-            if let Some((k, _)) = m.iter().find(|(_, v)| !v.is_string()) {
-                return Err(ApiError::bad_request(format!(
-                    "metadata.labels.{k}: label values must be strings"
-                )));
-            }
-        }
+    if let Some(l) = obj.pointer("/metadata/labels")
+        && let Some(m) = l.as_object()
+        && let Some((k, _)) = m.iter().find(|(_, v)| !v.is_string())
+    {
+        return Err(ApiError::bad_request(format!(
+            "metadata.labels.{k}: label values must be strings"
+        )));
     }
     match (rt.group.as_str(), rt.plural.as_str()) {
         ("apps", "deployments") | ("apps", "replicasets") | ("apps", "daemonsets") => {
             check_template(kind, name, obj)?;
-            if let Some(old) = old {
-                if old.pointer("/spec/selector") != obj.pointer("/spec/selector") {
-                    return Err(ApiError::invalid(
-                        kind,
-                        name,
-                        "spec.selector: Invalid value: field is immutable",
-                    ));
-                }
+            if let Some(old) = old
+                && old.pointer("/spec/selector") != obj.pointer("/spec/selector")
+            {
+                return Err(ApiError::invalid(
+                    kind,
+                    name,
+                    "spec.selector: Invalid value: field is immutable",
+                ));
             }
             if obj
                 .pointer("/spec/replicas")
@@ -216,10 +215,8 @@ pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> ApiResul
                 ));
             }
         }
-        ("", "pods") => {
-            if old.is_none() {
-                check_containers(kind, name, obj.get("spec"), "spec")?;
-            }
+        ("", "pods") if old.is_none() => {
+            check_containers(kind, name, obj.get("spec"), "spec")?;
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
             let types = crate::registry::types_from_crd(obj)

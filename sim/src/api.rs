@@ -80,7 +80,7 @@ fn hex(s: &str) -> String {
 }
 
 fn unhex(s: &str) -> Option<String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..s.len())
@@ -386,18 +386,18 @@ async fn dispatch(
                 )
             });
     }
-    if let Some(g) = p.strip_prefix("/apis/") {
-        if !g.contains('/') {
-            return discovery::api_group(&c.registry, g)
-                .map(|d| json_value(200, &d))
-                .ok_or_else(|| {
-                    ApiError::new(
-                        404,
-                        "NotFound",
-                        "the server could not find the requested resource",
-                    )
-                });
-        }
+    if let Some(g) = p.strip_prefix("/apis/")
+        && !g.contains('/')
+    {
+        return discovery::api_group(&c.registry, g)
+            .map(|d| json_value(200, &d))
+            .ok_or_else(|| {
+                ApiError::new(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                )
+            });
     }
     let rp = match parse_path(p) {
         None => {
@@ -446,14 +446,27 @@ async fn dispatch(
             ));
         }
     }
-    if let Some(sub) = &rp.sub {
-        if sub != "status" || !rt.status {
-            return Err(ApiError::new(
-                404,
-                "NotFound",
-                format!("the server could not find the requested resource ({sub})"),
-            ));
-        }
+    let scalable = rt.group == "apps" && (rt.plural == "deployments" || rt.plural == "replicasets");
+    if rp.sub.as_deref() == Some("scale") && scalable {
+        return scale(
+            c,
+            &rt,
+            rp.namespace.as_deref().unwrap_or(""),
+            rp.name.as_deref().unwrap_or(""),
+            method,
+            q,
+            ct,
+            &body,
+        );
+    }
+    if let Some(sub) = &rp.sub
+        && (sub != "status" || !rt.status)
+    {
+        return Err(ApiError::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({sub})"),
+        ));
     }
     let ns = rp.namespace.clone().unwrap_or_default();
     let verb = verb_of(method, &rp, q, ct);
@@ -472,12 +485,12 @@ async fn dispatch(
         force: q.get("force").is_some_and(|v| v == "true"),
         seed: false,
     };
-    if let Some(dr) = q.get("dryRun") {
-        if dr != "All" {
-            return Err(ApiError::bad_request(format!(
-                "dryRun: Unsupported value: {dr:?}: supported values: \"All\""
-            )));
-        }
+    if let Some(dr) = q.get("dryRun")
+        && dr != "All"
+    {
+        return Err(ApiError::bad_request(format!(
+            "dryRun: Unsupported value: {dr:?}: supported values: \"All\""
+        )));
     }
     let name = rp.name.clone().unwrap_or_default();
     let sub = rp.sub.as_deref();
@@ -515,11 +528,13 @@ async fn dispatch(
                 ));
             }
             let body = decode_body(&body, ct)?;
+            strict_check(&rt, q, &body)?;
             let v = c.create(&rt, &ns, body, &wo)?;
             Ok(json_value(201, &v))
         }
         "update" => {
             let body = decode_body(&body, ct)?;
+            strict_check(&rt, q, &body)?;
             Ok(json_value(200, &c.update(&rt, &ns, &name, body, &wo, sub)?))
         }
         "patch" | "apply" => {
@@ -538,6 +553,16 @@ async fn dispatch(
                 return Err(ApiError::bad_request(
                     "force: Forbidden: may not be specified for non-apply patch",
                 ));
+            }
+            if pt != PatchType::Json {
+                let parsed: Option<Value> = if pt == PatchType::Apply {
+                    serde_yaml::from_slice(&body).ok()
+                } else {
+                    serde_json::from_slice(&body).ok()
+                };
+                if let Some(p) = parsed {
+                    strict_check(&rt, q, &p)?;
+                }
             }
             let (v, created) = c.patch(&rt, &ns, &name, pt, &body, &wo, sub)?;
             Ok(json_value(if created { 201 } else { 200 }, &v))
@@ -580,6 +605,153 @@ async fn dispatch(
             )))
         }
     }
+}
+
+fn scale_json(o: &Value) -> Value {
+    let sel = o
+        .pointer("/spec/selector")
+        .and_then(|s| s.get("matchLabels"))
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    json!({
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": {
+            "name": o.pointer("/metadata/name"),
+            "namespace": o.pointer("/metadata/namespace"),
+            "uid": o.pointer("/metadata/uid"),
+            "resourceVersion": o.pointer("/metadata/resourceVersion"),
+            "creationTimestamp": o.pointer("/metadata/creationTimestamp"),
+        },
+        "spec": {"replicas": o.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
+        "status": {"replicas": o.pointer("/status/replicas").cloned().unwrap_or(json!(0)), "selector": sel},
+    })
+}
+
+/// The `/scale` subresource of Deployments and ReplicaSets.
+#[allow(clippy::too_many_arguments)]
+fn scale(
+    c: &Cluster,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    method: &Method,
+    q: &HashMap<String, String>,
+    ct: &str,
+    body: &Bytes,
+) -> ApiResult<Response> {
+    let cur = c.get(rt, ns, name)?.full();
+    let mut sc = scale_json(&cur);
+    match method.as_str() {
+        "GET" => return Ok(json_value(200, &sc)),
+        "PUT" => sc = decode_body(body, ct)?,
+        "PATCH" => {
+            let p: Value = serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            match ct.split(';').next().unwrap_or("").trim() {
+                "application/json-patch+json" => crate::patch::json_patch(&mut sc, &p)
+                    .map_err(|e| ApiError::new(422, "Invalid", e))?,
+                "application/strategic-merge-patch+json" => {
+                    crate::patch::strategic_merge(&mut sc, &p)
+                }
+                _ => crate::patch::merge_patch(&mut sc, &p),
+            }
+        }
+        _ => {
+            return Err(ApiError::method_not_allowed(format!(
+                "{method} is not allowed on scale"
+            )));
+        }
+    }
+    let replicas = sc
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| ApiError::invalid("Scale", name, "spec.replicas: Required value"))?;
+    let wo = WriteOpts {
+        dry_run: q.get("dryRun").is_some_and(|v| v == "All"),
+        manager: q
+            .get("fieldManager")
+            .cloned()
+            .unwrap_or_else(|| "kubectl".into()),
+        force: false,
+        seed: false,
+    };
+    let patch = json!({"spec": {"replicas": replicas}}).to_string();
+    let (v, _) = c.patch(rt, ns, name, PatchType::Merge, patch.as_bytes(), &wo, None)?;
+    Ok(json_value(200, &scale_json(&v)))
+}
+
+/// `fieldValidation=Strict`: unknown top-level and metadata fields of built-in
+/// kinds are errors (there is no full schema; nested fields are not checked).
+fn strict_check(rt: &ResourceType, q: &HashMap<String, String>, body: &Value) -> ApiResult<()> {
+    if q.get("fieldValidation").map(String::as_str) != Some("Strict") || rt.custom {
+        return Ok(());
+    }
+    let Some(m) = body.as_object() else {
+        return Ok(());
+    };
+    let extra: &[&str] = match (rt.group.as_str(), rt.plural.as_str()) {
+        ("", "configmaps") => &["data", "binaryData", "immutable"],
+        ("", "secrets") => &["data", "stringData", "type", "immutable"],
+        ("", "serviceaccounts") => &[
+            "secrets",
+            "imagePullSecrets",
+            "automountServiceAccountToken",
+        ],
+        ("", "endpoints") => &["subsets"],
+        ("", "events") | ("events.k8s.io", "events") => return Ok(()),
+        ("rbac.authorization.k8s.io", "roles") | ("rbac.authorization.k8s.io", "clusterroles") => {
+            &["rules", "aggregationRule"]
+        }
+        ("rbac.authorization.k8s.io", _) => &["subjects", "roleRef"],
+        ("admissionregistration.k8s.io", _) => &["webhooks"],
+        _ => &["spec"],
+    };
+    let strict_err = |f: &str| {
+        ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: strict decoding error: unknown field \"{f}\"",
+            rt.kind, rt.version, rt.kind
+        ))
+    };
+    for k in m.keys() {
+        if !k.starts_with('$')
+            && !matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status")
+            && !extra.contains(&k.as_str())
+        {
+            return Err(strict_err(k));
+        }
+    }
+    if let Some(meta) = m.get("metadata").and_then(Value::as_object) {
+        for k in meta.keys() {
+            if !matches!(
+                k.as_str(),
+                "name"
+                    | "generateName"
+                    | "namespace"
+                    | "labels"
+                    | "annotations"
+                    | "ownerReferences"
+                    | "finalizers"
+                    | "uid"
+                    | "resourceVersion"
+                    | "generation"
+                    | "creationTimestamp"
+                    | "deletionTimestamp"
+                    | "deletionGracePeriodSeconds"
+                    | "managedFields"
+                    | "selfLink"
+            ) {
+                return Err(strict_err(&format!("metadata.{k}")));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn obj_response(code: u16, json: &Bytes) -> Response {
@@ -748,6 +920,7 @@ fn watch(
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(1800));
     let key = rt.key();
+    let from_rv = matches!(since, Since::Rv(_));
     let (replay, mut rx, start_rv) = match c.store.watch_from(&key, ns.as_deref(), since) {
         Ok(x) => x,
         Err(()) => {
@@ -769,11 +942,50 @@ fn watch(
     let kind = rt.kind.clone();
     let api_version = rt.api_version();
     ::tokio::spawn(async move {
-        let matches = |e: &crate::store::Event| {
-            &*e.key == key.as_str()
-                && ns.as_deref().is_none_or(|n| e.obj.namespace() == n)
-                && (ls.is_empty() || ls.matches_obj(&e.obj.value))
-                && (fs.is_empty() || fs.matches(&e.obj.value))
+        let selective = !ls.is_empty() || !fs.is_empty();
+        let sel_match = |o: &crate::store::Obj| {
+            (ls.is_empty() || ls.matches_obj(&o.value)) && (fs.is_empty() || fs.matches(&o.value))
+        };
+        // Objects the client currently sees through its selector: leaving the
+        // selector is a DELETED event, entering it an ADDED one.
+        let mut seen: std::collections::HashSet<(String, String)> =
+            std::collections::HashSet::new();
+        if selective && from_rv {
+            let (items, _, _) = c
+                .store
+                .list(&key, ns.as_deref(), None, 0, &|o| sel_match(o));
+            seen.extend(
+                items
+                    .iter()
+                    .map(|o| (o.namespace().to_string(), o.name().to_string())),
+            );
+        }
+        let mut translate = |e: &crate::store::Event| -> Option<Bytes> {
+            if &*e.key != key.as_str() || ns.as_deref().is_some_and(|n| e.obj.namespace() != n) {
+                return None;
+            }
+            if !selective {
+                return Some(e.line());
+            }
+            let k = (e.obj.namespace().to_string(), e.obj.name().to_string());
+            let m = sel_match(&e.obj);
+            let was = seen.contains(&k);
+            match (e.ty, m, was) {
+                (crate::store::EventType::Deleted, _, _) => {
+                    seen.remove(&k);
+                    (m || was).then(|| e.line())
+                }
+                (_, true, true) => Some(e.line()),
+                (_, true, false) => {
+                    seen.insert(k);
+                    Some(e.line_as(crate::store::EventType::Added))
+                }
+                (_, false, true) => {
+                    seen.remove(&k);
+                    Some(e.line_as(crate::store::EventType::Deleted))
+                }
+                (_, false, false) => None,
+            }
         };
         let mut sent: u32 = 0;
         let mut last_rv = start_rv;
@@ -788,8 +1000,9 @@ fn watch(
             Bytes::from(b)
         };
         let over = |sent: u32| drop_after.is_some_and(|n| sent >= n);
-        for e in replay.iter().filter(|e| matches(e)) {
-            if over(sent) || tx.send(Ok(e.line())).await.is_err() {
+        for e in replay.iter() {
+            let Some(line) = translate(e) else { continue };
+            if over(sent) || tx.send(Ok(line)).await.is_err() {
                 return;
             }
             sent += 1;
@@ -815,8 +1028,8 @@ fn watch(
                 ev = rx.recv() => match ev {
                     Ok(e) => {
                         last_rv = last_rv.max(e.rv);
-                        if matches(&e) {
-                            if tx.send(Ok(e.line())).await.is_err() { return; }
+                        if let Some(line) = translate(&e) {
+                            if tx.send(Ok(line)).await.is_err() { return; }
                             sent += 1;
                         }
                     }

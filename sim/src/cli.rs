@@ -38,7 +38,8 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     })
     .await?;
     sim.write_kubeconfig(&args.kubeconfig_out)?;
-    println!("kubeconfig: {}", args.kubeconfig_out.display());
+    let kc = std::fs::canonicalize(&args.kubeconfig_out).unwrap_or(args.kubeconfig_out.clone());
+    println!("kubeconfig: {}", kc.display());
     println!("listening on {}", sim.url());
     use std::io::Write;
     let _ = std::io::stdout().flush();

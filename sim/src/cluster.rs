@@ -186,7 +186,14 @@ impl Cluster {
                 }
             }
         }
-        meta.insert("uid".into(), json!(new_uid()));
+        let keep_uid = o.seed
+            && meta
+                .get("uid")
+                .and_then(Value::as_str)
+                .is_some_and(|u| !u.is_empty());
+        if !keep_uid {
+            meta.insert("uid".into(), json!(new_uid()));
+        }
         if !(o.seed && meta.contains_key("creationTimestamp")) {
             meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
         }
@@ -207,13 +214,14 @@ impl Cluster {
     }
 
     fn check_type(&self, rt: &ResourceType, body: &Value) -> ApiResult<()> {
-        if let Some(k) = body.get("kind").and_then(Value::as_str) {
-            if !k.is_empty() && k != rt.kind {
-                return Err(ApiError::bad_request(format!(
-                    "the kind of the object ({k}) does not match the kind of the resource ({})",
-                    rt.kind
-                )));
-            }
+        if let Some(k) = body.get("kind").and_then(Value::as_str)
+            && !k.is_empty()
+            && k != rt.kind
+        {
+            return Err(ApiError::bad_request(format!(
+                "the kind of the object ({k}) does not match the kind of the resource ({})",
+                rt.kind
+            )));
         }
         if let Some(av) = body.get("apiVersion").and_then(Value::as_str) {
             let (g, _) = crate::registry::split_api_version(av);
@@ -302,14 +310,13 @@ impl Cluster {
                 Some(a) => {
                     v = ssa::apply(&v, a, &o.manager, &rt.api_version(), true)
                         .map_err(|_| ApiError::internal("apply on create"))?;
-                    if let Some(m) = v.as_object_mut() {
-                        if rt.status
-                            && rt.plural != "pods"
-                            && rt.plural != "namespaces"
-                            && rt.plural != "customresourcedefinitions"
-                        {
-                            m.remove("status");
-                        }
+                    if let Some(m) = v.as_object_mut()
+                        && rt.status
+                        && rt.plural != "pods"
+                        && rt.plural != "namespaces"
+                        && rt.plural != "customresourcedefinitions"
+                    {
+                        m.remove("status");
                     }
                     admission::default(rt, &mut v);
                 }
@@ -443,25 +450,25 @@ impl Cluster {
     ) -> ApiResult<Value> {
         let _g = self.lock();
         let old = self.get(rt, ns, name)?;
-        if let Some(bn) = body.pointer("/metadata/name").and_then(Value::as_str) {
-            if bn != name {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({bn}) does not match the name on the URL ({name})"
-                )));
-            }
+        if let Some(bn) = body.pointer("/metadata/name").and_then(Value::as_str)
+            && bn != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({bn}) does not match the name on the URL ({name})"
+            )));
         }
         if let Some(rv) = body
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
+            && !rv.is_empty()
+            && Some(rv) != get_str(&old.value, &["metadata", "resourceVersion"])
         {
-            if !rv.is_empty() && Some(rv) != get_str(&old.value, &["metadata", "resourceVersion"]) {
-                return Err(ApiError::conflict(
-                    &rt.group,
-                    &rt.plural,
-                    name,
-                    "the object has been modified; please apply your changes to the latest version and try again",
-                ));
-            }
+            return Err(ApiError::conflict(
+                &rt.group,
+                &rt.plural,
+                name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ));
         }
         self.finish_update(rt, &old.full(), body, sub, o, true)
     }
@@ -493,12 +500,12 @@ impl Cluster {
                         "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
                     ));
                 }
-                if let Some(bn) = patch.pointer("/metadata/name").and_then(Value::as_str) {
-                    if bn != name {
-                        return Err(ApiError::bad_request(format!(
-                            "the name of the object ({bn}) does not match the name on the URL ({name})"
-                        )));
-                    }
+                if let Some(bn) = patch.pointer("/metadata/name").and_then(Value::as_str)
+                    && bn != name
+                {
+                    return Err(ApiError::bad_request(format!(
+                        "the name of the object ({bn}) does not match the name on the URL ({name})"
+                    )));
                 }
                 let mut body = patch.clone();
                 ensure_map(&mut body, &["metadata"]).insert("name".into(), json!(name));
@@ -529,31 +536,29 @@ impl Cluster {
                     return Err(ApiError::bad_request("apply patch must be an object"));
                 }
                 self.check_type(rt, &patch)?;
-                if let Some(bn) = patch.pointer("/metadata/name").and_then(Value::as_str) {
-                    if bn != name {
-                        return Err(ApiError::bad_request(format!(
-                            "the name of the object ({bn}) does not match the name on the URL ({name})"
-                        )));
-                    }
+                if let Some(bn) = patch.pointer("/metadata/name").and_then(Value::as_str)
+                    && bn != name
+                {
+                    return Err(ApiError::bad_request(format!(
+                        "the name of the object ({bn}) does not match the name on the URL ({name})"
+                    )));
                 }
                 new = ssa::apply(&old_full, &patch, &o.manager, &rt.api_version(), o.force)
                     .map_err(|conflicts| apply_conflict_error(rt, name, &conflicts))?;
             }
         }
-        if pt != PatchType::Apply {
-            if let Some(rv) = new
+        if pt != PatchType::Apply
+            && let Some(rv) = new
                 .pointer("/metadata/resourceVersion")
                 .and_then(Value::as_str)
-            {
-                if Some(rv) != get_str(&old.value, &["metadata", "resourceVersion"]) {
-                    return Err(ApiError::conflict(
-                        &rt.group,
-                        &rt.plural,
-                        name,
-                        "the object has been modified; please apply your changes to the latest version and try again",
-                    ));
-                }
-            }
+            && Some(rv) != get_str(&old.value, &["metadata", "resourceVersion"])
+        {
+            return Err(ApiError::conflict(
+                &rt.group,
+                &rt.plural,
+                name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ));
         }
         let v = self.finish_update(rt, &old_full, new, sub, o, pt != PatchType::Apply)?;
         Ok((v, false))
@@ -579,28 +584,28 @@ impl Cluster {
     ) -> ApiResult<Value> {
         let ns = if rt.namespaced { ns } else { "" };
         let old = self.get(rt, ns, name)?;
-        if let Some(uid) = &d.uid {
-            if uid != old.uid() {
-                return Err(ApiError::conflict(
-                    &rt.group,
-                    &rt.plural,
-                    name,
-                    &format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                        old.uid()
-                    ),
-                ));
-            }
+        if let Some(uid) = &d.uid
+            && uid != old.uid()
+        {
+            return Err(ApiError::conflict(
+                &rt.group,
+                &rt.plural,
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    old.uid()
+                ),
+            ));
         }
-        if let Some(rv) = &d.resource_version {
-            if Some(rv.as_str()) != get_str(&old.value, &["metadata", "resourceVersion"]) {
-                return Err(ApiError::conflict(
-                    &rt.group,
-                    &rt.plural,
-                    name,
-                    "the object has been modified; please apply your changes to the latest version and try again",
-                ));
-            }
+        if let Some(rv) = &d.resource_version
+            && Some(rv.as_str()) != get_str(&old.value, &["metadata", "resourceVersion"])
+        {
+            return Err(ApiError::conflict(
+                &rt.group,
+                &rt.plural,
+                name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ));
         }
         if d.dry_run {
             return Ok(old.full());
@@ -621,10 +626,10 @@ impl Cluster {
         }
         if rt.plural == "customresourcedefinitions" {
             let obj = self.store.remove(&key, "", name).expect("exists");
-            if let Ok(types) = crate::registry::types_from_crd(&obj.value) {
-                if let Some(t) = types.first() {
-                    self.store.drop_table(&t.key());
-                }
+            if let Ok(types) = crate::registry::types_from_crd(&obj.value)
+                && let Some(t) = types.first()
+            {
+                self.store.drop_table(&t.key());
             }
             self.registry.remove_custom(name);
             return Ok(obj.full());
@@ -636,10 +641,10 @@ impl Cluster {
         if d.propagation == Propagation::Foreground {
             let meta = ensure_map(&mut v, &["metadata"]);
             let fins = meta.entry("finalizers").or_insert_with(|| json!([]));
-            if let Some(a) = fins.as_array_mut() {
-                if !a.iter().any(|f| f == "foregroundDeletion") {
-                    a.push(json!("foregroundDeletion"));
-                }
+            if let Some(a) = fins.as_array_mut()
+                && !a.iter().any(|f| f == "foregroundDeletion")
+            {
+                a.push(json!("foregroundDeletion"));
             }
             self.foreground
                 .lock()
@@ -733,14 +738,13 @@ impl Cluster {
         if !f(&mut v) {
             return None;
         }
-        if spec_changed(&before, &v) {
-            if let Some(g) = old
+        if spec_changed(&before, &v)
+            && let Some(g) = old
                 .value
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)
-            {
-                ensure_map(&mut v, &["metadata"]).insert("generation".into(), json!(g + 1));
-            }
+        {
+            ensure_map(&mut v, &["metadata"]).insert("generation".into(), json!(g + 1));
         }
         if v.pointer("/metadata/deletionTimestamp").is_some() && finalizers_empty(&v) {
             return self.store.remove(key, ns, name);

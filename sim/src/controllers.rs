@@ -244,16 +244,16 @@ impl Ctl {
     }
 
     fn reconcile_ns(&mut self, ns: &str) {
-        if let Some(nso) = self.c.store.get("/namespaces", "", ns) {
-            if deleting(&nso.value) {
-                for key in self.c.namespaced_keys() {
-                    for o in self.list(&key, ns) {
-                        self.c.store.remove(&key, ns, o.name());
-                    }
+        if let Some(nso) = self.c.store.get("/namespaces", "", ns)
+            && deleting(&nso.value)
+        {
+            for key in self.c.namespaced_keys() {
+                for o in self.list(&key, ns) {
+                    self.c.store.remove(&key, ns, o.name());
                 }
-                self.c.store.remove("/namespaces", "", ns);
-                return;
             }
+            self.c.store.remove("/namespaces", "", ns);
+            return;
         }
         self.foreground(ns);
         for d in self.list(DEPLOY, ns) {
@@ -356,6 +356,7 @@ impl Ctl {
         };
         let template = d.pointer("/spec/template").cloned().unwrap_or(json!({}));
         let hash = template_hash(&template);
+        self.adopt(RS, &ns, d, "Deployment");
         let rs_all = || -> Vec<Arc<Obj>> {
             self.c
                 .store
@@ -446,6 +447,30 @@ impl Ctl {
             };
             if self.c.create(&self.rs_rt, &ns, rs, &wo).is_ok() {
                 created_new = true;
+                all = rs_all();
+                new_rs = find_new(&all);
+            }
+        }
+        // a template that returns to an older ReplicaSet makes it the newest revision
+        if let Some(nrs) = &new_rs {
+            let rev_of = |r: &Obj| {
+                annotation(&r.value, "deployment.kubernetes.io/revision")
+                    .and_then(|x| x.parse::<i64>().ok())
+                    .unwrap_or(0)
+            };
+            let max_other = all
+                .iter()
+                .filter(|r| r.uid() != nrs.uid())
+                .map(|r| rev_of(r))
+                .max()
+                .unwrap_or(0);
+            if rev_of(nrs) <= max_other && !paused {
+                let next = (max_other + 1).to_string();
+                self.c.modify(RS, &ns, nrs.name(), |v| {
+                    ensure_map(v, &["metadata", "annotations"])
+                        .insert("deployment.kubernetes.io/revision".into(), json!(next));
+                    true
+                });
                 all = rs_all();
                 new_rs = find_new(&all);
             }
@@ -721,6 +746,42 @@ impl Ctl {
         }
     }
 
+    /// Adopts orphans (no controller owner) in `ns` that match `owner`'s selector,
+    /// like the real controllers do.
+    fn adopt(&self, key: &str, ns: &str, owner: &Value, kind: &str) {
+        let Some(sel) = owner
+            .pointer("/spec/selector")
+            .and_then(|s| LabelSelector::from_object(s).ok())
+            .filter(|s| !s.is_empty())
+        else {
+            return;
+        };
+        let orphans = self
+            .c
+            .store
+            .list(key, Some(ns), None, 0, &|o| {
+                controller_uid(&o.value).is_none()
+                    && !deleting(&o.value)
+                    && sel.matches_obj(&o.value)
+            })
+            .0;
+        for o in orphans {
+            let r = owner_ref(owner, kind, "apps/v1");
+            self.c.modify(key, ns, o.name(), |v| {
+                if controller_uid(v).is_some() {
+                    return false;
+                }
+                let meta = ensure_map(v, &["metadata"]);
+                let refs = meta.entry("ownerReferences").or_insert_with(|| json!([]));
+                match refs.as_array_mut() {
+                    Some(a) => a.push(r),
+                    None => *refs = json!([r]),
+                }
+                true
+            });
+        }
+    }
+
     fn create_pod(&self, ns: &str, owner: &Value, kind: &str, extra_labels: &[(&str, String)]) {
         let owner_name = get_str(owner, &["metadata", "name"]).unwrap_or_default();
         let mut pod = json!({
@@ -761,6 +822,7 @@ impl Ctl {
         let uid = get_str(rs, &["metadata", "uid"])
             .unwrap_or_default()
             .to_string();
+        self.adopt(PODS, &ns, rs, "ReplicaSet");
         let desired = get_i64(rs, &["spec", "replicas"]).unwrap_or(1).max(0) as usize;
         let mut pods = self.owned_pods(&ns, &uid);
         if pods.len() < desired {

@@ -68,6 +68,17 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
     let mut resources = Vec::new();
     for t in &types {
         resources.push(t.api_resource_json());
+        if t.group == "apps" && (t.plural == "deployments" || t.plural == "replicasets") {
+            resources.push(json!({
+                "name": format!("{}/scale", t.plural),
+                "singularName": "",
+                "namespaced": true,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
         if t.status {
             resources.push(json!({
                 "name": format!("{}/status", t.plural),

@@ -133,11 +133,11 @@ impl IntoResponse for ApiError {
             axum::http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if let Some(r) = self.retry_after {
-            if let Ok(h) = HeaderValue::from_str(&r.to_string()) {
-                resp.headers_mut()
-                    .insert(axum::http::header::RETRY_AFTER, h);
-            }
+        if let Some(r) = self.retry_after
+            && let Ok(h) = HeaderValue::from_str(&r.to_string())
+        {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, h);
         }
         resp
     }

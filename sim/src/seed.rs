@@ -28,13 +28,12 @@ fn for_each_document(
         if v.get("kind")
             .and_then(Value::as_str)
             .is_some_and(|k| k.ends_with("List"))
+            && let Some(items) = v.get("items").and_then(Value::as_array)
         {
-            if let Some(items) = v.get("items").and_then(Value::as_array) {
-                for it in items {
-                    f(it.clone())?;
-                }
-                continue;
+            for it in items {
+                f(it.clone())?;
             }
+            continue;
         }
         f(v)?;
     }

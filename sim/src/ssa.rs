@@ -136,11 +136,10 @@ fn remove_at(obj: &mut Value, path: &[String]) {
         };
         if let (Some(k), Some(Value::Array(list))) =
             (item.strip_prefix("k:"), value_at_mut(obj, parent))
+            && let Ok(key) = serde_json::from_str::<Map<String, Value>>(k)
         {
-            if let Ok(key) = serde_json::from_str::<Map<String, Value>>(k) {
-                let keys: Vec<&str> = key.keys().map(String::as_str).collect();
-                list.retain(|i| item_key(i, &keys).as_ref() != Some(&key));
-            }
+            let keys: Vec<&str> = key.keys().map(String::as_str).collect();
+            list.retain(|i| item_key(i, &keys).as_ref() != Some(&key));
         }
         return;
     }
@@ -179,11 +178,11 @@ pub fn path_string(path: &[String]) -> String {
         if let Some(f) = p.strip_prefix("f:") {
             s.push('.');
             s.push_str(f);
-        } else if let Some(k) = p.strip_prefix("k:") {
-            if let Ok(key) = serde_json::from_str::<Map<String, Value>>(k) {
-                let parts: Vec<String> = key.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                s.push_str(&format!("[{}]", parts.join(",")));
-            }
+        } else if let Some(k) = p.strip_prefix("k:")
+            && let Ok(key) = serde_json::from_str::<Map<String, Value>>(k)
+        {
+            let parts: Vec<String> = key.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            s.push_str(&format!("[{}]", parts.join(",")));
         }
     }
     s

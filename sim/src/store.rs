@@ -120,7 +120,12 @@ pub struct Event {
 impl Event {
     /// `{"type":"ADDED","object":{...}}\n`
     pub fn line(&self) -> Bytes {
-        let ty = self.ty.as_str();
+        self.line_as(self.ty)
+    }
+
+    /// The event line with another type (selector transitions).
+    pub fn line_as(&self, ty: EventType) -> Bytes {
+        let ty = ty.as_str();
         let mut v = Vec::with_capacity(self.obj.json.len() + 32);
         v.extend_from_slice(b"{\"type\":\"");
         v.extend_from_slice(ty.as_bytes());
@@ -207,10 +212,10 @@ impl Store {
                 (None, None) => Bound::Unbounded,
             };
             for ((ons, _), obj) in table.range((start, Bound::Unbounded)) {
-                if let Some(ns) = ns {
-                    if ons != ns {
-                        break;
-                    }
+                if let Some(ns) = ns
+                    && ons != ns
+                {
+                    break;
                 }
                 if !filter(obj) {
                     continue;
@@ -283,7 +288,7 @@ impl Store {
 
     /// Starts a watch: the events to replay and a live receiver, atomically.
     /// `Err(())` when `since` is older than the retained history (410 Gone).
-    #[allow(clippy::type_complexity)]
+    #[allow(clippy::type_complexity, clippy::result_unit_err)]
     pub fn watch_from(
         &self,
         key: &str,

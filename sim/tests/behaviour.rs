@@ -542,6 +542,31 @@ async fn rolling_update_respects_surge_and_unavailable() {
         v["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
         "2"
     );
+    // rolling back to the first template reuses its ReplicaSet as revision 3
+    apply(&sim, path, &dep("app:1")).await;
+    let v = wait_for(&sim, path, "rolled back", |v| {
+        v["status"]["observedGeneration"] == 3
+            && v["status"]["updatedReplicas"] == 4
+            && v["status"]["replicas"] == 4
+            && v["status"]["availableReplicas"] == 4
+    })
+    .await;
+    assert_eq!(
+        v["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "3"
+    );
+    let (_, rs) = ahttp(
+        &sim,
+        "GET",
+        "/apis/apps/v1/namespaces/default/replicasets",
+        None,
+    )
+    .await;
+    assert_eq!(
+        rs["items"].as_array().unwrap().len(),
+        2,
+        "the old ReplicaSet was reused"
+    );
     sim.shutdown().await;
 }
 
@@ -781,6 +806,30 @@ status: {phase: Failed}
 apiVersion: v1
 kind: Namespace
 metadata: {name: shop, labels: {istio-injection: enabled}}
+---
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: web-abc, namespace: shop, uid: 11111111-2222-4333-8444-555555555555}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web, pod-template-hash: abc}}
+  template:
+    metadata: {labels: {app: web, pod-template-hash: abc}}
+    spec: {containers: [{name: app, image: app:1}]}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-abc-1
+  namespace: shop
+  labels: {app: web, pod-template-hash: abc}
+  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: web-abc, uid: 11111111-2222-4333-8444-555555555555, controller: true}]
+spec: {containers: [{name: app, image: app:1}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-abc-2, namespace: shop, labels: {app: web, pod-template-hash: abc}}
+spec: {containers: [{name: app, image: app:1}]}
 "#).unwrap();
     let sim = start_with(SimConfig {
         seed: Some(seed),
@@ -796,6 +845,32 @@ metadata: {name: shop, labels: {istio-injection: enabled}}
         2,
         "seeded pods are not re-injected"
     );
+    // seeded uids are kept and orphans matching a ReplicaSet are adopted: no new pods
+    let rs = wait_for(
+        &sim,
+        "/apis/apps/v1/namespaces/shop/replicasets/web-abc",
+        "rs status",
+        |v| v["status"]["readyReplicas"] == 2,
+    )
+    .await;
+    assert_eq!(
+        rs["metadata"]["uid"],
+        "11111111-2222-4333-8444-555555555555"
+    );
+    let (_, pods) = ahttp(
+        &sim,
+        "GET",
+        "/api/v1/namespaces/shop/pods?labelSelector=app%3Dweb",
+        None,
+    )
+    .await;
+    let names: Vec<&str> = pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["web-abc-1", "web-abc-2"]);
     let (_, p) = ahttp(&sim, "GET", "/api/v1/namespaces/shop/pods/failing", None).await;
     assert_eq!(p["status"]["phase"], "Failed");
     let (_, n) = ahttp(&sim, "GET", "/api/v1/namespaces/shop", None).await;
@@ -807,5 +882,82 @@ metadata: {name: shop, labels: {istio-injection: enabled}}
         |v| v["status"]["readyReplicas"] == 1,
     )
     .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_with_selector_sees_objects_leave_and_enter() {
+    let sim = start().await;
+    let p = "/api/v1/namespaces/default/configmaps";
+    ahttp(
+        &sim,
+        "POST",
+        p,
+        Some((J, r#"{"metadata":{"name":"a","labels":{"team":"x"}}}"#)),
+    )
+    .await;
+    let (_, list) = ahttp(&sim, "GET", p, None).await;
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fake = common::FakeSim {
+        addr: sim.addr(),
+        url: sim.url(),
+    };
+    let path =
+        format!("{p}?watch=true&labelSelector=team%3Dx&resourceVersion={rv}&timeoutSeconds=2");
+    let watch = tokio::task::spawn_blocking(move || common::http_addr(&fake, "GET", &path, None).1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ahttp(
+        &sim,
+        "PATCH",
+        &format!("{p}/a"),
+        Some((
+            "application/merge-patch+json",
+            r#"{"metadata":{"labels":{"team":"y"}}}"#,
+        )),
+    )
+    .await;
+    ahttp(
+        &sim,
+        "POST",
+        p,
+        Some((J, r#"{"metadata":{"name":"b","labels":{"team":"y"}}}"#)),
+    )
+    .await;
+    ahttp(
+        &sim,
+        "PATCH",
+        &format!("{p}/b"),
+        Some((
+            "application/merge-patch+json",
+            r#"{"metadata":{"labels":{"team":"x"}}}"#,
+        )),
+    )
+    .await;
+    let text = watch.await.unwrap();
+    let events: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| {
+            (
+                v["type"].as_str().unwrap().to_string(),
+                v["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .filter(|(t, _)| t != "BOOKMARK")
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            ("DELETED".to_string(), "a".to_string()),
+            ("ADDED".to_string(), "b".to_string())
+        ],
+        "{text}"
+    );
     sim.shutdown().await;
 }

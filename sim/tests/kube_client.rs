@@ -87,8 +87,8 @@ async fn crud_conflicts_and_errors() {
             .unwrap()
             .data
             .unwrap()
-            .get("dry")
-            .is_none()
+            .contains_key("dry")
+            .eq(&false)
     );
     cms.patch(
         "a",
@@ -301,5 +301,27 @@ async fn watch_from_resource_version_and_list_pagination() {
         .await
         .unwrap();
     assert_eq!(f.items.len(), 1);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watcher_with_streaming_lists() {
+    let sim = start().await;
+    let c = client(&sim).await;
+    let ns: Api<Namespace> = Api::all(c.clone());
+    let mut stream = watcher(ns.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut init = 0;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = stream.try_next().await.unwrap() {
+            match ev {
+                watcher::Event::InitApply(_) => init += 1,
+                watcher::Event::InitDone => break,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("initial events end with a bookmark");
+    assert_eq!(init, 4, "the four built-in namespaces");
     sim.shutdown().await;
 }

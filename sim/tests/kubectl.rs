@@ -135,6 +135,17 @@ async fn apply_server_side_crd_then_custom_resource() {
         ])
         .await;
     assert_eq!(out, "5");
+    // fieldValidation=Strict: unknown fields are refused
+    let typo = k.file("typo.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: t, namespace: shop}\ndata: {a: b}\ndatta: {c: d}\n");
+    let out = k
+        .run(&["apply", "--server-side", "-f", &k.path(&typo)])
+        .await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown field \"datta\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // client-side apply and dry-run also work
     let out = k
         .ok(&["apply", "--dry-run=server", "-f", &k.path(&web)])
@@ -174,6 +185,31 @@ async fn label_restart_rollout_status_wait_delete() {
         out.contains("STATUS") && out.contains("Running") && out.contains("1/1"),
         "{out}"
     );
+    k.ok(&["-n", "shop", "scale", "deploy/web", "--replicas=4"])
+        .await;
+    k.ok(&[
+        "-n",
+        "shop",
+        "rollout",
+        "status",
+        "deploy/web",
+        "--timeout=30s",
+    ])
+    .await;
+    let out = k
+        .ok(&[
+            "-n",
+            "shop",
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.status.readyReplicas}",
+        ])
+        .await;
+    assert_eq!(out, "4");
+    k.ok(&["-n", "shop", "scale", "deploy/web", "--replicas=3"])
+        .await;
     k.ok(&["-n", "shop", "label", "deploy", "web", "tier=frontend"])
         .await;
     let out = k
