@@ -16,6 +16,7 @@ pub mod permissions;
 pub mod plan;
 pub mod policy;
 pub mod render;
+pub mod restore;
 pub mod retry;
 pub mod state;
 pub mod ui;

@@ -46,6 +46,16 @@ fn assert_whole(sim: &Sim, version: &str) {
     }
 }
 
+/// The scenario ended whole: kubectl sees every istiod pod at `version`, history says
+/// `status`, and every control-plane workload is ready at `version`.
+fn assert_end(sim: &Sim, version: &str, status: &str) {
+    assert_eq!(
+        end_state(sim),
+        (vec![version.to_string()], status.to_string())
+    );
+    assert_whole(sim, version);
+}
+
 fn report(scenario: &str, sim: &Sim, started: Instant) {
     let (versions, status) = end_state(sim);
     eprintln!(
@@ -86,11 +96,7 @@ fn never_ready_istiod_rolls_back_automatically() {
         "{doc}"
     );
     sim.set_faults(&json!({}));
-    assert_eq!(
-        end_state(&sim),
-        (vec!["1.7.8".to_string()], "rolled-back".to_string())
-    );
-    assert_whole(&sim, "1.7.8");
+    assert_end(&sim, "1.7.8", "rolled-back");
     report("never-ready istiod (readiness timeout 3 s)", &sim, t);
 }
 
@@ -124,11 +130,7 @@ fn progress_deadline_exceeded_rolls_back_without_waiting_for_the_timeout() {
         "did not wait for the readiness timeout"
     );
     sim.set_faults(&json!({}));
-    assert_eq!(
-        end_state(&sim),
-        (vec!["1.7.8".to_string()], "rolled-back".to_string())
-    );
-    assert_whole(&sim, "1.7.8");
+    assert_end(&sim, "1.7.8", "rolled-back");
     report("ProgressDeadlineExceeded (deadline 2 s)", &sim, t);
 }
 
@@ -158,11 +160,7 @@ fn failing_post_upgrade_policy_rolls_back() {
     ]);
     run.expect(5);
     assert!(run.all().contains("postfail.smoke-test"), "{}", run.all());
-    assert_eq!(
-        end_state(&sim),
-        (vec!["1.7.8".to_string()], "rolled-back".to_string())
-    );
-    assert_whole(&sim, "1.7.8");
+    assert_end(&sim, "1.7.8", "rolled-back");
     report("failing post-upgrade policy", &sim, t);
 }
 
@@ -189,10 +187,7 @@ fn error_bursts_and_429_storms_during_apply_and_wait_are_ridden_out() {
         failed >= 10,
         "the faults were hit ({failed} failed requests)"
     );
-    assert_eq!(
-        end_state(&sim),
-        (vec!["1.8.6".to_string()], "deployed".to_string())
-    );
+    assert_end(&sim, "1.8.6", "deployed");
     report("error bursts (500/503) and 429 storm", &sim, t);
 }
 
@@ -210,10 +205,7 @@ fn dropped_watches_mid_rollout_are_resumed() {
         "60s",
     ])
     .expect(0);
-    assert_eq!(
-        end_state(&sim),
-        (vec!["1.8.6".to_string()], "deployed".to_string())
-    );
+    assert_end(&sim, "1.8.6", "deployed");
     report("watches dropped after every event", &sim, t);
 }
 
@@ -277,10 +269,7 @@ fn concurrent_upgrades_one_is_refused() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(
-        end_state(&sim),
-        (vec!["1.8.6".to_string()], "deployed".to_string())
-    );
+    assert_end(&sim, "1.8.6", "deployed");
 }
 
 /// Kill -9 the upgrade at a step, then the next run detects the pending record and either
@@ -383,11 +372,7 @@ fn sigint_finishes_the_component_and_rolls_back() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(5), "{stderr}");
     assert!(stderr.contains("interrupt"), "{stderr}");
-    assert_eq!(
-        end_state(&sim),
-        (vec!["1.7.8".to_string()], "rolled-back".to_string())
-    );
-    assert_whole(&sim, "1.7.8");
+    assert_end(&sim, "1.7.8", "rolled-back");
     report("SIGINT mid-upgrade", &sim, t);
 }
 

@@ -92,18 +92,8 @@ impl Demo {
             2,
             "Install Istio 1.7.8 (the oldest-but-one bundle) with the default profile.",
         );
-        expect(
-            self.upgrade(
-                &env,
-                Mode::Install,
-                &bundles,
-                "istio-1.7.8",
-                vec![],
-                Overrides::default(),
-            )
-            .await,
-            Code::Ok,
-        )?;
+        self.upgrade(&env, Mode::Install, &bundles, "istio-1.7.8", Code::Ok)
+            .await?;
 
         step(
             &ui,
@@ -120,36 +110,16 @@ impl Demo {
             4,
             "Precheck the upgrade to 1.8.6: every policy runs in its sandbox; nothing changes.",
         );
-        expect(
-            self.upgrade(
-                &env,
-                Mode::Precheck,
-                &bundles,
-                "istio-1.8.6",
-                vec![],
-                Overrides::default(),
-            )
-            .await,
-            Code::Ok,
-        )?;
+        self.upgrade(&env, Mode::Precheck, &bundles, "istio-1.8.6", Code::Ok)
+            .await?;
 
         step(
             &ui,
             5,
             "Upgrade in place to 1.8.6, component by component, waiting on each with a watch.",
         );
-        expect(
-            self.upgrade(
-                &env,
-                Mode::Upgrade,
-                &bundles,
-                "istio-1.8.6",
-                vec![],
-                Overrides::default(),
-            )
-            .await,
-            Code::Ok,
-        )?;
+        self.upgrade(&env, Mode::Upgrade, &bundles, "istio-1.8.6", Code::Ok)
+            .await?;
 
         step(
             &ui,
@@ -173,35 +143,16 @@ impl Demo {
             7,
             "Downgrade back to 1.7.8: the same command with the older bundle, the same checks.",
         );
-        expect(
-            self.upgrade(
-                &env,
-                Mode::Upgrade,
-                &bundles,
-                "istio-1.7.8",
-                vec![],
-                Overrides::default(),
-            )
-            .await,
-            Code::Ok,
-        )?;
+        self.upgrade(&env, Mode::Upgrade, &bundles, "istio-1.7.8", Code::Ok)
+            .await?;
 
         step(
             &ui,
             8,
             "Try to jump two minors, 1.7.8 → 1.9.5: the skew policy blocks it (exit 3), nothing changes.",
         );
-        let blocked = self
-            .upgrade(
-                &env,
-                Mode::Upgrade,
-                &bundles,
-                "istio-1.9.5",
-                vec![],
-                Overrides::default(),
-            )
-            .await;
-        expect(blocked, Code::Blocked)?;
+        self.upgrade(&env, Mode::Upgrade, &bundles, "istio-1.9.5", Code::Blocked)
+            .await?;
 
         step(&ui, 9, "History: every run is recorded in the cluster.");
         super::history::ListHistory { namespace: None }
@@ -226,33 +177,28 @@ impl Demo {
         Ok(Code::Ok)
     }
 
+    /// One install/precheck/upgrade step with -y, which must end with `want`.
     async fn upgrade(
         &self,
         env: &Env,
         mode: Mode,
         bundles: &Path,
         bundle: &str,
-        set: Vec<String>,
-        overrides: Overrides,
-    ) -> anyhow::Result<Code> {
-        Upgrade {
+        want: Code,
+    ) -> anyhow::Result<()> {
+        let run = Upgrade {
             mode,
             bundle: bundles.join(bundle),
-            inputs: Inputs {
-                profile: None,
-                value_files: vec![],
-                set,
-            },
+            inputs: Inputs::default(),
             yes: true,
             dry_run: false,
-            overrides,
+            overrides: Overrides::default(),
             readiness_timeout: Duration::from_secs(60),
             rollback_timeout: Duration::from_secs(60),
             no_rollback: false,
             diff: false,
-        }
-        .run(env)
-        .await
+        };
+        expect(run.run(env).await, want)
     }
 }
 

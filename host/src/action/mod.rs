@@ -5,6 +5,8 @@
 pub mod dataplane;
 pub mod demo;
 pub mod history;
+pub mod present;
+pub mod prompt;
 pub mod rollback;
 pub mod status;
 pub mod template;

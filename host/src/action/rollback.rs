@@ -111,7 +111,7 @@ impl Rollback {
             rendered.objects.len(),
             prune.len()
         ));
-        super::upgrade::confirm(
+        super::prompt::confirm(
             self.yes,
             &format!(
                 "Roll back to revision {} ({})?",

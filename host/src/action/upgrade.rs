@@ -4,14 +4,14 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
 
 use super::{Env, PRODUCT, print_json};
-use crate::apply::{self, Failure};
+use crate::apply;
 use crate::bundle::Bundle;
 use crate::checks::{self, Checker, Outcome, Overrides};
 use crate::cluster::Cluster;
@@ -21,8 +21,8 @@ use crate::history::{Action, History, Release, Secrets, Status};
 use crate::lock::Lock;
 use crate::permissions;
 use crate::plan::{self, Inputs, Plan};
-use crate::policy::{Phase, Severity};
-use crate::render::{ObjectKey, Rendered};
+use crate::policy::Phase;
+use crate::render::ObjectKey;
 use crate::state::{self, Installed};
 use crate::ui::{Color, Ui};
 use crate::version::Direction;
@@ -87,6 +87,10 @@ pub struct RunResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_plane: Option<Value>,
 }
+
+use super::present::{capitalise, completion, show_findings, show_plan};
+use super::prompt::{confirm, interrupt_flag};
+use crate::restore::RestorePlan;
 
 impl Upgrade {
     pub async fn run(&self, env: &Env) -> anyhow::Result<Code> {
@@ -460,86 +464,6 @@ impl Upgrade {
     }
 }
 
-/// How to put the cluster back after a failed run.
-pub struct RestorePlan {
-    /// Objects to re-apply: the previous release's manifest, or the live objects captured
-    /// before the run for installs meshup did not record.
-    pub objects: Rendered,
-    /// Objects the failed run created that the previous state did not have.
-    pub remove: Vec<ObjectKey>,
-    pub version: Option<String>,
-}
-
-impl RestorePlan {
-    pub fn for_failed_run(installed: &Installed, plan: &Plan) -> RestorePlan {
-        let previous = plan.previous.as_ref().and_then(|p| p.manifest.clone());
-        let objects = previous.unwrap_or_else(|| Rendered { objects: vec![] });
-        let keep: std::collections::BTreeSet<ObjectKey> =
-            objects.objects.iter().map(|o| o.key()).collect();
-        let remove = plan
-            .changes
-            .iter()
-            .filter(|c| c.action == plan::Action::Create && !keep.contains(&c.key))
-            .filter(|c| {
-                !matches!(
-                    c.key.kind.as_str(),
-                    "CustomResourceDefinition" | "Namespace"
-                )
-            })
-            .map(|c| c.key.clone())
-            .collect();
-        RestorePlan {
-            objects,
-            remove,
-            version: installed.version().map(str::to_string),
-        }
-    }
-
-    pub fn describe(&self) -> String {
-        match &self.version {
-            Some(v) => format!("the previous release ({v})"),
-            None => "the state before the install (created objects removed)".into(),
-        }
-    }
-
-    pub async fn run(
-        &self,
-        cluster: &Cluster,
-        bundle: &Bundle,
-        opts: &apply::Options,
-        ui: &Ui,
-    ) -> Result<apply::Report, Failure> {
-        match &self.version {
-            Some(v) if !self.objects.objects.is_empty() => {
-                apply::run(
-                    cluster,
-                    &bundle.manifest.components,
-                    bundle.namespace(),
-                    &self.objects,
-                    &self.remove,
-                    v,
-                    opts,
-                    ui,
-                )
-                .await
-            }
-            _ => {
-                for key in self.remove.iter().rev() {
-                    cluster
-                        .delete(key)
-                        .await
-                        .map_err(|e| Failure::Prune(format!("{e:#}")))?;
-                }
-                Ok(apply::Report {
-                    components: vec![],
-                    pruned: self.remove.iter().map(|k| k.to_string()).collect(),
-                    seconds: 0.0,
-                })
-            }
-        }
-    }
-}
-
 /// The lock and history live in the control-plane namespace, so on a first install it is
 /// created (from the bundle's own Namespace object) before anything else.
 async fn ensure_namespace(cluster: &Cluster, plan: &Plan) -> anyhow::Result<()> {
@@ -604,225 +528,4 @@ fn summary<'a>(plan: &'a Plan, installed: &'a Installed) -> PlanSummary<'a> {
         profile_default_changes: &plan.profile_default_changes,
         reverted_values: &plan.reverted_values,
     }
-}
-
-/// "control plane now at 1.8.6 (istiod 2/2, ingress 2/2) in 14.2 s"
-fn completion(plan: &Plan, report: &apply::Report, secs: f64) -> String {
-    let ready: Vec<String> = report
-        .components
-        .iter()
-        .filter(|c| !c.ready.is_empty())
-        .map(|c| c.ready.clone())
-        .collect();
-    format!(
-        "control plane now at {} ({}) in {secs:.1} s",
-        plan.target_version,
-        ready.join(", ")
-    )
-}
-
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-        .unwrap_or_default()
-}
-
-fn show_plan(ui: &Ui, plan: &Plan, installed: &Installed, diffs: bool) {
-    ui.say(format!(
-        "{} {} → {} ({}, profile {}, installed by {})",
-        ui.paint("Plan:", Color::Bold),
-        plan.current_version.as_deref().unwrap_or("nothing"),
-        plan.target_version,
-        plan.direction,
-        plan.profile,
-        installed.method.name()
-    ));
-    for cp in installed
-        .control_planes
-        .iter()
-        .filter(|c| c.revision != state::DEFAULT_REVISION)
-    {
-        ui.say(format!(
-            "  note: revision `{}` ({}) at {} runs beside it and is left alone",
-            cp.revision,
-            cp.deployment,
-            cp.version.as_deref().unwrap_or("?")
-        ));
-    }
-    if installed.mixed_versions() {
-        let pods: Vec<String> = installed
-            .in_place()
-            .map(|c| {
-                c.pods
-                    .iter()
-                    .map(|p| format!("{}={}", p.pod, p.version))
-                    .collect()
-            })
-            .unwrap_or_default();
-        ui.say(format!(
-            "  note: control-plane pods disagree on their version: {}",
-            pods.join(", ")
-        ));
-    }
-    ui.say(format!(
-        "  objects: {} to create, {} to update, {} unchanged, {} to prune",
-        plan.count(plan::Action::Create),
-        plan.count(plan::Action::Update),
-        plan.count(plan::Action::Unchanged),
-        plan.count(plan::Action::Prune)
-    ));
-    // Per component: counts, then each object that changes an existing one or goes away.
-    let mut components: Vec<&str> = Vec::new();
-    for c in &plan.changes {
-        if !components.contains(&c.component.as_str()) {
-            components.push(&c.component);
-        }
-    }
-    for comp in components {
-        let of = |a: plan::Action| {
-            plan.changes
-                .iter()
-                .filter(|c| c.component == comp && c.action == a)
-                .count()
-        };
-        let mut parts = vec![];
-        for (a, word) in [
-            (plan::Action::Create, "create"),
-            (plan::Action::Update, "update"),
-            (plan::Action::Unchanged, "unchanged"),
-            (plan::Action::Prune, "prune"),
-        ] {
-            if of(a) > 0 {
-                parts.push(format!("{} {word}", of(a)));
-            }
-        }
-        ui.say(format!("    {comp:<18} {}", parts.join(", ")));
-        for c in plan.changes.iter().filter(|c| c.component == comp) {
-            let tag = match c.action {
-                plan::Action::Update => ui.paint("~ update", Color::Yellow),
-                plan::Action::Prune => ui.paint("- prune ", Color::Red),
-                plan::Action::Create if plan.direction != Direction::Install => {
-                    ui.paint("+ create", Color::Green)
-                }
-                _ => continue,
-            };
-            ui.say(format!("      {tag} {}", c.object));
-        }
-    }
-    if !plan.profile_default_changes.is_empty() {
-        ui.say("  profile defaults that change (you do not set them):");
-        for v in &plan.profile_default_changes {
-            ui.say(format!("    {}: {} → {}", v.path, v.old, v.new));
-        }
-    }
-    if !plan.reverted_values.is_empty() {
-        ui.say("  values you set last time that this run reverts (repeat them with --set or -f to keep them):");
-        for v in &plan.reverted_values {
-            ui.say(format!("    {}: {} → {}", v.path, v.old, v.new));
-        }
-    }
-    if diffs {
-        for c in plan.changes.iter().filter_map(|c| c.diff.as_ref()) {
-            for line in c.lines() {
-                let painted = if line.starts_with('+') && !line.starts_with("+++") {
-                    ui.paint(line, Color::Green)
-                } else if line.starts_with('-') && !line.starts_with("---") {
-                    ui.paint(line, Color::Red)
-                } else {
-                    line.to_string()
-                };
-                ui.say(format!("    {painted}"));
-            }
-        }
-    }
-}
-
-pub fn show_findings(ui: &Ui, outcome: &Outcome) {
-    if outcome.findings.is_empty() || ui.json() {
-        return;
-    }
-    ui.say(format!(
-        "{} ({}):",
-        ui.paint("Checks", Color::Bold),
-        outcome.phase
-    ));
-    for f in &outcome.findings {
-        let sev = match f.severity {
-            Severity::Error if outcome.overridden.contains(&f.code) => {
-                ui.paint("error (overridden)", Color::Yellow)
-            }
-            Severity::Error => ui.paint("error", Color::Red),
-            Severity::Warning => ui.paint("warning", Color::Yellow),
-            Severity::Info => ui.paint("info", Color::Cyan),
-        };
-        let subject = f
-            .subject
-            .as_ref()
-            .map(|s| format!(" [{s}]"))
-            .unwrap_or_default();
-        ui.say(format!(
-            "  {sev} {} ({}){subject}: {}",
-            f.code, f.policy, f.message
-        ));
-        if let Some(r) = &f.remediation {
-            ui.say(format!("      fix: {r}"));
-        }
-    }
-}
-
-/// `Proceed? [y/N]`, never waiting on a missing terminal.
-pub fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
-    use std::io::{BufRead, IsTerminal, Write};
-    if yes {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(Exit::bad_input(
-            "refusing to prompt without a terminal: pass -y to proceed without confirmation (or --dry-run to only look)",
-        )
-        .into());
-    }
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
-        Ok(())
-    } else {
-        Err(Exit::new(Code::Aborted, "aborted at the prompt; nothing was changed").into())
-    }
-}
-
-/// A flag set by the first SIGINT/SIGTERM; the second one exits at once (leaving a
-/// `pending` record that the next run detects).
-pub fn interrupt_flag(ui: &Ui) -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
-    let quiet = ui.json();
-    tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return,
-            };
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            if f.swap(true, Ordering::SeqCst) {
-                eprintln!(
-                    "second interrupt: stopping now; the next meshup run will find this revision pending and offer to resume or roll back"
-                );
-                std::process::exit(Code::NotRestored as i32);
-            }
-            if !quiet {
-                eprintln!(
-                    "interrupt: finishing the component in progress, then rolling back (interrupt again to stop at once)"
-                );
-            }
-        }
-    });
-    flag
 }

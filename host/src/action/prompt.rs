@@ -1,0 +1,63 @@
+//! Asking before changing anything, and hearing Ctrl-C while changing it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::exit::{Code, Exit};
+use crate::ui::Ui;
+
+/// `Proceed? [y/N]`, never waiting on a missing terminal.
+pub fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Exit::bad_input(
+            "refusing to prompt without a terminal: pass -y to proceed without confirmation (or --dry-run to only look)",
+        )
+        .into());
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(Exit::new(Code::Aborted, "aborted at the prompt; nothing was changed").into())
+    }
+}
+
+/// A flag set by the first SIGINT/SIGTERM; the second one exits at once (leaving a
+/// `pending` record that the next run detects).
+pub fn interrupt_flag(ui: &Ui) -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    let quiet = ui.json();
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            if f.swap(true, Ordering::SeqCst) {
+                eprintln!(
+                    "second interrupt: stopping now; the next meshup run will find this revision pending and offer to resume or roll back"
+                );
+                std::process::exit(Code::NotRestored as i32);
+            }
+            if !quiet {
+                eprintln!(
+                    "interrupt: finishing the component in progress, then rolling back (interrupt again to stop at once)"
+                );
+            }
+        }
+    });
+    flag
+}
