@@ -3,4 +3,5 @@
 mod common;
 mod faults;
 mod inputs;
+mod lifecycle;
 mod upgrade;
