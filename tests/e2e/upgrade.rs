@@ -460,3 +460,16 @@ fn status_reports_control_and_data_plane() {
         .json();
     assert_eq!(dp["outdated"].as_array().unwrap().len(), 0, "{dp}");
 }
+
+#[test]
+fn install_dry_run_on_an_empty_cluster_changes_nothing() {
+    let sim = Sim::start();
+    let run = sim.meshup(&["install", "--bundle", &b("istio-1.7.8"), "--dry-run", "-o", "json"]);
+    run.expect(0);
+    let doc = run.json();
+    assert_eq!(doc["direction"], "install");
+    assert_eq!(doc["result"]["status"], "dry-run");
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+    let (code, _) = sim.http("GET", "/api/v1/namespaces/istio-system", None);
+    assert_eq!(code, 404);
+}

@@ -151,23 +151,18 @@ impl Upgrade {
             return self.finish_without_apply(ui, &plan, &installed, &pre, None);
         }
         if self.dry_run {
-            // Server-side dry-run of every object: validation by the API server, nothing stored.
-            for o in &plan.rendered.objects {
-                if let Err(e) = cluster.apply(&o.value, true).await {
-                    return Err(Exit::bad_input(format!(
-                        "dry run: the API server rejects {}: {e:#}",
-                        o.key()
-                    ))
-                    .into());
-                }
-            }
+            let (validated, deferred) = dry_run(&cluster, &plan).await?;
             let result = RunResult {
                 status: "dry-run".into(),
                 revision: None,
                 seconds: started.elapsed().as_secs_f64(),
                 message: format!(
-                    "dry run: {} objects validated by the server, nothing changed",
-                    plan.rendered.objects.len()
+                    "dry run: {validated} objects validated by the server{}, nothing changed",
+                    if deferred > 0 {
+                        format!(" ({deferred} wait for the namespace this run would create)")
+                    } else {
+                        String::new()
+                    }
                 ),
                 components: vec![],
                 data_plane: None,
@@ -462,6 +457,32 @@ impl Upgrade {
         ui.say(ui.paint(&message, Color::Red));
         Ok((code, result, Some(post)))
     }
+}
+
+/// Server-side dry-run of every object: validation by the API server, nothing stored.
+/// Objects in a namespace the plan itself creates cannot be checked before it exists.
+async fn dry_run(cluster: &Cluster, plan: &Plan) -> anyhow::Result<(usize, usize)> {
+    let created_ns: Vec<&str> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == plan::Action::Create && c.key.kind == "Namespace")
+        .map(|c| c.key.name.as_str())
+        .collect();
+    let (mut validated, mut deferred) = (0, 0);
+    for o in &plan.rendered.objects {
+        if o.namespace().is_some_and(|ns| created_ns.contains(&ns)) {
+            deferred += 1;
+            continue;
+        }
+        cluster.apply(&o.value, true).await.map_err(|e| {
+            Exit::bad_input(format!(
+                "dry run: the API server rejects {}: {e:#}",
+                o.key()
+            ))
+        })?;
+        validated += 1;
+    }
+    Ok((validated, deferred))
 }
 
 /// The lock and history live in the control-plane namespace, so on a first install it is
