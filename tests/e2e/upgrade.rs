@@ -464,7 +464,14 @@ fn status_reports_control_and_data_plane() {
 #[test]
 fn install_dry_run_on_an_empty_cluster_changes_nothing() {
     let sim = Sim::start();
-    let run = sim.meshup(&["install", "--bundle", &b("istio-1.7.8"), "--dry-run", "-o", "json"]);
+    let run = sim.meshup(&[
+        "install",
+        "--bundle",
+        &b("istio-1.7.8"),
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
     run.expect(0);
     let doc = run.json();
     assert_eq!(doc["direction"], "install");
