@@ -407,3 +407,34 @@ fn wait_for_request(sim: &Sim, method: &str, path: &str, timeout: Duration) {
         })
     });
 }
+
+#[test]
+fn no_rollback_leaves_a_failed_record_and_says_the_next_command() {
+    let sim = installed();
+    sim.set_faults(&json!({"never_ready": ["istiod"]}));
+    let t = Instant::now();
+    let run = sim.meshup(&[
+        "upgrade",
+        "--bundle",
+        &b("istio-1.8.6"),
+        "-y",
+        "--readiness-timeout",
+        "2s",
+        "--no-rollback",
+    ]);
+    run.expect(6);
+    assert!(
+        run.all().contains("meshup rollback"),
+        "names the next command: {}",
+        run.all()
+    );
+    let hist = sim.meshup(&["history", "-o", "json"]).expect(0).json();
+    assert_eq!(
+        hist["releases"].as_array().unwrap().last().unwrap()["status"],
+        "failed"
+    );
+    sim.set_faults(&json!({}));
+    sim.meshup(&["rollback", "-y"]).expect(0);
+    assert_end(&sim, "1.7.8", "deployed");
+    report("--no-rollback, then meshup rollback", &sim, t);
+}

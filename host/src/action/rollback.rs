@@ -38,11 +38,12 @@ pub fn choose(all: &[Release], to: Option<u32>) -> Result<Release, String> {
         .rev()
         .find(|r| r.status == Status::Deployed)
         .map(|r| r.revision);
-    // An interrupted run after the live release: the live release is what to restore.
+    // A run interrupted or failed (not restored) after the live release left the cluster
+    // between two versions: the live release is what to restore.
     let pending = all
         .iter()
         .rev()
-        .find(|r| r.status == Status::Pending)
+        .find(|r| matches!(r.status, Status::Pending | Status::Failed))
         .map(|r| r.revision);
     if let (Some(l), Some(p)) = (live, pending) {
         if p > l {
@@ -72,12 +73,17 @@ impl Rollback {
         let history = env.history(&cluster, ns, PRODUCT);
         let all = history.all().await?;
         let target = choose(&all, self.to).map_err(Exit::bad_input)?;
-        // What runs now: the live release, or an interrupted run on top of it.
+        // What runs now: the live release, or an interrupted or failed run on top of it.
         let current = all
-            .iter()
-            .rev()
-            .find(|r| matches!(r.status, Status::Deployed | Status::Pending))
-            .cloned();
+            .last()
+            .filter(|r| matches!(r.status, Status::Pending | Status::Failed))
+            .cloned()
+            .or_else(|| {
+                all.iter()
+                    .rev()
+                    .find(|r| r.status == Status::Deployed)
+                    .cloned()
+            });
         let rendered = Rendered::from_manifest(&target.manifest)?;
         let keep: BTreeSet<ObjectKey> = rendered.objects.iter().map(|o| o.key()).collect();
         // Objects of the live release (or an interrupted one) that the target does not have.
