@@ -446,6 +446,34 @@ async fn dispatch(
             ));
         }
     }
+    if rp.sub.as_deref() == Some("log")
+        && rt.group.is_empty()
+        && rt.plural == "pods"
+        && method == Method::GET
+    {
+        let pod = c.get(
+            &rt,
+            rp.namespace.as_deref().unwrap_or(""),
+            rp.name.as_deref().unwrap_or(""),
+        )?;
+        let container = q.get("container").cloned().unwrap_or_else(|| {
+            pod.value
+                .pointer("/spec/containers/0/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        });
+        let text = format!(
+            "{} simulated log of container {container} in pod {}/{}\n",
+            crate::util::now_rfc3339(),
+            pod.namespace(),
+            pod.name()
+        );
+        let mut r = (StatusCode::OK, text).into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        return Ok(r);
+    }
     let scalable = rt.group == "apps" && (rt.plural == "deployments" || rt.plural == "replicasets");
     if rp.sub.as_deref() == Some("scale") && scalable {
         return scale(
