@@ -30,6 +30,7 @@ const PODS: &str = "/pods";
 const RS: &str = "apps/replicasets";
 const DEPLOY: &str = "apps/deployments";
 const DS: &str = "apps/daemonsets";
+const SLICES: &str = "discovery.k8s.io/endpointslices";
 
 struct Ctl {
     c: Arc<Cluster>,
@@ -112,7 +113,11 @@ fn absorb(e: &Arc<Event>, dirty: &mut BTreeSet<String>, deleted: &mut Vec<Arc<Ev
     if e.ty == EventType::Deleted
         && !matches!(
             &*e.key,
-            "/pods" | "/events" | "/endpoints" | "events.k8s.io/events"
+            "/pods"
+                | "/events"
+                | "/endpoints"
+                | "events.k8s.io/events"
+                | "discovery.k8s.io/endpointslices"
         )
     {
         deleted.push(e.clone());
@@ -1059,6 +1064,7 @@ impl Ctl {
     fn endpoints(&mut self, ns: &str, pods: &[Arc<Obj>]) {
         let services = self.list("/services", ns);
         let mut wanted: HashSet<String> = HashSet::new();
+        let mut wanted_slices: HashSet<String> = HashSet::new();
         for svc in &services {
             let Some(sel) = svc
                 .value
@@ -1134,6 +1140,64 @@ impl Ctl {
                 }
                 json!([s])
             };
+            // EndpointSlice (discovery.k8s.io/v1), one per Service
+            let slice_endpoints: Vec<Value> = matched
+                .iter()
+                .map(|p| {
+                    let r = admission::pod_ready(&p.value);
+                    json!({
+                        "addresses": [get_str(&p.value, &["status", "podIP"])],
+                        "conditions": {"ready": r, "serving": r, "terminating": false},
+                        "nodeName": NODE_NAME,
+                        "targetRef": {"kind": "Pod", "namespace": ns, "name": p.name(), "uid": p.uid()},
+                    })
+                })
+                .collect();
+            let slice_name = format!(
+                "{}-{}",
+                svc.name(),
+                safe_encode(stable_hash(&json!(svc.name())), 5)
+            );
+            wanted_slices.insert(slice_name.clone());
+            match self.c.store.get(SLICES, ns, &slice_name) {
+                Some(es) => {
+                    if es.value.get("endpoints") != Some(&json!(slice_endpoints))
+                        || es.value.get("ports") != Some(&json!(ports))
+                    {
+                        let (e2, p2) = (slice_endpoints.clone(), ports.clone());
+                        self.c.modify(SLICES, ns, &slice_name, |v| {
+                            v["endpoints"] = json!(e2);
+                            v["ports"] = json!(p2);
+                            true
+                        });
+                    }
+                }
+                None => {
+                    let es = json!({
+                        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                        "metadata": {"name": slice_name, "namespace": ns,
+                                     "labels": {"kubernetes.io/service-name": svc.name(),
+                                                "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
+                                     "annotations": {ANN_MANAGED: "true"},
+                                     "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": svc.name(), "uid": svc.uid(),
+                                                          "controller": true, "blockOwnerDeletion": true}]},
+                        "addressType": "IPv4",
+                        "endpoints": slice_endpoints,
+                        "ports": ports,
+                    });
+                    if let Some(rt) =
+                        self.c
+                            .registry
+                            .lookup("discovery.k8s.io", "v1", "endpointslices")
+                    {
+                        let wo = WriteOpts {
+                            manager: MANAGER.into(),
+                            ..Default::default()
+                        };
+                        let _ = self.c.create(&rt, ns, es, &wo);
+                    }
+                }
+            }
             match self.c.store.get("/endpoints", ns, svc.name()) {
                 Some(ep) => {
                     if ep.value.get("subsets").unwrap_or(&json!([])) != &subsets {
@@ -1157,6 +1221,13 @@ impl Ctl {
                     };
                     let _ = self.c.create(&self.ep_rt, ns, ep, &wo);
                 }
+            }
+        }
+        for es in self.list(SLICES, ns) {
+            if annotation(&es.value, ANN_MANAGED) == Some("true")
+                && !wanted_slices.contains(es.name())
+            {
+                self.c.remove(SLICES, ns, es.name());
             }
         }
         for ep in self.list("/endpoints", ns) {

@@ -662,6 +662,11 @@ async fn pdb_daemonset_endpoints_and_status_subresource() {
         },
     )
     .await;
+    let slices = wait_for(&sim, "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Distiod", "slices", |v| {
+        v["items"][0]["endpoints"].as_array().is_some_and(|a| a.len() == 2 && a.iter().all(|e| e["conditions"]["ready"] == true))
+    })
+    .await;
+    assert_eq!(slices["items"][0]["ports"][0]["port"], 15017);
     assert_eq!(ep["subsets"][0]["ports"][0]["port"], 15017);
     // status subresource: main resource ignores status, /status ignores spec
     let cm_path = "/apis/apps/v1/namespaces/default/deployments/istiod";
