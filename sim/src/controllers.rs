@@ -452,6 +452,11 @@ impl Ctl {
             };
             if self.c.create(&self.rs_rt, &ns, rs, &wo).is_ok() {
                 created_new = true;
+                self.record(
+                    d,
+                    "ScalingReplicaSet",
+                    &format!("Scaled up replica set {name}-{hash} from 0 to {initial}"),
+                );
                 all = rs_all();
                 new_rs = find_new(&all);
             }
@@ -481,7 +486,14 @@ impl Ctl {
             }
         }
         let set_replicas = |r: &Obj, n: i64| {
-            if spec_of(r) != n {
+            let from = spec_of(r);
+            if from != n {
+                let verb = if n > from { "up" } else { "down" };
+                self.record(
+                    d,
+                    "ScalingReplicaSet",
+                    &format!("Scaled {verb} replica set {} from {from} to {n}", r.name()),
+                );
                 self.c.modify(RS, &ns, r.name(), |v| {
                     v["spec"]["replicas"] = json!(n);
                     true
@@ -787,7 +799,39 @@ impl Ctl {
         }
     }
 
-    fn create_pod(&self, ns: &str, owner: &Value, kind: &str, extra_labels: &[(&str, String)]) {
+    /// Records a core/v1 Event about `obj` (as the real controllers do).
+    fn record(&self, obj: &Value, reason: &str, message: &str) {
+        let ns = get_str(obj, &["metadata", "namespace"]).unwrap_or("default");
+        let name = get_str(obj, &["metadata", "name"]).unwrap_or("");
+        let now = now_rfc3339();
+        let ev = json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("{name}.{:016x}", crate::util::rand_u64()), "namespace": ns},
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": name, "namespace": ns,
+                "uid": obj.pointer("/metadata/uid"), "resourceVersion": obj.pointer("/metadata/resourceVersion"),
+            },
+            "reason": reason, "message": message, "type": "Normal", "count": 1,
+            "firstTimestamp": now, "lastTimestamp": now,
+            "source": {"component": if reason == "ScalingReplicaSet" { "deployment-controller" } else { "replicaset-controller" }},
+            "reportingComponent": "",
+        });
+        if let Some(rt) = self.c.registry.lookup("", "v1", "events") {
+            let wo = WriteOpts {
+                manager: MANAGER.into(),
+                ..Default::default()
+            };
+            let _ = self.c.create(&rt, ns, ev, &wo);
+        }
+    }
+
+    fn create_pod(
+        &self,
+        ns: &str,
+        owner: &Value,
+        kind: &str,
+        extra_labels: &[(&str, String)],
+    ) -> Option<String> {
         let owner_name = get_str(owner, &["metadata", "name"]).unwrap_or_default();
         let mut pod = json!({
             "apiVersion": "v1", "kind": "Pod",
@@ -809,8 +853,12 @@ impl Ctl {
             manager: MANAGER.into(),
             ..Default::default()
         };
-        if let Err(e) = self.c.create(&self.pods_rt, ns, pod, &wo) {
-            tracing::warn!("creating pod for {kind} {ns}/{owner_name}: {}", e.message);
+        match self.c.create(&self.pods_rt, ns, pod, &wo) {
+            Ok(v) => get_str(&v, &["metadata", "name"]).map(String::from),
+            Err(e) => {
+                tracing::warn!("creating pod for {kind} {ns}/{owner_name}: {}", e.message);
+                None
+            }
         }
     }
 
@@ -832,7 +880,9 @@ impl Ctl {
         let mut pods = self.owned_pods(&ns, &uid);
         if pods.len() < desired {
             for _ in pods.len()..desired {
-                self.create_pod(&ns, rs, "ReplicaSet", &[]);
+                if let Some(p) = self.create_pod(&ns, rs, "ReplicaSet", &[]) {
+                    self.record(rs, "SuccessfulCreate", &format!("Created pod: {p}"));
+                }
             }
             pods = self.owned_pods(&ns, &uid);
         } else if pods.len() > desired {
@@ -847,6 +897,11 @@ impl Ctl {
             });
             for p in &victims[..pods.len() - desired] {
                 self.c.remove(PODS, &ns, p.name());
+                self.record(
+                    rs,
+                    "SuccessfulDelete",
+                    &format!("Deleted pod: {}", p.name()),
+                );
             }
             pods = self.owned_pods(&ns, &uid);
         }
