@@ -183,6 +183,23 @@ async fn faults_and_request_log() {
     assert_eq!(ahttp(&sim, "GET", "/sim/v1/requests", None).await.0, 200);
     assert_eq!(ahttp(&sim, "DELETE", "/sim/v1/faults", None).await.0, 200);
     assert_eq!(ahttp(&sim, "GET", "/version", None).await.0, 200);
+    // refusing outage: API connections are closed without a response
+    let (c, _) = ahttp(
+        &sim,
+        "PUT",
+        "/sim/v1/faults",
+        Some((J, r#"{"outage":{"duration_seconds":60,"refuse":true}}"#)),
+    )
+    .await;
+    assert_eq!(c, 200);
+    assert_eq!(
+        ahttp(&sim, "GET", "/version", None).await.0,
+        0,
+        "no HTTP response"
+    );
+    assert_eq!(ahttp(&sim, "GET", "/sim/v1/faults", None).await.0, 200);
+    assert_eq!(ahttp(&sim, "DELETE", "/sim/v1/faults", None).await.0, 200);
+    assert_eq!(ahttp(&sim, "GET", "/version", None).await.0, 200);
     sim.shutdown().await;
 }
 
