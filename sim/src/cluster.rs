@@ -415,6 +415,9 @@ impl Cluster {
             ssa::track_update(Some(old), &mut new, &o.manager, &rt.api_version(), sub);
         }
         if o.dry_run {
+            if let Some(rv) = old.pointer("/metadata/resourceVersion") {
+                ensure_map(&mut new, &["metadata"]).insert("resourceVersion".into(), rv.clone());
+            }
             return Ok(new);
         }
         Ok(self.commit(rt, new).full())
