@@ -78,7 +78,10 @@ impl axum::serve::Listener for SimListener {
 }
 
 pub fn router(state: App) -> axum::Router {
-    axum::Router::new().fallback(handle).with_state(state)
+    axum::Router::new()
+        .fallback(handle)
+        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
+        .with_state(state)
 }
 
 fn json_response(code: u16, body: Vec<u8>) -> Response {

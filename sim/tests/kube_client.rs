@@ -389,3 +389,22 @@ async fn discovery_and_dynamic_objects() {
     assert_eq!(dar.plural, "deployments");
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_objects_are_accepted() {
+    let sim = start().await;
+    let c = client(&sim).await;
+    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
+    let big = "x".repeat(5 * 1024 * 1024);
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "big"}, "data": {"manifest": big}}))
+            .unwrap();
+    cms.patch("big", &PatchParams::apply("t"), &Patch::Apply(&cm))
+        .await
+        .unwrap();
+    assert_eq!(
+        cms.get("big").await.unwrap().data.unwrap()["manifest"].len(),
+        5 * 1024 * 1024
+    );
+    sim.shutdown().await;
+}
