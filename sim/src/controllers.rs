@@ -1121,6 +1121,20 @@ impl Ctl {
         let mut wanted: HashSet<String> = HashSet::new();
         let mut wanted_slices: HashSet<String> = HashSet::new();
         for svc in &services {
+            // LoadBalancer Services get an address, as with a local load-balancer
+            if get_str(&svc.value, &["spec", "type"]) == Some("LoadBalancer")
+                && svc.value.pointer("/status/loadBalancer/ingress").is_none()
+            {
+                self.c.modify("/services", ns, svc.name(), |v| {
+                    ensure_map(v, &["status", "loadBalancer"]).insert(
+                        "ingress".into(),
+                        json!([{"ip": "127.0.0.1", "ipMode": "VIP"}]),
+                    );
+                    true
+                });
+            }
+        }
+        for svc in &services {
             let Some(sel) = svc
                 .value
                 .pointer("/spec/selector")

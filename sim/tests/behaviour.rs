@@ -679,6 +679,14 @@ async fn pdb_daemonset_endpoints_and_status_subresource() {
         },
     )
     .await;
+    apply(&sim, "/api/v1/namespaces/default/services/gw", &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gw"}, "spec": {"type": "LoadBalancer", "selector": {"app": "gw"}, "ports": [{"port": 80}]}}).to_string()).await;
+    wait_for(
+        &sim,
+        "/api/v1/namespaces/default/services/gw",
+        "lb ip",
+        |v| v["status"]["loadBalancer"]["ingress"][0]["ip"] == "127.0.0.1",
+    )
+    .await;
     let slices = wait_for(&sim, "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Distiod", "slices", |v| {
         v["items"][0]["endpoints"].as_array().is_some_and(|a| a.len() == 2 && a.iter().all(|e| e["conditions"]["ready"] == true))
     })
