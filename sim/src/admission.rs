@@ -20,8 +20,30 @@ pub fn valid_name(name: &str) -> bool {
         && name.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
+fn default_pod_spec(spec: Option<&mut Value>) {
+    let Some(spec) = spec.and_then(Value::as_object_mut) else {
+        return;
+    };
+    for key in ["containers", "initContainers"] {
+        if let Some(cs) = spec.get_mut(key).and_then(Value::as_array_mut) {
+            for c in cs.iter_mut() {
+                if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
+                    for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+                        p.entry("protocol").or_insert(json!("TCP"));
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Defaults applied on every write (create and update).
 pub fn default(rt: &ResourceType, obj: &mut Value) {
+    match (rt.group.as_str(), rt.plural.as_str()) {
+        ("", "pods") => default_pod_spec(obj.get_mut("spec")),
+        ("apps", _) => default_pod_spec(obj.pointer_mut("/spec/template/spec")),
+        _ => {}
+    }
     match (rt.group.as_str(), rt.plural.as_str()) {
         ("apps", "deployments") => {
             let spec = ensure_map(obj, &["spec"]);

@@ -25,8 +25,63 @@ pub struct AppState {
 
 pub type App = Arc<AppState>;
 
+/// The TCP listener; during a `refuse` outage it closes new API connections
+/// (peeking at the request line so `/sim/` requests still get through).
+pub struct SimListener {
+    pub inner: ::tokio::net::TcpListener,
+    pub cluster: Arc<Cluster>,
+}
+
+impl axum::serve::Listener for SimListener {
+    type Io = ::tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (s, a) = match self.inner.accept().await {
+                Ok(x) => x,
+                Err(_) => {
+                    ::tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let refusing = self
+                .cluster
+                .faults
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .refusing();
+            if !refusing {
+                return (s, a);
+            }
+            let mut buf = [0u8; 16];
+            let n = match ::tokio::time::timeout(Duration::from_millis(500), s.peek(&mut buf)).await
+            {
+                Ok(Ok(n)) => n,
+                _ => 0,
+            };
+            let head = String::from_utf8_lossy(&buf[..n]);
+            if head
+                .split_whitespace()
+                .nth(1)
+                .is_some_and(|p| p.starts_with("/sim/"))
+            {
+                return (s, a);
+            }
+            drop(s);
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
 pub fn router(state: App) -> axum::Router {
-    axum::Router::new().fallback(handle).with_state(state)
+    axum::Router::new()
+        .fallback(handle)
+        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
+        .with_state(state)
 }
 
 fn json_response(code: u16, body: Vec<u8>) -> Response {
@@ -189,7 +244,13 @@ async fn handle(
     if !latency.is_zero() {
         ::tokio::time::sleep(latency).await;
     }
-    let resp = match decision {
+    let refusing = app
+        .cluster
+        .faults
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .refusing();
+    let mut resp = match decision {
         Decision::Fail(409) => {
             let (g, r, n) = rp
                 .as_ref()
@@ -225,6 +286,10 @@ async fn handle(
             }
         }
     };
+    if refusing {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let virtual_create = rp.as_ref().is_some_and(|rp| {
         rp.resource.ends_with("accessreviews") || rp.resource.ends_with("selfsubjectrulesreviews")
     });
@@ -445,6 +510,34 @@ async fn dispatch(
                 "the server could not find the requested resource",
             ));
         }
+    }
+    if rp.sub.as_deref() == Some("log")
+        && rt.group.is_empty()
+        && rt.plural == "pods"
+        && method == Method::GET
+    {
+        let pod = c.get(
+            &rt,
+            rp.namespace.as_deref().unwrap_or(""),
+            rp.name.as_deref().unwrap_or(""),
+        )?;
+        let container = q.get("container").cloned().unwrap_or_else(|| {
+            pod.value
+                .pointer("/spec/containers/0/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        });
+        let text = format!(
+            "{} simulated log of container {container} in pod {}/{}\n",
+            crate::util::now_rfc3339(),
+            pod.namespace(),
+            pod.name()
+        );
+        let mut r = (StatusCode::OK, text).into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        return Ok(r);
     }
     let scalable = rt.group == "apps" && (rt.plural == "deployments" || rt.plural == "replicasets");
     if rp.sub.as_deref() == Some("scale") && scalable {

@@ -415,6 +415,9 @@ impl Cluster {
             ssa::track_update(Some(old), &mut new, &o.manager, &rt.api_version(), sub);
         }
         if o.dry_run {
+            if let Some(rv) = old.pointer("/metadata/resourceVersion") {
+                ensure_map(&mut new, &["metadata"]).insert("resourceVersion".into(), rv.clone());
+            }
             return Ok(new);
         }
         Ok(self.commit(rt, new).full())
@@ -429,8 +432,8 @@ impl Cluster {
             let name = get_str(&new, &["metadata", "name"])
                 .unwrap_or_default()
                 .to_string();
-            self.store.put(&key, new, EventType::Modified);
-            return self.store.remove(&key, &ns, &name).expect("just stored");
+            let stored = self.store.put(&key, new, EventType::Modified);
+            return self.store.remove(&key, &ns, &name).unwrap_or(stored);
         }
         let obj = self.store.put(&key, new, EventType::Modified);
         if rt.plural == "customresourcedefinitions" {
@@ -625,7 +628,10 @@ impl Cluster {
             return Ok(old.full());
         }
         if rt.plural == "customresourcedefinitions" {
-            let obj = self.store.remove(&key, "", name).expect("exists");
+            let obj = self
+                .store
+                .remove(&key, "", name)
+                .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
             if let Ok(types) = crate::registry::types_from_crd(&obj.value)
                 && let Some(t) = types.first()
             {
@@ -662,7 +668,10 @@ impl Cluster {
             self.wake_ns(ns);
             return Ok(obj.full());
         }
-        let obj = self.store.remove(&key, ns, name).expect("exists");
+        let obj = self
+            .store
+            .remove(&key, ns, name)
+            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
         Ok(obj.full())
     }
 

@@ -30,6 +30,7 @@ const PODS: &str = "/pods";
 const RS: &str = "apps/replicasets";
 const DEPLOY: &str = "apps/deployments";
 const DS: &str = "apps/daemonsets";
+const SLICES: &str = "discovery.k8s.io/endpointslices";
 
 struct Ctl {
     c: Arc<Cluster>,
@@ -112,7 +113,11 @@ fn absorb(e: &Arc<Event>, dirty: &mut BTreeSet<String>, deleted: &mut Vec<Arc<Ev
     if e.ty == EventType::Deleted
         && !matches!(
             &*e.key,
-            "/pods" | "/events" | "/endpoints" | "events.k8s.io/events"
+            "/pods"
+                | "/events"
+                | "/endpoints"
+                | "events.k8s.io/events"
+                | "discovery.k8s.io/endpointslices"
         )
     {
         deleted.push(e.clone());
@@ -447,6 +452,11 @@ impl Ctl {
             };
             if self.c.create(&self.rs_rt, &ns, rs, &wo).is_ok() {
                 created_new = true;
+                self.record(
+                    d,
+                    "ScalingReplicaSet",
+                    &format!("Scaled up replica set {name}-{hash} from 0 to {initial}"),
+                );
                 all = rs_all();
                 new_rs = find_new(&all);
             }
@@ -476,7 +486,14 @@ impl Ctl {
             }
         }
         let set_replicas = |r: &Obj, n: i64| {
-            if spec_of(r) != n {
+            let from = spec_of(r);
+            if from != n {
+                let verb = if n > from { "up" } else { "down" };
+                self.record(
+                    d,
+                    "ScalingReplicaSet",
+                    &format!("Scaled {verb} replica set {} from {from} to {n}", r.name()),
+                );
                 self.c.modify(RS, &ns, r.name(), |v| {
                     v["spec"]["replicas"] = json!(n);
                     true
@@ -782,7 +799,39 @@ impl Ctl {
         }
     }
 
-    fn create_pod(&self, ns: &str, owner: &Value, kind: &str, extra_labels: &[(&str, String)]) {
+    /// Records a core/v1 Event about `obj` (as the real controllers do).
+    fn record(&self, obj: &Value, reason: &str, message: &str) {
+        let ns = get_str(obj, &["metadata", "namespace"]).unwrap_or("default");
+        let name = get_str(obj, &["metadata", "name"]).unwrap_or("");
+        let now = now_rfc3339();
+        let ev = json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("{name}.{:016x}", crate::util::rand_u64()), "namespace": ns},
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": name, "namespace": ns,
+                "uid": obj.pointer("/metadata/uid"), "resourceVersion": obj.pointer("/metadata/resourceVersion"),
+            },
+            "reason": reason, "message": message, "type": "Normal", "count": 1,
+            "firstTimestamp": now, "lastTimestamp": now,
+            "source": {"component": if reason == "ScalingReplicaSet" { "deployment-controller" } else { "replicaset-controller" }},
+            "reportingComponent": "",
+        });
+        if let Some(rt) = self.c.registry.lookup("", "v1", "events") {
+            let wo = WriteOpts {
+                manager: MANAGER.into(),
+                ..Default::default()
+            };
+            let _ = self.c.create(&rt, ns, ev, &wo);
+        }
+    }
+
+    fn create_pod(
+        &self,
+        ns: &str,
+        owner: &Value,
+        kind: &str,
+        extra_labels: &[(&str, String)],
+    ) -> Option<String> {
         let owner_name = get_str(owner, &["metadata", "name"]).unwrap_or_default();
         let mut pod = json!({
             "apiVersion": "v1", "kind": "Pod",
@@ -804,8 +853,12 @@ impl Ctl {
             manager: MANAGER.into(),
             ..Default::default()
         };
-        if let Err(e) = self.c.create(&self.pods_rt, ns, pod, &wo) {
-            tracing::warn!("creating pod for {kind} {ns}/{owner_name}: {}", e.message);
+        match self.c.create(&self.pods_rt, ns, pod, &wo) {
+            Ok(v) => get_str(&v, &["metadata", "name"]).map(String::from),
+            Err(e) => {
+                tracing::warn!("creating pod for {kind} {ns}/{owner_name}: {}", e.message);
+                None
+            }
         }
     }
 
@@ -827,7 +880,9 @@ impl Ctl {
         let mut pods = self.owned_pods(&ns, &uid);
         if pods.len() < desired {
             for _ in pods.len()..desired {
-                self.create_pod(&ns, rs, "ReplicaSet", &[]);
+                if let Some(p) = self.create_pod(&ns, rs, "ReplicaSet", &[]) {
+                    self.record(rs, "SuccessfulCreate", &format!("Created pod: {p}"));
+                }
             }
             pods = self.owned_pods(&ns, &uid);
         } else if pods.len() > desired {
@@ -842,6 +897,11 @@ impl Ctl {
             });
             for p in &victims[..pods.len() - desired] {
                 self.c.remove(PODS, &ns, p.name());
+                self.record(
+                    rs,
+                    "SuccessfulDelete",
+                    &format!("Deleted pod: {}", p.name()),
+                );
             }
             pods = self.owned_pods(&ns, &uid);
         }
@@ -1059,6 +1119,21 @@ impl Ctl {
     fn endpoints(&mut self, ns: &str, pods: &[Arc<Obj>]) {
         let services = self.list("/services", ns);
         let mut wanted: HashSet<String> = HashSet::new();
+        let mut wanted_slices: HashSet<String> = HashSet::new();
+        for svc in &services {
+            // LoadBalancer Services get an address, as with a local load-balancer
+            if get_str(&svc.value, &["spec", "type"]) == Some("LoadBalancer")
+                && svc.value.pointer("/status/loadBalancer/ingress").is_none()
+            {
+                self.c.modify("/services", ns, svc.name(), |v| {
+                    ensure_map(v, &["status", "loadBalancer"]).insert(
+                        "ingress".into(),
+                        json!([{"ip": "127.0.0.1", "ipMode": "VIP"}]),
+                    );
+                    true
+                });
+            }
+        }
         for svc in &services {
             let Some(sel) = svc
                 .value
@@ -1134,6 +1209,64 @@ impl Ctl {
                 }
                 json!([s])
             };
+            // EndpointSlice (discovery.k8s.io/v1), one per Service
+            let slice_endpoints: Vec<Value> = matched
+                .iter()
+                .map(|p| {
+                    let r = admission::pod_ready(&p.value);
+                    json!({
+                        "addresses": [get_str(&p.value, &["status", "podIP"])],
+                        "conditions": {"ready": r, "serving": r, "terminating": false},
+                        "nodeName": NODE_NAME,
+                        "targetRef": {"kind": "Pod", "namespace": ns, "name": p.name(), "uid": p.uid()},
+                    })
+                })
+                .collect();
+            let slice_name = format!(
+                "{}-{}",
+                svc.name(),
+                safe_encode(stable_hash(&json!(svc.name())), 5)
+            );
+            wanted_slices.insert(slice_name.clone());
+            match self.c.store.get(SLICES, ns, &slice_name) {
+                Some(es) => {
+                    if es.value.get("endpoints") != Some(&json!(slice_endpoints))
+                        || es.value.get("ports") != Some(&json!(ports))
+                    {
+                        let (e2, p2) = (slice_endpoints.clone(), ports.clone());
+                        self.c.modify(SLICES, ns, &slice_name, |v| {
+                            v["endpoints"] = json!(e2);
+                            v["ports"] = json!(p2);
+                            true
+                        });
+                    }
+                }
+                None => {
+                    let es = json!({
+                        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                        "metadata": {"name": slice_name, "namespace": ns,
+                                     "labels": {"kubernetes.io/service-name": svc.name(),
+                                                "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
+                                     "annotations": {ANN_MANAGED: "true"},
+                                     "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": svc.name(), "uid": svc.uid(),
+                                                          "controller": true, "blockOwnerDeletion": true}]},
+                        "addressType": "IPv4",
+                        "endpoints": slice_endpoints,
+                        "ports": ports,
+                    });
+                    if let Some(rt) =
+                        self.c
+                            .registry
+                            .lookup("discovery.k8s.io", "v1", "endpointslices")
+                    {
+                        let wo = WriteOpts {
+                            manager: MANAGER.into(),
+                            ..Default::default()
+                        };
+                        let _ = self.c.create(&rt, ns, es, &wo);
+                    }
+                }
+            }
             match self.c.store.get("/endpoints", ns, svc.name()) {
                 Some(ep) => {
                     if ep.value.get("subsets").unwrap_or(&json!([])) != &subsets {
@@ -1157,6 +1290,13 @@ impl Ctl {
                     };
                     let _ = self.c.create(&self.ep_rt, ns, ep, &wo);
                 }
+            }
+        }
+        for es in self.list(SLICES, ns) {
+            if annotation(&es.value, ANN_MANAGED) == Some("true")
+                && !wanted_slices.contains(es.name())
+            {
+                self.c.remove(SLICES, ns, es.name());
             }
         }
         for ep in self.list("/endpoints", ns) {

@@ -72,6 +72,11 @@ pub struct Outage {
     /// Status for API requests during the outage (503 default).
     #[serde(default = "default_503")]
     pub status: u16,
+    /// Refuse connections instead: new API connections are closed before a
+    /// response (requests on already open connections get `status` and
+    /// `Connection: close`). `/sim/` requests still pass.
+    #[serde(default)]
+    pub refuse: bool,
 }
 
 fn default_503() -> u16 {
@@ -135,6 +140,10 @@ impl Faults {
         let el = self.set_at.elapsed().as_secs_f64();
         (el >= o.start_after_seconds && el < o.start_after_seconds + o.duration_seconds)
             .then_some(o.status)
+    }
+
+    pub fn refusing(&self) -> bool {
+        self.outage_active().is_some() && self.cfg.outage.as_ref().is_some_and(|o| o.refuse)
     }
 
     pub fn latency(&self, method: &str, path: &str) -> Duration {
@@ -272,6 +281,7 @@ mod tests {
                 start_after_seconds: 0.0,
                 duration_seconds: 60.0,
                 status: 503,
+                refuse: false,
             }),
             ..Default::default()
         });

@@ -164,7 +164,12 @@ impl Sim {
         });
         let app = api::router(state);
         let mut sd_server = sd_rx.clone();
+        let cluster_for_listener = cluster.clone();
         let server = tokio::spawn(async move {
+            let listener = api::SimListener {
+                inner: listener,
+                cluster: cluster_for_listener,
+            };
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = sd_server.changed().await;

@@ -95,6 +95,15 @@ const BUILTIN: &[(&str, &str, &str, &str, &str, bool, bool)] = &[
         true,
     ),
     ("apps", "v1", "replicasets", "ReplicaSet", "rs", true, true),
+    (
+        "discovery.k8s.io",
+        "v1",
+        "endpointslices",
+        "EndpointSlice",
+        "",
+        true,
+        false,
+    ),
     ("apps", "v1", "daemonsets", "DaemonSet", "ds", true, true),
     (
         "policy",

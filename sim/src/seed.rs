@@ -3,7 +3,6 @@
 use crate::admission;
 use crate::cluster::{Cluster, WriteOpts};
 use anyhow::{Context, anyhow};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// Parses multi-document YAML (`List` kinds are flattened).
@@ -16,12 +15,47 @@ pub fn parse_documents(text: &str) -> anyhow::Result<Vec<Value>> {
     Ok(out)
 }
 
+/// Splits a multi-document YAML stream at `---` lines. Documents that are
+/// JSON (a common export format) are parsed with serde_json, the rest with
+/// serde_yaml.
+fn split_documents(text: &str) -> Vec<&str> {
+    let mut docs = Vec::new();
+    let mut start = 0;
+    let mut pos = 0;
+    for line in text.split_inclusive('\n') {
+        let l = line.trim_end();
+        if l == "---" || l.starts_with("--- ") || l == "..." {
+            docs.push(&text[start..pos]);
+            start = pos + if l.starts_with("--- ") { 4 } else { line.len() };
+        }
+        pos += line.len();
+    }
+    docs.push(&text[start..]);
+    docs
+}
+
 fn for_each_document(
     text: &str,
     mut f: impl FnMut(Value) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let v = Value::deserialize(doc).with_context(|| format!("document {}", i + 1))?;
+    for (i, doc) in split_documents(text).into_iter().enumerate() {
+        let trimmed = doc.trim_start();
+        if trimmed
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            continue;
+        }
+        let v: Value = if trimmed.starts_with('{') {
+            match serde_json::from_str(trimmed) {
+                Ok(v) => v,
+                Err(_) => {
+                    serde_yaml::from_str(doc).with_context(|| format!("document {}", i + 1))?
+                }
+            }
+        } else {
+            serde_yaml::from_str(doc).with_context(|| format!("document {}", i + 1))?
+        };
         if v.is_null() {
             continue;
         }
@@ -177,4 +211,21 @@ fn load_one(c: &Cluster, mut v: Value) -> anyhow::Result<()> {
     c.create(&rt, &ns, v, &wo)
         .map_err(|e| anyhow!("seed: {kind} {ns}/{name}: {}", e.message))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents() {
+        let text = "# comment\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n{\"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"b\"}}\n--- {apiVersion: v1, kind: Namespace, metadata: {name: c}}\n...\n---\nkind: List\napiVersion: v1\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: d}}\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: e}}\n";
+        let docs = parse_documents(text).unwrap();
+        let names: Vec<&str> = docs
+            .iter()
+            .map(|d| d["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, vec!["a", "b", "c", "d", "e"]);
+        assert!(parse_documents("a: [").is_err());
+    }
 }

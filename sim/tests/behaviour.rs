@@ -183,6 +183,23 @@ async fn faults_and_request_log() {
     assert_eq!(ahttp(&sim, "GET", "/sim/v1/requests", None).await.0, 200);
     assert_eq!(ahttp(&sim, "DELETE", "/sim/v1/faults", None).await.0, 200);
     assert_eq!(ahttp(&sim, "GET", "/version", None).await.0, 200);
+    // refusing outage: API connections are closed without a response
+    let (c, _) = ahttp(
+        &sim,
+        "PUT",
+        "/sim/v1/faults",
+        Some((J, r#"{"outage":{"duration_seconds":60,"refuse":true}}"#)),
+    )
+    .await;
+    assert_eq!(c, 200);
+    assert_eq!(
+        ahttp(&sim, "GET", "/version", None).await.0,
+        0,
+        "no HTTP response"
+    );
+    assert_eq!(ahttp(&sim, "GET", "/sim/v1/faults", None).await.0, 200);
+    assert_eq!(ahttp(&sim, "DELETE", "/sim/v1/faults", None).await.0, 200);
+    assert_eq!(ahttp(&sim, "GET", "/version", None).await.0, 200);
     sim.shutdown().await;
 }
 
@@ -662,6 +679,19 @@ async fn pdb_daemonset_endpoints_and_status_subresource() {
         },
     )
     .await;
+    apply(&sim, "/api/v1/namespaces/default/services/gw", &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gw"}, "spec": {"type": "LoadBalancer", "selector": {"app": "gw"}, "ports": [{"port": 80}]}}).to_string()).await;
+    wait_for(
+        &sim,
+        "/api/v1/namespaces/default/services/gw",
+        "lb ip",
+        |v| v["status"]["loadBalancer"]["ingress"][0]["ip"] == "127.0.0.1",
+    )
+    .await;
+    let slices = wait_for(&sim, "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Distiod", "slices", |v| {
+        v["items"][0]["endpoints"].as_array().is_some_and(|a| a.len() == 2 && a.iter().all(|e| e["conditions"]["ready"] == true))
+    })
+    .await;
+    assert_eq!(slices["items"][0]["ports"][0]["port"], 15017);
     assert_eq!(ep["subsets"][0]["ports"][0]["port"], 15017);
     // status subresource: main resource ignores status, /status ignores spec
     let cm_path = "/apis/apps/v1/namespaces/default/deployments/istiod";
@@ -959,5 +989,178 @@ async fn watch_with_selector_sees_objects_leave_and_enter() {
         ],
         "{text}"
     );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreate_daemonset_update_crd_removal_and_deletecollection() {
+    let sim = start().await;
+    // Recreate: old pods go before new ones come
+    let path = "/apis/apps/v1/namespaces/default/deployments/rc";
+    let dep = |image: &str| {
+        let mut v: Value = serde_json::from_str(&deployment("rc", 2, image)).unwrap();
+        v["spec"]["strategy"] = json!({"type": "Recreate"});
+        v.to_string()
+    };
+    apply(&sim, path, &dep("app:1")).await;
+    wait_for(&sim, path, "ready", |v| {
+        v["status"]["availableReplicas"] == 2
+    })
+    .await;
+    let mut rx = sim.cluster().store.subscribe();
+    apply(&sim, path, &dep("app:2")).await;
+    let mut images = std::collections::HashMap::<String, String>::new();
+    for p in sim
+        .cluster()
+        .store
+        .list("/pods", Some("default"), None, 0, &|_| true)
+        .0
+    {
+        images.insert(
+            p.name().to_string(),
+            p.value["spec"]["containers"][0]["image"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let ev = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("recreate finishes")
+            .unwrap();
+        if &*ev.key == "/pods" {
+            if ev.ty == meshup_sim::store::EventType::Deleted {
+                images.remove(ev.obj.name());
+            } else {
+                images.insert(
+                    ev.obj.name().to_string(),
+                    ev.obj.value["spec"]["containers"][0]["image"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                );
+            }
+            let kinds: std::collections::HashSet<&String> = images.values().collect();
+            assert!(
+                kinds.len() <= 1,
+                "old and new pods ran together: {images:?}"
+            );
+        }
+        if &*ev.key == "apps/deployments"
+            && ev.obj.value["status"]["updatedReplicas"] == 2
+            && ev.obj.value["status"]["availableReplicas"] == 2
+            && ev.obj.value["status"]["observedGeneration"] == 2
+        {
+            break;
+        }
+    }
+    // DaemonSet template change replaces its pod
+    let ds_path = "/apis/apps/v1/namespaces/default/daemonsets/agent";
+    let ds = |image: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": {"metadata": {"labels": {"app": "agent"}}, "spec": {"containers": [{"name": "a", "image": image}]}}}}).to_string()
+    };
+    apply(&sim, ds_path, &ds("agent:1")).await;
+    wait_for(&sim, ds_path, "ds ready", |v| {
+        v["status"]["numberReady"] == 1
+    })
+    .await;
+    apply(&sim, ds_path, &ds("agent:2")).await;
+    wait_for(&sim, ds_path, "ds updated", |v| {
+        v["status"]["observedGeneration"] == 2
+            && v["status"]["updatedNumberScheduled"] == 1
+            && v["status"]["numberReady"] == 1
+    })
+    .await;
+    let (_, pods) = ahttp(
+        &sim,
+        "GET",
+        "/api/v1/namespaces/default/pods?labelSelector=app%3Dagent",
+        None,
+    )
+    .await;
+    let items = pods["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["spec"]["containers"][0]["image"], "agent:2");
+    // deleting a CRD removes its objects and its type
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced", "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                 "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}}}]}}).to_string();
+    let (c, v) = ahttp(
+        &sim,
+        "POST",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        Some((J, &crd)),
+    )
+    .await;
+    assert_eq!(c, 201, "{v}");
+    let conds: Vec<&str> = v["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "True")
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert!(conds.contains(&"Established") && conds.contains(&"NamesAccepted"));
+    let (_, disc) = ahttp(&sim, "GET", "/apis/example.com/v1", None).await;
+    assert_eq!(disc["resources"][0]["name"], "widgets");
+    let (c, _) = ahttp(&sim, "POST", "/apis/example.com/v1/namespaces/default/widgets", Some((J, r#"{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w"},"spec":{"size":1}}"#))).await;
+    assert_eq!(c, 201);
+    let (c, _) = ahttp(
+        &sim,
+        "DELETE",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com",
+        None,
+    )
+    .await;
+    assert_eq!(c, 200);
+    let (c, _) = ahttp(
+        &sim,
+        "GET",
+        "/apis/example.com/v1/namespaces/default/widgets/w",
+        None,
+    )
+    .await;
+    assert_eq!(c, 404);
+    let (_, groups) = ahttp(&sim, "GET", "/apis", None).await;
+    assert!(
+        !groups["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "example.com")
+    );
+    // deletecollection with a selector
+    for (n, l) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        ahttp(
+            &sim,
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            Some((
+                J,
+                &format!(r#"{{"metadata":{{"name":"{n}","labels":{{"k":"{l}"}}}}}}"#),
+            )),
+        )
+        .await;
+    }
+    let (c, v) = ahttp(
+        &sim,
+        "DELETE",
+        "/api/v1/namespaces/default/configmaps?labelSelector=k%3Dx",
+        None,
+    )
+    .await;
+    assert_eq!(c, 200);
+    assert_eq!(v["items"].as_array().unwrap().len(), 2);
+    let (_, left) = ahttp(
+        &sim,
+        "GET",
+        "/api/v1/namespaces/default/configmaps?labelSelector=k",
+        None,
+    )
+    .await;
+    assert_eq!(left["items"].as_array().unwrap().len(), 1);
     sim.shutdown().await;
 }

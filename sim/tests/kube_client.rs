@@ -325,3 +325,86 @@ async fn watcher_with_streaming_lists() {
     assert_eq!(init, 4, "the four built-in namespaces");
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_and_dynamic_objects() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{DynamicObject, GroupVersionKind};
+    use kube::discovery::{self, Discovery, Scope};
+    let sim = start().await;
+    let c = client(&sim).await;
+    let crds: Api<CustomResourceDefinition> = Api::all(c.clone());
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "istiooperators.install.istio.io"},
+        "spec": {"group": "install.istio.io", "scope": "Namespaced",
+                 "names": {"plural": "istiooperators", "singular": "istiooperator", "kind": "IstioOperator", "shortNames": ["iop"]},
+                 "versions": [{"name": "v1alpha1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+    }))
+    .unwrap();
+    crds.patch(
+        "istiooperators.install.istio.io",
+        &PatchParams::apply("t"),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        await_condition(
+            crds.clone(),
+            "istiooperators.install.istio.io",
+            conditions::is_crd_established(),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let disc = Discovery::new(c.clone()).run().await.unwrap();
+    assert!(disc.has_group("apps"));
+    assert!(disc.has_group("install.istio.io"));
+    let gvk = GroupVersionKind::gvk("install.istio.io", "v1alpha1", "IstioOperator");
+    let (ar, caps) = discovery::pinned_kind(&c, &gvk).await.unwrap();
+    assert_eq!(ar.plural, "istiooperators");
+    assert!(matches!(caps.scope, Scope::Namespaced));
+    let api: Api<DynamicObject> = Api::namespaced_with(c.clone(), "default", &ar);
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator",
+        "metadata": {"name": "installed-state"},
+        "spec": {"profile": "default", "tag": "1.7.8"}
+    }))
+    .unwrap();
+    api.patch(
+        "installed-state",
+        &PatchParams::apply("meshup").force(),
+        &Patch::Apply(&obj),
+    )
+    .await
+    .unwrap();
+    let got = api.get("installed-state").await.unwrap();
+    assert_eq!(got.data["spec"]["tag"], "1.7.8");
+    let deploy_gvk = GroupVersionKind::gvk("apps", "v1", "Deployment");
+    let (dar, _) = discovery::pinned_kind(&c, &deploy_gvk).await.unwrap();
+    assert_eq!(dar.plural, "deployments");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_objects_are_accepted() {
+    let sim = start().await;
+    let c = client(&sim).await;
+    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
+    let big = "x".repeat(5 * 1024 * 1024);
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "big"}, "data": {"manifest": big}}))
+            .unwrap();
+    cms.patch("big", &PatchParams::apply("t"), &Patch::Apply(&cm))
+        .await
+        .unwrap();
+    assert_eq!(
+        cms.get("big").await.unwrap().data.unwrap()["manifest"].len(),
+        5 * 1024 * 1024
+    );
+    sim.shutdown().await;
+}

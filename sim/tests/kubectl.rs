@@ -210,6 +210,13 @@ async fn label_restart_rollout_status_wait_delete() {
     assert_eq!(out, "4");
     k.ok(&["-n", "shop", "scale", "deploy/web", "--replicas=3"])
         .await;
+    let out = k.ok(&["-n", "shop", "describe", "deploy", "web"]).await;
+    assert!(
+        out.contains("ScalingReplicaSet") && out.contains("MinimumReplicasAvailable"),
+        "{out}"
+    );
+    let out = k.ok(&["-n", "shop", "logs", "deploy/web"]).await;
+    assert!(out.contains("simulated log of container web"), "{out}");
     k.ok(&["-n", "shop", "label", "deploy", "web", "tier=frontend"])
         .await;
     let out = k
