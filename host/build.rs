@@ -48,6 +48,7 @@ fn main() {
     let target_dir = out_dir.join("guests");
 
     ensure_target();
+    check_every_guest_is_listed(&manifest_dir.join("tests/guests"));
 
     let all: Vec<&(&str, &str)> = BUILTIN.iter().chain(EXAMPLES).chain(TEST_GUESTS).collect();
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -159,6 +160,22 @@ fn rerun_from_dep_info(dep_file: &Path, root: &Path) {
             "cargo:rerun-if-changed={}",
             dir.join("Cargo.toml").display()
         );
+    }
+}
+
+/// Every crate under `host/tests/guests` must be listed in TEST_GUESTS (and so be used by
+/// the hostile tests): an unlisted guest would be built and silently never run.
+fn check_every_guest_is_listed(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.path().join("Cargo.toml").exists() && !TEST_GUESTS.iter().any(|(n, _)| *n == name) {
+            fail(&format!(
+                "host/tests/guests/{name} is not listed in TEST_GUESTS in host/build.rs; list it and use it in host/tests/hostile.rs"
+            ));
+        }
     }
 }
 

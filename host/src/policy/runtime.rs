@@ -331,3 +331,30 @@ impl Finding {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_components_are_compiled() {
+        let rt = Runtime::new(None).unwrap();
+        let core = b"\0asm\x01\0\0\0";
+        assert!(
+            rt.compile(core, "x")
+                .err()
+                .unwrap()
+                .contains("core WebAssembly module, not a component")
+        );
+        assert_eq!(
+            rt.compile(b"hello", "x").err().unwrap(),
+            "not a WebAssembly file"
+        );
+        assert!(
+            rt.load(b"\0asm\x0d\0\x01\0garbage")
+                .err()
+                .unwrap()
+                .starts_with("invalid component")
+        );
+    }
+}

@@ -42,7 +42,7 @@ pub const ALLOWED_OWN: [&str; 3] = [
 /// Bytes of guest stderr kept (a panic message fits easily).
 const STDERR_CAPACITY: usize = 8 * 1024;
 /// Host calls per evaluation before further calls are refused.
-pub const MAX_HOST_CALLS: usize = 10_000;
+pub const MAX_HOST_CALLS: usize = 1_000;
 
 /// Per-call resource limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +89,18 @@ pub struct HostCall {
     /// The answer given to the guest (object, null, or list of objects) when allowed and successful.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
+}
+
+impl HostCall {
+    /// Same operation on the same object(s).
+    pub fn same_request(&self, other: &HostCall) -> bool {
+        self.op == other.op
+            && self.api_version == other.api_version
+            && self.kind == other.kind
+            && self.namespace == other.namespace
+            && self.name == other.name
+            && self.label_selector == other.label_selector
+    }
 }
 
 /// One `log` line.
@@ -269,7 +281,15 @@ impl HostState {
         match answer {
             Ok(v) => {
                 call.allowed = true;
-                call.result = Some(v.clone());
+                // The answer is logged once per distinct request (replay finds the first one),
+                // so a policy repeating a large read cannot blow up the audit log.
+                if !self
+                    .calls
+                    .iter()
+                    .any(|c| c.allowed && c.same_request(&call))
+                {
+                    call.result = Some(v.clone());
+                }
                 self.calls.push(call);
                 Ok(v)
             }
@@ -423,6 +443,82 @@ pub fn check_imports(imports: &[String]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Snapshot;
+    use serde_json::json;
+    use wit::cluster::Host as _;
+    use wit::log::Host as _;
+
+    #[test]
+    fn host_calls_are_granted_audited_deduplicated_and_capped() {
+        let snap = Snapshot::from_objects(vec![
+            json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","namespace":"a"}}),
+            json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"s","namespace":"a"}}),
+        ]);
+        let grants = Arc::new(vec![Grant {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespaces: vec!["a".into()],
+            names: vec![],
+        }]);
+        let limits = Limits {
+            log_bytes: 10,
+            ..Limits::default()
+        };
+        let mut st = HostState::new("p", grants, Some(&snap), &limits);
+        let get = |st: &mut HostState, kind: &str| {
+            st.get("v1".into(), kind.into(), Some("a".into()), "x".into())
+        };
+        assert!(get(&mut st, "ConfigMap").unwrap().is_some());
+        assert!(
+            get(&mut st, "Secret")
+                .unwrap_err()
+                .contains("not granted to policy p")
+        );
+        assert_eq!(
+            st.list("v1".into(), "ConfigMap".into(), Some("a".into()), None)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            st.list("v1".into(), "ConfigMap".into(), None, None)
+                .unwrap_err()
+                .contains("outside the grants")
+        );
+        assert!(get(&mut st, "ConfigMap").unwrap().is_some());
+        let allowed: Vec<(bool, bool)> = st
+            .calls
+            .iter()
+            .map(|c| (c.allowed, c.result.is_some()))
+            .collect();
+        assert_eq!(
+            allowed,
+            [
+                (true, true),
+                (false, false),
+                (true, true),
+                (false, false),
+                (true, false)
+            ],
+            "repeat answers are logged once"
+        );
+
+        st.log(wit::log::Level::Info, "12345".into());
+        st.log(wit::log::Level::Info, "123456".into());
+        st.log(wit::log::Level::Info, "1".into());
+        assert_eq!(st.logs.len(), 1);
+        assert!(st.log_truncated);
+
+        for _ in 0..MAX_HOST_CALLS + 50 {
+            let _ = get(&mut st, "ConfigMap");
+        }
+        assert_eq!(st.calls.len(), MAX_HOST_CALLS + 1);
+        assert!(
+            get(&mut st, "ConfigMap")
+                .unwrap_err()
+                .contains("host call limit")
+        );
+    }
 
     #[test]
     fn import_allowlist() {

@@ -133,7 +133,8 @@ impl PolicySet {
         out
     }
 
-    /// Run every policy of `phase`. Never panics; a policy that fails yields a blocking
+    /// Run every policy of `phase` (a refused policy, whose phases are unknown, in every
+    /// phase). Never panics; a policy that fails yields a blocking
     /// `policy.failed` finding. Each evaluation is appended to the audit log.
     pub fn evaluate(
         &self,
