@@ -49,7 +49,9 @@ fn main() {
     // Cold: a fresh engine, no cache, compile + link + metadata of every default policy.
     let cold = time(3, || {
         let rt = Runtime::new(None).unwrap();
-        all.iter().map(|(_, b)| rt.load(b).unwrap()).count()
+        all.iter()
+            .map(|(_, b)| rt.load(b).unwrap())
+            .collect::<Vec<_>>()
     });
     println!(
         "cold load+compile, all {} defaults (no cache): {}   (target < 1 s)",
@@ -64,7 +66,11 @@ fn main() {
     for (_, b) in &all {
         rt.load(b).unwrap();
     }
-    let warm = time(20, || all.iter().map(|(_, b)| rt.load(b).unwrap()).count());
+    let warm = time(20, || {
+        all.iter()
+            .map(|(_, b)| rt.load(b).unwrap())
+            .collect::<Vec<_>>()
+    });
     println!(
         "warm load from cache, all defaults: {}   (target < 10 ms)",
         fmt(warm)

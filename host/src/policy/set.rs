@@ -85,7 +85,7 @@ impl PolicySet {
             limits: Limits::default(),
             index: None,
         };
-        let m = member(&runtime, entry).map_err(|e| Exit::bad_input(e))?;
+        let m = member(&runtime, entry).map_err(Exit::bad_input)?;
         Ok(PolicySet {
             runtime,
             members: vec![m],
@@ -169,10 +169,11 @@ impl PolicySet {
         }
         let mut out = vec![];
         for m in &self.members {
-            if let Ok(l) = &m.loaded {
-                if by_phase && !l.metadata.phases.contains(&phase) {
-                    continue;
-                }
+            if let Ok(l) = &m.loaded
+                && by_phase
+                && !l.metadata.phases.contains(&phase)
+            {
+                continue;
             }
             ctx.config = m.config.clone();
             let (eval, run) = evaluate_member(&self.runtime, m, &ctx, cluster);

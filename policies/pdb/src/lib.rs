@@ -163,8 +163,10 @@ mod tests {
 
     #[test]
     fn denied_read_is_a_warning() {
-        let mut c = FakeCluster::default();
-        c.deny = Some("not granted".into());
+        let c = FakeCluster {
+            deny: Some("not granted".into()),
+            ..Default::default()
+        };
         assert_eq!(Pdb::evaluate(&context(), &c)[0].code, "pdb.unreadable");
     }
 }

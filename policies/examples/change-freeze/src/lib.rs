@@ -123,8 +123,10 @@ mod tests {
             codes(&freeze(json!({"frozen":"true"})), "2026-01-01T00:00:00Z"),
             ["change-freeze.frozen"]
         );
-        let mut denied = FakeCluster::default();
-        denied.deny = Some("not granted".into());
+        let denied = FakeCluster {
+            deny: Some("not granted".into()),
+            ..Default::default()
+        };
         assert_eq!(
             codes(&denied, "2026-01-01T00:00:00Z"),
             ["change-freeze.unreadable"]
