@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 
+use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -199,8 +200,14 @@ pub async fn build(
     let current = installed.version().map(str::to_string);
     let target = bundle.version().to_string();
     let mut changes = Vec::new();
-    for o in &rendered.objects {
-        changes.push(diff_object(cluster, o).await?);
+    // Each diff is a GET and a dry-run apply; a few at a time, results kept in order.
+    let diffs: Vec<anyhow::Result<Change>> =
+        futures::stream::iter(rendered.objects.iter().map(|o| diff_object(cluster, o)))
+            .buffered(8)
+            .collect()
+            .await;
+    for d in diffs {
+        changes.push(d?);
     }
     changes.extend(prune_candidates(previous.as_ref(), &rendered));
     let profile_default_changes = previous
