@@ -121,11 +121,23 @@ pub async fn run(
             ui,
         )
         .await?;
+        let secs = t.elapsed().as_secs_f64();
+        ui.say(format!(
+            "  {} {:<18} {} objects applied{} in {secs:.1} s",
+            ui.paint("✓", crate::ui::Color::Green),
+            c.name,
+            objs.len(),
+            if ready.is_empty() {
+                String::new()
+            } else {
+                format!(", {ready} ready")
+            }
+        ));
         components.push(ComponentReport {
             name: c.name.clone(),
             objects: objs.len(),
             ready,
-            seconds: t.elapsed().as_secs_f64(),
+            seconds: secs,
         });
     }
     if rendered

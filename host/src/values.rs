@@ -334,6 +334,8 @@ fn collect(v: &Value, path: &mut Vec<String>, out: &mut Vec<(String, Value)>) {
                 path.pop();
             }
         }
+        // An empty tree has no leaves; an empty mapping below the top is a value (`env: {}`).
+        Value::Object(_) if path.is_empty() => {}
         _ => out.push((dotted(path), v.clone())),
     }
 }
@@ -409,5 +411,6 @@ mod tests {
         let l = leaves(&base);
         assert!(l.contains(&("pilot.replicaCount".into(), json!(2))));
         assert!(l.contains(&("pilot.env".into(), json!({}))));
+        assert!(leaves(&json!({})).is_empty());
     }
 }

@@ -50,7 +50,7 @@ pub fn outdated_text(report: &Report) -> String {
         })
         .collect();
     let mut out = format!(
-        "data plane: {} workload(s) still run proxies older or newer than the control plane ({cp}):\n{}\n\nRestart them to pick up the new proxy:\n",
+        "data plane: {} workload(s) run a proxy other than the control plane's {cp}:\n{}\n\nRestart them to pick up the new proxy:\n",
         outdated.len(),
         table(&["NAMESPACE", "WORKLOAD", "PROXY VERSIONS (PODS)"], &rows)
     );
