@@ -21,13 +21,19 @@ use serde_json::{Value, json};
 const MESHUP: &str = env!("CARGO_BIN_EXE_meshup");
 
 fn bundle(name: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../bundles")
+        .join(name);
     p.to_string_lossy().into_owned()
 }
 
 /// Wall-clock milliseconds since the Unix epoch: the simulator's request log uses the same clock.
 fn now_ms() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64() * 1e3
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1e3
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -48,15 +54,24 @@ impl Sim {
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
         let mut cmd = Command::new(MESHUP);
-        cmd.args(["sim", "--port", "0", "--ready-delay-ms", &ready_delay_ms.to_string()])
-            .arg("--kubeconfig-out")
-            .arg(&kubeconfig);
+        cmd.args([
+            "sim",
+            "--port",
+            "0",
+            "--ready-delay-ms",
+            &ready_delay_ms.to_string(),
+        ])
+        .arg("--kubeconfig-out")
+        .arg(&kubeconfig);
         if let Some(text) = seed {
             let path = dir.path().join("seed.yaml");
             std::fs::write(&path, text).unwrap();
             cmd.arg("--seed").arg(path);
         }
-        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("start meshup sim");
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start meshup sim");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let addr = loop {
             let l = lines.next().expect("sim exited before listening").unwrap();
@@ -65,7 +80,12 @@ impl Sim {
             }
         };
         std::thread::spawn(move || for _ in lines {});
-        Sim { child, _dir: dir, kubeconfig, addr }
+        Sim {
+            child,
+            _dir: dir,
+            kubeconfig,
+            addr,
+        }
     }
 
     fn kc(&self) -> &str {
@@ -84,7 +104,9 @@ impl Sim {
         .unwrap();
         let mut raw = String::new();
         s.read_to_string(&mut raw).unwrap();
-        raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+        raw.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default()
     }
 
     fn requests(&self) -> Vec<Value> {
@@ -97,7 +119,12 @@ impl Sim {
         let events = Arc::new(Mutex::new(Vec::new()));
         let mut s = TcpStream::connect(&self.addr).unwrap();
         // HTTP/1.0: the stream comes back unchunked, one JSON event per line.
-        write!(s, "GET {path}?watch=true&timeoutSeconds=3600 HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr).unwrap();
+        write!(
+            s,
+            "GET {path}?watch=true&timeoutSeconds=3600 HTTP/1.0\r\nHost: {}\r\n\r\n",
+            self.addr
+        )
+        .unwrap();
         let out = events.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(s).lines().map_while(Result::ok) {
@@ -112,9 +139,18 @@ impl Sim {
 
     fn meshup(&self, args: &[&str]) -> (i32, String, f64) {
         let t = Instant::now();
-        let out = Command::new(MESHUP).arg("--kubeconfig").arg(self.kc()).args(args).output().unwrap();
+        let out = Command::new(MESHUP)
+            .arg("--kubeconfig")
+            .arg(self.kc())
+            .args(args)
+            .output()
+            .unwrap();
         let secs = t.elapsed().as_secs_f64();
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), secs)
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            secs,
+        )
     }
 
     fn install(&self, version: &str) {
@@ -125,8 +161,13 @@ impl Sim {
     /// Seconds a kubectl command takes against this simulator (output discarded).
     fn kubectl(&self, args: &[&str]) -> f64 {
         let t = Instant::now();
-        let st = Command::new("kubectl").arg("--kubeconfig").arg(self.kc()).args(args)
-            .stdout(Stdio::null()).status().unwrap();
+        let st = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(self.kc())
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
         assert!(st.success(), "kubectl {args:?}");
         t.elapsed().as_secs_f64()
     }
@@ -148,7 +189,10 @@ fn seed(namespaces: usize, pods: usize) -> String {
             "metadata": {"name": format!("app-{n}"), "labels": {"istio-injection": "enabled"}}}));
     }
     for i in 0..pods {
-        let (ns, app) = (format!("app-{}", i % namespaces), format!("svc-{}", (i / namespaces) % 10));
+        let (ns, app) = (
+            format!("app-{}", i % namespaces),
+            format!("svc-{}", (i / namespaces) % 10),
+        );
         items.push(json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": format!("{app}-5d8f9c7b6-{i}"), "namespace": ns, "labels": {"app": app, "pod-template-hash": "5d8f9c7b6"},
                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{app}-5d8f9c7b6"),
@@ -161,9 +205,12 @@ fn seed(namespaces: usize, pods: usize) -> String {
 }
 
 fn is_ready(pod: &Value) -> bool {
-    pod.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|cs| {
-        cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")
-    })
+    pod.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
 }
 
 /// 1. Gap between the last control-plane pod becoming Ready and meshup printing completion.
@@ -171,13 +218,31 @@ fn completion_gap() -> f64 {
     let sim = Sim::start(None, 500);
     sim.install("istio-1.7.8");
     let pods = sim.watch("/api/v1/namespaces/istio-system/pods");
-    let already: HashSet<String> = pods.lock().unwrap().iter().filter(|(_, e)| is_ready(&e["object"]))
-        .map(|(_, e)| e["object"]["metadata"]["uid"].to_string()).collect();
+    let already: HashSet<String> = pods
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, e)| is_ready(&e["object"]))
+        .map(|(_, e)| e["object"]["metadata"]["uid"].to_string())
+        .collect();
     let mut child = Command::new(MESHUP)
-        .args(["--kubeconfig", sim.kc(), "upgrade", "--bundle", &bundle("istio-1.8.6"), "-y"])
-        .stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        .args([
+            "--kubeconfig",
+            sim.kc(),
+            "upgrade",
+            "--bundle",
+            &bundle("istio-1.8.6"),
+            "-y",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut done = None;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok) {
+    for line in BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
         if done.is_none() && line.contains("control plane now at") {
             done = Some(now_ms());
         }
@@ -199,12 +264,25 @@ fn completion_gap() -> f64 {
 /// 2. Whole-bundle apply: kubectl server-side apply (process wall time) vs meshup's apply span
 /// (all objects applied, components waited on with ready-delay 0) and its whole install.
 fn apply_vs_kubectl() -> (f64, f64, f64) {
-    let out = Command::new(MESHUP).args(["template", "--bundle", &bundle("istio-1.8.6")]).output().unwrap();
+    let out = Command::new(MESHUP)
+        .args(["template", "--bundle", &bundle("istio-1.8.6")])
+        .output()
+        .unwrap();
     let manifest = String::from_utf8(out.stdout).unwrap();
     // kubectl applies in file order: Namespace, then CRDs, then the rest.
-    let rank = |d: &str| if d.contains("\nkind: Namespace") || d.starts_with("kind: Namespace") { 0 }
-        else if d.contains("kind: CustomResourceDefinition") { 1 } else { 2 };
-    let mut docs: Vec<&str> = manifest.split("\n---").filter(|d| d.contains("kind:")).collect();
+    let rank = |d: &str| {
+        if d.contains("\nkind: Namespace") || d.starts_with("kind: Namespace") {
+            0
+        } else if d.contains("kind: CustomResourceDefinition") {
+            1
+        } else {
+            2
+        }
+    };
+    let mut docs: Vec<&str> = manifest
+        .split("\n---")
+        .filter(|d| d.contains("kind:"))
+        .collect();
     docs.sort_by_key(|d| rank(d));
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("manifest.yaml");
@@ -212,7 +290,13 @@ fn apply_vs_kubectl() -> (f64, f64, f64) {
     let (mut kubectl, mut kubectl_span, mut apply, mut install) = (vec![], vec![], vec![], vec![]);
     for _ in 0..3 {
         let sim = Sim::start(None, 0);
-        kubectl.push(sim.kubectl(&["apply", "--server-side", "--force-conflicts", "-f", file.to_str().unwrap()]));
+        kubectl.push(sim.kubectl(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            file.to_str().unwrap(),
+        ]));
         kubectl_span.push(apply_span(&sim.requests(), docs.len()));
         let sim = Sim::start(None, 0);
         let (code, _, secs) = sim.meshup(&["install", "--bundle", &bundle("istio-1.8.6"), "-y"]);
@@ -220,16 +304,29 @@ fn apply_vs_kubectl() -> (f64, f64, f64) {
         install.push(secs);
         apply.push(apply_span(&sim.requests(), docs.len()));
     }
-    println!("  kubectl's own apply span (first PATCH to last, from the sim log): {:.0} ms", median(kubectl_span.clone()) * 1e3);
+    println!(
+        "  kubectl's own apply span (first PATCH to last, from the sim log): {:.0} ms",
+        median(kubectl_span.clone()) * 1e3
+    );
     (median(kubectl), median(apply), median(install))
 }
 
 /// Seconds from the start of the first to the end of the last of the final `n` server-side
 /// applies (meshup's release-history Secret and its early Namespace check excluded).
 fn apply_span(requests: &[Value], n: usize) -> f64 {
-    let applies: Vec<(f64, f64)> = requests.iter()
-        .filter(|r| r["verb"] == "apply" && r["mutating"] == true && !r["path"].as_str().unwrap().contains("/secrets/"))
-        .map(|r| (r["time_ms"].as_f64().unwrap(), r["duration_ms"].as_f64().unwrap_or(0.0)))
+    let applies: Vec<(f64, f64)> = requests
+        .iter()
+        .filter(|r| {
+            r["verb"] == "apply"
+                && r["mutating"] == true
+                && !r["path"].as_str().unwrap().contains("/secrets/")
+        })
+        .map(|r| {
+            (
+                r["time_ms"].as_f64().unwrap(),
+                r["duration_ms"].as_f64().unwrap_or(0.0),
+            )
+        })
         .collect();
     let last_n = &applies[applies.len().saturating_sub(n)..];
     let first = last_n.iter().map(|a| a.0 - a.1).fold(f64::MAX, f64::min);
@@ -242,12 +339,16 @@ fn precheck_10k() -> (f64, i32) {
     let sim = Sim::start(Some(&seed(100, 10_000)), 0);
     sim.install("istio-1.7.8");
     let mut code = 0;
-    let secs = median((0..3).map(|_| {
-        let (c, out, secs) = sim.meshup(&["precheck", "--bundle", &bundle("istio-1.8.6")]);
-        assert!(c == 0 || c == 3, "precheck exit {c}: {out}");
-        code = c;
-        secs
-    }).collect());
+    let secs = median(
+        (0..3)
+            .map(|_| {
+                let (c, out, secs) = sim.meshup(&["precheck", "--bundle", &bundle("istio-1.8.6")]);
+                assert!(c == 0 || c == 3, "precheck exit {c}: {out}");
+                code = c;
+                secs
+            })
+            .collect(),
+    );
     (secs, code)
 }
 
@@ -260,16 +361,37 @@ fn dataplane_50k() -> (f64, f64, f64) {
     for _ in 0..3 {
         let t = Instant::now();
         let out = Command::new("/usr/bin/time")
-            .args(["-v", MESHUP, "--kubeconfig", sim.kc(), "dataplane", "status", "-o", "json"])
-            .stdout(Stdio::null()).stderr(Stdio::piped()).output().unwrap();
+            .args([
+                "-v",
+                MESHUP,
+                "--kubeconfig",
+                sim.kc(),
+                "dataplane",
+                "status",
+                "-o",
+                "json",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
         runs.push(t.elapsed().as_secs_f64());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "dataplane status: {err}");
-        let kib: f64 = err.lines().find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
-            .expect("no maxrss").trim().parse().unwrap();
+        let kib: f64 = err
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
+            .expect("no maxrss")
+            .trim()
+            .parse()
+            .unwrap();
         rss.push(kib / 1024.0);
     }
-    let kubectl = median((0..3).map(|_| sim.kubectl(&["get", "pods", "-A", "-o", "json"])).collect());
+    let kubectl = median(
+        (0..3)
+            .map(|_| sim.kubectl(&["get", "pods", "-A", "-o", "json"]))
+            .collect(),
+    );
     (median(runs), median(rss), kubectl)
 }
 
@@ -277,18 +399,42 @@ fn dataplane_50k() -> (f64, f64, f64) {
 fn rollback_gap() -> f64 {
     let sim = Sim::start(None, 50);
     sim.install("istio-1.7.8");
-    sim.http("PUT", "/sim/v1/faults", Some(r#"{"never_ready": ["istiod"]}"#));
+    sim.http(
+        "PUT",
+        "/sim/v1/faults",
+        Some(r#"{"never_ready": ["istiod"]}"#),
+    );
     let deps = sim.watch("/apis/apps/v1/namespaces/istio-system/deployments");
     sim.http("DELETE", "/sim/v1/requests", None);
-    let (code, _, _) = sim.meshup(&["upgrade", "--bundle", &bundle("istio-1.8.6"), "-y",
-        "--set", "pilot.progressDeadlineSeconds=2"]);
+    let (code, _, _) = sim.meshup(&[
+        "upgrade",
+        "--bundle",
+        &bundle("istio-1.8.6"),
+        "-y",
+        "--set",
+        "pilot.progressDeadlineSeconds=2",
+    ]);
     assert_eq!(code, 5, "expected a rolled-back upgrade");
-    let failed = deps.lock().unwrap().iter().find(|(_, e)| {
-        e["object"]["metadata"]["name"] == "istiod"
-            && e["object"]["status"]["conditions"].as_array().is_some_and(|cs| cs.iter()
-                .any(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded"))
-    }).map(|(t, _)| *t).expect("never saw ProgressDeadlineExceeded");
-    let rollback = sim.requests().iter().filter(|r| r["verb"] == "apply" && r["mutating"] == true)
+    let failed = deps
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(_, e)| {
+            e["object"]["metadata"]["name"] == "istiod"
+                && e["object"]["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|cs| {
+                        cs.iter().any(|c| {
+                            c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded"
+                        })
+                    })
+        })
+        .map(|(t, _)| *t)
+        .expect("never saw ProgressDeadlineExceeded");
+    let rollback = sim
+        .requests()
+        .iter()
+        .filter(|r| r["verb"] == "apply" && r["mutating"] == true)
         .map(|r| r["time_ms"].as_f64().unwrap() - r["duration_ms"].as_f64().unwrap_or(0.0))
         // The upgrade's own applies end >= 2 s before the deadline; meshup may see the event
         // a hair before this bench's watch does.
@@ -307,29 +453,85 @@ fn main() {
     let gaps: Vec<f64> = (0..5).map(|_| completion_gap()).collect();
     let gap = median(gaps.clone());
     println!("  completion gaps (ms): {gaps:.0?}");
-    row("1 completion noticed after last Ready", "< 250 ms", format!("{gap:.0} ms (median of 5)"), Some(gap < 250.0));
+    row(
+        "1 completion noticed after last Ready",
+        "< 250 ms",
+        format!("{gap:.0} ms (median of 5)"),
+        Some(gap < 250.0),
+    );
 
     let (kubectl, apply, install) = apply_vs_kubectl();
-    row("2 apply 1.8.6: meshup apply / kubectl SSA", "< 0.33x",
-        format!("{:.0} ms / {:.0} ms = {:.2}x", apply * 1e3, kubectl * 1e3, apply / kubectl), Some(apply < kubectl / 3.0));
-    row("2 whole meshup install (ready-delay 0)", "(info)",
-        format!("{:.0} ms = {:.2}x kubectl", install * 1e3, install / kubectl), None);
+    row(
+        "2 apply 1.8.6: meshup apply / kubectl SSA",
+        "< 0.33x",
+        format!(
+            "{:.0} ms / {:.0} ms = {:.2}x",
+            apply * 1e3,
+            kubectl * 1e3,
+            apply / kubectl
+        ),
+        Some(apply < kubectl / 3.0),
+    );
+    row(
+        "2 whole meshup install (ready-delay 0)",
+        "(info)",
+        format!(
+            "{:.0} ms = {:.2}x kubectl",
+            install * 1e3,
+            install / kubectl
+        ),
+        None,
+    );
 
     let (pre, code) = precheck_10k();
-    row("3 precheck, 10k pods / 100 ns", "< 2 s", format!("{:.0} ms (median of 3, exit {code})", pre * 1e3), Some(pre < 2.0));
+    row(
+        "3 precheck, 10k pods / 100 ns",
+        "< 2 s",
+        format!("{:.0} ms (median of 3, exit {code})", pre * 1e3),
+        Some(pre < 2.0),
+    );
 
     let (dp, rss, kubectl) = dataplane_50k();
-    row("4 dataplane status, 50k pods: peak RSS", "< 150 MiB", format!("{rss:.1} MiB"), Some(rss < 150.0));
-    row("4 dataplane status, 50k pods: time", "< 2x kubectl",
-        format!("{:.0} ms vs kubectl {:.0} ms = {:.2}x", dp * 1e3, kubectl * 1e3, dp / kubectl), Some(dp < 2.0 * kubectl));
+    row(
+        "4 dataplane status, 50k pods: peak RSS",
+        "< 150 MiB",
+        format!("{rss:.1} MiB"),
+        Some(rss < 150.0),
+    );
+    row(
+        "4 dataplane status, 50k pods: time",
+        "< 2x kubectl",
+        format!(
+            "{:.0} ms vs kubectl {:.0} ms = {:.2}x",
+            dp * 1e3,
+            kubectl * 1e3,
+            dp / kubectl
+        ),
+        Some(dp < 2.0 * kubectl),
+    );
 
     let rb = rollback_gap();
-    row("5 rollback begins after deadline exceeded", "< 1000 ms", format!("{rb:.0} ms"), Some(rb < 1000.0));
+    row(
+        "5 rollback begins after deadline exceeded",
+        "< 1000 ms",
+        format!("{rb:.0} ms"),
+        Some(rb < 1000.0),
+    );
 
     let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
     let m = rows.iter().map(|r| r.2.len()).max().unwrap_or(0);
-    println!("\n{:w$}  {:12}  {:m$}  verdict", "measure", "target", "measured");
+    println!(
+        "\n{:w$}  {:12}  {:m$}  verdict",
+        "measure", "target", "measured"
+    );
     for (what, target, measured, ok) in &rows {
-        println!("{what:w$}  {target:12}  {measured:m$}  {}", match ok { Some(true) => "ok", Some(false) => "MISSED", None => "-" });
+        println!(
+            "{what:w$}  {target:12}  {measured:m$}  {}",
+            match ok {
+                Some(true) => "ok",
+                Some(false) => "MISSED",
+                None => "-",
+            }
+        );
     }
 }
