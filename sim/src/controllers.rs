@@ -133,6 +133,13 @@ fn controller_uid(o: &Value) -> Option<&str> {
         .as_str()
 }
 
+/// A metadata string field (`namespace`, `name`, `uid`), empty when absent.
+fn meta(v: &Value, field: &str) -> String {
+    get_str(v, &["metadata", field])
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn deleting(o: &Value) -> bool {
     o.pointer("/metadata/deletionTimestamp").is_some()
 }
@@ -327,15 +334,9 @@ impl Ctl {
         if deleting(d) {
             return;
         }
-        let ns = get_str(d, &["metadata", "namespace"])
-            .unwrap_or_default()
-            .to_string();
-        let name = get_str(d, &["metadata", "name"])
-            .unwrap_or_default()
-            .to_string();
-        let uid = get_str(d, &["metadata", "uid"])
-            .unwrap_or_default()
-            .to_string();
+        let ns = meta(d, "namespace");
+        let name = meta(d, "name");
+        let uid = meta(d, "uid");
         let desired = get_i64(d, &["spec", "replicas"]).unwrap_or(1);
         let recreate = get_str(d, &["spec", "strategy", "type"]) == Some("Recreate");
         let paused = d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
@@ -866,15 +867,9 @@ impl Ctl {
         if deleting(rs) {
             return;
         }
-        let ns = get_str(rs, &["metadata", "namespace"])
-            .unwrap_or_default()
-            .to_string();
-        let name = get_str(rs, &["metadata", "name"])
-            .unwrap_or_default()
-            .to_string();
-        let uid = get_str(rs, &["metadata", "uid"])
-            .unwrap_or_default()
-            .to_string();
+        let ns = meta(rs, "namespace");
+        let name = meta(rs, "name");
+        let uid = meta(rs, "uid");
         self.adopt(PODS, &ns, rs, "ReplicaSet");
         let desired = get_i64(rs, &["spec", "replicas"]).unwrap_or(1).max(0) as usize;
         let mut pods = self.owned_pods(&ns, &uid);
@@ -928,15 +923,9 @@ impl Ctl {
         if deleting(ds) {
             return;
         }
-        let ns = get_str(ds, &["metadata", "namespace"])
-            .unwrap_or_default()
-            .to_string();
-        let name = get_str(ds, &["metadata", "name"])
-            .unwrap_or_default()
-            .to_string();
-        let uid = get_str(ds, &["metadata", "uid"])
-            .unwrap_or_default()
-            .to_string();
+        let ns = meta(ds, "namespace");
+        let name = meta(ds, "name");
+        let uid = meta(ds, "uid");
         let hash = template_hash(ds.pointer("/spec/template").unwrap_or(&Value::Null));
         let on_delete = get_str(ds, &["spec", "updateStrategy", "type"]) == Some("OnDelete");
         let generation = get_i64(ds, &["metadata", "generation"]).unwrap_or(1);
@@ -1055,9 +1044,7 @@ impl Ctl {
         if ready || matches!(phase, "Succeeded" | "Failed") {
             return;
         }
-        let uid = get_str(pod, &["metadata", "uid"])
-            .unwrap_or_default()
-            .to_string();
+        let uid = meta(pod, "uid");
         if self
             .timers
             .lock()
@@ -1076,14 +1063,8 @@ impl Ctl {
             .insert(uid.clone());
         let c = self.c.clone();
         let timers = self.timers.clone();
-        let ns = get_str(pod, &["metadata", "namespace"])
-            .unwrap_or_default()
-            .to_string();
-        let name = get_str(pod, &["metadata", "name"])
-            .unwrap_or_default()
-            .to_string();
-        let ctl_pods = self.pods_rt.clone();
-        let _ = ctl_pods;
+        let ns = meta(pod, "namespace");
+        let name = meta(pod, "name");
         let settings_ctl = Ctl {
             c: c.clone(),
             timers: timers.clone(),
