@@ -296,3 +296,42 @@ pub fn install(sim: &Sim, bundle_name: &str, extra: &[&str]) {
     args.extend_from_slice(extra);
     sim.meshup(&args).expect(0);
 }
+
+/// A shipped bundle's path as a CLI argument.
+pub fn b(name: &str) -> String {
+    bundle(name).to_str().unwrap().to_string()
+}
+
+/// The finding codes of a `-o json` document.
+pub fn codes(doc: &Value) -> Vec<String> {
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Wait until a Deployment reports `replicas` ready (test setup).
+pub fn wait_ready(sim: &Sim, namespace: &str, name: &str, replicas: u64) {
+    let path = format!("/apis/apps/v1/namespaces/{namespace}/deployments/{name}");
+    eventually(&format!("{name} ready"), Duration::from_secs(20), || {
+        sim.get(&path)["status"]["readyReplicas"] == replicas
+    });
+}
+
+/// An injected namespace `shop` with a Deployment `cart` of `replicas` pods, ready.
+pub fn deploy_cart(sim: &Sim, replicas: u64) {
+    let ns = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"shop","labels":{"istio-injection":"enabled"}}}"#;
+    sim.http("POST", "/api/v1/namespaces", Some(ns));
+    let dep = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "cart", "namespace": "shop"},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "cart"}},
+            "template": {"metadata": {"labels": {"app": "cart"}}, "spec": {"containers": [{"name": "cart", "image": "cart:1"}]}}}});
+    let (code, body) = sim.http(
+        "POST",
+        "/apis/apps/v1/namespaces/shop/deployments",
+        Some(&dep.to_string()),
+    );
+    assert_eq!(code, 201, "{body}");
+    wait_ready(sim, "shop", "cart", replicas);
+}

@@ -9,10 +9,6 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-fn b(name: &str) -> String {
-    bundle(name).to_str().unwrap().to_string()
-}
-
 /// The end state as both meshup and kubectl see it: (istiod versions, last history status).
 fn end_state(sim: &Sim) -> (Vec<String>, String) {
     let hist = sim.meshup(&["history", "-o", "json"]).expect(0).json();

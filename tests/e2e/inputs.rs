@@ -2,10 +2,6 @@
 
 use crate::common::*;
 
-fn b(name: &str) -> String {
-    bundle(name).to_str().unwrap().to_string()
-}
-
 #[test]
 fn bad_bundle_bad_set_bad_kubeconfig_unreachable_cluster() {
     let sim = Sim::start();

@@ -4,19 +4,6 @@ use serde_json::Value;
 
 use crate::common::*;
 
-fn b(name: &str) -> String {
-    bundle(name).to_str().unwrap().to_string()
-}
-
-fn codes(doc: &Value) -> Vec<String> {
-    doc["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["code"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn releases(sim: &Sim) -> Vec<Value> {
     sim.meshup(&["history", "-o", "json"]).expect(0).json()["releases"]
         .as_array()
@@ -158,10 +145,7 @@ fn a_canary_beside_the_default_control_plane_is_reported_and_left_alone() {
         Some(CANARY),
     );
     assert_eq!(code, 201, "{body}");
-    eventually("canary ready", std::time::Duration::from_secs(20), || {
-        sim.get("/apis/apps/v1/namespaces/istio-system/deployments/istiod-canary")["status"]["readyReplicas"]
-            == 1
-    });
+    wait_ready(&sim, "istio-system", "istiod-canary", 1);
     let pre = sim.meshup(&["precheck", "--bundle", &b("istio-1.8.6")]);
     pre.expect(0);
     assert!(
@@ -199,19 +183,7 @@ fn a_canary_beside_the_default_control_plane_is_reported_and_left_alone() {
 fn dataplane_restart_dry_run_changes_nothing() {
     let sim = Sim::start();
     install(&sim, "istio-1.7.8", &[]);
-    let ns = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"shop","labels":{"istio-injection":"enabled"}}}"#;
-    sim.http("POST", "/api/v1/namespaces", Some(ns));
-    let dep = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"cart","namespace":"shop"},
-        "spec":{"replicas":1,"selector":{"matchLabels":{"app":"cart"}},
-        "template":{"metadata":{"labels":{"app":"cart"}},"spec":{"containers":[{"name":"cart","image":"cart:1"}]}}}}"#;
-    sim.http(
-        "POST",
-        "/apis/apps/v1/namespaces/shop/deployments",
-        Some(dep),
-    );
-    eventually("cart ready", std::time::Duration::from_secs(20), || {
-        sim.get("/apis/apps/v1/namespaces/shop/deployments/cart")["status"]["readyReplicas"] == 1
-    });
+    deploy_cart(&sim, 1);
     sim.meshup(&["upgrade", "--bundle", &b("istio-1.8.6"), "-y"])
         .expect(0);
     sim.clear_requests();

@@ -1,23 +1,8 @@
 //! The upgrade flow and each rule, end to end.
 
-use std::time::Duration;
-
 use serde_json::Value;
 
 use crate::common::*;
-
-fn codes(doc: &Value) -> Vec<String> {
-    doc["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["code"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn b(name: &str) -> String {
-    bundle(name).to_str().unwrap().to_string()
-}
 
 #[test]
 fn install_upgrade_downgrade_with_versions_read_back_by_kubectl() {
@@ -238,10 +223,7 @@ spec:
 #[test]
 fn istioctl_install_upgrades_and_reports_values_it_would_revert() {
     let sim = Sim::start_with(Some(ISTIOCTL), &[]);
-    eventually("seeded istiod ready", Duration::from_secs(20), || {
-        sim.get("/apis/apps/v1/namespaces/istio-system/deployments/istiod")["status"]["readyReplicas"]
-            == 1
-    });
+    wait_ready(&sim, "istio-system", "istiod", 1);
     let pre = sim.meshup(&["precheck", "--bundle", &b("istio-1.8.6"), "-o", "json"]);
     pre.expect(0);
     let doc = pre.json();
@@ -419,20 +401,7 @@ fn prompt_without_tty_refuses_and_yes_proceeds() {
 fn status_reports_control_and_data_plane() {
     let sim = Sim::start();
     install(&sim, "istio-1.7.8", &[]);
-    let ns = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"shop","labels":{"istio-injection":"enabled"}}}"#;
-    sim.http("POST", "/api/v1/namespaces", Some(ns));
-    let dep = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"cart","namespace":"shop"},
-        "spec":{"replicas":2,"selector":{"matchLabels":{"app":"cart"}},
-        "template":{"metadata":{"labels":{"app":"cart"}},"spec":{"containers":[{"name":"cart","image":"cart:1"}]}}}}"#;
-    let (code, body) = sim.http(
-        "POST",
-        "/apis/apps/v1/namespaces/shop/deployments",
-        Some(dep),
-    );
-    assert_eq!(code, 201, "{body}");
-    eventually("cart ready", Duration::from_secs(20), || {
-        sim.get("/apis/apps/v1/namespaces/shop/deployments/cart")["status"]["readyReplicas"] == 2
-    });
+    deploy_cart(&sim, 2);
     sim.meshup(&["upgrade", "--bundle", &b("istio-1.8.6"), "-y"])
         .expect(0);
     let st = sim.meshup(&["status", "-o", "json"]).expect(0).json();
