@@ -295,15 +295,7 @@ pub fn main() -> ExitCode {
         }
     };
     init_tracing();
-    let result = match cli.command {
-        // Policies run synchronously, outside any async runtime: wasmtime-wasi's sync
-        // bindings must not block inside one.
-        Command::Policy(cmd) => run_policy(&cli.global, cmd),
-        command => run_async(Cli {
-            global: cli.global,
-            command,
-        }),
-    };
+    let result = run_async(cli);
     match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(err) => {
@@ -502,7 +494,12 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
         }
         .run(),
         Command::Demo { bundles, keep } => action::demo::Demo { bundles, keep }.run(g.output).await,
-        Command::Policy(cmd) => run_policy(g, cmd),
+        // Policies are synchronous, and wasmtime-wasi's sync bindings must not block an
+        // async worker: they run on the blocking pool, as in the upgrade flow.
+        Command::Policy(cmd) => {
+            let g = g.clone();
+            tokio::task::spawn_blocking(move || run_policy(&g, cmd)).await?
+        }
         Command::Sim(args) => {
             meshup_sim::cli::run(args).await?;
             Ok(Code::Ok)

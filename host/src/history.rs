@@ -274,24 +274,17 @@ impl<D: Driver> History<D> {
         self.driver.list().await
     }
 
-    /// The release currently live: the newest `deployed` one.
-    pub async fn deployed(&self) -> anyhow::Result<Option<Release>> {
-        Ok(self
-            .all()
-            .await?
-            .into_iter()
-            .rev()
-            .find(|r| r.status == Status::Deployed))
+    /// The release currently live (the newest `deployed` one) and a `pending` record an
+    /// interrupted run left behind, from one read of the history.
+    pub async fn live(&self) -> anyhow::Result<(Option<Release>, Option<Release>)> {
+        let all = self.all().await?;
+        let newest = |status: Status| all.iter().rev().find(|r| r.status == status).cloned();
+        Ok((newest(Status::Deployed), newest(Status::Pending)))
     }
 
-    /// A `pending` record left behind by an interrupted run.
-    pub async fn pending(&self) -> anyhow::Result<Option<Release>> {
-        Ok(self
-            .all()
-            .await?
-            .into_iter()
-            .rev()
-            .find(|r| r.status == Status::Pending))
+    /// The release currently live.
+    pub async fn deployed(&self) -> anyhow::Result<Option<Release>> {
+        Ok(self.live().await?.0)
     }
 
     pub async fn next_revision(&self) -> anyhow::Result<u32> {

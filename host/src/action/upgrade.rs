@@ -101,9 +101,8 @@ impl Upgrade {
         let checker = Checker::load(env.policy_config.as_deref(), env.audit_log.as_deref())?;
         let cluster = env.connect().await?;
         let history = env.history(&cluster, bundle.namespace(), PRODUCT);
-        let pending = history.pending().await?;
-        let installed =
-            state::read(&cluster, bundle.namespace(), history.deployed().await?).await?;
+        let (deployed, pending) = history.live().await?;
+        let installed = state::read(&cluster, bundle.namespace(), deployed).await?;
         self.preconditions(&installed, &bundle)?;
         if let Some(p) = &pending {
             ui.warn(format!(
