@@ -36,7 +36,10 @@ pub fn outdated_text(report: &Report) -> String {
         return "data plane: no control plane is running, nothing to compare proxies with".into();
     };
     if outdated.is_empty() {
-        return format!("data plane: all {} sidecars run {cp}", report.pods);
+        return match report.pods {
+            0 => "data plane: no pods with sidecars yet".into(),
+            n => format!("data plane: all {n} sidecars run {cp}"),
+        };
     }
     let rows: Vec<Vec<String>> = outdated
         .iter()

@@ -30,15 +30,25 @@ pub fn capitalise(s: &str) -> String {
         .unwrap_or_default()
 }
 
+/// `1.7.8 → 1.8.6`, or just `1.8.6` for a first install.
+pub fn transition(plan: &Plan) -> String {
+    match &plan.current_version {
+        Some(c) => format!("{c} → {}", plan.target_version),
+        None => plan.target_version.clone(),
+    }
+}
+
 pub fn show_plan(ui: &Ui, plan: &Plan, installed: &Installed, diffs: bool) {
+    let installed_by = match &installed.method {
+        crate::state::InstallMethod::None => String::new(),
+        m => format!(", installed by {}", m.name()),
+    };
     ui.say(format!(
-        "{} {} → {} ({}, profile {}, installed by {})",
+        "{} {} ({}, profile {}{installed_by})",
         ui.paint("Plan:", Color::Bold),
-        plan.current_version.as_deref().unwrap_or("nothing"),
-        plan.target_version,
+        transition(plan),
         plan.direction,
         plan.profile,
-        installed.method.name()
     ));
     for cp in installed
         .control_planes

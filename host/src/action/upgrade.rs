@@ -88,7 +88,7 @@ pub struct RunResult {
     pub data_plane: Option<Value>,
 }
 
-use super::present::{capitalise, completion, show_findings, show_plan};
+use super::present::{capitalise, completion, show_findings, show_plan, transition};
 use super::prompt::{confirm, interrupt_flag};
 use crate::restore::RestorePlan;
 
@@ -98,7 +98,15 @@ impl Upgrade {
         let ui = &env.ui;
         // Everything the user typed is validated before the cluster is touched.
         let bundle = Bundle::load(&self.bundle)?;
+        let loading = Instant::now();
         let checker = Checker::load(env.policy_config.as_deref(), env.audit_log.as_deref())?;
+        if loading.elapsed() > Duration::from_secs(1) {
+            // Only the first run pays this: compiled policies are cached.
+            ui.say(format!(
+                "compiled the policies in {:.1} s (cached for the next runs)",
+                loading.elapsed().as_secs_f64()
+            ));
+        }
         let cluster = env.connect().await?;
         let history = env.history(&cluster, bundle.namespace(), PRODUCT);
         let (deployed, pending) = history.live().await?;
@@ -274,10 +282,9 @@ impl Upgrade {
             match result {
                 Some(r) => ui.say(r.message),
                 None => ui.say(format!(
-                    "precheck passed: {} {} → {} can proceed",
+                    "precheck passed: {} {} can proceed",
                     plan.direction,
-                    plan.current_version.as_deref().unwrap_or("nothing"),
-                    plan.target_version
+                    transition(plan)
                 )),
             }
         }
@@ -327,10 +334,9 @@ impl Upgrade {
             .begin(record(bundle, plan, self.overrides.describe(&overridden)))
             .await?;
         ui.say(format!(
-            "\n{} {} → {} (revision {})",
+            "\n{} {} (revision {})",
             ui.paint(&capitalise(&plan.direction.to_string()), Color::Bold),
-            plan.current_version.as_deref().unwrap_or("nothing"),
-            plan.target_version,
+            transition(plan),
             rec.revision
         ));
         let interrupted = interrupt_flag(ui);
