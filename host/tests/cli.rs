@@ -225,28 +225,49 @@ fn test_exit_codes_and_replay() {
         stdout(&o)
     );
 
-    // Replay all four, then one line.
+    // Replay all four (each run wrote a header, then its record), then one line.
     let o = meshup(&["policy", "replay", "--audit-log", a]);
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
     assert_eq!(stdout(&o).matches("identical").count(), 4, "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("hash chain intact: 4 run(s)"),
+        "{}",
+        stdout(&o)
+    );
     let o = meshup(&[
         "policy",
         "replay",
         "--audit-log",
         a,
         "--line",
-        "3",
+        "6",
         "-o",
         "json",
     ]);
-    assert_eq!(json(&o)["identical"], true);
+    assert_eq!(json(&o)["identical"], true, "{}", stderr(&o));
+    assert_eq!(json(&o)["replayed"][0]["policy"], "skew");
 
-    // A doctored log (a finding changed, the recorded answers not) does not replay.
+    // A doctored log (a finding changed, the recorded answers not) breaks the chain …
     let text = fs::read_to_string(&audit)
         .unwrap()
         .replace("the mesh is frozen until", "the mesh is thawed until");
     let doctored = dir.join("doctored.jsonl");
-    fs::write(&doctored, text).unwrap();
+    fs::write(&doctored, &text).unwrap();
+    let o = meshup(&[
+        "policy",
+        "replay",
+        "--audit-log",
+        doctored.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 3);
+    assert!(
+        stderr(&o).contains("line 3: its prev does not match the sha256 of line 2"),
+        "{}",
+        stderr(&o)
+    );
+
+    // … and one whose chain was recomputed after the edit still does not replay.
+    fs::write(&doctored, rechain(&text)).unwrap();
     let o = meshup(&[
         "policy",
         "replay",
@@ -256,6 +277,81 @@ fn test_exit_codes_and_replay() {
     assert_eq!(code(&o), 1);
     assert!(stdout(&o).contains("MISMATCH"), "{}", stdout(&o));
     assert!(stderr(&o).contains("differ from the audit log"));
+}
+
+/// The log with every `prev` recomputed (what a careful forger would do).
+fn rechain(text: &str) -> String {
+    let mut prev: Option<String> = None;
+    let mut out = String::new();
+    for line in text.lines() {
+        let mut v: Value = serde_json::from_str(line).unwrap();
+        v["prev"] = prev.clone().map(Value::from).unwrap_or(Value::Null);
+        let line = v.to_string();
+        prev = Some(meshup::policy::cache::sha256_hex(line.as_bytes()));
+        out += &line;
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn audit_chain_catches_edited_removed_and_reordered_lines() {
+    let dir = scratch("cli-chain");
+    let ctx = write_context(&dir, |_| {});
+    let log = dir.join("audit.jsonl");
+    for target in ["builtin:skew", "builtin:revision", "builtin:webhooks"] {
+        let o = meshup(&[
+            "policy",
+            "test",
+            target,
+            "--context",
+            &ctx,
+            "--audit-log",
+            log.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    let lines: Vec<String> = fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 6);
+    let replay = |name: &str, lines: &[String]| {
+        let p = dir.join(name);
+        fs::write(&p, lines.join("\n") + "\n").unwrap();
+        meshup(&["policy", "replay", "--audit-log", p.to_str().unwrap()])
+    };
+    let o = replay("intact.jsonl", &lines);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("hash chain intact: 3 run(s)"));
+
+    let broken = |o: &Output, line: usize| {
+        assert_eq!(code(o), 3, "{}{}", stdout(o), stderr(o));
+        assert!(
+            stderr(o).contains(&format!("is not intact: line {line}:")),
+            "{}",
+            stderr(o)
+        );
+        assert!(!stdout(o).contains("identical"), "nothing is replayed");
+    };
+    let mut edited = lines.clone();
+    edited[1] = edited[1].replace("\"phase\":\"precheck\"", "\"phase\":\"pre-upgrade\"");
+    assert_ne!(edited[1], lines[1]);
+    broken(&replay("edited.jsonl", &edited), 3);
+
+    let mut removed = lines.clone();
+    removed.remove(3);
+    broken(&replay("removed.jsonl", &removed), 4);
+
+    let mut reordered = lines.clone();
+    reordered.swap(1, 3);
+    broken(&replay("reordered.jsonl", &reordered), 2);
+
+    // A log without the header of a chained log (older meshup, or its head cut off).
+    let o = replay("headless.jsonl", &lines[1..]);
+    broken(&o, 1);
+    assert!(stderr(&o).contains("not a chain header"), "{}", stderr(&o));
 }
 
 #[test]

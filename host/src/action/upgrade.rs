@@ -58,6 +58,9 @@ struct Doc<'a> {
     blocked: bool,
     findings: &'a [crate::policy::Finding],
     overridden: &'a [String],
+    /// Builtin policies that policy files replace in this run.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    replaced_policies: &'a [String],
     plan: PlanSummary<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<RunResult>,
@@ -152,10 +155,14 @@ impl Upgrade {
                 &installed,
                 self.diff || self.mode == Mode::Precheck || self.dry_run,
             );
+            for r in checker.replacements() {
+                ui.say(format!("  note: {}", crate::policy::text::one_line(&r)));
+            }
             show_findings(ui, &pre);
         }
+        let replaced = checker.replacements();
         if pre.blocked || self.mode == Mode::Precheck {
-            return self.finish_without_apply(ui, &plan, &installed, &pre, None);
+            return self.finish_without_apply(ui, &plan, &installed, &pre, &replaced, None);
         }
         if self.dry_run {
             let (validated, deferred) = dry_run(&cluster, &plan).await?;
@@ -174,7 +181,7 @@ impl Upgrade {
                 components: vec![],
                 data_plane: None,
             };
-            return self.finish_without_apply(ui, &plan, &installed, &pre, Some(result));
+            return self.finish_without_apply(ui, &plan, &installed, &pre, &replaced, Some(result));
         }
         confirm(
             self.yes,
@@ -212,6 +219,7 @@ impl Upgrade {
                 blocked: false,
                 findings: &findings,
                 overridden: &pre.overridden,
+                replaced_policies: &checker.replacements(),
                 plan: summary(&plan, &installed),
                 result: Some(result),
             })?;
@@ -248,6 +256,7 @@ impl Upgrade {
         plan: &Plan,
         installed: &Installed,
         pre: &Outcome,
+        replaced: &[String],
         result: Option<RunResult>,
     ) -> anyhow::Result<Code> {
         if ui.json() {
@@ -258,6 +267,7 @@ impl Upgrade {
                 blocked: pre.blocked,
                 findings: &pre.findings,
                 overridden: &pre.overridden,
+                replaced_policies: replaced,
                 plan: summary(plan, installed),
                 result: result.clone(),
             })?;
@@ -330,9 +340,10 @@ impl Upgrade {
         }
         let mut overridden = pre.overridden.clone();
         overridden.extend(pre_upgrade.overridden.iter().cloned());
-        let mut rec = history
-            .begin(record(bundle, plan, self.overrides.describe(&overridden)))
-            .await?;
+        // The record keeps what the user overrode and which builtin checks were replaced.
+        let mut notes = self.overrides.describe(&overridden);
+        notes.extend(checker.replacements());
+        let mut rec = history.begin(record(bundle, plan, notes)).await?;
         ui.say(format!(
             "\n{} {} (revision {})",
             ui.paint(&capitalise(&plan.direction.to_string()), Color::Bold),
