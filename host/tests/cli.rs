@@ -383,3 +383,180 @@ fn bad_input_is_exit_2() {
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("--audit-log"));
 }
+
+/// Bytes a terminal must never get raw from a policy: ESC, BEL, CR, C1 CSI, bidi controls.
+fn assert_inert(what: &str, o: &Output) {
+    for (name, bytes) in [("stdout", &o.stdout), ("stderr", &o.stderr)] {
+        let text = String::from_utf8_lossy(bytes);
+        let bad: Vec<char> = text
+            .chars()
+            .filter(|c| {
+                matches!(
+                    c,
+                    '\x1b' | '\x07' | '\r' | '\u{9b}' | '\u{061c}' | '\u{200e}' | '\u{200f}'
+                ) || ('\u{202a}'..='\u{202e}').contains(c)
+                    || ('\u{2066}'..='\u{2069}').contains(c)
+            })
+            .collect();
+        assert!(bad.is_empty(), "{what}: raw {bad:?} on {name}:\n{text}");
+        for l in text.lines() {
+            assert!(
+                !l.starts_with("precheck passed") && !l.starts_with("fix: nothing"),
+                "{what}: a policy line poses as a host line on {name}: {l:?}"
+            );
+        }
+    }
+}
+
+fn origin(name: &str) -> String {
+    let p = guest(name);
+    format!(
+        "file {} sha256:{}",
+        p.file_name().unwrap().to_string_lossy(),
+        &digest(&p)[..12]
+    )
+}
+
+#[test]
+fn forged_policy_text_reaches_the_terminal_escaped_and_attributed() {
+    let dir = scratch("cli-forge");
+    let ctx = write_context(&dir, |_| {});
+    let forge = guest("forge");
+    let f = forge.to_str().unwrap();
+
+    let o = meshup(&["policy", "test", f, "--context", &ctx]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_inert("policy test", &o);
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!("policy forge ({})", origin("forge"))),
+        "{out}"
+    );
+    assert!(
+        out.contains("nothing to see\\x1b[2K\\r\\x1b[32mprecheck passed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\\x1b]0;meshup: all checks passed\\x07"),
+        "{out}"
+    );
+    assert!(out.contains("\\u{202e}deliver"), "{out}");
+    assert!(
+        out.contains("           | precheck passed: upgrade can proceed"),
+        "{out}"
+    );
+
+    // JSON keeps the exact text, and says where the policy comes from.
+    let o = meshup(&["policy", "test", f, "--context", &ctx, "-o", "json"]);
+    let v = json(&o);
+    let finding = &v["evaluation"]["findings"][0];
+    assert!(
+        finding["message"]
+            .as_str()
+            .unwrap()
+            .contains("\x1b[32mprecheck passed")
+    );
+    assert_eq!(finding["source"], origin("forge"));
+
+    let o = meshup(&["policy", "inspect", f]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_inert("policy inspect", &o);
+    assert!(
+        stdout(&o).contains("name:     forge 9.9.9\\x1b[2K"),
+        "{}",
+        stdout(&o)
+    );
+
+    let cfg = dir.join("p.yaml");
+    fs::write(
+        &cfg,
+        format!(
+            "include_defaults: false\npolicies:\n  - source: {f}\n    sha256: {}\n",
+            digest(&forge)
+        ),
+    )
+    .unwrap();
+    let o = meshup(&["--policy-config", cfg.to_str().unwrap(), "policy", "list"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_inert("policy list", &o);
+
+    // Replay prints the policy's name from the log: escaped too.
+    let log = dir.join("audit.jsonl");
+    let l = log.to_str().unwrap();
+    meshup(&["policy", "test", f, "--context", &ctx, "--audit-log", l]);
+    let o = meshup(&["policy", "replay", "--audit-log", l]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_inert("policy replay", &o);
+}
+
+#[test]
+fn flooding_policies_are_bounded_and_foreign_codes_fail_the_policy() {
+    let dir = scratch("cli-flood");
+    let ctx = write_context(&dir, |_| {});
+    let bigmsg = guest("bigmsg");
+
+    let o = meshup(&[
+        "policy",
+        "test",
+        bigmsg.to_str().unwrap(),
+        "--context",
+        &ctx,
+    ]);
+    let bytes = o.stdout.len() + o.stderr.len();
+    eprintln!("50 MiB message via `meshup policy test`: {bytes} bytes of output");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(bytes < 8 * 1024, "{bytes} bytes of output");
+    assert!(
+        stdout(&o).contains("…(truncated, 52428800 bytes)"),
+        "{}",
+        stdout(&o)
+    );
+    let o = meshup(&[
+        "policy",
+        "test",
+        bigmsg.to_str().unwrap(),
+        "--context",
+        &ctx,
+        "-o",
+        "json",
+    ]);
+    eprintln!(
+        "50 MiB message via `meshup policy test -o json`: {} bytes",
+        o.stdout.len()
+    );
+    assert!(o.stdout.len() < 8 * 1024);
+    assert_eq!(json(&o)["evaluation"]["outcome"], "ok");
+
+    let o = meshup(&[
+        "policy",
+        "test",
+        guest("bigcode").to_str().unwrap(),
+        "--context",
+        &ctx,
+    ]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    let bytes = o.stdout.len() + o.stderr.len();
+    assert!(bytes < 4 * 1024, "{bytes} bytes: {}", stdout(&o));
+    assert!(stdout(&o).contains("policy.failed") && stdout(&o).contains("policy bigcode"));
+    assert!(stdout(&o).contains("(truncated, 102400 bytes)"));
+
+    let o = meshup(&[
+        "policy",
+        "test",
+        guest("foreign").to_str().unwrap(),
+        "--context",
+        &ctx,
+    ]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("policy.failed")
+            && out.contains("policy foreign")
+            && out.contains("`skew.too-far`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("foreign.own"),
+        "its own finding is kept: {out}"
+    );
+}

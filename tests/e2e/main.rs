@@ -4,4 +4,5 @@ mod common;
 mod faults;
 mod inputs;
 mod lifecycle;
+mod policies;
 mod upgrade;
