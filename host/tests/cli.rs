@@ -300,15 +300,11 @@ fn audit_chain_catches_edited_removed_and_reordered_lines() {
     let ctx = write_context(&dir, |_| {});
     let log = dir.join("audit.jsonl");
     for target in ["builtin:skew", "builtin:revision", "builtin:webhooks"] {
-        let o = meshup(&[
-            "policy",
-            "test",
-            target,
-            "--context",
+        let o = policy_test(
+            Path::new(target),
             &ctx,
-            "--audit-log",
-            log.to_str().unwrap(),
-        ]);
+            &["--audit-log", log.to_str().unwrap()],
+        );
         assert_eq!(code(&o), 0, "{}", stderr(&o));
     }
     let lines: Vec<String> = fs::read_to_string(&log)
@@ -384,37 +380,15 @@ fn bad_input_is_exit_2() {
     assert!(stderr(&o).contains("--audit-log"));
 }
 
-/// Bytes a terminal must never get raw from a policy: ESC, BEL, CR, C1 CSI, bidi controls.
-fn assert_inert(what: &str, o: &Output) {
-    for (name, bytes) in [("stdout", &o.stdout), ("stderr", &o.stderr)] {
-        let text = String::from_utf8_lossy(bytes);
-        let bad: Vec<char> = text
-            .chars()
-            .filter(|c| {
-                matches!(
-                    c,
-                    '\x1b' | '\x07' | '\r' | '\u{9b}' | '\u{061c}' | '\u{200e}' | '\u{200f}'
-                ) || ('\u{202a}'..='\u{202e}').contains(c)
-                    || ('\u{2066}'..='\u{2069}').contains(c)
-            })
-            .collect();
-        assert!(bad.is_empty(), "{what}: raw {bad:?} on {name}:\n{text}");
-        for l in text.lines() {
-            assert!(
-                !l.starts_with("precheck passed") && !l.starts_with("fix: nothing"),
-                "{what}: a policy line poses as a host line on {name}: {l:?}"
-            );
-        }
-    }
+/// `meshup policy test TARGET --context CTX EXTRA…`.
+fn policy_test(target: &Path, ctx: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["policy", "test", target.to_str().unwrap(), "--context", ctx];
+    args.extend_from_slice(extra);
+    meshup(&args)
 }
 
-fn origin(name: &str) -> String {
-    let p = guest(name);
-    format!(
-        "file {} sha256:{}",
-        p.file_name().unwrap().to_string_lossy(),
-        &digest(&p)[..12]
-    )
+fn assert_inert(what: &str, o: &Output) {
+    common::assert_inert(what, &o.stdout, &o.stderr);
 }
 
 #[test]
@@ -424,12 +398,13 @@ fn forged_policy_text_reaches_the_terminal_escaped_and_attributed() {
     let forge = guest("forge");
     let f = forge.to_str().unwrap();
 
-    let o = meshup(&["policy", "test", f, "--context", &ctx]);
+    let o = policy_test(&forge, &ctx, &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_inert("policy test", &o);
     let out = stdout(&o);
     assert!(
-        out.contains(&format!("policy forge ({})", origin("forge"))),
+        out.contains(&format!("policy forge ({})", origin("forge")))
+            && out.contains("(file meshup_guest_forge.wasm sha256:"),
         "{out}"
     );
     assert!(
@@ -447,7 +422,7 @@ fn forged_policy_text_reaches_the_terminal_escaped_and_attributed() {
     );
 
     // JSON keeps the exact text, and says where the policy comes from.
-    let o = meshup(&["policy", "test", f, "--context", &ctx, "-o", "json"]);
+    let o = policy_test(&forge, &ctx, &["-o", "json"]);
     let v = json(&o);
     let finding = &v["evaluation"]["findings"][0];
     assert!(
@@ -483,7 +458,7 @@ fn forged_policy_text_reaches_the_terminal_escaped_and_attributed() {
     // Replay prints the policy's name from the log: escaped too.
     let log = dir.join("audit.jsonl");
     let l = log.to_str().unwrap();
-    meshup(&["policy", "test", f, "--context", &ctx, "--audit-log", l]);
+    policy_test(&forge, &ctx, &["--audit-log", l]);
     let o = meshup(&["policy", "replay", "--audit-log", l]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_inert("policy replay", &o);
@@ -495,13 +470,7 @@ fn flooding_policies_are_bounded_and_foreign_codes_fail_the_policy() {
     let ctx = write_context(&dir, |_| {});
     let bigmsg = guest("bigmsg");
 
-    let o = meshup(&[
-        "policy",
-        "test",
-        bigmsg.to_str().unwrap(),
-        "--context",
-        &ctx,
-    ]);
+    let o = policy_test(&bigmsg, &ctx, &[]);
     let bytes = o.stdout.len() + o.stderr.len();
     eprintln!("50 MiB message via `meshup policy test`: {bytes} bytes of output");
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -511,15 +480,7 @@ fn flooding_policies_are_bounded_and_foreign_codes_fail_the_policy() {
         "{}",
         stdout(&o)
     );
-    let o = meshup(&[
-        "policy",
-        "test",
-        bigmsg.to_str().unwrap(),
-        "--context",
-        &ctx,
-        "-o",
-        "json",
-    ]);
+    let o = policy_test(&bigmsg, &ctx, &["-o", "json"]);
     eprintln!(
         "50 MiB message via `meshup policy test -o json`: {} bytes",
         o.stdout.len()
@@ -527,26 +488,14 @@ fn flooding_policies_are_bounded_and_foreign_codes_fail_the_policy() {
     assert!(o.stdout.len() < 8 * 1024);
     assert_eq!(json(&o)["evaluation"]["outcome"], "ok");
 
-    let o = meshup(&[
-        "policy",
-        "test",
-        guest("bigcode").to_str().unwrap(),
-        "--context",
-        &ctx,
-    ]);
+    let o = policy_test(&guest("bigcode"), &ctx, &[]);
     assert_eq!(code(&o), 3, "{}", stderr(&o));
     let bytes = o.stdout.len() + o.stderr.len();
     assert!(bytes < 4 * 1024, "{bytes} bytes: {}", stdout(&o));
     assert!(stdout(&o).contains("policy.failed") && stdout(&o).contains("policy bigcode"));
     assert!(stdout(&o).contains("(truncated, 102400 bytes)"));
 
-    let o = meshup(&[
-        "policy",
-        "test",
-        guest("foreign").to_str().unwrap(),
-        "--context",
-        &ctx,
-    ]);
+    let o = policy_test(&guest("foreign"), &ctx, &[]);
     assert_eq!(code(&o), 3, "{}", stderr(&o));
     let out = stdout(&o);
     assert!(

@@ -397,15 +397,6 @@ fn config_of(
     cfg
 }
 
-fn origin(name: &str) -> String {
-    let p = guest(name);
-    format!(
-        "file {} sha256:{}",
-        p.file_name().unwrap().to_string_lossy(),
-        &digest(&p)[..12]
-    )
-}
-
 #[test]
 fn policy_text_is_bounded_at_the_boundary_and_kept_exact_in_the_log() {
     let dir = scratch("text");
@@ -564,7 +555,7 @@ fn a_builtins_name_is_taken_only_by_replacing_it() {
     assert_eq!(skews[0].findings[0].source, origin("impostor"));
     assert!(skews[0].findings[0].message.starts_with("impostor"));
     let note = format!("builtin:skew replaced by skew ({})", origin("impostor"));
-    assert_eq!(set.replacements(), [note.clone()]);
+    assert_eq!(set.replacements(), [note.as_str()]);
     let text = fs::read_to_string(dir.join("audit.jsonl")).unwrap();
     let header: audit::Header = serde_json::from_str(
         text.lines()
