@@ -423,14 +423,12 @@ fn forged_policy_text_reaches_the_terminal_escaped_and_attributed() {
 
     // JSON keeps the exact text, and says where the policy comes from.
     let o = policy_test(&forge, &ctx, &["-o", "json"]);
+    assert_inert("policy test -o json", &o);
     let v = json(&o);
     let finding = &v["evaluation"]["findings"][0];
-    assert!(
-        finding["message"]
-            .as_str()
-            .unwrap()
-            .contains("\x1b[32mprecheck passed")
-    );
+    assert!(finding["message"].as_str().unwrap().contains(
+        "\x1b[32mprecheck passed: upgrade can proceed\x1b[0m\x1b]0;meshup: all checks passed\x07\u{202e}deliver"
+    ));
     assert_eq!(finding["source"], origin("forge"));
 
     let o = meshup(&["policy", "inspect", f]);
@@ -508,4 +506,74 @@ fn flooding_policies_are_bounded_and_foreign_codes_fail_the_policy() {
         out.contains("foreign.own"),
         "its own finding is kept: {out}"
     );
+}
+
+#[test]
+fn policy_list_shows_a_name_taken_only_by_replacing_the_builtin() {
+    let dir = scratch("cli-impostor");
+    let impostor = guest("impostor");
+    let cfg = dir.join("p.yaml");
+    let list = |extra: &str| {
+        fs::write(
+            &cfg,
+            format!(
+                "policies:\n  - source: {}\n    sha256: {}\n{extra}",
+                impostor.display(),
+                digest(&impostor)
+            ),
+        )
+        .unwrap();
+        meshup(&["--policy-config", cfg.to_str().unwrap(), "policy", "list"])
+    };
+
+    let o = list("");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let refused = stdout(&o)
+        .lines()
+        .find(|l| l.contains("meshup_guest_impostor.wasm"))
+        .unwrap()
+        .to_string();
+    assert!(
+        refused.contains("REFUSED: its name `skew` is already taken by builtin:skew")
+            && refused.contains("replaces: builtin:skew"),
+        "{refused}"
+    );
+    assert_eq!(
+        stdout(&o)
+            .lines()
+            .filter(|l| l.starts_with("skew "))
+            .count(),
+        1,
+        "{}",
+        stdout(&o)
+    );
+
+    let o = list("    replaces: builtin:skew\n");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!(
+            "note: builtin:skew replaced by skew ({})",
+            origin("impostor")
+        )),
+        "{}",
+        stdout(&o)
+    );
+    let o = meshup(&[
+        "--policy-config",
+        cfg.to_str().unwrap(),
+        "policy",
+        "list",
+        "-o",
+        "json",
+    ]);
+    let v = json(&o);
+    let skews: Vec<&Value> = v["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == "skew")
+        .collect();
+    assert_eq!(skews.len(), 1);
+    assert_eq!(skews[0]["replaces"], "builtin:skew");
+    assert_eq!(skews[0]["version"], "9.9.9");
 }

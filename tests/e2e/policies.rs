@@ -93,7 +93,9 @@ fn hostile_policy_files_in_a_precheck_are_contained() {
     // -o json: exact text, a source on every finding, the replacement named.
     let mut json_args = args.to_vec();
     json_args.extend(["-o", "json"]);
-    let doc = sim.meshup(&json_args).json();
+    let run = sim.meshup(&json_args);
+    assert_inert(&run);
+    let doc = run.json();
     assert_eq!(
         doc["replaced_policies"][0],
         format!("builtin:skew replaced by skew ({})", origin("impostor"))

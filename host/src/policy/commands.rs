@@ -40,7 +40,8 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    let text = serde_json::to_string_pretty(v).unwrap_or_default();
+    println!("{}", super::text::inert_json(text));
 }
 
 /// `meshup policy list`: the configured policies, digests, grants.
@@ -61,6 +62,7 @@ pub fn list(config: Option<&Path>, opts: RuntimeOptions, json: bool) -> anyhow::
                     "config": m.config,
                     "enforce": if m.enforce_warn { "warn" } else { "block" },
                     "limits": m.limits,
+                    "replaces": m.replaces.as_ref().map(|b| format!("builtin:{b}")),
                     "status": if m.loaded.is_ok() { "ok" } else { "refused" },
                     "reason": m.loaded.as_ref().err(),
                 })
@@ -119,6 +121,9 @@ pub fn list(config: Option<&Path>, opts: RuntimeOptions, json: bool) -> anyhow::
                 &rows
             )
         );
+        for r in set.replacements() {
+            println!("note: {}", one_line(&r));
+        }
     }
     Ok(Code::Ok)
 }

@@ -282,7 +282,11 @@ impl Runtime {
 /// Bytes of a metadata `default-config` accepted.
 const MAX_DEFAULT_CONFIG: usize = 64 * 1024;
 
-/// A policy name is its identity: short, lower-case letters, digits and dashes; never cut.
+/// Names whose codes are the host's own (`policy.failed`, `permissions.missing`, `plan.rejected`).
+const RESERVED_NAMES: [&str; 4] = ["host", "policy", "permissions", "plan"];
+
+/// A policy name is its identity: short, lower-case letters, digits and dashes; never cut;
+/// never one of the host's.
 fn check_name(name: &str, max: usize) -> Result<(), String> {
     if name.len() > max {
         return Err(format!(
@@ -298,6 +302,11 @@ fn check_name(name: &str, max: usize) -> Result<(), String> {
     {
         return Err(format!(
             "metadata name {name:?} must be lower-case letters, digits and dashes"
+        ));
+    }
+    if RESERVED_NAMES.contains(&name) {
+        return Err(format!(
+            "metadata name `{name}` is reserved for the host's own findings"
         ));
     }
     Ok(())
@@ -450,6 +459,7 @@ mod tests {
         );
         assert!(check_name("skew\u{1b}", 64).is_err());
         assert!(check_name("skew", 64).is_ok());
+        assert!(check_name("policy", 64).unwrap_err().contains("reserved"));
     }
 
     #[test]

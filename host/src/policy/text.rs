@@ -43,6 +43,25 @@ pub fn escape(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A JSON document with its C1, bidi and line-separator characters written as `\uXXXX`
+/// (serde_json escapes only C0 controls): the same document to a parser, inert on a
+/// terminal. Outside strings JSON is ASCII, so this only ever touches string contents.
+pub fn inert_json(json: String) -> String {
+    if !json.chars().any(|c| !c.is_ascii() && unsafe_char(c)) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if !c.is_ascii() && unsafe_char(c) {
+            // Every such character is in the Basic Multilingual Plane: one \u escape.
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `s` escaped on one line: newlines shown as `\n` (for table cells and one-line notes).
 pub fn one_line(s: &str) -> String {
     escape(s).replace('\n', "\\n")
@@ -94,6 +113,15 @@ mod tests {
         );
         assert!(matches!(escape("plain — ünïcode ✓"), Cow::Borrowed(_)));
         assert_eq!(one_line("a\nb\tc"), "a\\nb\\tc");
+    }
+
+    #[test]
+    fn json_stays_the_same_document_without_raw_bidi() {
+        let v = serde_json::json!({"m": "a\u{202e}b\u{9b}c\x1b\u{2028}é"});
+        let text = inert_json(serde_json::to_string_pretty(&v).unwrap());
+        assert!(text.is_ascii() || !text.chars().any(unsafe_char), "{text}");
+        assert!(text.contains("a\\u202eb\\u009bc\\u001b\\u2028é"), "{text}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), v);
     }
 
     #[test]
