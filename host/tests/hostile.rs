@@ -1,6 +1,8 @@
 //! Hostile policies through the real runtime (wasmtime): each ends in one clear
 //! error naming the policy and the reason, the next policy still runs, and the
-//! audit log records it (and replays identically).
+//! audit log records it (and replays identically). What they hand back is bounded at
+//! the boundary, attributed to its source, and reported only under their own name.
+//! (What reaches a terminal is checked through the binary in `cli.rs` and e2e.)
 
 mod common;
 

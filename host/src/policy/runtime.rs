@@ -232,6 +232,9 @@ impl Runtime {
         store.limiter(|s| &mut s.limiter);
         // The bytes wasmtime copies out of the guest in one lift (a result, or one host
         // call's arguments) never exceed its memory cap, whatever the guest's pointers alias.
+        // Results cannot be read in place through `WasmStr` instead: wasmtime 48 runs the
+        // guest's post-return (which frees them) inside `call`. So each field is cut right
+        // after this bounded copy (`bounded_findings`), before anything keeps or logs it.
         store.set_hostcall_fuel(limits.memory_bytes());
         let ticks = limits.time_ms.div_ceil(TICK.as_millis() as u64).max(1);
         store.set_epoch_deadline(ticks);
