@@ -295,6 +295,30 @@ fn bad_config(path: &Path, e: &dyn std::fmt::Display) -> Exit {
     ))
 }
 
+/// The object without what the API server assigns or owns (uid, resourceVersion,
+/// managedFields, timestamps, status): what a diff compares and what a restore writes back.
+pub fn without_server_fields(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v["metadata"].as_object_mut() {
+        for k in [
+            "managedFields",
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "selfLink",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ] {
+            m.remove(k);
+        }
+    }
+    if let Some(m) = v.as_object_mut() {
+        m.remove("status");
+    }
+    v
+}
+
 pub fn to_value(o: &DynamicObject) -> Value {
     serde_json::to_value(o).unwrap_or(Value::Null)
 }

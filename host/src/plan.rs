@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::bundle::{Bundle, Role};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, without_server_fields};
 use crate::history::Release;
 use crate::render::{self, ObjectKey, Rendered};
 use crate::state::Installed;
@@ -274,7 +274,10 @@ async fn diff_object(cluster: &Cluster, o: &render::Object) -> anyhow::Result<Ch
             _ => return Err(e),
         },
     };
-    let (before, after) = (yaml(&normalize(&live)), yaml(&normalize(&merged)));
+    let (before, after) = (
+        yaml(&without_server_fields(&live)),
+        yaml(&without_server_fields(&merged)),
+    );
     if before == after {
         return Ok(Change {
             action: Action::Unchanged,
@@ -345,27 +348,6 @@ pub fn reverted(old_overlay: &Value, new_overlay: &Value, merged: &Value) -> Vec
             (old != new).then_some(ValueChange { path, old, new })
         })
         .collect()
-}
-
-/// Drop what the server owns, so a diff shows only what meshup would change.
-pub fn normalize(v: &Value) -> Value {
-    let mut v = v.clone();
-    if let Some(m) = v["metadata"].as_object_mut() {
-        for k in [
-            "managedFields",
-            "resourceVersion",
-            "generation",
-            "uid",
-            "creationTimestamp",
-            "selfLink",
-        ] {
-            m.remove(k);
-        }
-    }
-    if let Some(m) = v.as_object_mut() {
-        m.remove("status");
-    }
-    v
 }
 
 fn yaml(v: &Value) -> String {

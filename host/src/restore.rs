@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::apply::{self, ComponentReport, Failure, Report};
 use crate::bundle::Component;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, without_server_fields};
 use crate::plan::{Action, Plan};
 use crate::prune;
 use crate::render::ObjectKey;
@@ -64,7 +64,7 @@ impl Snapshot {
                 .get(&key)
                 .await
                 .with_context(|| format!("capturing {key} before changing it"))?
-                .map(|v| strip(&v));
+                .map(|v| without_server_fields(&v));
             objects.push(Captured {
                 key,
                 component,
@@ -135,29 +135,6 @@ impl Snapshot {
     }
 }
 
-/// Drop what the server assigns, so the object can be written back.
-fn strip(v: &Value) -> Value {
-    let mut v = v.clone();
-    if let Some(m) = v["metadata"].as_object_mut() {
-        for k in [
-            "managedFields",
-            "resourceVersion",
-            "uid",
-            "creationTimestamp",
-            "generation",
-            "selfLink",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-        ] {
-            m.remove(k);
-        }
-    }
-    if let Some(m) = v.as_object_mut() {
-        m.remove("status");
-    }
-    v
-}
-
 /// Put the captured objects back, remove what the run created, wait for every workload
 /// and verify it runs what it ran before.
 pub async fn restore(
@@ -194,23 +171,14 @@ pub async fn restore(
         }
         let workloads = apply::workloads(objs.iter().copied());
         let ready = apply::wait_workloads(cluster, name, &workloads, opts, ui).await?;
-        let seconds = t.elapsed().as_secs_f64();
-        ui.say(format!(
-            "  {} {name:<18} {} objects restored{} in {seconds:.1} s",
-            ui.paint("✓", crate::ui::Color::Green),
-            objs.len(),
-            if ready.is_empty() {
-                String::new()
-            } else {
-                format!(", {ready} ready")
-            }
-        ));
-        components.push(ComponentReport {
+        let report = ComponentReport {
             name: name.to_string(),
             objects: objs.len(),
             ready,
-            seconds,
-        });
+            seconds: t.elapsed().as_secs_f64(),
+        };
+        ui.say(report.line(ui, "restored"));
+        components.push(report);
     }
     let created = snapshot.created();
     for key in created.iter().rev() {
@@ -290,7 +258,7 @@ mod tests {
         let live = json!({"metadata": {"name": "x", "uid": "u", "resourceVersion": "7", "managedFields": [],
             "labels": {"a": "b"}}, "spec": {"k": 1}, "status": {"ready": true}});
         assert_eq!(
-            strip(&live),
+            without_server_fields(&live),
             json!({"metadata": {"name": "x", "labels": {"a": "b"}}, "spec": {"k": 1}})
         );
     }
