@@ -585,3 +585,25 @@ fn a_builtins_name_is_taken_only_by_replacing_it() {
         e[1]
     );
 }
+
+#[test]
+fn two_runs_appending_to_one_audit_log_keep_one_chain() {
+    let dir = scratch("chain");
+    let cfg = dir.join("p.yaml");
+    fs::write(
+        &cfg,
+        "include_defaults: false\npolicies: [{source: builtin:skew}, {source: builtin:revision}]\n",
+    )
+    .unwrap();
+    // Two runs open the log (two headers), then append in turns: each link is made
+    // from the file's real last line, not from what that run wrote last.
+    let a = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
+    let b = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
+    let snap = Snapshot::default();
+    for set in [&a, &b, &a, &b] {
+        set.evaluate(Phase::Precheck, &ctx(), &snap);
+    }
+    let log = audit::verify(&dir.join("audit.jsonl")).unwrap();
+    assert_eq!((log.runs, log.records.len()), (2, 8));
+    assert_eq!(log.head.len(), 64);
+}
