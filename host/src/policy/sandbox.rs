@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use wasmtime::component::{HasData, HasSelf, Linker, ResourceTable};
+use wasmtime::StoreContextMut;
+use wasmtime::component::{HasData, HasSelf, Linker, ResourceTable, WasmStr};
 use wasmtime::{Engine, ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::{Policy, meshup::policy as wit};
+use super::bindings::meshup::policy as wit;
 use super::grants::{self, Grant, Request};
 use super::snapshot::ClusterReader;
 use super::text;
@@ -405,20 +406,31 @@ fn arg(s: String) -> String {
     text::truncate(s, HOST_CALL_ARG_BYTES)
 }
 
-impl wit::log::Host for HostState {
-    fn log(&mut self, level: wit::log::Level, message: String) {
+impl HostState {
+    /// Bytes of `log` output this evaluation may still keep.
+    fn log_left(&self) -> usize {
+        if self.log_truncated {
+            0
+        } else {
+            self.log_cap.saturating_sub(self.log_used)
+        }
+    }
+
+    /// Keep one `log` line of `len` bytes, of which `head` is the start (at least
+    /// `log_left()` bytes of it, or all). The line that overflows the budget is kept up
+    /// to it and marked; later lines are dropped.
+    fn log_line(&mut self, level: wit::log::Level, head: &str, len: usize) {
         if self.log_truncated {
             return;
         }
-        let left = self.log_cap.saturating_sub(self.log_used);
-        let message = if message.len() > left {
-            // The line that overflows is kept up to the budget, marked; later lines are dropped.
+        let left = self.log_left();
+        let message = if len > left {
             self.log_truncated = true;
-            text::truncate(message, left)
+            format!("{}…(truncated, {len} bytes)", prefix(head, left))
         } else {
-            message
+            head.to_string()
         };
-        self.log_used += message.len().min(left);
+        self.log_used += len.min(left);
         let level = match level {
             wit::log::Level::Debug => "debug",
             wit::log::Level::Info => "info",
@@ -432,6 +444,33 @@ impl wit::log::Host for HostState {
     }
 }
 
+/// The longest start of `s` of at most `max` bytes that ends on a character boundary.
+fn prefix(s: &str, max: usize) -> &str {
+    let mut end = max.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// `meshup:policy/log.log`, defined by hand rather than by `bindgen!` so the message is
+/// read in place in guest memory (`WasmStr`) and copied only as far as the log budget.
+fn add_log_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    l.instance("meshup:policy/log@0.1.0")?.func_wrap(
+        "log",
+        |mut store: StoreContextMut<'_, HostState>,
+         (level, message): (wit::log::Level, WasmStr)| {
+            let left = store.data().log_left();
+            let (head, len) = {
+                let text = message.to_str(&store)?;
+                (prefix(&text, left).to_string(), text.len())
+            };
+            store.data_mut().log_line(level, &head, len);
+            Ok(())
+        },
+    )
+}
+
 struct HasIo;
 impl HasData for HasIo {
     type Data<'a> = &'a mut ResourceTable;
@@ -443,7 +482,9 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     use wasmtime_wasi::cli::{WasiCli, WasiCliView};
     use wasmtime_wasi::p2::bindings::{cli, sync};
     let mut l: Linker<HostState> = Linker::new(engine);
-    Policy::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| s)?;
+    wit::types::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| s)?;
+    wit::cluster::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| s)?;
+    add_log_to_linker(&mut l)?;
     wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<HostState, HasIo>(&mut l, |t| {
         t.ctx().table
     })?;
@@ -487,7 +528,6 @@ mod tests {
     use crate::policy::Snapshot;
     use serde_json::json;
     use wit::cluster::Host as _;
-    use wit::log::Host as _;
 
     #[test]
     fn host_calls_are_granted_audited_deduplicated_and_capped() {
@@ -544,9 +584,9 @@ mod tests {
             "repeat answers are logged once"
         );
 
-        st.log(wit::log::Level::Info, "12345".into());
-        st.log(wit::log::Level::Info, "123456".into());
-        st.log(wit::log::Level::Info, "1".into());
+        for line in ["12345", "123456", "1"] {
+            st.log_line(wit::log::Level::Info, line, line.len());
+        }
         assert_eq!(st.logs.len(), 2);
         assert_eq!(st.logs[1].message, "12345…(truncated, 6 bytes)");
         assert!(st.log_truncated);
