@@ -315,8 +315,28 @@ fn check_name(name: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Declared reads name Kubernetes things: no field longer than a Kubernetes name (253 bytes).
+/// Reads a policy may declare, and namespaces plus names in one read.
+const MAX_READS: usize = 100;
+
+/// Declared reads name Kubernetes things: no field longer than a Kubernetes name (253
+/// bytes), and not so many that the grants (copied into every audit record) flood the log.
 fn check_reads(reads: &[wit::Read]) -> Result<(), String> {
+    if reads.len() > MAX_READS {
+        return Err(format!(
+            "metadata declares {} reads, more than {MAX_READS}",
+            reads.len()
+        ));
+    }
+    if let Some(r) = reads
+        .iter()
+        .find(|r| r.namespaces.len() + r.names.len() > MAX_READS)
+    {
+        return Err(format!(
+            "metadata declares a read of {} with {} namespaces and names, more than {MAX_READS}",
+            text::truncate(r.kind.clone(), 64),
+            r.namespaces.len() + r.names.len()
+        ));
+    }
     let fields = reads.iter().flat_map(|r| {
         [&r.api_version, &r.kind]
             .into_iter()
@@ -463,6 +483,28 @@ mod tests {
         assert!(check_name("skew\u{1b}", 64).is_err());
         assert!(check_name("skew", 64).is_ok());
         assert!(check_name("policy", 64).unwrap_err().contains("reserved"));
+        let read = |kind: &str, n: usize| wit::Read {
+            api_version: "v1".into(),
+            kind: kind.into(),
+            namespaces: vec!["ns".into(); n],
+            names: vec![],
+        };
+        assert!(check_reads(&[read("Pod", 3)]).is_ok());
+        assert!(
+            check_reads(&vec![read("Pod", 0); 101])
+                .unwrap_err()
+                .contains("101 reads")
+        );
+        assert!(
+            check_reads(&[read("Pod", 101)])
+                .unwrap_err()
+                .contains("101 namespaces")
+        );
+        assert!(
+            check_reads(&[read(&"K".repeat(254), 0)])
+                .unwrap_err()
+                .contains("254 bytes")
+        );
     }
 
     #[test]
