@@ -190,7 +190,14 @@ impl Runtime {
             name: m.name,
             version: text::truncate(m.version, limits.version_bytes),
             description: text::truncate(m.description, limits.description_bytes),
-            phases: m.phases.into_iter().map(Phase::from_wit).collect(),
+            phases: m.phases.into_iter().fold(vec![], |mut seen, p| {
+                // Each phase once, however often the guest lists it.
+                let p = Phase::from_wit(p);
+                if !seen.contains(&p) {
+                    seen.push(p);
+                }
+                seen
+            }),
             reads: m
                 .reads
                 .into_iter()
