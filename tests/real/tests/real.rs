@@ -1,0 +1,365 @@
+//! meshup against a real Kubernetes control plane (kube-apiserver, etcd, KCM, scheduler and
+//! KWOK fake nodes), every client inside the cluster's loopback-only network namespace.
+//!
+//! One cluster serves the whole binary, so the tests run in this order and each states the
+//! installed version it starts from. The bundles' supported Kubernetes ranges end before the
+//! tier's 1.36, so runs that check pass `--ignore k8s-version.too-new` and assert it fired.
+
+use std::path::Path;
+use std::process::Command;
+
+use meshup_real_tests::audit::describe;
+use meshup_real_tests::cluster::{Cluster, bundle};
+use meshup_real_tests::runner::{self, Test};
+use serde_json::Value;
+
+const K8S_TOO_NEW: &str = "k8s-version.too-new";
+const ADMIN: &str = "meshup-admin";
+
+fn main() {
+    runner::main(&[
+        Test {
+            name: "network_reaches_nothing_but_loopback",
+            run: network_reaches_nothing_but_loopback,
+        },
+        Test {
+            name: "deployment_rolls_out_through_kwok",
+            run: deployment_rolls_out_through_kwok,
+        },
+        Test {
+            name: "install_upgrade_downgrade_rollback",
+            run: install_upgrade_downgrade_rollback,
+        },
+        Test {
+            name: "dry_run_changes_nothing_by_the_audit_log",
+            run: dry_run_changes_nothing_by_the_audit_log,
+        },
+        Test {
+            name: "limited_user_precheck_lists_missing_permissions",
+            run: limited_user_precheck_lists_missing_permissions,
+        },
+        Test {
+            name: "never_ready_istiod_rolls_back_automatically",
+            run: never_ready_istiod_rolls_back_automatically,
+        },
+    ]);
+}
+
+/// Error codes overridden by `--ignore` in a `-o json` document.
+fn overridden(doc: &Value) -> Vec<String> {
+    doc["overridden"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn codes(doc: &Value) -> Vec<String> {
+    doc["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["code"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[track_caller]
+fn assert_istiod_at(c: &Cluster, version: &str) {
+    c.rollout("istio-system", "istiod");
+    let (template, pods) = c.istiod_tags();
+    assert_eq!(template, version, "istiod Deployment template");
+    assert_eq!(pods, vec![version.to_string()], "istiod pods");
+}
+
+/// Bring the cluster to 1.7.8 installed by meshup (each test can then run alone, or after
+/// the others on the shared cluster).
+fn at_1_7_8(c: &Cluster) {
+    let installed = c
+        .kubectl(&["get", "deployment", "istiod", "-n", "istio-system"])
+        .code
+        == 0;
+    if !installed {
+        c.meshup(&[
+            "install",
+            "--bundle",
+            &bundle("istio-1.7.8"),
+            "-y",
+            "--ignore",
+            K8S_TOO_NEW,
+        ])
+        .expect(0);
+    } else if c.istiod_tags().0 != "1.7.8" {
+        c.meshup(&[
+            "upgrade",
+            "--bundle",
+            &bundle("istio-1.7.8"),
+            "-y",
+            "--ignore",
+            K8S_TOO_NEW,
+        ])
+        .expect(0);
+    }
+    assert_istiod_at(c, "1.7.8");
+}
+
+/// Inside the namespace a dial to a non-loopback address fails at once: nothing can leave.
+fn network_reaches_nothing_but_loopback(c: &Cluster) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &c.netns, "bash", "-c"])
+        .arg("exec 3<>/dev/tcp/10.0.0.5/443")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "connect to 10.0.0.5:443 succeeded");
+    assert!(err.contains("Network is unreachable"), "{err}");
+    let links = Command::new("ip")
+        .args(["netns", "exec", &c.netns, "ip", "-o", "link"])
+        .output()
+        .unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert_eq!(links.lines().count(), 1, "only lo expected:\n{links}");
+    // The API server itself is reachable there, and it is the pinned release.
+    assert!(
+        c.server_version().starts_with("v1.36."),
+        "{}",
+        c.server_version()
+    );
+}
+
+/// The smoke test: a Deployment really rolls out to Ready through the scheduler and KWOK.
+fn deployment_rolls_out_through_kwok(c: &Cluster) {
+    c.kubectl_ok(&[
+        "create",
+        "deployment",
+        "smoke",
+        "--image=registry.invalid/smoke:1",
+        "--replicas=2",
+    ]);
+    c.rollout("default", "smoke");
+    let dep = c.get_json(&["deployment", "smoke"]);
+    assert_eq!(dep["status"]["readyReplicas"], 2, "{}", dep["status"]);
+    let pods = c.get_json(&["pods", "-l", "app=smoke"]);
+    for p in pods["items"].as_array().unwrap() {
+        assert_eq!(p["spec"]["nodeName"], "kwok-node-0");
+        assert_eq!(p["status"]["hostIP"], "127.0.0.1");
+    }
+    c.kubectl_ok(&["delete", "deployment", "smoke", "--wait=true"]);
+}
+
+fn install_upgrade_downgrade_rollback(c: &Cluster) {
+    let install = c.meshup(&[
+        "install",
+        "--bundle",
+        &bundle("istio-1.7.8"),
+        "-y",
+        "--ignore",
+        K8S_TOO_NEW,
+        "-o",
+        "json",
+    ]);
+    install.expect(0);
+    assert_istiod_at(c, "1.7.8");
+
+    // The precheck names the version problem; without --ignore it blocks.
+    let pre = c.meshup(&["precheck", "--bundle", &bundle("istio-1.8.6"), "-o", "json"]);
+    let doc = pre.json();
+    assert_eq!(doc["current_version"], "1.7.8", "{doc}");
+    assert_eq!(doc["target_version"], "1.8.6", "{doc}");
+    assert_eq!(doc["direction"], "upgrade");
+    assert!(codes(&doc).contains(&K8S_TOO_NEW.to_string()), "{doc}");
+    assert_eq!(doc["blocked"], true, "{doc}");
+    pre.expect(3);
+
+    let up = c.meshup(&[
+        "upgrade",
+        "--bundle",
+        &bundle("istio-1.8.6"),
+        "-y",
+        "--ignore",
+        K8S_TOO_NEW,
+        "-o",
+        "json",
+    ]);
+    up.expect(0);
+    let doc = up.json();
+    assert_eq!(overridden(&doc), vec![K8S_TOO_NEW], "{doc}");
+    assert_eq!(doc["result"]["status"], "deployed", "{doc}");
+    assert_istiod_at(c, "1.8.6");
+
+    let down = c.meshup(&[
+        "upgrade",
+        "--bundle",
+        &bundle("istio-1.7.8"),
+        "-y",
+        "--ignore",
+        K8S_TOO_NEW,
+        "-o",
+        "json",
+    ]);
+    down.expect(0);
+    assert_eq!(down.json()["direction"], "downgrade");
+    assert_istiod_at(c, "1.7.8");
+
+    // Rollback re-applies the previous successful release: 1.8.6.
+    c.meshup(&["rollback", "-y"]).expect(0);
+    assert_istiod_at(c, "1.8.6");
+    let hist = c.meshup(&["history", "-o", "json"]).expect(0).json();
+    let last = hist["releases"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["status"], "deployed", "{hist}");
+    assert_eq!(last["version"], "1.8.6", "{hist}");
+
+    // Back to 1.7.8 for the tests that follow.
+    c.meshup(&[
+        "upgrade",
+        "--bundle",
+        &bundle("istio-1.7.8"),
+        "-y",
+        "--ignore",
+        K8S_TOO_NEW,
+    ])
+    .expect(0);
+    assert_istiod_at(c, "1.7.8");
+}
+
+/// `--dry-run` sends only dry-run writes: counted from the API server's own audit log.
+fn dry_run_changes_nothing_by_the_audit_log(c: &Cluster) {
+    at_1_7_8(c);
+    let mark = c.audit.mark();
+    let run = c.meshup(&[
+        "upgrade",
+        "--bundle",
+        &bundle("istio-1.8.6"),
+        "-y",
+        "--dry-run",
+        "--ignore",
+        K8S_TOO_NEW,
+    ]);
+    run.expect(0);
+    let all = c.audit.requests_by(ADMIN, mark);
+    assert!(!all.is_empty(), "the audit log saw no request of meshup's");
+    let writes = c.audit.mutations_by(ADMIN, mark);
+    assert!(
+        writes.is_empty(),
+        "dry run changed the cluster:\n{}",
+        writes.iter().map(describe).collect::<Vec<_>>().join("\n")
+    );
+    // It did exercise the server's dry-run path (otherwise the test proves nothing).
+    let dry = all
+        .iter()
+        .filter(|e| {
+            e["requestURI"]
+                .as_str()
+                .unwrap_or("")
+                .contains("dryRun=All")
+        })
+        .count();
+    assert!(dry > 0, "no dry-run request reached the server");
+    assert_istiod_at(c, "1.7.8");
+}
+
+/// A user who may read but not write in istio-system: the precheck lists what is missing,
+/// and the audit log shows that user changed nothing.
+fn limited_user_precheck_lists_missing_permissions(c: &Cluster) {
+    at_1_7_8(c);
+    let mark = c.audit.mark();
+    let pre = c.meshup_limited(&["precheck", "--bundle", &bundle("istio-1.8.6"), "-o", "json"]);
+    let doc = pre.json();
+    pre.expect(3);
+    let missing: Vec<&Value> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "permissions.missing")
+        .collect();
+    assert!(!missing.is_empty(), "{doc}");
+    let msg = missing[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("patch deployments.apps in istio-system"),
+        "{msg}"
+    );
+    let writes = c.audit.mutations_by("meshup-limited", mark);
+    assert!(
+        writes.is_empty(),
+        "{}",
+        writes.iter().map(describe).collect::<Vec<_>>().join("\n")
+    );
+    assert!(
+        !c.audit.requests_by("meshup-limited", mark).is_empty(),
+        "no request seen from the limited user"
+    );
+    assert_istiod_at(c, "1.7.8");
+}
+
+/// The target release's istiod never becomes ready (KWOK's never-ready stage keeps its pods
+/// Running but not Ready): meshup rolls back by itself and ends on 1.7.8, read back by kubectl.
+///
+/// The bundles' templates carry no pod-annotation value, so the test renders from a copy of
+/// the 1.8.6 bundle whose istiod pod template carries `meshup.test/never-ready: "true"`.
+fn never_ready_istiod_rolls_back_automatically(c: &Cluster) {
+    at_1_7_8(c);
+    let broken = tempfile::tempdir().unwrap();
+    let b = never_ready_bundle(broken.path());
+    let run = c.meshup(&[
+        "upgrade",
+        "--bundle",
+        &b,
+        "-y",
+        "--ignore",
+        K8S_TOO_NEW,
+        "--readiness-timeout",
+        "20s",
+        "-o",
+        "json",
+    ]);
+    run.expect(5);
+    assert_istiod_at(c, "1.7.8");
+    // History: the failed attempt is recorded as rolled back, with istiod as the reason, and
+    // the release in force is still the 1.7.8 one.
+    let hist = c.meshup(&["history", "-o", "json"]).expect(0).json();
+    let releases = hist["releases"].as_array().unwrap();
+    let last = releases.last().unwrap();
+    assert_eq!(last["version"], "1.8.6", "{hist}");
+    assert_eq!(last["status"], "rolled-back", "{hist}");
+    assert!(
+        last["description"].as_str().unwrap().contains("istiod"),
+        "{hist}"
+    );
+    let deployed: Vec<&Value> = releases
+        .iter()
+        .filter(|r| r["status"] == "deployed")
+        .collect();
+    assert_eq!(deployed.len(), 1, "{hist}");
+    assert_eq!(deployed[0]["version"], "1.7.8", "{hist}");
+}
+
+/// A copy of bundles/istio-1.8.6 whose istiod pods carry the never-ready annotation.
+fn never_ready_bundle(dir: &Path) -> String {
+    let dst = dir.join("istio-1.8.6");
+    let ok = Command::new("cp")
+        .arg("-r")
+        .arg(bundle("istio-1.8.6"))
+        .arg(&dst)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let dep = dst.join("templates/istiod/deployment.yaml");
+    let text = std::fs::read_to_string(&dep).unwrap();
+    let anchor = "  template:\n    metadata:\n";
+    assert!(
+        text.contains(anchor),
+        "istiod template layout changed: {}",
+        dep.display()
+    );
+    let patched = text.replacen(
+        anchor,
+        &format!("{anchor}      annotations:\n        meshup.test/never-ready: \"true\"\n"),
+        1,
+    );
+    std::fs::write(&dep, patched).unwrap();
+    dst.to_str().unwrap().to_string()
+}
