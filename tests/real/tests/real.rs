@@ -6,7 +6,8 @@
 //! tier's 1.36, so runs that check pass `--ignore k8s-version.too-new` and assert it fired.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use meshup_real_tests::audit::describe;
 use meshup_real_tests::cluster::{Cluster, bundle};
@@ -41,6 +42,18 @@ fn main() {
         Test {
             name: "never_ready_istiod_rolls_back_automatically",
             run: never_ready_istiod_rolls_back_automatically,
+        },
+        Test {
+            name: "second_concurrent_run_is_refused_by_the_lock",
+            run: second_concurrent_run_is_refused_by_the_lock,
+        },
+        Test {
+            name: "kill_9_mid_upgrade_then_rollback_recovers",
+            run: kill_9_mid_upgrade_then_rollback_recovers,
+        },
+        Test {
+            name: "dataplane_status_and_restart_on_prebuilt_sidecars",
+            run: dataplane_status_and_restart_on_prebuilt_sidecars,
         },
     ]);
 }
@@ -362,4 +375,206 @@ fn never_ready_bundle(dir: &Path) -> String {
     );
     std::fs::write(&dep, patched).unwrap();
     dst.to_str().unwrap().to_string()
+}
+
+/// An upgrade to the never-ready bundle, running in the background (it holds the lock while
+/// it waits for istiod), with a short lock lease so a killed run's lock expires quickly.
+fn spawn_stuck_upgrade(c: &Cluster, bundle_dir: &str) -> Child {
+    c.in_ns(&c.meshup)
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .args([
+            "upgrade",
+            "--bundle",
+            bundle_dir,
+            "-y",
+            "--ignore",
+            K8S_TOO_NEW,
+        ])
+        .args(["--readiness-timeout", "20s"])
+        .env("NO_COLOR", "1")
+        .env("MESHUP_LOCK_SECONDS", "3")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn meshup")
+}
+
+/// Poll (test setup only) until `f` holds.
+#[track_caller]
+fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn istiod_template_at(c: &Cluster, version: &str) -> bool {
+    c.kubectl(&[
+        "get",
+        "deployment",
+        "istiod",
+        "-n",
+        "istio-system",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ])
+    .stdout
+    .ends_with(&format!(":{version}"))
+}
+
+fn second_concurrent_run_is_refused_by_the_lock(c: &Cluster) {
+    at_1_7_8(c);
+    let broken = tempfile::tempdir().unwrap();
+    let b = never_ready_bundle(broken.path());
+    let first = spawn_stuck_upgrade(c, &b);
+    eventually(
+        "the first run's lock Lease",
+        Duration::from_secs(60),
+        || {
+            c.kubectl(&["get", "lease", "meshup-upgrade-lock", "-n", "istio-system"])
+                .code
+                == 0
+        },
+    );
+    let second = c.meshup(&[
+        "upgrade",
+        "--bundle",
+        &bundle("istio-1.8.6"),
+        "-y",
+        "--ignore",
+        K8S_TOO_NEW,
+    ]);
+    second.expect(3);
+    assert!(
+        second.stderr.contains("holds the upgrade lock"),
+        "{}",
+        second.stderr
+    );
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_istiod_at(c, "1.7.8");
+}
+
+/// kill -9 while istiod rolls out: the record stays `pending` and the lock stale; the next
+/// run takes the expired lock over (saying so) and `rollback` ends verified on 1.7.8.
+fn kill_9_mid_upgrade_then_rollback_recovers(c: &Cluster) {
+    at_1_7_8(c);
+    let broken = tempfile::tempdir().unwrap();
+    let b = never_ready_bundle(broken.path());
+    let mut run = spawn_stuck_upgrade(c, &b);
+    eventually(
+        "istiod's template at 1.8.6",
+        Duration::from_secs(60),
+        || istiod_template_at(c, "1.8.6"),
+    );
+    // `ip netns exec` execs meshup, so this pid is meshup's own.
+    let killed = Command::new("kill")
+        .args(["-9", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let _ = run.wait();
+    let hist = c.meshup(&["history", "-o", "json"]).expect(0).json();
+    let last = hist["releases"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["status"], "pending", "{hist}");
+    std::thread::sleep(Duration::from_secs(4)); // MESHUP_LOCK_SECONDS=3 expires
+    let next = c.meshup(&["rollback", "-y"]);
+    next.expect(0);
+    assert!(next.all().contains("took over"), "{}", next.all());
+    assert_istiod_at(c, "1.7.8");
+    let hist = c.meshup(&["history", "-o", "json"]).expect(0).json();
+    assert!(
+        hist["releases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] != "pending"),
+        "{hist}"
+    );
+}
+
+/// Workloads whose pod templates already carry an `istio-proxy` container. No sidecar injector
+/// can run here (its webhook would need a kubelet to run istiod), so the test writes the proxy
+/// into the template itself, and after a restart the pods keep the template's proxy: the
+/// restart is verified as a real rollout (new pods, kubectl's restartedAt annotation), not as
+/// a proxy upgrade.
+fn dataplane_status_and_restart_on_prebuilt_sidecars(c: &Cluster) {
+    at_1_7_8(c);
+    c.kubectl_ok(&["create", "namespace", "shop"]);
+    // Not labelled istio-injection=enabled: the injector webhook's Service has no running
+    // istiod behind it (no kubelet), so the API server would reject the pods.
+    let dep = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "cart", "namespace": "shop"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "cart"}},
+            "template": {"metadata": {"labels": {"app": "cart"}}, "spec": {"containers": [
+                {"name": "cart", "image": "registry.invalid/cart:1"},
+                {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.7.8"}]}}}});
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), dep.to_string()).unwrap();
+    c.kubectl_ok(&["apply", "-f", file.path().to_str().unwrap()]);
+    c.rollout("shop", "cart");
+    c.meshup(&[
+        "upgrade",
+        "--bundle",
+        &bundle("istio-1.8.6"),
+        "-y",
+        "--ignore",
+        K8S_TOO_NEW,
+    ])
+    .expect(0);
+    assert_istiod_at(c, "1.8.6");
+
+    let dp = c
+        .meshup(&["dataplane", "status", "-o", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(dp["outdated"][0]["workload"], "deployment/cart", "{dp}");
+    assert_eq!(dp["outdated"][0]["versions"]["1.7.8"], 2, "{dp}");
+    let text = c.meshup(&["dataplane", "status"]).expect(0).stdout.clone();
+    assert!(
+        text.contains("kubectl rollout restart deployment/cart -n shop"),
+        "{text}"
+    );
+
+    let before = pod_names(c);
+    c.meshup(&["dataplane", "restart", "--namespace", "shop"])
+        .expect(0);
+    let d = c.get_json(&["deployment", "cart", "-n", "shop"]);
+    assert!(
+        !d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+            .is_null(),
+        "{d}"
+    );
+    c.rollout("shop", "cart");
+    eventually("the old cart pods gone", Duration::from_secs(60), || {
+        let now = pod_names(c);
+        now.len() == 2 && now.iter().all(|p| !before.contains(p))
+    });
+    c.kubectl_ok(&[
+        "delete",
+        "namespace",
+        "shop",
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+}
+
+fn pod_names(c: &Cluster) -> Vec<String> {
+    c.get_json(&["pods", "-n", "shop", "-l", "app=cart"])["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect()
 }
