@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod cluster;
+pub mod compare;
 pub mod runner;
 
 pub use cluster::{Cluster, Run};

@@ -9,8 +9,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod api_cases;
+
 use meshup_real_tests::audit::describe;
 use meshup_real_tests::cluster::{Cluster, bundle};
+use meshup_real_tests::compare::{Endpoint, SimProcess, divergences};
 use meshup_real_tests::runner::{self, Test};
 use serde_json::Value;
 
@@ -54,6 +57,10 @@ fn main() {
         Test {
             name: "dataplane_status_and_restart_on_prebuilt_sidecars",
             run: dataplane_status_and_restart_on_prebuilt_sidecars,
+        },
+        Test {
+            name: "compare_sim_with_the_real_api_server",
+            run: compare_sim_with_the_real_api_server,
         },
     ]);
 }
@@ -577,4 +584,49 @@ fn pod_names(c: &Cluster) -> Vec<String> {
         .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
         .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// The same API interactions against the real API server and `meshup sim`: every divergence
+/// must be listed in sim/README.md ("Measured against a real API server"), and every listed
+/// one must still diverge, so the list stays true.
+fn compare_sim_with_the_real_api_server(c: &Cluster) {
+    let real = Endpoint::real(c).run(api_cases::STEPS);
+    let sim = SimProcess::start(c);
+    let simulated = sim.endpoint.run(api_cases::STEPS);
+    let found = divergences(&real, &simulated);
+    println!(
+        "\n  {} cases; divergences (case | field | real | sim):",
+        api_cases::STEPS.len()
+    );
+    for (case, field, r, s) in &found {
+        println!("  {case} | {field} | {r} | {s}");
+    }
+    let readme =
+        std::fs::read_to_string(meshup_real_tests::cluster::repo_root().join("sim/README.md"))
+            .unwrap();
+    let listed: Vec<String> = readme
+        .split("## Measured against a real API server")
+        .nth(1)
+        .unwrap_or("")
+        .lines()
+        .filter_map(|l| l.strip_prefix("- `"))
+        .filter_map(|l| l.split_once('`').map(|(case, _)| case.to_string()))
+        .collect();
+    let unlisted: Vec<&String> = found
+        .iter()
+        .map(|d| &d.0)
+        .filter(|c| !listed.contains(c))
+        .collect();
+    assert!(
+        unlisted.is_empty(),
+        "divergences not listed in sim/README.md: {unlisted:?}"
+    );
+    let stale: Vec<&String> = listed
+        .iter()
+        .filter(|c| !found.iter().any(|d| &d.0 == *c))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "listed in sim/README.md but no longer diverging: {stale:?}"
+    );
 }
