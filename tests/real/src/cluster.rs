@@ -336,7 +336,7 @@ fn build() -> Result<PathBuf, Unavailable> {
 }
 
 /// One compiled-policy cache shared by the runs (what a user's machine would have).
-fn policy_cache() -> PathBuf {
+pub fn policy_cache() -> PathBuf {
     let d = std::env::temp_dir().join("meshup-real-cache");
     let _ = std::fs::create_dir_all(&d);
     d

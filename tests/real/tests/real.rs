@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod api_cases;
+mod bench;
 
 use meshup_real_tests::audit::describe;
 use meshup_real_tests::cluster::{Cluster, bundle};
@@ -17,7 +18,7 @@ use meshup_real_tests::compare::{Endpoint, SimProcess, divergences};
 use meshup_real_tests::runner::{self, Test};
 use serde_json::Value;
 
-const K8S_TOO_NEW: &str = "k8s-version.too-new";
+pub(crate) const K8S_TOO_NEW: &str = "k8s-version.too-new";
 const ADMIN: &str = "meshup-admin";
 
 fn main() {
@@ -62,6 +63,11 @@ fn main() {
             name: "compare_sim_with_the_real_api_server",
             run: compare_sim_with_the_real_api_server,
         },
+        // Last: it leaves 10,000 pods behind.
+        Test {
+            name: "benchmarks",
+            run: bench::benchmarks,
+        },
     ]);
 }
 
@@ -98,7 +104,7 @@ fn assert_istiod_at(c: &Cluster, version: &str) {
 
 /// Bring the cluster to 1.7.8 installed by meshup (each test can then run alone, or after
 /// the others on the shared cluster).
-fn at_1_7_8(c: &Cluster) {
+pub(crate) fn at_1_7_8(c: &Cluster) {
     let installed = c
         .kubectl(&["get", "deployment", "istiod", "-n", "istio-system"])
         .code
@@ -409,7 +415,7 @@ fn spawn_stuck_upgrade(c: &Cluster, bundle_dir: &str) -> Child {
 
 /// Poll (test setup only) until `f` holds.
 #[track_caller]
-fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+pub(crate) fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let end = Instant::now() + timeout;
     while Instant::now() < end {
         if f() {
