@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 use meshup_real_tests::cluster::{Cluster, bundle, policy_cache};
 use serde_json::Value;
 
-use crate::{K8S_TOO_NEW, at_1_7_8, eventually};
+use crate::{K8S_TOO_NEW, at_1_7_8, eventually, upgrade};
 
 const WORKLOADS: usize = 20;
 const REPLICAS: usize = 500;
@@ -55,14 +55,7 @@ fn timed(c: &Cluster, program: &std::path::Path, args: &[&str]) -> (Duration, Op
 fn completion_latency(c: &Cluster) {
     at_1_7_8(c);
     let mark = c.audit.mark();
-    let run = c.meshup(&[
-        "upgrade",
-        "--bundle",
-        &bundle("istio-1.8.6"),
-        "-y",
-        "--ignore",
-        K8S_TOO_NEW,
-    ]);
+    let run = upgrade(c, "1.8.6", &[]);
     let exited = SystemTime::now();
     run.expect(0);
     let events = c.audit.since(mark);

@@ -13,7 +13,7 @@ mod api_cases;
 mod bench;
 
 use meshup_real_tests::audit::describe;
-use meshup_real_tests::cluster::{Cluster, bundle};
+use meshup_real_tests::cluster::{Cluster, Run, bundle};
 use meshup_real_tests::compare::{Endpoint, SimProcess, divergences};
 use meshup_real_tests::runner::{self, Test};
 use serde_json::Value;
@@ -102,6 +102,14 @@ fn assert_istiod_at(c: &Cluster, version: &str) {
     assert_eq!(pods, vec![version.to_string()], "istiod pods");
 }
 
+/// `meshup upgrade` (or downgrade) to a shipped bundle, past the bundles' Kubernetes range.
+pub(crate) fn upgrade(c: &Cluster, version: &str, extra: &[&str]) -> Run {
+    let b = bundle(&format!("istio-{version}"));
+    let mut args = vec!["upgrade", "--bundle", &b, "-y", "--ignore", K8S_TOO_NEW];
+    args.extend_from_slice(extra);
+    c.meshup(&args)
+}
+
 /// Bring the cluster to 1.7.8 installed by meshup (each test can then run alone, or after
 /// the others on the shared cluster).
 pub(crate) fn at_1_7_8(c: &Cluster) {
@@ -120,15 +128,7 @@ pub(crate) fn at_1_7_8(c: &Cluster) {
         ])
         .expect(0);
     } else if c.istiod_tags().0 != "1.7.8" {
-        c.meshup(&[
-            "upgrade",
-            "--bundle",
-            &bundle("istio-1.7.8"),
-            "-y",
-            "--ignore",
-            K8S_TOO_NEW,
-        ])
-        .expect(0);
+        upgrade(c, "1.7.8", &[]).expect(0);
     }
     assert_istiod_at(c, "1.7.8");
 }
@@ -201,32 +201,14 @@ fn install_upgrade_downgrade_rollback(c: &Cluster) {
     assert_eq!(doc["blocked"], true, "{doc}");
     pre.expect(3);
 
-    let up = c.meshup(&[
-        "upgrade",
-        "--bundle",
-        &bundle("istio-1.8.6"),
-        "-y",
-        "--ignore",
-        K8S_TOO_NEW,
-        "-o",
-        "json",
-    ]);
+    let up = upgrade(c, "1.8.6", &["-o", "json"]);
     up.expect(0);
     let doc = up.json();
     assert_eq!(overridden(&doc), vec![K8S_TOO_NEW], "{doc}");
     assert_eq!(doc["result"]["status"], "deployed", "{doc}");
     assert_istiod_at(c, "1.8.6");
 
-    let down = c.meshup(&[
-        "upgrade",
-        "--bundle",
-        &bundle("istio-1.7.8"),
-        "-y",
-        "--ignore",
-        K8S_TOO_NEW,
-        "-o",
-        "json",
-    ]);
+    let down = upgrade(c, "1.7.8", &["-o", "json"]);
     down.expect(0);
     assert_eq!(down.json()["direction"], "downgrade");
     assert_istiod_at(c, "1.7.8");
@@ -240,15 +222,7 @@ fn install_upgrade_downgrade_rollback(c: &Cluster) {
     assert_eq!(last["version"], "1.8.6", "{hist}");
 
     // Back to 1.7.8 for the tests that follow.
-    c.meshup(&[
-        "upgrade",
-        "--bundle",
-        &bundle("istio-1.7.8"),
-        "-y",
-        "--ignore",
-        K8S_TOO_NEW,
-    ])
-    .expect(0);
+    upgrade(c, "1.7.8", &[]).expect(0);
     assert_istiod_at(c, "1.7.8");
 }
 
@@ -256,15 +230,7 @@ fn install_upgrade_downgrade_rollback(c: &Cluster) {
 fn dry_run_changes_nothing_by_the_audit_log(c: &Cluster) {
     at_1_7_8(c);
     let mark = c.audit.mark();
-    let run = c.meshup(&[
-        "upgrade",
-        "--bundle",
-        &bundle("istio-1.8.6"),
-        "-y",
-        "--dry-run",
-        "--ignore",
-        K8S_TOO_NEW,
-    ]);
+    let run = upgrade(c, "1.8.6", &["--dry-run"]);
     run.expect(0);
     let all = c.audit.requests_by(ADMIN, mark);
     assert!(!all.is_empty(), "the audit log saw no request of meshup's");
@@ -454,14 +420,7 @@ fn second_concurrent_run_is_refused_by_the_lock(c: &Cluster) {
                 == 0
         },
     );
-    let second = c.meshup(&[
-        "upgrade",
-        "--bundle",
-        &bundle("istio-1.8.6"),
-        "-y",
-        "--ignore",
-        K8S_TOO_NEW,
-    ]);
+    let second = upgrade(c, "1.8.6", &[]);
     second.expect(3);
     assert!(
         second.stderr.contains("holds the upgrade lock"),
@@ -536,15 +495,7 @@ fn dataplane_status_and_restart_on_prebuilt_sidecars(c: &Cluster) {
     std::fs::write(file.path(), dep.to_string()).unwrap();
     c.kubectl_ok(&["apply", "-f", file.path().to_str().unwrap()]);
     c.rollout("shop", "cart");
-    c.meshup(&[
-        "upgrade",
-        "--bundle",
-        &bundle("istio-1.8.6"),
-        "-y",
-        "--ignore",
-        K8S_TOO_NEW,
-    ])
-    .expect(0);
+    upgrade(c, "1.8.6", &[]).expect(0);
     assert_istiod_at(c, "1.8.6");
 
     let dp = c
