@@ -215,13 +215,24 @@ fn extract(v: &Value, field: &str) -> Value {
 pub struct SimProcess {
     child: Child,
     pub endpoint: Endpoint,
+    /// Where the simulator writes its kubeconfig (by default it writes into the cwd).
+    _dir: tempfile::TempDir,
 }
 
 impl SimProcess {
     pub fn start(c: &Cluster) -> SimProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
         let mut child = c
             .in_ns(&c.meshup)
-            .args(["sim", "--port", "0", "--ready-delay-ms", "50"])
+            .args([
+                "sim",
+                "--port",
+                "0",
+                "--ready-delay-ms",
+                "50",
+                "--kubeconfig-out",
+            ])
+            .arg(dir.path().join("kubeconfig"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -239,6 +250,7 @@ impl SimProcess {
         };
         std::thread::spawn(move || for _ in lines {});
         SimProcess {
+            _dir: dir,
             child,
             endpoint: Endpoint {
                 netns: c.netns.clone(),
