@@ -237,6 +237,20 @@ pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> ApiResul
                 ));
             }
         }
+        ("", "configmaps") | ("", "secrets")
+            if old.is_some_and(|o| o.get("immutable") == Some(&Value::Bool(true))) =>
+        {
+            let old = old.unwrap_or(obj);
+            for field in ["data", "binaryData", "immutable"] {
+                if old.get(field) != obj.get(field) {
+                    return Err(ApiError::invalid(
+                        kind,
+                        name,
+                        format!("{field}: Forbidden: field is immutable when `immutable` is set"),
+                    ));
+                }
+            }
+        }
         ("", "pods") if old.is_none() => {
             check_containers(kind, name, obj.get("spec"), "spec")?;
         }

@@ -70,9 +70,15 @@ impl ApiError {
             "Invalid",
             format!("{kind} \"{name}\" is invalid: {message}"),
         );
-        e.details = Some(
-            json!({"name": name, "kind": kind, "causes": [{"reason": "FieldValueInvalid", "message": message}]}),
-        );
+        // "spec.selector: Invalid value: ..." names its field first; a real API server puts it
+        // in the cause's `field` (clients show it per field).
+        let cause = match message.split_once(": ") {
+            Some((field, rest)) if !field.contains(' ') => {
+                json!({"reason": "FieldValueInvalid", "message": rest, "field": field})
+            }
+            _ => json!({"reason": "FieldValueInvalid", "message": message}),
+        };
+        e.details = Some(json!({"name": name, "kind": kind, "causes": [cause]}));
         e
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
