@@ -126,21 +126,68 @@ impl Plan {
 }
 
 /// What the previous run used, from meshup history or istioctl's installed-state.
-pub fn previous(installed: &Installed) -> Option<Previous> {
+pub fn previous(installed: &Installed, target: &Bundle) -> Option<Previous> {
     if let Some(r) = &installed.release {
         return Some(from_release(r, installed.version().map(str::to_string)));
     }
     match &installed.method {
-        crate::state::InstallMethod::Istioctl { profile, overlay } => Some(Previous {
-            version: installed.version().map(str::to_string),
-            profile: profile.clone(),
-            profile_defaults: None,
-            overlay: overlay.clone(),
-            values: None,
-            manifest: None,
-        }),
+        crate::state::InstallMethod::Istioctl { profile, spec } => Some(from_istioctl(
+            installed.version().map(str::to_string),
+            profile,
+            spec,
+            target,
+        )),
         _ => None,
     }
+}
+
+/// istioctl stores the fully expanded spec. What the user set is that spec minus the
+/// installed release's profile (the bundle of the running version, beside the target
+/// bundle; the target's own when that one is not at hand), read in the installed
+/// release's spelling (its aliases).
+pub fn from_istioctl(
+    running: Option<String>,
+    profile: &str,
+    spec: &Value,
+    target: &Bundle,
+) -> Previous {
+    let installed_bundle = running
+        .as_deref()
+        .and_then(|v| sibling_bundle(target, v))
+        .unwrap_or_else(|| target.clone());
+    let profile_tree = installed_bundle
+        .profile(profile)
+        .or_else(|_| installed_bundle.profile(crate::bundle::DEFAULT_PROFILE))
+        .cloned()
+        .unwrap_or_default();
+    let mut spec = crate::iop::normalize(spec, &installed_bundle.manifest.aliases);
+    if let Some(m) = spec.as_object_mut() {
+        m.remove("profile");
+    }
+    let overlay = values::subtract(&spec, &profile_tree, &crate::iop::is_free_form);
+    let mut merged = profile_tree.clone();
+    values::merge(&mut merged, &overlay);
+    let manifest = render::render(&installed_bundle, &merged, crate::state::DEFAULT_REVISION).ok();
+    Previous {
+        version: running,
+        profile: profile.to_string(),
+        profile_defaults: Some(profile_tree),
+        overlay,
+        values: Some(merged),
+        manifest,
+    }
+}
+
+/// The bundle of release `version` in the directory that holds `target`, if there is one.
+fn sibling_bundle(target: &Bundle, version: &str) -> Option<Bundle> {
+    let dir = target
+        .dir
+        .parent()?
+        .join(format!("{}-{version}", target.manifest.name));
+    if dir == target.dir {
+        return Some(target.clone());
+    }
+    Bundle::load(&dir).ok()
 }
 
 pub fn from_release(r: &Release, running: Option<String>) -> Previous {
@@ -162,9 +209,17 @@ pub fn values_and_render(
     previous: Option<&Previous>,
     revision: &str,
 ) -> anyhow::Result<(String, Value, Value, Rendered)> {
+    let input = crate::iop::overlay_from(
+        bundle.schema(),
+        &bundle.manifest.aliases,
+        &inputs.value_files,
+        &inputs.set,
+    )?;
+    // --profile, else the IstioOperator's `profile`, else last run's, else `default`.
     let profile = inputs
         .profile
         .clone()
+        .or(input.profile)
         .or_else(|| {
             previous
                 .map(|p| p.profile.clone())
@@ -172,7 +227,7 @@ pub fn values_and_render(
         })
         .unwrap_or_else(|| crate::bundle::DEFAULT_PROFILE.to_string());
     let defaults = bundle.profile(&profile)?.clone();
-    let overlay = values::overlay_from(&defaults, &inputs.value_files, &inputs.set)?;
+    let overlay = input.overlay;
     let mut merged = defaults.clone();
     values::merge(&mut merged, &overlay);
     let rendered = render::render(bundle, &merged, revision).map_err(|e| {
@@ -191,7 +246,7 @@ pub async fn build(
     installed: &Installed,
     inputs: &Inputs,
 ) -> anyhow::Result<Plan> {
-    let previous = previous(installed);
+    let previous = previous(installed, bundle);
     let revision = crate::state::DEFAULT_REVISION;
     let (profile, defaults, overlay, rendered) =
         values_and_render(bundle, inputs, previous.as_ref(), revision)?;
@@ -249,8 +304,12 @@ async fn diff_object(cluster: &Cluster, o: &render::Object) -> anyhow::Result<Ch
         rejected: None,
         key: key.clone(),
     };
-    let Some(live) = cluster.get(&key).await? else {
-        return Ok(base);
+    let live = match cluster.get(&key).await {
+        Ok(Some(live)) => live,
+        Ok(None) => return Ok(base),
+        // A custom kind whose CRD this run creates (an install): nothing of it exists yet.
+        Err(e) if format!("{e:#}").contains("does not serve") => return Ok(base),
+        Err(e) => return Err(e),
     };
     let merged = match cluster.apply(&o.value, true).await {
         Ok(m) => m,
@@ -313,7 +372,8 @@ pub fn changed_defaults(old: &Value, new: &Value, overlay: &Value) -> Vec<ValueC
         .collect();
     values::leaves(new)
         .into_iter()
-        .filter(|(p, _)| !set.contains(p) && !p.starts_with("global.tag"))
+        // The image tag is the release itself, not a behaviour change.
+        .filter(|(p, _)| !set.contains(p) && p != "tag")
         .filter_map(|(path, new)| {
             let old = old_leaves.get(&path).cloned().unwrap_or(Value::Null);
             (old != new).then_some(ValueChange { path, old, new })
@@ -386,8 +446,8 @@ mod tests {
 
     #[test]
     fn changed_defaults_skip_what_the_user_sets() {
-        let old = json!({"a": {"x": 1, "y": false}, "global": {"tag": "1.7.8"}});
-        let new = json!({"a": {"x": 2, "y": true}, "global": {"tag": "1.8.6"}});
+        let old = json!({"a": {"x": 1, "y": false}, "tag": "1.7.8"});
+        let new = json!({"a": {"x": 2, "y": true}, "tag": "1.8.6"});
         let overlay = json!({"a": {"x": 5}});
         let got = changed_defaults(&old, &new, &overlay);
         assert_eq!(
@@ -402,12 +462,12 @@ mod tests {
 
     #[test]
     fn reverted_values_are_found() {
-        let old = json!({"pilot": {"traceSampling": 5.0}, "meshConfig": {"accessLogFile": "/dev/stdout"}});
+        let old = json!({"values": {"pilot": {"traceSampling": 5.0}}, "meshConfig": {"accessLogFile": "/dev/stdout"}});
         let new = json!({"meshConfig": {"accessLogFile": "/dev/stdout"}});
-        let merged = json!({"pilot": {"traceSampling": 1.0}, "meshConfig": {"accessLogFile": "/dev/stdout"}});
+        let merged = json!({"values": {"pilot": {"traceSampling": 1.0}}, "meshConfig": {"accessLogFile": "/dev/stdout"}});
         let got = reverted(&old, &new, &merged);
         assert_eq!(got.len(), 1);
-        assert_eq!(got[0].path, "pilot.traceSampling");
+        assert_eq!(got[0].path, "values.pilot.traceSampling");
         assert_eq!(got[0].new, json!(1.0));
     }
 

@@ -110,7 +110,7 @@ fn progress_deadline_exceeded_rolls_back_without_waiting_for_the_timeout() {
         "-o",
         "json",
         "--set",
-        "pilot.progressDeadlineSeconds=2",
+        "values.pilot.progressDeadlineSeconds=2",
     ]);
     run.expect(5);
     let doc = run.json();

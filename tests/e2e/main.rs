@@ -3,5 +3,6 @@
 mod common;
 mod faults;
 mod inputs;
+mod istioctl;
 mod lifecycle;
 mod upgrade;

@@ -525,7 +525,7 @@ mod tests {
         let ok: Vec<String> = [
             "wasi:io/poll@0.2.6",
             "wasi:cli/stderr@0.2.3",
-            "meshup:policy/cluster@0.1.0",
+            "meshup:policy/cluster@0.2.0",
         ]
         .map(String::from)
         .to_vec();
