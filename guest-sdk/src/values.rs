@@ -68,6 +68,8 @@ pub fn touches(overlay: &BTreeMap<String, Value>, path: &str) -> bool {
 pub fn show(v: Option<&Value>) -> String {
     match v {
         None => "(unset)".into(),
+        // An empty string stays visible, and `--set path=""` reads it back as one.
+        Some(Value::String(s)) if s.is_empty() => "\"\"".into(),
         Some(Value::String(s)) => s.clone(),
         Some(v) => v.to_string(),
     }
@@ -86,6 +88,7 @@ mod tests {
         assert!(touches(&f, "a.c.d.z"));
         assert!(!touches(&f, "a.cc"));
         assert_eq!(show(f.get("a.c.d")), "x");
+        assert_eq!(show(Some(&json!(""))), "\"\"");
         let g = flatten(&json!({"c":{"gw":[{"name":"in","enabled":true}]}}));
         assert_eq!(g.keys().collect::<Vec<_>>(), ["c.gw[name:in].enabled"]);
         assert!(touches(&g, "c.gw[name:in]"));

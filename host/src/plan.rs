@@ -304,12 +304,9 @@ async fn diff_object(cluster: &Cluster, o: &render::Object) -> anyhow::Result<Ch
         rejected: None,
         key: key.clone(),
     };
-    let live = match cluster.get(&key).await {
-        Ok(Some(live)) => live,
-        Ok(None) => return Ok(base),
-        // A custom kind whose CRD this run creates (an install): nothing of it exists yet.
-        Err(e) if format!("{e:#}").contains("does not serve") => return Ok(base),
-        Err(e) => return Err(e),
+    // A custom kind whose CRD this run creates (an install) has nothing of it yet.
+    let Some(live) = cluster.get_if_served(&key).await? else {
+        return Ok(base);
     };
     let merged = match cluster.apply(&o.value, true).await {
         Ok(m) => m,

@@ -299,14 +299,10 @@ pub async fn write_installed_state(
         namespace: Some(namespace.into()),
         name: INSTALLED_STATE.into(),
     };
-    let live = match cluster.get(&key).await {
-        Ok(Some(live)) => live,
-        Ok(None) => return Ok(false),
-        // No IstioOperator kind: istioctl never installed here.
-        Err(e) if format!("{e:#}").contains("does not serve") => return Ok(false),
-        Err(e) => return Err(e),
+    // No installed-state (or no IstioOperator kind at all): istioctl never installed here.
+    let Some(mut obj) = cluster.get_if_served(&key).await? else {
+        return Ok(false);
     };
-    let mut obj = live;
     let mut expanded = spec.clone();
     expanded["profile"] = Value::String(profile.to_string());
     obj["spec"] = expanded;

@@ -103,6 +103,31 @@ fn findings(doc: &Value, policy: &str) -> Vec<(String, String)> {
     out
 }
 
+fn changed(path: &str) -> (String, String) {
+    ("profile-defaults.changed".to_string(), path.to_string())
+}
+
+/// The default-profile values that really differ between the 1.7 and 1.8 bundles (as
+/// between Istio's 1.7 and 1.8 charts): one finding each, whichever way the move goes.
+fn defaults_1_7_vs_1_8() -> Vec<(String, String)> {
+    vec![
+        changed("components.ingressGateways[name:istio-ingressgateway].k8s.service"),
+        changed("meshConfig.disableMixerHttpReports"),
+        changed("values.global.controlPlaneSecurityEnabled"),
+        changed("values.global.externalIstiod"),
+        changed("values.global.trustDomain"),
+    ]
+}
+
+/// Likewise between 1.8 and 1.9.
+fn defaults_1_8_vs_1_9() -> Vec<(String, String)> {
+    vec![
+        changed("meshConfig.defaultConfig.proxyMetadata.DNS_AGENT"),
+        changed("values.global.configValidation"),
+        changed("values.sidecarInjectorWebhook.objectSelector.enabled"),
+    ]
+}
+
 /// The precheck of an istioctl 1.7.8 install against 1.8.6 finds what is true and no more:
 /// the two values the user set and this run drops, and the real default changes.
 #[test]
@@ -139,17 +164,7 @@ fn istioctl_install_of_the_previous_minor_prechecks_without_false_findings() {
             revert("values.pilot.traceSampling"),
         ]
     );
-    let changed = |p: &str| ("profile-defaults.changed".to_string(), p.to_string());
-    assert_eq!(
-        findings(&doc, "profile-defaults"),
-        vec![
-            changed("components.ingressGateways[name:istio-ingressgateway].k8s.service"),
-            changed("meshConfig.disableMixerHttpReports"),
-            changed("values.global.controlPlaneSecurityEnabled"),
-            changed("values.global.externalIstiod"),
-            changed("values.global.trustDomain"),
-        ]
-    );
+    assert_eq!(findings(&doc, "profile-defaults"), defaults_1_7_vs_1_8());
     // No plan refusal: the selectors are istioctl's own.
     let rejected: Vec<&Value> = doc["plan"]["changes"]
         .as_array()
@@ -250,110 +265,125 @@ fn all_objects() -> std::collections::BTreeSet<String> {
 }
 
 /// From what istioctl 1.7.8 left, up one minor at a time to 1.9.5 and back down, with the
-/// same -f as at install time: each step ends with every control-plane workload on the
-/// target version and ready (read with kubectl), nothing of the previous version left
-/// (renamed RBAC, dropped EnvoyFilters), the user's values in place, istioctl's
-/// installed-state describing what runs, and a precheck whose findings are all expected.
+/// same -f as at install time.
 #[test]
-fn istioctl_install_goes_up_two_minors_and_back_keeping_the_users_values() {
+fn istioctl_1_7_install_goes_up_two_minors_and_back_keeping_the_users_values() {
     let sim = Sim::start_with(Some(&istioctl_seed("1.7.8", USER_IOP)), &[]);
     wait_ready(&sim, "istio-system", "istiod", 2);
     let iop = sim.dir.path().join("iop.yaml");
     std::fs::write(&iop, USER_IOP).unwrap();
+    let (to_1_7, to_1_9) = (defaults_1_7_vs_1_8(), defaults_1_8_vs_1_9());
+    step(&sim, &iop, "1.8.6", to_1_7.clone());
+    step(&sim, &iop, "1.9.5", to_1_9.clone());
+    step(&sim, &iop, "1.8.6", to_1_9);
+    step(&sim, &iop, "1.7.8", to_1_7);
+}
+
+/// From what istioctl 1.8.6 left: the precheck without the user's file names exactly the
+/// user's values it would revert and the real default changes; then up and down with it.
+#[test]
+fn istioctl_1_8_install_goes_up_and_down_to_1_7() {
+    let sim = Sim::start_with(Some(&istioctl_seed("1.8.6", USER_IOP)), &[]);
+    wait_ready(&sim, "istio-system", "istiod", 2);
+    let pre = sim.meshup(&["precheck", "--bundle", &b("istio-1.9.5"), "-o", "json"]);
+    pre.expect(0);
+    let doc = pre.json();
+    assert_eq!(doc["current_version"], "1.8.6");
+    let revert = |p: &str| ("values-revert.reverted".to_string(), p.to_string());
+    assert_eq!(
+        findings(&doc, "values-revert"),
+        vec![
+            revert("components.pilot.k8s.replicaCount"),
+            revert("meshConfig.accessLogFile"),
+            revert("values.pilot.traceSampling"),
+        ]
+    );
+    assert_eq!(findings(&doc, "profile-defaults"), defaults_1_8_vs_1_9());
+    let iop = sim.dir.path().join("iop.yaml");
+    std::fs::write(&iop, USER_IOP).unwrap();
+    step(&sim, &iop, "1.9.5", defaults_1_8_vs_1_9());
+    step(&sim, &iop, "1.8.6", defaults_1_8_vs_1_9());
+    step(&sim, &iop, "1.7.8", defaults_1_7_vs_1_8());
+}
+
+/// One move with the user's IstioOperator file: the precheck's findings are exactly
+/// `expected`; afterwards every control-plane workload runs `target` and is ready (read
+/// with kubectl), nothing of another version is left (renamed RBAC, dropped EnvoyFilters),
+/// the user's values are in place and istioctl's installed-state describes what runs.
+fn step(sim: &Sim, iop: &std::path::Path, target: &str, expected: Vec<(String, String)>) {
     let iop = iop.to_str().unwrap();
-    let changed = |p: &str| ("profile-defaults.changed".to_string(), p.to_string());
-    let to_1_9 = vec![
-        changed("meshConfig.defaultConfig.proxyMetadata.DNS_AGENT"),
-        changed("values.global.configValidation"),
-        changed("values.sidecarInjectorWebhook.objectSelector.enabled"),
-    ];
-    let to_1_7 = vec![
-        changed("components.ingressGateways[name:istio-ingressgateway].k8s.service"),
-        changed("meshConfig.disableMixerHttpReports"),
-        changed("values.global.controlPlaneSecurityEnabled"),
-        changed("values.global.externalIstiod"),
-        changed("values.global.trustDomain"),
-    ];
-    let steps = [
-        ("1.8.6", to_1_7.clone()),
-        ("1.9.5", to_1_9.clone()),
-        ("1.8.6", to_1_9),
-        ("1.7.8", to_1_7),
-    ];
-    for (target, expected) in steps {
-        let bundle = b(&format!("istio-{target}"));
-        let pre = sim.meshup(&["precheck", "--bundle", &bundle, "-f", iop, "-o", "json"]);
-        pre.expect(0);
-        let doc = pre.json();
-        let mut got: Vec<(String, String)> = doc["findings"]
+    let bundle = b(&format!("istio-{target}"));
+    let pre = sim.meshup(&["precheck", "--bundle", &bundle, "-f", iop, "-o", "json"]);
+    pre.expect(0);
+    let doc = pre.json();
+    let mut got: Vec<(String, String)> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_string(),
+                f["subject"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, expected, "precheck findings towards {target}");
+    assert!(
+        doc["plan"]["reverted_values"]
             .as_array()
             .unwrap()
-            .iter()
-            .map(|f| {
-                (
-                    f["code"].as_str().unwrap().to_string(),
-                    f["subject"].as_str().unwrap_or_default().to_string(),
-                )
-            })
-            .collect();
-        got.sort();
-        assert_eq!(got, expected, "precheck findings towards {target}");
-        assert!(
-            doc["plan"]["reverted_values"]
-                .as_array()
-                .unwrap()
-                .is_empty()
-        );
+            .is_empty()
+    );
 
-        sim.meshup(&["upgrade", "--bundle", &bundle, "-f", iop, "-y"])
-            .expect(0);
-        if let Some(rows) = control_plane_kubectl(&sim) {
-            assert!(rows.len() >= 4, "{rows:?}");
-            for (name, tag, ready) in &rows {
-                assert_eq!(tag, target, "{name} after the move to {target}: {rows:?}");
-                assert!(ready, "{name} is not ready after the move to {target}");
-            }
+    sim.meshup(&["upgrade", "--bundle", &bundle, "-f", iop, "-y"])
+        .expect(0);
+    if let Some(rows) = control_plane_kubectl(&sim) {
+        assert!(rows.len() >= 4, "{rows:?}");
+        for (name, tag, ready) in &rows {
+            assert_eq!(tag, target, "{name} after the move to {target}: {rows:?}");
+            assert!(ready, "{name} is not ready after the move to {target}");
         }
-        let own: std::collections::BTreeSet<String> = own_objects(target).into_iter().collect();
-        for path in all_objects() {
-            assert_eq!(
-                exists(&sim, &path),
-                own.contains(&path),
-                "{path} at {target}"
-            );
-        }
-        // The user's values, as the cluster has them.
-        let istiod = sim.get("/apis/apps/v1/namespaces/istio-system/deployments/istiod");
-        assert_eq!(istiod["spec"]["replicas"], 2);
-        assert_eq!(
-            istiod["spec"]["selector"],
-            json!({"matchLabels": {"istio": "pilot"}})
-        );
-        let env = &istiod["spec"]["template"]["spec"]["containers"][0]["env"];
-        assert!(
-            env.as_array()
-                .unwrap()
-                .contains(&json!({"name": "PILOT_TRACE_SAMPLING", "value": "5.0"})),
-            "{env}"
-        );
-        let mesh = sim.get("/api/v1/namespaces/istio-system/configmaps/istio");
-        assert!(
-            mesh["data"]["mesh"]
-                .as_str()
-                .unwrap()
-                .contains("/dev/stdout"),
-            "{mesh}"
-        );
-        assert_eq!(
-            istiod["metadata"]["labels"]["operator.istio.io/version"],
-            target
-        );
-        // istioctl's record follows, so the user can go back to istioctl.
-        let state = sim.get(
-            "/apis/install.istio.io/v1alpha1/namespaces/istio-system/istiooperators/installed-state",
-        );
-        assert_eq!(state["spec"]["tag"], target);
-        assert_eq!(state["spec"]["profile"], "default");
-        assert_eq!(state["spec"]["values"]["pilot"]["traceSampling"], 5.0);
     }
+    let own: std::collections::BTreeSet<String> = own_objects(target).into_iter().collect();
+    for path in all_objects() {
+        assert_eq!(
+            exists(&sim, &path),
+            own.contains(&path),
+            "{path} at {target}"
+        );
+    }
+    // The user's values, as the cluster has them.
+    let istiod = sim.get("/apis/apps/v1/namespaces/istio-system/deployments/istiod");
+    assert_eq!(istiod["spec"]["replicas"], 2);
+    assert_eq!(
+        istiod["spec"]["selector"],
+        json!({"matchLabels": {"istio": "pilot"}})
+    );
+    let env = &istiod["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(
+        env.as_array()
+            .unwrap()
+            .contains(&json!({"name": "PILOT_TRACE_SAMPLING", "value": "5.0"})),
+        "{env}"
+    );
+    let mesh = sim.get("/api/v1/namespaces/istio-system/configmaps/istio");
+    assert!(
+        mesh["data"]["mesh"]
+            .as_str()
+            .unwrap()
+            .contains("/dev/stdout"),
+        "{mesh}"
+    );
+    assert_eq!(
+        istiod["metadata"]["labels"]["operator.istio.io/version"],
+        target
+    );
+    // istioctl's record follows, so the user can go back to istioctl.
+    let state = sim.get(
+        "/apis/install.istio.io/v1alpha1/namespaces/istio-system/istiooperators/installed-state",
+    );
+    assert_eq!(state["spec"]["tag"], target);
+    assert_eq!(state["spec"]["profile"], "default");
+    assert_eq!(state["spec"]["values"]["pilot"]["traceSampling"], 5.0);
 }
