@@ -116,10 +116,12 @@ pub fn overlay_from(
     for s in sets {
         apply_set(schema, aliases, &mut overlay, s).map_err(Exit::bad_input)?;
     }
-    let profile = overlay
-        .as_object_mut()
-        .and_then(|m| m.remove("profile"))
-        .and_then(|p| p.as_str().map(str::to_string));
+    let top = overlay.as_object_mut();
+    let profile = top.and_then(|m| {
+        m.remove("revision");
+        m.remove("profile")
+    });
+    let profile = profile.and_then(|p| p.as_str().map(str::to_string));
     Ok(UserInput { profile, overlay })
 }
 
@@ -257,10 +259,11 @@ pub fn apply_set(
     let steps = resolve_indexes(schema, steps).map_err(|e| format!("--set {expr}: {e}"))?;
     let mut value = parse_scalar(raw);
     // A bare scalar is a string where the default is one ("--set tag=1.8" is "1.8").
-    if let Some(Value::String(_)) = lookup(schema, &steps) {
-        if !value.is_string() && !value.is_null() {
-            value = Value::String(raw.to_string());
-        }
+    if matches!(lookup(schema, &steps), Some(Value::String(_)))
+        && !value.is_string()
+        && !value.is_null()
+    {
+        value = Value::String(raw.to_string());
     }
     let mut tree = build(&steps, value);
     validate(schema, &tree).map_err(|e| format!("--set {expr}: {e}"))?;
@@ -398,7 +401,11 @@ fn merge_indexed(base: &mut Value, overlay: &mut Value) {
 /// Check that every path of `overlay` is one `schema` has, with a compatible type.
 pub fn validate(schema: &Value, overlay: &Value) -> Result<(), String> {
     if let Some(top) = overlay.as_object() {
-        if top.contains_key("revision") {
+        // An empty revision (what istioctl writes for an in-place install) is the default one.
+        if top
+            .get("revision")
+            .is_some_and(|r| !r.is_null() && !matches!(r.as_str(), Some("" | "default")))
+        {
             return Err(REVISION.into());
         }
         if let Some(p) = top
@@ -409,6 +416,7 @@ pub fn validate(schema: &Value, overlay: &Value) -> Result<(), String> {
         }
         let mut rest = top.clone();
         rest.remove("profile");
+        rest.remove("revision");
         return validate_at(schema, &Value::Object(rest), &mut Vec::new());
     }
     validate_at(schema, overlay, &mut Vec::new())
@@ -731,6 +739,8 @@ mod tests {
     fn revision_is_refused_with_the_reason() {
         let err = set(&mut json!({}), "revision=canary").unwrap_err();
         assert!(err.contains("in place") && err.contains("canary"), "{err}");
+        // What istioctl writes for an in-place install is fine.
+        set(&mut json!({}), "revision=").unwrap();
     }
 
     #[test]

@@ -338,7 +338,7 @@ fn step(sim: &Sim, iop: &std::path::Path, target: &str, expected: Vec<(String, S
 
     sim.meshup(&["upgrade", "--bundle", &bundle, "-f", iop, "-y"])
         .expect(0);
-    if let Some(rows) = control_plane_kubectl(&sim) {
+    if let Some(rows) = control_plane_kubectl(sim) {
         assert!(rows.len() >= 4, "{rows:?}");
         for (name, tag, ready) in &rows {
             assert_eq!(tag, target, "{name} after the move to {target}: {rows:?}");
@@ -348,7 +348,7 @@ fn step(sim: &Sim, iop: &std::path::Path, target: &str, expected: Vec<(String, S
     let own: std::collections::BTreeSet<String> = own_objects(target).into_iter().collect();
     for path in all_objects() {
         assert_eq!(
-            exists(&sim, &path),
+            exists(sim, &path),
             own.contains(&path),
             "{path} at {target}"
         );
