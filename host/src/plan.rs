@@ -265,6 +265,8 @@ pub async fn build(
         changes.push(d?);
     }
     changes.extend(prune_candidates(previous.as_ref(), &rendered));
+    let known: BTreeSet<ObjectKey> = changes.iter().map(|c| c.key.clone()).collect();
+    changes.extend(owned_leftovers(cluster, bundle, previous.as_ref(), &rendered, &known).await?);
     let profile_default_changes = previous
         .as_ref()
         .and_then(|p| p.profile_defaults.as_ref().filter(|_| p.profile == profile))
@@ -358,6 +360,70 @@ fn prune_candidates(previous: Option<&Previous>, target: &Rendered) -> Vec<Chang
             key: o.key(),
         })
         .collect()
+}
+
+/// Objects in the cluster that carry a component's ownership labels (istioctl's
+/// `operator.istio.io/component`) but that neither the target nor the previous release
+/// renders: what an older release, or another installer, left of a component this bundle
+/// owns. Only kinds the releases render are looked at, in the control-plane namespace or
+/// cluster-wide; CRDs and namespaces are never pruned.
+async fn owned_leftovers(
+    cluster: &Cluster,
+    bundle: &Bundle,
+    previous: Option<&Previous>,
+    target: &Rendered,
+    known: &BTreeSet<ObjectKey>,
+) -> anyhow::Result<Vec<Change>> {
+    let previous_objects = previous
+        .and_then(|p| p.manifest.as_ref())
+        .map(|m| m.objects.as_slice())
+        .unwrap_or_default();
+    let kinds: BTreeSet<(String, String)> = target
+        .objects
+        .iter()
+        .chain(previous_objects)
+        .filter(|o| !matches!(o.kind(), "CustomResourceDefinition" | "Namespace"))
+        .map(|o| (o.api_version().to_string(), o.kind().to_string()))
+        .collect();
+    let mut out = Vec::new();
+    for c in bundle
+        .manifest
+        .components
+        .iter()
+        .filter(|c| !c.labels.is_empty())
+    {
+        let selector: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let selector = selector.join(",");
+        for (api_version, kind) in &kinds {
+            let live = match cluster.list(api_version, kind, None, Some(&selector)).await {
+                Ok(l) => l,
+                // A kind whose CRD is not there (yet) has no leftovers.
+                Err(e) if format!("{e:#}").contains("does not serve") => continue,
+                Err(e) => return Err(e),
+            };
+            for o in live {
+                let key = ObjectKey::of(&o);
+                let here = key
+                    .namespace
+                    .as_deref()
+                    .is_none_or(|ns| ns == bundle.namespace());
+                // Another control plane's (a canary revision's) objects are not ours.
+                let ours = crate::state::revision_of(&o["metadata"]["labels"])
+                    == crate::state::DEFAULT_REVISION;
+                if here && ours && !known.contains(&key) {
+                    out.push(Change {
+                        object: key.to_string(),
+                        component: c.name.clone(),
+                        action: Action::Prune,
+                        diff: None,
+                        rejected: None,
+                        key,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Leaves whose default changed between releases and that the overlay does not set.

@@ -135,7 +135,8 @@ pub fn pod_ready(pod: &Value) -> bool {
         && pod["metadata"]["deletionTimestamp"].is_null()
 }
 
-fn revision_of(labels: &Value) -> String {
+/// The control-plane revision an object belongs to (`istio.io/rev`, else the in-place one).
+pub fn revision_of(labels: &Value) -> String {
     labels["istio.io/rev"]
         .as_str()
         .unwrap_or(DEFAULT_REVISION)

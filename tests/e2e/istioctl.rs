@@ -387,3 +387,69 @@ fn step(sim: &Sim, iop: &std::path::Path, target: &str, expected: Vec<(String, S
     assert_eq!(state["spec"]["profile"], "default");
     assert_eq!(state["spec"]["values"]["pilot"]["traceSampling"], 5.0);
 }
+
+/// An EnvoyFilter in `istio-system` with the given labels.
+fn envoy_filter(name: &str, labels: Value) -> String {
+    let f = json!({
+        "apiVersion": "networking.istio.io/v1alpha3",
+        "kind": "EnvoyFilter",
+        "metadata": {"name": name, "namespace": "istio-system", "labels": labels},
+        "spec": {"configPatches": []}
+    });
+    serde_yaml::to_string(&f).unwrap()
+}
+
+/// What an install left that no release renders any more is found through istioctl's
+/// ownership labels and pruned; objects without them, or of another revision, stay.
+#[test]
+fn objects_an_istioctl_install_left_are_pruned_through_its_labels() {
+    let seed = [
+        istioctl_seed("1.7.8", USER_IOP),
+        // Istio 1.7's operator snapshot still shipped the 1.5 proxies' filters.
+        envoy_filter(
+            "stats-filter-1.5",
+            json!({"operator.istio.io/component": "Pilot", "istio.io/rev": "default"}),
+        ),
+        envoy_filter("my-filter", json!({"app": "mine"})),
+        envoy_filter(
+            "stats-filter-canary",
+            json!({"operator.istio.io/component": "Pilot", "istio.io/rev": "canary"}),
+        ),
+    ]
+    .join("---\n");
+    let sim = Sim::start_with(Some(&seed), &[]);
+    wait_ready(&sim, "istio-system", "istiod", 2);
+    let iop = sim.dir.path().join("iop.yaml");
+    std::fs::write(&iop, USER_IOP).unwrap();
+    let iop = iop.to_str().unwrap();
+    let pre = sim.meshup(&[
+        "precheck",
+        "--bundle",
+        &b("istio-1.8.6"),
+        "-f",
+        iop,
+        "-o",
+        "json",
+    ]);
+    pre.expect(0);
+    let prunes: Vec<String> = pre.json()["plan"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "prune")
+        .map(|c| c["object"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        prunes,
+        vec![
+            "ClusterRoleBinding istiod-pilot-istio-system",
+            "EnvoyFilter istio-system/stats-filter-1.5"
+        ]
+    );
+    sim.meshup(&["upgrade", "--bundle", &b("istio-1.8.6"), "-f", iop, "-y"])
+        .expect(0);
+    assert!(!exists(&sim, &format!("{EF}stats-filter-1.5")));
+    assert!(exists(&sim, &format!("{EF}my-filter")));
+    assert!(exists(&sim, &format!("{EF}stats-filter-canary")));
+    assert!(!exists(&sim, &format!("{CRB}istiod-pilot-istio-system")));
+}
