@@ -42,6 +42,19 @@ pub const KIND: &str = "IstioOperator";
 pub struct Alias {
     pub from: String,
     pub to: String,
+    /// The chart's own default at `from`: istioctl's installed-state carries it whether or
+    /// not the user set it, so there it says nothing about what the user set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+}
+
+/// Whose tree `normalize` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The user's own input: every value in it was typed.
+    User,
+    /// istioctl's installed-state: expanded with the charts' defaults.
+    InstalledState,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -108,7 +121,7 @@ pub fn overlay_from(
     let mut overlay = Value::Object(Map::new());
     for f in files {
         let path = f.as_ref();
-        let spec = normalize(&read_file(path)?, aliases);
+        let spec = normalize(&read_file(path)?, aliases, Source::User);
         validate(schema, &spec)
             .map_err(|e| Exit::bad_input(format!("-f {}: {e}", path.display())))?;
         values::merge(&mut overlay, &spec);
@@ -156,8 +169,9 @@ pub fn read_file(path: &Path) -> anyhow::Result<Value> {
 }
 
 /// Rewrite istioctl's legacy paths (`aliases`) to their spec paths. A value already set at
-/// the spec path wins, as in istioctl's translation.
-pub fn normalize(spec: &Value, aliases: &[Alias]) -> Value {
+/// the spec path wins, as in istioctl's translation; in an installed-state, a legacy value
+/// equal to the chart's default is dropped.
+pub fn normalize(spec: &Value, aliases: &[Alias], source: Source) -> Value {
     let mut out = spec.clone();
     for a in aliases {
         let Ok(from) = parse_path(&a.from) else {
@@ -166,6 +180,9 @@ pub fn normalize(spec: &Value, aliases: &[Alias]) -> Value {
         let Some(v) = take(&mut out, &from) else {
             continue;
         };
+        if source == Source::InstalledState && a.default.as_ref() == Some(&v) {
+            continue;
+        }
         let Ok(to) = parse_path(&a.to) else { continue };
         if lookup(&out, &to).is_none() {
             merge_indexed(&mut out, &mut build(&to, v));
@@ -618,10 +635,12 @@ mod tests {
             Alias {
                 from: "values.global.hub".into(),
                 to: "hub".into(),
+                default: None,
             },
             Alias {
                 from: "values.pilot.replicaCount".into(),
                 to: "components.pilot.k8s.replicaCount".into(),
+                default: Some(json!(1)),
             },
         ]
     }
@@ -701,11 +720,21 @@ mod tests {
         // The spec path wins over the legacy one in a whole tree.
         let spec =
             json!({"hub": "a", "values": {"global": {"hub": "b"}, "pilot": {"replicaCount": 3}}});
-        let n = normalize(&spec, &aliases());
+        let n = normalize(&spec, &aliases(), Source::User);
         assert_eq!(
             n,
             json!({"hub": "a", "values": {"global": {}, "pilot": {}},
                    "components": {"pilot": {"k8s": {"replicaCount": 3}}}})
+        );
+        // In an installed-state, the chart's own default was not the user's doing.
+        let state = json!({"values": {"pilot": {"replicaCount": 1}}});
+        assert_eq!(
+            normalize(&state, &aliases(), Source::InstalledState),
+            json!({"values": {"pilot": {}}})
+        );
+        assert_eq!(
+            normalize(&state, &aliases(), Source::User),
+            json!({"values": {"pilot": {}}, "components": {"pilot": {"k8s": {"replicaCount": 1}}}})
         );
     }
 

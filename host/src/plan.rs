@@ -160,7 +160,11 @@ pub fn from_istioctl(
         .or_else(|_| installed_bundle.profile(crate::bundle::DEFAULT_PROFILE))
         .cloned()
         .unwrap_or_default();
-    let mut spec = crate::iop::normalize(spec, &installed_bundle.manifest.aliases);
+    let mut spec = crate::iop::normalize(
+        spec,
+        &installed_bundle.manifest.aliases,
+        crate::iop::Source::InstalledState,
+    );
     if let Some(m) = spec.as_object_mut() {
         m.remove("profile");
     }
@@ -520,6 +524,41 @@ mod tests {
                 old: json!(false),
                 new: json!(true)
             }]
+        );
+    }
+
+    #[test]
+    fn istioctl_overlay_is_the_installed_state_minus_the_installed_profile() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles");
+        let target = Bundle::load(&dir.join("istio-1.8.6")).unwrap();
+        let installed = Bundle::load(&dir.join("istio-1.7.8")).unwrap();
+        // What istioctl 1.7 stores: the expanded profile, legacy duplicates, chart values
+        // meshup does not model, and the two values the user set.
+        let mut spec = installed.profile("default").unwrap().clone();
+        spec["profile"] = json!("default");
+        spec["values"]["global"]["hub"] = spec["hub"].clone();
+        spec["values"]["pilot"]["replicaCount"] = json!(1);
+        spec["values"]["pilot"]["autoscaleMax"] = json!(5);
+        spec["values"]["global"]["arch"] = json!({"amd64": 2});
+        spec["values"]["pilot"]["traceSampling"] = json!(5.0);
+        spec["components"]["pilot"]["k8s"]["resources"] = json!({"requests": {"cpu": "1"}});
+        let prev = from_istioctl(Some("1.7.8".into()), "default", &spec, &target);
+        assert_eq!(
+            prev.overlay,
+            json!({"values": {"pilot": {"traceSampling": 5.0}},
+                   "components": {"pilot": {"k8s": {"resources": {"requests": {"cpu": "1"}}}}}})
+        );
+        assert_eq!(
+            prev.profile_defaults.as_ref(),
+            Some(installed.profile("default").unwrap())
+        );
+        // Its manifest is 1.7.8's: the binding 1.8 renamed is there to be pruned.
+        let manifest = prev.manifest.unwrap();
+        assert!(
+            manifest
+                .objects
+                .iter()
+                .any(|o| o.name() == "istiod-pilot-istio-system")
         );
     }
 

@@ -74,6 +74,10 @@ fn installed_state(version: &str, user_iop: &str) -> Value {
     spec["values"]["global"]["tag"] = spec["tag"].clone();
     spec["values"]["global"]["arch"] = json!({"amd64": 2, "ppc64le": 2, "s390x": 2});
     spec["values"]["global"]["meshID"] = json!("");
+    spec["values"]["pilot"]["replicaCount"] = json!(1);
+    spec["values"]["pilot"]["autoscaleMin"] = json!(1);
+    spec["values"]["pilot"]["autoscaleMax"] = json!(5);
+    spec["values"]["gateways"]["istio-ingressgateway"]["type"] = json!("LoadBalancer");
     json!({
         "apiVersion": "install.istio.io/v1alpha1",
         "kind": "IstioOperator",
