@@ -36,6 +36,11 @@ const TEST_GUESTS: &[(&str, &str)] = &[
     ("sockets", "meshup-guest-sockets"),
     ("filesystem", "meshup-guest-filesystem"),
     ("postfail", "meshup-guest-postfail"),
+    ("forge", "meshup-guest-forge"),
+    ("bigmsg", "meshup-guest-bigmsg"),
+    ("bigcode", "meshup-guest-bigcode"),
+    ("impostor", "meshup-guest-impostor"),
+    ("foreign", "meshup-guest-foreign"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -50,7 +50,7 @@ fn main() {
     let cold = time(3, || {
         let rt = Runtime::new(None).unwrap();
         all.iter()
-            .map(|(_, b)| rt.load(b).unwrap())
+            .map(|(_, b)| rt.load(b, &Limits::default()).unwrap())
             .collect::<Vec<_>>()
     });
     println!(
@@ -64,11 +64,11 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     let rt = Runtime::new(Some(&dir)).unwrap();
     for (_, b) in &all {
-        rt.load(b).unwrap();
+        rt.load(b, &Limits::default()).unwrap();
     }
     let warm = time(20, || {
         all.iter()
-            .map(|(_, b)| rt.load(b).unwrap())
+            .map(|(_, b)| rt.load(b, &Limits::default()).unwrap())
             .collect::<Vec<_>>()
     });
     println!(
@@ -81,7 +81,7 @@ fn main() {
     let mut skew_wasm = Duration::ZERO;
     let mut worst = Duration::ZERO;
     for (name, b) in &all {
-        let loaded = rt.load(b).unwrap();
+        let loaded = rt.load(b, &Limits::default()).unwrap();
         let g = Arc::new(grants::default_grants(&loaded.metadata.reads));
         let mut c = ctx.clone();
         c.config = loaded.metadata.default_config.clone();

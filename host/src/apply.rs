@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use serde_json::Value;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +33,24 @@ pub struct ComponentReport {
     pub objects: usize,
     pub ready: String,
     pub seconds: f64,
+}
+
+impl ComponentReport {
+    /// `  ✓ istiod   12 objects applied, istiod 1/1 ready in 1.2 s`
+    pub fn line(&self, ui: &Ui, verb: &str) -> String {
+        format!(
+            "  {} {:<18} {} objects {verb}{} in {:.1} s",
+            ui.paint("✓", crate::ui::Color::Green),
+            self.name,
+            self.objects,
+            if self.ready.is_empty() {
+                String::new()
+            } else {
+                format!(", {} ready", self.ready)
+            },
+            self.seconds
+        )
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -60,7 +79,7 @@ pub enum Failure {
 }
 
 /// Kinds that must exist before others (like Helm's install order).
-fn kind_rank(kind: &str) -> u8 {
+pub fn kind_rank(kind: &str) -> u8 {
     match kind {
         "Namespace" => 0,
         "CustomResourceDefinition" => 1,
@@ -121,25 +140,20 @@ pub async fn run(
             ui,
         )
         .await?;
-        let secs = t.elapsed().as_secs_f64();
-        ui.say(format!(
-            "  {} {:<18} {} objects applied{} in {secs:.1} s",
-            ui.paint("✓", crate::ui::Color::Green),
-            c.name,
-            objs.len(),
-            if ready.is_empty() {
-                String::new()
-            } else {
-                format!(", {ready} ready")
-            }
-        ));
-        components.push(ComponentReport {
+        let report = ComponentReport {
             name: c.name.clone(),
             objects: objs.len(),
             ready,
-            seconds: secs,
-        });
+            seconds: t.elapsed().as_secs_f64(),
+        };
+        ui.say(report.line(ui, "applied"));
+        components.push(report);
     }
+    verify_workloads(
+        cluster,
+        &workloads(rendered.objects.iter().map(|o| &o.value)),
+    )
+    .await?;
     if rendered
         .objects
         .iter()
@@ -172,8 +186,7 @@ async fn wait_component(
     opts: &Options,
     ui: &Ui,
 ) -> Result<String, Failure> {
-    let deadline = Instant::now() + opts.readiness_timeout;
-    let refs: Vec<_> = refs
+    let targets: Vec<(String, String, String)> = refs
         .iter()
         .filter(|r| {
             rendered
@@ -181,16 +194,44 @@ async fn wait_component(
                 .iter()
                 .any(|o| o.kind() == r.kind && o.name() == r.name)
         })
+        .map(|r| (r.kind.clone(), namespace.to_string(), r.name.clone()))
         .collect();
-    let waits = refs.iter().map(|r| {
-        let bar = ui.bar(&r.name, 1);
+    wait_all(cluster, component, &targets, opts, ui).await
+}
+
+/// Wait for the given workloads (a restore waits for every one it put back).
+pub async fn wait_workloads(
+    cluster: &Cluster,
+    component: &str,
+    workloads: &[Workload],
+    opts: &Options,
+    ui: &Ui,
+) -> Result<String, Failure> {
+    let targets: Vec<(String, String, String)> = workloads
+        .iter()
+        .map(|w| (w.kind.clone(), w.namespace.clone(), w.name.clone()))
+        .collect();
+    wait_all(cluster, component, &targets, opts, ui).await
+}
+
+/// Watch every (kind, namespace, name) until rolled out, all at once, within the timeout.
+async fn wait_all(
+    cluster: &Cluster,
+    component: &str,
+    targets: &[(String, String, String)],
+    opts: &Options,
+    ui: &Ui,
+) -> Result<String, Failure> {
+    let deadline = Instant::now() + opts.readiness_timeout;
+    let waits = targets.iter().map(|(kind, namespace, name)| {
+        let bar = ui.bar(name, 1);
         async move {
             let mut last = (0, 0);
             let res = wait::until_rolled_out(
                 cluster,
-                &r.kind,
+                kind,
                 namespace,
-                &r.name,
+                name,
                 deadline,
                 |ready, desired, msg| {
                     last = (ready, desired);
@@ -202,7 +243,7 @@ async fn wait_component(
                 Ok(_) => bar.finish("ready"),
                 Err(e) => bar.finish(&format!("{e}")),
             }
-            res.map(|_| format!("{} {}/{}", r.name, last.0, last.1))
+            res.map(|_| format!("{name} {}/{}", last.0, last.1))
         }
     });
     let results = futures::future::join_all(waits).await;
@@ -214,6 +255,203 @@ async fn wait_component(
         })?);
     }
     Ok(ready.join(", "))
+}
+
+/// A workload as it must end up: its pod template's containers and images.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// `matchLabels` of the selector: how its pods are found.
+    pub selector: String,
+    /// (container name, image) of the pod template.
+    pub images: Vec<(String, String)>,
+}
+
+/// The Deployments and DaemonSets among `objects`.
+pub fn workloads<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Vec<Workload> {
+    objects
+        .into_iter()
+        .filter(|o| matches!(o["kind"].as_str(), Some("Deployment" | "DaemonSet")))
+        .map(|o| Workload {
+            kind: o["kind"].as_str().unwrap_or_default().to_string(),
+            namespace: o["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                .to_string(),
+            name: o["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            selector: o["spec"]["selector"]["matchLabels"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default(),
+            images: containers(&o["spec"]["template"]["spec"]),
+        })
+        .collect()
+}
+
+fn containers(pod_spec: &Value) -> Vec<(String, String)> {
+    pod_spec["containers"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    (
+                        c["name"].as_str().unwrap_or_default().to_string(),
+                        c["image"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What one workload really runs, read from the cluster.
+#[derive(Debug, Clone, Serialize)]
+pub struct Observed {
+    pub workload: String,
+    /// The pod template's images.
+    pub template: Vec<String>,
+    /// Images of the pods that are not terminating, with how many are ready.
+    pub pods: Vec<String>,
+    pub ready: String,
+    /// What differs from what was expected (empty: as expected).
+    pub problems: Vec<String>,
+}
+
+impl std::fmt::Display for Observed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} runs {} ({} ready)",
+            self.workload,
+            if self.pods.is_empty() {
+                "no pods".to_string()
+            } else {
+                self.pods.join(", ")
+            },
+            self.ready
+        )?;
+        if !self.problems.is_empty() {
+            write!(f, ": {}", self.problems.join("; "))?;
+        }
+        Ok(())
+    }
+}
+
+/// Read back each workload: its template, its rollout and every pod's images.
+pub async fn observe(cluster: &Cluster, expected: &[Workload]) -> anyhow::Result<Vec<Observed>> {
+    let mut out = Vec::new();
+    for w in expected {
+        let key = ObjectKey {
+            api_version: "apps/v1".into(),
+            kind: w.kind.clone(),
+            namespace: Some(w.namespace.clone()),
+            name: w.name.clone(),
+        };
+        let workload = format!("{} {}/{}", w.kind, w.namespace, w.name);
+        let Some(live) = cluster.get(&key).await? else {
+            out.push(Observed {
+                workload,
+                template: vec![],
+                pods: vec![],
+                ready: "0/0".into(),
+                problems: vec!["missing".into()],
+            });
+            continue;
+        };
+        let template = containers(&live["spec"]["template"]["spec"]);
+        let pods = cluster
+            .list("v1", "Pod", Some(&w.namespace), Some(&w.selector))
+            .await?;
+        let pods: Vec<&Value> = pods
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .collect();
+        let mut problems = Vec::new();
+        if template != w.images {
+            problems.push(format!(
+                "template has {}, expected {}",
+                images_text(&template),
+                images_text(&w.images)
+            ));
+        }
+        if let wait::Rollout::Progressing { message, .. } | wait::Rollout::Failed { message } =
+            wait::rollout(&live)
+        {
+            problems.push(format!("rollout not complete: {message}"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut ready = 0;
+        for p in &pods {
+            let running = containers(&p["spec"]);
+            seen.insert(images_text(&running));
+            if state::pod_ready(p) {
+                ready += 1;
+            }
+            let wrong: Vec<&(String, String)> = w
+                .images
+                .iter()
+                .filter(|want| running.iter().any(|r| r.0 == want.0 && r.1 != want.1))
+                .collect();
+            if !wrong.is_empty() || !state::pod_ready(p) {
+                problems.push(format!(
+                    "pod {} runs {}{}",
+                    p["metadata"]["name"].as_str().unwrap_or("?"),
+                    images_text(&running),
+                    if state::pod_ready(p) {
+                        ""
+                    } else {
+                        ", not ready"
+                    }
+                ));
+            }
+        }
+        if pods.is_empty() && w.kind == "Deployment" && live["spec"]["replicas"] != 0 {
+            problems.push("no pods".into());
+        }
+        out.push(Observed {
+            workload,
+            template: template.iter().map(|(_, i)| i.clone()).collect(),
+            pods: seen.into_iter().collect(),
+            ready: format!("{ready}/{}", pods.len()),
+            problems,
+        });
+    }
+    Ok(out)
+}
+
+fn images_text(images: &[(String, String)]) -> String {
+    images
+        .iter()
+        .map(|(_, i)| i.as_str())
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+/// Every workload runs exactly the expected images in every pod, all ready, rollout done.
+pub async fn verify_workloads(cluster: &Cluster, expected: &[Workload]) -> Result<(), Failure> {
+    let observed = observe(cluster, expected)
+        .await
+        .map_err(|e| Failure::Verify(format!("{e:#}")))?;
+    let wrong: Vec<String> = observed
+        .iter()
+        .filter(|o| !o.problems.is_empty())
+        .map(|o| o.to_string())
+        .collect();
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Verify(wrong.join("; ")))
+    }
 }
 
 /// Every control-plane pod of the in-place revision runs the target version.

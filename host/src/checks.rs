@@ -67,6 +67,11 @@ impl Checker {
         })
     }
 
+    /// `builtin:NAME replaced by …` for each builtin a policy file replaces in this run.
+    pub fn replacements(&self) -> Vec<String> {
+        self.set.replacements()
+    }
+
     /// Read what the phase's policies are granted, in one list per kind and namespace.
     pub async fn snapshot(&self, cluster: &Cluster, phase: Phase) -> anyhow::Result<Snapshot> {
         let mut objects = Vec::new();
@@ -207,6 +212,7 @@ pub fn permission_findings(missing: &[crate::permissions::Missing]) -> Vec<Findi
     let list: Vec<String> = missing.iter().map(|m| m.to_string()).collect();
     vec![Finding {
         policy: "host".into(),
+        source: "host".into(),
         code: "permissions.missing".into(),
         severity: Severity::Error,
         message: format!("the current user may not: {}", list.join("; ")),
@@ -223,6 +229,7 @@ pub fn rejection_findings(plan: &Plan) -> Vec<Finding> {
             let why = c.rejected.as_ref()?;
             Some(Finding {
                 policy: "host".into(),
+                source: "host".into(),
                 code: "plan.rejected".into(),
                 severity: Severity::Error,
                 message: format!("the API server refuses the change to {}: {why}", c.object),

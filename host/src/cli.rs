@@ -300,7 +300,11 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Errors may quote a policy's text (a refusal reason, a panic message).
+            eprintln!(
+                "error: {}",
+                crate::policy::text::escape(&format!("{err:#}"))
+            );
             ExitCode::from(exit::code_of(&err) as u8)
         }
     }

@@ -240,6 +240,38 @@ impl Cluster {
         Ok(to_value(&out))
     }
 
+    /// Write `obj` back exactly as given (an update that replaces the whole object, so
+    /// fields any field manager added since are gone), or create it if it is gone. Used
+    /// to restore captured objects; a conflicting concurrent write is retried on the
+    /// fresh resourceVersion.
+    pub async fn replace_or_create(&self, obj: &Value) -> anyhow::Result<Value> {
+        let key = ObjectKey::of(obj);
+        let api = self
+            .api(&key.api_version, &key.kind, key.namespace.as_deref())
+            .await?;
+        let pp = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        for _ in 0..5 {
+            let mut desired: DynamicObject = serde_json::from_value(obj.clone())
+                .with_context(|| format!("restoring {key}: not an object"))?;
+            let written = match api.get_opt(&key.name).await? {
+                Some(live) => {
+                    desired.metadata.resource_version = live.metadata.resource_version;
+                    api.replace(&key.name, &pp, &desired).await
+                }
+                None => api.create(&pp, &desired).await,
+            };
+            match written {
+                Ok(o) => return Ok(to_value(&o)),
+                Err(kube::Error::Api(s)) if s.code == 409 => continue,
+                Err(e) => return Err(e).with_context(|| format!("restoring {key}")),
+            }
+        }
+        anyhow::bail!("restoring {key}: it kept changing under us (5 conflicts in a row)")
+    }
+
     pub async fn delete(&self, key: &ObjectKey) -> anyhow::Result<()> {
         let api = self
             .api(&key.api_version, &key.kind, key.namespace.as_deref())
@@ -270,6 +302,30 @@ fn bad_config(path: &Path, e: &dyn std::fmt::Display) -> Exit {
         "kubeconfig {}: {e}; check --context and the file",
         path.display()
     ))
+}
+
+/// The object without what the API server assigns or owns (uid, resourceVersion,
+/// managedFields, timestamps, status): what a diff compares and what a restore writes back.
+pub fn without_server_fields(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v["metadata"].as_object_mut() {
+        for k in [
+            "managedFields",
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "selfLink",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ] {
+            m.remove(k);
+        }
+    }
+    if let Some(m) = v.as_object_mut() {
+        m.remove("status");
+    }
+    v
 }
 
 pub fn to_value(o: &DynamicObject) -> Value {

@@ -94,6 +94,28 @@ pub struct Release {
     pub started: String,
     #[serde(default)]
     pub finished: Option<String>,
+    /// The objects this run changes, as they were before it (written before its first
+    /// change): what a restore puts back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captured: Option<crate::restore::Snapshot>,
+}
+
+impl Release {
+    /// A run that ended without the cluster fully on one release: interrupted (`pending`)
+    /// or failed and not restored.
+    pub fn unfinished(&self) -> bool {
+        matches!(self.status, Status::Pending | Status::Failed)
+    }
+}
+
+/// The records that say what runs now.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    /// The newest `deployed` release.
+    pub deployed: Option<Release>,
+    /// The newest record, if it is newer than `deployed` and unfinished: the cluster may be
+    /// between two versions, and its capture says how it was before.
+    pub open: Option<Release>,
 }
 
 /// Where release records live.
@@ -104,7 +126,8 @@ pub trait Driver {
     fn delete(&self, revision: u32) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
-/// Releases in memory, for tests.
+/// Releases in memory, for tests. Records go through the same encoding and size bound as
+/// the Secret driver, so a test sees what the cluster would keep.
 #[derive(Default)]
 pub struct Memory(std::sync::Mutex<BTreeMap<u32, Release>>);
 
@@ -119,10 +142,11 @@ impl Driver for Memory {
             .collect())
     }
     async fn create(&self, r: &Release) -> anyhow::Result<()> {
+        let stored = decode(&encode(r)?)?;
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(r.revision, r.clone());
+            .insert(r.revision, stored);
         Ok(())
     }
     async fn update(&self, r: &Release) -> anyhow::Result<()> {
@@ -274,17 +298,14 @@ impl<D: Driver> History<D> {
         self.driver.list().await
     }
 
-    /// The release currently live (the newest `deployed` one) and a `pending` record an
-    /// interrupted run left behind, from one read of the history.
-    pub async fn live(&self) -> anyhow::Result<(Option<Release>, Option<Release>)> {
-        let all = self.all().await?;
-        let newest = |status: Status| all.iter().rev().find(|r| r.status == status).cloned();
-        Ok((newest(Status::Deployed), newest(Status::Pending)))
+    /// The release currently live and an unfinished run on top of it, from one read.
+    pub async fn live(&self) -> anyhow::Result<Live> {
+        Ok(live(&self.all().await?))
     }
 
     /// The release currently live.
     pub async fn deployed(&self) -> anyhow::Result<Option<Release>> {
-        Ok(self.live().await?.0)
+        Ok(self.live().await?.deployed)
     }
 
     pub async fn next_revision(&self) -> anyhow::Result<u32> {
@@ -337,6 +358,21 @@ impl<D: Driver> History<D> {
     }
 }
 
+/// `Live` from records sorted by revision.
+pub fn live(all: &[Release]) -> Live {
+    let deployed = all
+        .iter()
+        .rev()
+        .find(|r| r.status == Status::Deployed)
+        .cloned();
+    let open = all
+        .last()
+        .filter(|r| r.unfinished())
+        .filter(|r| deployed.as_ref().is_none_or(|d| r.revision > d.revision))
+        .cloned();
+    Live { deployed, open }
+}
+
 pub fn now() -> String {
     jiff::Timestamp::now()
         .round(jiff::Unit::Second)
@@ -367,6 +403,7 @@ mod tests {
             overridden: vec![],
             started: String::new(),
             finished: None,
+            captured: None,
         }
     }
 
@@ -389,6 +426,62 @@ mod tests {
             1
         );
         assert_eq!(h.deployed().await.unwrap().unwrap().version, "1.9.0");
+    }
+
+    #[tokio::test]
+    async fn a_record_too_large_to_store_is_refused_and_nothing_is_stored() {
+        let h = History::new(Memory::default(), 3);
+        let mut r = release("1.8.6");
+        // Incompressible: a capture of objects full of random data.
+        let mut seed = 1u64;
+        let noise: String = (0..2_000_000)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                char::from(b'a' + (seed >> 59) as u8)
+            })
+            .collect();
+        r.captured = Some(crate::restore::Snapshot {
+            version: Some("1.7.8".into()),
+            objects: vec![crate::restore::Captured {
+                key: crate::render::ObjectKey {
+                    api_version: "v1".into(),
+                    kind: "ConfigMap".into(),
+                    namespace: Some("istio-system".into()),
+                    name: "big".into(),
+                },
+                component: "istiod".into(),
+                before: Some(serde_json::json!({"data": {"x": noise}})),
+            }],
+        });
+        let err = h.begin(r).await.unwrap_err();
+        assert!(err.to_string().contains("over the 900 KiB"), "{err}");
+        assert!(h.all().await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_unfinished_run_newer_than_the_live_release_is_open() {
+        let mut rs = Vec::new();
+        for (rev, status) in [
+            (1, Status::Superseded),
+            (2, Status::Deployed),
+            (3, Status::Failed),
+        ] {
+            let mut r = release("1.8.6");
+            r.revision = rev;
+            r.status = status;
+            rs.push(r);
+        }
+        let l = live(&rs);
+        assert_eq!(l.deployed.map(|r| r.revision), Some(2));
+        assert_eq!(l.open.map(|r| r.revision), Some(3));
+        rs[2].status = Status::RolledBack;
+        assert!(live(&rs).open.is_none());
+        // An istioctl install: nothing deployed by meshup, one interrupted run.
+        rs.truncate(1);
+        rs[0].status = Status::Pending;
+        assert_eq!(live(&rs).open.map(|r| r.revision), Some(1));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod lock;
 pub mod permissions;
 pub mod plan;
 pub mod policy;
+pub mod prune;
 pub mod render;
 pub mod restore;
 pub mod retry;

@@ -151,6 +151,17 @@ impl Lock {
     }
 }
 
+/// Release the lock; a failure to do so never changes a run's outcome (the lock expires by
+/// itself), so it is said as a warning.
+pub async fn release_or_warn(lock: Lock, ui: &crate::ui::Ui) {
+    if let Err(e) = lock.release().await {
+        ui.warn(format!(
+            "{e:#}; it expires by itself {} s after its last renewal",
+            duration().as_secs()
+        ));
+    }
+}
+
 /// Renew at a third of the duration, so two missed renewals still keep the lock.
 async fn renew(api: Api<Lease>, duration: Duration) {
     let mut tick = tokio::time::interval(duration / 3);

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::bundle::{Bundle, Role};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, without_server_fields};
 use crate::history::Release;
 use crate::render::{self, ObjectKey, Rendered};
 use crate::state::Installed;
@@ -126,11 +126,11 @@ impl Plan {
 }
 
 /// What the previous run used, from meshup history or istioctl's installed-state.
-pub fn previous(installed: &Installed, target: &Bundle) -> Option<Previous> {
+pub fn previous(installed: &Installed, target: &Bundle) -> anyhow::Result<Option<Previous>> {
     if let Some(r) = &installed.release {
-        return Some(from_release(r, installed.version().map(str::to_string)));
+        return from_release(r, installed.version().map(str::to_string)).map(Some);
     }
-    match &installed.method {
+    Ok(match &installed.method {
         crate::state::InstallMethod::Istioctl { profile, spec } => Some(from_istioctl(
             installed.version().map(str::to_string),
             profile,
@@ -138,7 +138,7 @@ pub fn previous(installed: &Installed, target: &Bundle) -> Option<Previous> {
             target,
         )),
         _ => None,
-    }
+    })
 }
 
 /// istioctl stores the fully expanded spec. What the user set is that spec minus the
@@ -194,15 +194,23 @@ fn sibling_bundle(target: &Bundle, version: &str) -> Option<Bundle> {
     Bundle::load(&dir).ok()
 }
 
-pub fn from_release(r: &Release, running: Option<String>) -> Previous {
-    Previous {
+/// A recorded release as the previous one. Its manifest says what a run may prune, so an
+/// unreadable one is an error, not a silent "nothing to prune".
+pub fn from_release(r: &Release, running: Option<String>) -> anyhow::Result<Previous> {
+    let manifest = Rendered::from_manifest(&r.manifest).map_err(|e| {
+        anyhow::anyhow!(
+            "the manifest recorded in revision {} is unreadable ({e:#}); see `meshup history`, or `meshup rollback --to N` to a readable revision",
+            r.revision
+        )
+    })?;
+    Ok(Previous {
         version: running.or_else(|| Some(r.version.clone())),
         profile: r.profile.clone(),
         profile_defaults: Some(r.profile_defaults.clone()),
         overlay: r.overlay.clone(),
         values: Some(r.values.clone()),
-        manifest: Rendered::from_manifest(&r.manifest).ok(),
-    }
+        manifest: Some(manifest),
+    })
 }
 
 /// Compute values and rendered objects (no cluster I/O): the part `--dry-run`, precheck and
@@ -250,7 +258,7 @@ pub async fn build(
     installed: &Installed,
     inputs: &Inputs,
 ) -> anyhow::Result<Plan> {
-    let previous = previous(installed, bundle);
+    let previous = previous(installed, bundle)?;
     let revision = crate::state::DEFAULT_REVISION;
     let (profile, defaults, overlay, rendered) =
         values_and_render(bundle, inputs, previous.as_ref(), revision)?;
@@ -328,7 +336,10 @@ async fn diff_object(cluster: &Cluster, o: &render::Object) -> anyhow::Result<Ch
             _ => return Err(e),
         },
     };
-    let (before, after) = (yaml(&normalize(&live)), yaml(&normalize(&merged)));
+    let (before, after) = (
+        yaml(&without_server_fields(&live)),
+        yaml(&without_server_fields(&merged)),
+    );
     if before == after {
         return Ok(Change {
             action: Action::Unchanged,
@@ -342,26 +353,27 @@ async fn diff_object(cluster: &Cluster, o: &render::Object) -> anyhow::Result<Ch
     })
 }
 
-/// Objects the previous release had that the target no longer has. CRDs and namespaces are
-/// never pruned: deleting a CRD deletes every custom resource of that type.
+/// Objects the previous release had that the target no longer has (`prune::dropped`).
 fn prune_candidates(previous: Option<&Previous>, target: &Rendered) -> Vec<Change> {
     let Some(prev) = previous.and_then(|p| p.manifest.as_ref()) else {
         return vec![];
     };
     let keep: BTreeSet<ObjectKey> = target.objects.iter().map(|o| o.key()).collect();
-    prev.objects
-        .iter()
-        .filter(|o| {
-            !keep.contains(&o.key())
-                && !matches!(o.kind(), "CustomResourceDefinition" | "Namespace")
-        })
-        .map(|o| Change {
-            object: o.key().to_string(),
-            component: o.component.clone(),
+    let keys: Vec<ObjectKey> = prev.objects.iter().map(|o| o.key()).collect();
+    crate::prune::dropped(&keys, &keep)
+        .into_iter()
+        .map(|key| Change {
+            object: key.to_string(),
+            component: prev
+                .objects
+                .iter()
+                .find(|o| o.key() == key)
+                .map(|o| o.component.clone())
+                .unwrap_or_default(),
             action: Action::Prune,
             diff: None,
             rejected: None,
-            key: o.key(),
+            key,
         })
         .collect()
 }
@@ -370,7 +382,7 @@ fn prune_candidates(previous: Option<&Previous>, target: &Rendered) -> Vec<Chang
 /// `operator.istio.io/component`) but that neither the target nor the previous release
 /// renders: what an older release, or another installer, left of a component this bundle
 /// owns. Only kinds the releases render are looked at, in the control-plane namespace or
-/// cluster-wide; CRDs and namespaces are never pruned.
+/// cluster-wide; what may be removed at all is `prune::removable`'s rule.
 async fn owned_leftovers(
     cluster: &Cluster,
     bundle: &Bundle,
@@ -414,7 +426,7 @@ async fn owned_leftovers(
                 // Another control plane's (a canary revision's) objects are not ours.
                 let ours = crate::state::revision_of(&o["metadata"]["labels"])
                     == crate::state::DEFAULT_REVISION;
-                if here && ours && !known.contains(&key) {
+                if here && ours && !known.contains(&key) && crate::prune::removable(&key) {
                     out.push(Change {
                         object: key.to_string(),
                         component: c.name.clone(),
@@ -463,27 +475,6 @@ pub fn reverted(old_overlay: &Value, new_overlay: &Value, merged: &Value) -> Vec
             (old != new).then_some(ValueChange { path, old, new })
         })
         .collect()
-}
-
-/// Drop what the server owns, so a diff shows only what meshup would change.
-pub fn normalize(v: &Value) -> Value {
-    let mut v = v.clone();
-    if let Some(m) = v["metadata"].as_object_mut() {
-        for k in [
-            "managedFields",
-            "resourceVersion",
-            "generation",
-            "uid",
-            "creationTimestamp",
-            "selfLink",
-        ] {
-            m.remove(k);
-        }
-    }
-    if let Some(m) = v.as_object_mut() {
-        m.remove("status");
-    }
-    v
 }
 
 fn yaml(v: &Value) -> String {

@@ -1,91 +1,265 @@
-//! Putting the cluster back after a failed run: the previous release's manifest
-//! re-applied with the same waiting and verification as an upgrade, and whatever the
-//! failed run created removed. For a failed first install, "back" means removed.
+//! Putting the cluster back exactly as it was before a run.
+//!
+//! Before its first write, a run captures the live state of every object it will create,
+//! change or prune (`Snapshot::capture`) and stores it in its pending history record. A
+//! restore puts those objects back as they were (the whole object, including fields other
+//! field managers own), deletes only what the run created, waits for every workload it put
+//! back, and verifies them before anyone is told "rolled back". It needs neither the
+//! bundle nor a recorded manifest, so it works the same for installs meshup did not make
+//! (istioctl's), for interrupted runs and for `--no-rollback` followed by `meshup rollback`.
 
-use crate::apply::{self, Failure};
-use crate::bundle::Bundle;
-use crate::cluster::Cluster;
-use crate::plan::{self, Plan};
-use crate::render::{ObjectKey, Rendered};
-use crate::state::Installed;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::apply::{self, ComponentReport, Failure, Report};
+use crate::bundle::Component;
+use crate::cluster::{Cluster, without_server_fields};
+use crate::plan::{Action, Plan};
+use crate::prune;
+use crate::render::ObjectKey;
 use crate::ui::Ui;
 
-/// How to put the cluster back after a failed run.
-pub struct RestorePlan {
-    /// Objects to re-apply: the previous release's manifest, or the live objects captured
-    /// before the run for installs meshup did not record.
-    pub objects: Rendered,
-    /// Objects the failed run created that the previous state did not have.
-    pub remove: Vec<ObjectKey>,
-    pub version: Option<String>,
+/// One object as it was before the run touched it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Captured {
+    pub key: ObjectKey,
+    /// The bundle component the run applied it in (restore keeps the apply order).
+    pub component: String,
+    /// The live object, server-owned fields removed; `None` when the run created it.
+    pub before: Option<Value>,
 }
 
-impl RestorePlan {
-    pub fn for_failed_run(installed: &Installed, plan: &Plan) -> RestorePlan {
-        let previous = plan.previous.as_ref().and_then(|p| p.manifest.clone());
-        let objects = previous.unwrap_or_else(|| Rendered { objects: vec![] });
-        let keep: std::collections::BTreeSet<ObjectKey> =
-            objects.objects.iter().map(|o| o.key()).collect();
-        let remove = plan
+/// The state before a run, as far as the run was going to change it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The control-plane version that ran before (`None`: nothing was installed).
+    pub version: Option<String>,
+    pub objects: Vec<Captured>,
+}
+
+impl Snapshot {
+    /// Read every object the plan creates, changes or prunes. Objects the plan leaves
+    /// unchanged are not captured: the run does not change them.
+    pub async fn capture(cluster: &Cluster, plan: &Plan) -> anyhow::Result<Snapshot> {
+        let touched = plan
             .changes
             .iter()
-            .filter(|c| c.action == plan::Action::Create && !keep.contains(&c.key))
-            .filter(|c| {
-                !matches!(
-                    c.key.kind.as_str(),
-                    "CustomResourceDefinition" | "Namespace"
-                )
-            })
-            .map(|c| c.key.clone())
-            .collect();
-        RestorePlan {
+            .filter(|c| c.action != Action::Unchanged)
+            .map(|c| (c.key.clone(), c.component.clone()));
+        Snapshot::capture_keys(cluster, touched, plan.current_version.clone()).await
+    }
+
+    /// Read the given objects (with the component each belongs to) as they are now.
+    pub async fn capture_keys(
+        cluster: &Cluster,
+        keys: impl IntoIterator<Item = (ObjectKey, String)>,
+        version: Option<String>,
+    ) -> anyhow::Result<Snapshot> {
+        let mut objects = Vec::new();
+        for (key, component) in keys {
+            let before = cluster
+                .get(&key)
+                .await
+                .with_context(|| format!("capturing {key} before changing it"))?
+                .map(|v| without_server_fields(&v));
+            objects.push(Captured {
+                key,
+                component,
+                before,
+            });
+        }
+        Ok(Snapshot { version, objects })
+    }
+
+    /// The capture a resumed run keeps: an unfinished earlier run's capture describes the
+    /// state before *it* started, which is the one to go back to; this run's own capture
+    /// only adds the objects the earlier run did not touch.
+    pub fn under(self, earlier: Option<&Snapshot>) -> Snapshot {
+        let Some(earlier) = earlier else {
+            return self;
+        };
+        let mut objects = earlier.objects.clone();
+        for c in self.objects {
+            if !objects.iter().any(|o| o.key == c.key) {
+                objects.push(c);
+            }
+        }
+        Snapshot {
+            version: earlier.version.clone(),
             objects,
-            remove,
-            version: installed.version().map(str::to_string),
         }
     }
 
+    /// "the previous release (1.7.8)" or, for a first install, "the state before the install".
     pub fn describe(&self) -> String {
         match &self.version {
             Some(v) => format!("the previous release ({v})"),
-            None => "the state before the install (created objects removed)".into(),
+            None => "the state before the install".into(),
         }
     }
 
-    pub async fn run(
-        &self,
-        cluster: &Cluster,
-        bundle: &Bundle,
-        opts: &apply::Options,
-        ui: &Ui,
-    ) -> Result<apply::Report, Failure> {
-        match &self.version {
-            Some(v) if !self.objects.objects.is_empty() => {
-                apply::run(
-                    cluster,
-                    &bundle.manifest.components,
-                    bundle.namespace(),
-                    &self.objects,
-                    &self.remove,
-                    v,
-                    opts,
-                    ui,
-                )
-                .await
-            }
-            _ => {
-                for key in self.remove.iter().rev() {
-                    cluster
-                        .delete(key)
-                        .await
-                        .map_err(|e| Failure::Prune(format!("{e:#}")))?;
-                }
-                Ok(apply::Report {
-                    components: vec![],
-                    pruned: self.remove.iter().map(|k| k.to_string()).collect(),
-                    seconds: 0.0,
-                })
-            }
+    /// What to put back, in apply order: component order of `layout`, then kind order.
+    fn put_back<'a>(&'a self, layout: &[Component]) -> Vec<(&'a Captured, &'a Value)> {
+        let rank = |c: &Captured| {
+            layout
+                .iter()
+                .position(|l| l.name == c.component)
+                .unwrap_or(layout.len())
+        };
+        let mut out: Vec<(&Captured, &Value)> = self
+            .objects
+            .iter()
+            .filter_map(|c| c.before.as_ref().map(|b| (c, b)))
+            .collect();
+        out.sort_by_key(|(c, _)| (rank(c), apply::kind_rank(&c.key.kind)));
+        out
+    }
+
+    /// Objects the run created that did not exist before (never CRDs or Namespaces).
+    pub fn created(&self) -> Vec<ObjectKey> {
+        let existed: std::collections::BTreeSet<ObjectKey> = self
+            .objects
+            .iter()
+            .filter(|c| c.before.is_some())
+            .map(|c| c.key.clone())
+            .collect();
+        prune::dropped(self.objects.iter().map(|c| &c.key), &existed)
+    }
+
+    /// The workloads as they were: what the restore must find running.
+    pub fn workloads(&self) -> Vec<apply::Workload> {
+        apply::workloads(self.objects.iter().filter_map(|c| c.before.as_ref()))
+    }
+}
+
+/// Put the captured objects back, remove what the run created, wait for every workload
+/// and verify it runs what it ran before.
+pub async fn restore(
+    cluster: &Cluster,
+    snapshot: &Snapshot,
+    layout: &[Component],
+    opts: &apply::Options,
+    ui: &Ui,
+) -> Result<Report, Failure> {
+    let started = Instant::now();
+    let mut components = Vec::new();
+    let put_back = snapshot.put_back(layout);
+    let mut names: Vec<&str> = Vec::new();
+    for (c, _) in &put_back {
+        if !names.contains(&c.component.as_str()) {
+            names.push(&c.component);
         }
+    }
+    for name in names {
+        let t = Instant::now();
+        let objs: Vec<&Value> = put_back
+            .iter()
+            .filter(|(c, _)| c.component == name)
+            .map(|(_, v)| *v)
+            .collect();
+        for v in &objs {
+            cluster
+                .replace_or_create(v)
+                .await
+                .map_err(|e| Failure::Apply {
+                    component: name.to_string(),
+                    message: format!("{e:#}"),
+                })?;
+        }
+        let workloads = apply::workloads(objs.iter().copied());
+        let ready = apply::wait_workloads(cluster, name, &workloads, opts, ui).await?;
+        let report = ComponentReport {
+            name: name.to_string(),
+            objects: objs.len(),
+            ready,
+            seconds: t.elapsed().as_secs_f64(),
+        };
+        ui.say(report.line(ui, "restored"));
+        components.push(report);
+    }
+    let created = snapshot.created();
+    for key in created.iter().rev() {
+        cluster
+            .delete(key)
+            .await
+            .map_err(|e| Failure::Prune(format!("{e:#}")))?;
+    }
+    apply::verify_workloads(cluster, &snapshot.workloads()).await?;
+    Ok(Report {
+        components,
+        pruned: created.iter().map(|k| k.to_string()).collect(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn key(kind: &str, name: &str) -> ObjectKey {
+        ObjectKey {
+            api_version: "v1".into(),
+            kind: kind.into(),
+            namespace: Some("istio-system".into()),
+            name: name.into(),
+        }
+    }
+
+    fn captured(kind: &str, name: &str, before: Option<Value>) -> Captured {
+        Captured {
+            key: key(kind, name),
+            component: "istiod".into(),
+            before,
+        }
+    }
+
+    #[test]
+    fn an_earlier_capture_wins_and_this_run_adds_the_rest() {
+        let earlier = Snapshot {
+            version: Some("1.7.8".into()),
+            objects: vec![captured("Deployment", "istiod", Some(json!({"v": 1})))],
+        };
+        let now = Snapshot {
+            version: Some("1.8.6".into()),
+            objects: vec![
+                captured("Deployment", "istiod", Some(json!({"v": 2}))),
+                captured("ConfigMap", "new", None),
+            ],
+        };
+        let s = now.under(Some(&earlier));
+        assert_eq!(s.version.as_deref(), Some("1.7.8"));
+        assert_eq!(s.objects.len(), 2);
+        assert_eq!(s.objects[0].before, Some(json!({"v": 1})));
+    }
+
+    #[test]
+    fn only_what_the_run_created_is_removed_never_crds_or_namespaces() {
+        let s = Snapshot {
+            version: Some("1.7.8".into()),
+            objects: vec![
+                captured("Deployment", "istiod", Some(json!({}))),
+                captured("ClusterRoleBinding", "istiod-istio-system", None),
+                captured("CustomResourceDefinition", "workloadgroups", None),
+                captured("Namespace", "istio-system", None),
+            ],
+        };
+        assert_eq!(
+            s.created(),
+            vec![key("ClusterRoleBinding", "istiod-istio-system")]
+        );
+    }
+
+    #[test]
+    fn server_fields_are_not_written_back() {
+        let live = json!({"metadata": {"name": "x", "uid": "u", "resourceVersion": "7", "managedFields": [],
+            "labels": {"a": "b"}}, "spec": {"k": 1}, "status": {"ready": true}});
+        assert_eq!(
+            without_server_fields(&live),
+            json!({"metadata": {"name": "x", "labels": {"a": "b"}}, "spec": {"k": 1}})
+        );
     }
 }

@@ -52,26 +52,27 @@ pub fn rollout(obj: &Value) -> Rollout {
     }
     let desired = spec["replicas"].as_u64().unwrap_or(1);
     let ready = n(&status["readyReplicas"]);
-    if let Some(conds) = status["conditions"].as_array() {
-        if let Some(c) = conds
-            .iter()
-            .find(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded")
-        {
-            return Rollout::Failed {
-                message: format!(
-                    "progress deadline exceeded: {}",
-                    c["message"]
-                        .as_str()
-                        .unwrap_or("the rollout made no progress in time")
-                ),
-            };
-        }
-    }
+    // Like kubectl: conditions are only read once the controller has seen this generation
+    // (a restored Deployment still carries the failed rollout's ProgressDeadlineExceeded).
     if observed < generation {
         return Rollout::Progressing {
             ready,
             desired,
             message: "waiting for the controller to see the update".into(),
+        };
+    }
+    if let Some(conds) = status["conditions"].as_array()
+        && let Some(c) = conds
+            .iter()
+            .find(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded")
+    {
+        return Rollout::Failed {
+            message: format!(
+                "progress deadline exceeded: {}",
+                c["message"]
+                    .as_str()
+                    .unwrap_or("the rollout made no progress in time")
+            ),
         };
     }
     let updated = n(&status["updatedReplicas"]);
@@ -235,5 +236,9 @@ mod tests {
             {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet \"istiod-x\" has timed out progressing."}]}),
         );
         assert!(matches!(rollout(&stuck), Rollout::Failed { .. }));
+        // Put back after a failed rollout: the old condition is stale until observed.
+        let mut restored = stuck.clone();
+        restored["metadata"]["generation"] = json!(2);
+        assert!(matches!(rollout(&restored), Rollout::Progressing { .. }));
     }
 }

@@ -1,6 +1,8 @@
 //! Hostile policies through the real runtime (wasmtime): each ends in one clear
 //! error naming the policy and the reason, the next policy still runs, and the
-//! audit log records it (and replays identically).
+//! audit log records it (and replays identically). What they hand back is bounded at
+//! the boundary, attributed to its source, and reported only under their own name.
+//! (What reaches a terminal is checked through the binary in `cli.rs` and e2e.)
 
 mod common;
 
@@ -146,7 +148,7 @@ fn every_hostile_policy_fails_cleanly_and_the_next_one_runs() {
     ] {
         let e = by(name);
         assert_eq!(e.outcome, Outcome::Ok, "{name}");
-        assert_eq!(e.findings[0].code, "hostile.read-refused", "{name}");
+        assert_eq!(e.findings[0].code, format!("{name}.read-refused"), "{name}");
         assert!(
             e.findings[0].message.contains(why),
             "{name}: {}",
@@ -377,4 +379,231 @@ fn cache_is_private_and_survives_corruption() {
         set.members()[0].loaded.is_ok(),
         "a corrupt artifact is recompiled, never loaded"
     );
+}
+
+/// A policy configuration listing each (file, extra YAML for its entry), pinned.
+fn config_of(
+    dir: &std::path::Path,
+    include_defaults: bool,
+    files: &[(&std::path::Path, &str)],
+) -> std::path::PathBuf {
+    let mut yaml = format!("include_defaults: {include_defaults}\npolicies:\n");
+    for (p, extra) in files {
+        yaml += &format!("  - source: {}\n    sha256: {}\n", p.display(), digest(p));
+        for l in extra.lines() {
+            yaml += &format!("    {l}\n");
+        }
+    }
+    let cfg = dir.join("policies.yaml");
+    fs::write(&cfg, yaml).unwrap();
+    cfg
+}
+
+#[test]
+fn policy_text_is_bounded_at_the_boundary_and_kept_exact_in_the_log() {
+    let dir = scratch("text");
+    let (forge, bigmsg, bigcode, foreign) = (
+        guest("forge"),
+        guest("bigmsg"),
+        guest("bigcode"),
+        guest("foreign"),
+    );
+    let cfg = config_of(
+        &dir,
+        false,
+        &[(&forge, ""), (&bigmsg, ""), (&bigcode, ""), (&foreign, "")],
+    );
+    let mut yaml = fs::read_to_string(&cfg).unwrap();
+    yaml += "  - source: builtin:skew\n";
+    fs::write(&cfg, yaml).unwrap();
+    let set = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
+    let evals = set.evaluate(Phase::Precheck, &ctx(), &Snapshot::default());
+    let by = |name: &str| evals.iter().find(|e| e.policy == name).unwrap();
+
+    // Exact text (escape sequences and all) in the evaluation, attributed to the file.
+    let f = &by("forge").findings[0];
+    assert_eq!(f.code, "forge.screen");
+    assert!(
+        f.message.contains("\x1b[2K\r\x1b[32mprecheck passed") && f.message.contains('\u{202e}')
+    );
+    assert_eq!(f.source, origin("forge"));
+
+    // 50 MiB message: cut to 4 KiB with the marker; the 1 MiB log line to the 64 KiB log budget.
+    let f = &by("bigmsg").findings[0];
+    assert_eq!(by("bigmsg").outcome, Outcome::Ok);
+    assert!(f.message.len() <= 4096 + 40, "{}", f.message.len());
+    assert!(f.message.ends_with("…(truncated, 52428800 bytes)"));
+
+    // 100 KiB code: cut to 128 B, which is no longer a code: a blocking policy.failed.
+    let e = by("bigcode");
+    assert_eq!(e.findings.len(), 1);
+    let f = &e.findings[0];
+    assert_eq!(
+        (f.code.as_str(), f.severity),
+        ("policy.failed", Severity::Error)
+    );
+    assert!(
+        f.message.contains("policy bigcode") && f.message.contains("(truncated, 102400 bytes)"),
+        "{}",
+        f.message
+    );
+    assert!(f.message.len() < 1024);
+
+    // A foreign code prefix: that finding becomes policy.failed naming the policy; its own stays.
+    let e = by("foreign");
+    let codes: Vec<&str> = e.findings.iter().map(|f| f.code.as_str()).collect();
+    assert_eq!(codes, ["policy.failed", "foreign.own"]);
+    assert!(e.blocks());
+    assert!(
+        e.findings[0].message.contains("policy foreign")
+            && e.findings[0].message.contains("`skew.too-far`")
+    );
+    assert_eq!(e.findings[0].source, origin("foreign"));
+
+    // The next policy still ran, attributed to the builtin.
+    let skew = by("skew");
+    assert_eq!(
+        (
+            skew.findings[0].code.as_str(),
+            skew.findings[0].source.as_str()
+        ),
+        ("skew.too-far", "builtin")
+    );
+
+    // The audit log keeps exactly what the host kept: bounded, limits recorded.
+    let log = dir.join("audit.jsonl");
+    let size = fs::metadata(&log).unwrap().len();
+    assert!(size < 512 * 1024, "audit log is {size} bytes");
+    let recs = audit::read(&log).unwrap();
+    let big = &recs.iter().find(|(_, r)| r.policy == "bigmsg").unwrap().1;
+    assert_eq!(big.limits.message_bytes, 4096);
+    assert_eq!(big.findings[0].message, by("bigmsg").findings[0].message);
+    assert!(big.log_truncated);
+    assert!(big.logs[0].message.ends_with("…(truncated, 1048576 bytes)"));
+    assert!(big.logs[0].message.len() <= 64 * 1024 + 40);
+    let forged = &recs.iter().find(|(_, r)| r.policy == "forge").unwrap().1;
+    assert!(
+        forged.logs[0].message.contains("\x1b]0;"),
+        "the log keeps the exact text"
+    );
+    eprintln!("50 MiB probe: audit log {size} bytes for 5 evaluations");
+
+    // Tighter limits from the configuration apply at the boundary.
+    let cfg = config_of(&dir, false, &[(&bigmsg, "limits: {message_bytes: 100}")]);
+    let set = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
+    let e = set.evaluate(Phase::Precheck, &ctx(), &Snapshot::default());
+    assert!(e[0].findings[0].message.starts_with(&"A".repeat(100)));
+    assert_eq!(
+        e[0].findings[0].message.len(),
+        100 + "…(truncated, 52428800 bytes)".len()
+    );
+    let cfg = config_of(&dir, false, &[(&bigmsg, "limits: {findings_bytes: 2048}")]);
+    let set = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
+    let e = set.evaluate(Phase::Precheck, &ctx(), &Snapshot::default());
+    assert_eq!(e[0].outcome.label(), "findings-too-large");
+    assert!(
+        e[0].findings[0]
+            .message
+            .contains("more than the limit of 2048 bytes")
+    );
+}
+
+#[test]
+fn a_builtins_name_is_taken_only_by_replacing_it() {
+    let dir = scratch("identity");
+    let impostor = guest("impostor");
+    let snap = Snapshot::from_yaml_str(HEALTHY_OBJECTS).unwrap();
+
+    // Beside the builtin: refused (blocking, attributed to the file); the builtin runs.
+    let cfg = config_of(&dir, true, &[(&impostor, "")]);
+    let set = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
+    let evals = set.evaluate(Phase::Precheck, &ctx(), &snap);
+    let file = evals
+        .iter()
+        .find(|e| e.source == origin("impostor"))
+        .unwrap();
+    assert_eq!(file.outcome.label(), "refused");
+    assert_ne!(file.policy, "skew", "a refused file does not keep the name");
+    let m = &file.findings[0].message;
+    assert!(
+        m.contains("already taken by builtin:skew") && m.contains("replaces: builtin:skew"),
+        "{m}"
+    );
+    let skews: Vec<_> = evals.iter().filter(|e| e.policy == "skew").collect();
+    assert_eq!(skews.len(), 1);
+    assert_eq!(skews[0].source, "builtin");
+    assert_eq!(skews[0].findings[0].code, "skew.too-far");
+    assert!(set.replacements().is_empty());
+
+    // Without the builtin in the run, the name is still the builtin's.
+    let cfg = config_of(&dir, false, &[(&impostor, "")]);
+    let set = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
+    let e = set.evaluate(Phase::Precheck, &ctx(), &snap);
+    assert!(
+        e[0].findings[0]
+            .message
+            .contains("is the name of builtin:skew"),
+        "{:?}",
+        e[0]
+    );
+
+    // With `replaces`, it runs instead of the builtin, and the log says so.
+    let cfg = config_of(&dir, true, &[(&impostor, "replaces: builtin:skew")]);
+    let set = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
+    let evals = set.evaluate(Phase::Precheck, &ctx(), &snap);
+    let skews: Vec<_> = evals.iter().filter(|e| e.policy == "skew").collect();
+    assert_eq!(skews.len(), 1, "the builtin did not run");
+    assert_eq!(skews[0].source, origin("impostor"));
+    assert_eq!(skews[0].findings[0].source, origin("impostor"));
+    assert!(skews[0].findings[0].message.starts_with("impostor"));
+    let note = format!("builtin:skew replaced by skew ({})", origin("impostor"));
+    assert_eq!(set.replacements(), [note.as_str()]);
+    let text = fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    let header: audit::Header = serde_json::from_str(
+        text.lines()
+            .rev()
+            .find(|l| l.contains("\"type\":\"header\""))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header.replaced, [note]);
+    let recs = audit::read(&dir.join("audit.jsonl")).unwrap();
+    let last = recs.iter().rev().find(|(_, r)| r.policy == "skew").unwrap();
+    assert_eq!(last.1.replaces.as_deref(), Some("skew"));
+
+    // Two files with one name: the second is refused, naming the first.
+    let copy = dir.join("forge-copy.wasm");
+    fs::copy(guest("forge"), &copy).unwrap();
+    let cfg = config_of(&dir, false, &[(&guest("forge"), ""), (&copy, "")]);
+    let set = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
+    let e = set.evaluate(Phase::Precheck, &ctx(), &snap);
+    assert_eq!(e[0].policy, "forge");
+    assert_eq!(e[1].outcome.label(), "refused");
+    assert!(
+        e[1].findings[0].message.contains("already taken by"),
+        "{:?}",
+        e[1]
+    );
+}
+
+#[test]
+fn two_runs_appending_to_one_audit_log_keep_one_chain() {
+    let dir = scratch("chain");
+    let cfg = dir.join("p.yaml");
+    fs::write(
+        &cfg,
+        "include_defaults: false\npolicies: [{source: builtin:skew}, {source: builtin:revision}]\n",
+    )
+    .unwrap();
+    // Two runs open the log (two headers), then append in turns: each link is made
+    // from the file's real last line, not from what that run wrote last.
+    let a = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
+    let b = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
+    let snap = Snapshot::default();
+    for set in [&a, &b, &a, &b] {
+        set.evaluate(Phase::Precheck, &ctx(), &snap);
+    }
+    let log = audit::verify(&dir.join("audit.jsonl")).unwrap();
+    assert_eq!((log.runs, log.records.len()), (2, 8));
+    assert_eq!(log.head.len(), 64);
 }

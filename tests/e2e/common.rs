@@ -118,9 +118,14 @@ impl Sim {
         serde_json::from_str(&body).unwrap()
     }
 
-    /// kubectl against this simulator; None (with a printed reason) when kubectl is missing.
+    /// kubectl against this simulator; None (with a printed reason) when kubectl is missing,
+    /// which CI does not allow.
     pub fn kubectl(&self, args: &[&str]) -> Option<Output> {
         if !has_kubectl() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "kubectl is not installed and CI=true: the independent client must be there in CI"
+            );
             eprintln!("SKIPPED kubectl check: kubectl is not installed on this machine");
             return None;
         }
@@ -134,32 +139,243 @@ impl Sim {
         )
     }
 
-    /// The image tags of istiod's pods, read with kubectl (independent of meshup).
-    pub fn istiod_versions_kubectl(&self) -> Option<Vec<String>> {
-        let out = self.kubectl(&[
-            "get",
-            "pods",
-            "-n",
-            "istio-system",
-            "-l",
-            "app=istiod",
-            "-o",
-            "jsonpath={range .items[*]}{.spec.containers[0].image}{\"\\n\"}{end}",
-        ])?;
-        assert!(
-            out.status.success(),
-            "kubectl: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| l.rsplit(':').next().unwrap_or_default().to_string())
+    /// Objects of the control-plane namespace, read by a client that is not meshup: kubectl,
+    /// or where it is missing (never in CI) the simulator's API over plain HTTP.
+    pub fn read_independently(&self, kinds: &str) -> Vec<Value> {
+        if let Some(out) = self.kubectl(&["get", kinds, "-n", "istio-system", "-o", "json"]) {
+            assert!(
+                out.status.success(),
+                "kubectl: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let list: Value = serde_json::from_slice(&out.stdout).expect("kubectl json");
+            return list["items"].as_array().cloned().unwrap_or_default();
+        }
+        let mut items = Vec::new();
+        for kind in kinds.split(',') {
+            let (path, kind_name) = match kind {
+                "deployments" => (
+                    "/apis/apps/v1/namespaces/istio-system/deployments",
+                    "Deployment",
+                ),
+                "pods" => ("/api/v1/namespaces/istio-system/pods", "Pod"),
+                "services" => ("/api/v1/namespaces/istio-system/services", "Service"),
+                "configmaps" => ("/api/v1/namespaces/istio-system/configmaps", "ConfigMap"),
+                "serviceaccounts" => (
+                    "/api/v1/namespaces/istio-system/serviceaccounts",
+                    "ServiceAccount",
+                ),
+                "clusterrolebindings" => (
+                    "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+                    "ClusterRoleBinding",
+                ),
+                "mutatingwebhookconfigurations" => (
+                    "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+                    "MutatingWebhookConfiguration",
+                ),
+                "validatingwebhookconfigurations" => (
+                    "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+                    "ValidatingWebhookConfiguration",
+                ),
+                other => panic!("read_independently: add the API path of {other}"),
+            };
+            let list = self.get(path);
+            for mut item in list["items"].as_array().cloned().unwrap_or_default() {
+                // Lists leave kind out of their items; kubectl puts it in.
+                item["kind"] = Value::from(kind_name);
+                items.push(item);
+            }
+        }
+        items
+    }
+
+    /// The image tags istiod's pods run (terminating pods left out), read independently.
+    pub fn istiod_versions(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .read_independently("pods")
+            .iter()
+            .filter(|p| p["metadata"]["labels"]["app"] == "istiod")
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .flat_map(|p| pod_tags(&p["spec"]))
             .collect();
         v.sort();
         v.dedup();
-        Some(v)
+        v
     }
+
+    /// Every control-plane Deployment runs `version` in its template and in every pod, all
+    /// ready and fully rolled out; the problems found otherwise (empty: whole).
+    pub fn control_plane_problems(&self, version: &str) -> Vec<String> {
+        let objects = self.read_independently("deployments,pods");
+        let pods: Vec<&Value> = objects
+            .iter()
+            .filter(|o| o["kind"] == "Pod" && o["metadata"]["deletionTimestamp"].is_null())
+            .collect();
+        let mut problems = Vec::new();
+        let deployments: Vec<&Value> = objects
+            .iter()
+            .filter(|o| o["kind"] == "Deployment")
+            .collect();
+        if !deployments
+            .iter()
+            .any(|d| d["metadata"]["name"] == "istiod")
+        {
+            problems.push("no istiod Deployment".to_string());
+        }
+        for d in deployments {
+            let name = d["metadata"]["name"].as_str().unwrap_or("?");
+            let tags = pod_tags(&d["spec"]["template"]["spec"]);
+            if tags.iter().any(|t| t != version) {
+                problems.push(format!("{name}: template runs {tags:?}"));
+            }
+            let want = d["spec"]["replicas"].as_u64().unwrap_or(1);
+            let st = &d["status"];
+            for field in ["readyReplicas", "updatedReplicas", "replicas"] {
+                if st[field].as_u64().unwrap_or(0) != want {
+                    problems.push(format!("{name}: {field} {} of {want}", st[field]));
+                }
+            }
+            let selector = d["spec"]["selector"]["matchLabels"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            for p in pods.iter().filter(|p| {
+                selector
+                    .iter()
+                    .all(|(k, v)| &p["metadata"]["labels"][k] == v)
+            }) {
+                let pod = p["metadata"]["name"].as_str().unwrap_or("?");
+                let tags = pod_tags(&p["spec"]);
+                let ready = p["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                });
+                if tags.iter().any(|t| t != version) || !ready {
+                    problems.push(format!("{name}: pod {pod} runs {tags:?}, ready {ready}"));
+                }
+            }
+        }
+        problems
+    }
+}
+
+/// Kinds an upgrade changes, compared before and after a restore.
+pub const INVENTORY: &str = "deployments,services,configmaps,serviceaccounts,clusterrolebindings,mutatingwebhookconfigurations,validatingwebhookconfigurations";
+
+/// What the control plane's objects are (kind/name → content), read independently: what
+/// a restore must bring back exactly. Fields the controllers own are left out.
+pub fn inventory(sim: &Sim) -> std::collections::BTreeMap<String, Value> {
+    sim.read_independently(INVENTORY)
+        .into_iter()
+        .map(|o| {
+            let key = format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap_or("?"),
+                o["metadata"]["name"].as_str().unwrap_or("?")
+            );
+            let mut annotations = o["metadata"]["annotations"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            annotations.retain(|k, _| !k.starts_with("deployment.kubernetes.io/"));
+            let mut content = serde_json::json!({
+                "labels": o["metadata"]["labels"],
+                "annotations": annotations,
+            });
+            for field in ["spec", "data", "webhooks", "subjects", "roleRef"] {
+                if !o[field].is_null() {
+                    content[field] = o[field].clone();
+                }
+            }
+            (key, content)
+        })
+        .collect()
+}
+
+/// What `istioctl install` of a built-in bundle's release leaves in a cluster: the
+/// release's objects (rendered by `meshup template`) with the labels istioctl adds when it
+/// applies them instead of meshup's, and its `installed-state` IstioOperator. No meshup
+/// history.
+pub fn istioctl_seed(bundle_name: &str) -> String {
+    let version = bundle_name.trim_start_matches("istio-");
+    let out = run(&["template", "--bundle", &b(bundle_name)], None);
+    out.expect(0);
+    let mut docs = Vec::new();
+    for de in serde_yaml::Deserializer::from_str(&out.stdout) {
+        let mut v: Value = serde::Deserialize::deserialize(de).expect("template output is YAML");
+        if v.is_null() {
+            continue;
+        }
+        let labels = v["metadata"]["labels"]
+            .as_object_mut()
+            .expect("rendered objects carry labels");
+        let component = match labels
+            .remove("meshup.dev/component")
+            .and_then(|c| c.as_str().map(String::from))
+            .as_deref()
+        {
+            Some("base") => "Base".to_string(),
+            Some("istiod") => "Pilot".to_string(),
+            Some("ingress-gateway") => "IngressGateways".to_string(),
+            Some("egress-gateway") => "EgressGateways".to_string(),
+            other => other.unwrap_or("Base").to_string(),
+        };
+        labels.remove("app.kubernetes.io/managed-by");
+        for (k, val) in [
+            ("operator.istio.io/component", component.as_str()),
+            ("operator.istio.io/managed", "Reconcile"),
+            ("operator.istio.io/version", version),
+            (
+                "install.operator.istio.io/owning-resource",
+                "installed-state",
+            ),
+            (
+                "install.operator.istio.io/owning-resource-namespace",
+                "istio-system",
+            ),
+        ] {
+            labels.insert(k.to_string(), Value::from(val));
+        }
+        docs.push(serde_json::to_string(&v).unwrap());
+    }
+    docs.push(
+        serde_json::json!({"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator",
+            "metadata": {"name": "installed-state", "namespace": "istio-system",
+                "annotations": {"install.istio.io/ignoreReconcile": "true"}},
+            "spec": {"profile": "default", "hub": "docker.io/istio", "tag": version}})
+        .to_string(),
+    );
+    docs.join("\n---\n")
+}
+
+/// The Deployments of a seed with their replicas (to wait for them before a test starts).
+pub fn seeded_deployments(seed: &str) -> Vec<(String, u64)> {
+    seed.split("\n---\n")
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter(|v| v["kind"] == "Deployment")
+        .map(|v| {
+            (
+                v["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                v["spec"]["replicas"].as_u64().unwrap_or(1),
+            )
+        })
+        .collect()
+}
+
+/// The tags of a pod spec's containers (`docker.io/istio/pilot:1.7.8` → `1.7.8`).
+pub fn pod_tags(spec: &Value) -> Vec<String> {
+    spec["containers"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c["image"].as_str())
+                .map(|i| i.rsplit(':').next().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl Drop for Sim {

@@ -1,6 +1,9 @@
-//! Faults during an upgrade: every scenario ends verified on the target version or fully
-//! back on the previous one (versions read back with kubectl, history checked), never
-//! half-way. Each prints its end state and time to recover for the closing report.
+//! Faults during an upgrade, for a control plane installed by meshup and for one installed
+//! by istioctl: every scenario ends verified on the target version or fully back on the
+//! previous one, never half-way, and what meshup says agrees with what an independent
+//! client (kubectl) reads back: every control-plane workload's template and pods, their
+//! readiness, the objects themselves, and the history. Each scenario prints its end state
+//! and time for the closing report (`SCENARIO | ...` lines on stderr).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -9,109 +12,154 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-/// The end state as both meshup and kubectl see it: (istiod versions, last history status).
-fn end_state(sim: &Sim) -> (Vec<String>, String) {
-    let hist = sim.meshup(&["history", "-o", "json"]).expect(0).json();
-    let last = hist["releases"].as_array().unwrap().last().unwrap()["status"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let versions = sim.istiod_versions_kubectl().unwrap_or_else(|| {
-        let st = sim.meshup(&["status", "-o", "json"]).expect(0).json();
-        let pods = st["control_planes"][0]["pods"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let mut v: Vec<String> = pods
-            .iter()
-            .map(|p| p["version"].as_str().unwrap().to_string())
-            .collect();
-        v.sort();
-        v.dedup();
-        v
-    });
-    (versions, last)
+/// How the control plane got there before the run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Setup {
+    /// `meshup install` of 1.7.8: history records the release.
+    Meshup,
+    /// What `istioctl install` of 1.7.8 leaves: its objects and labels, an installed-state,
+    /// no meshup history.
+    Istioctl,
 }
 
-/// Every workload of the control plane ready again, every istiod pod at `version`.
-fn assert_whole(sim: &Sim, version: &str) {
-    let st = sim.meshup(&["status", "-o", "json"]).expect(0).json();
-    for w in st["workloads"].as_array().unwrap() {
-        assert_eq!(w["state"], "ready", "{w}");
-        assert_eq!(w["version"], version, "{w}");
+/// Each scenario, once per install method.
+macro_rules! for_both_installs {
+    ($name:ident, $scenario:expr) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn meshup_install() {
+                $scenario(Setup::Meshup)
+            }
+            #[test]
+            fn istioctl_install() {
+                $scenario(Setup::Istioctl)
+            }
+        }
+    };
+}
+
+/// A simulator with 1.7.8 installed the given way, every workload ready.
+fn installed(setup: Setup, extra: &[&str]) -> Sim {
+    match setup {
+        Setup::Meshup => {
+            let sim = Sim::start_with(None, extra);
+            install(&sim, "istio-1.7.8", &[]);
+            sim
+        }
+        Setup::Istioctl => {
+            let seed = istioctl_seed("istio-1.7.8");
+            let sim = Sim::start_with(Some(&seed), extra);
+            for (name, replicas) in seeded_deployments(&seed) {
+                wait_ready(&sim, "istio-system", &name, replicas);
+            }
+            assert_eq!(
+                sim.meshup(&["status", "-o", "json"]).expect(0).json()["install_method"],
+                "istioctl"
+            );
+            sim
+        }
     }
 }
 
-/// The scenario ended whole: kubectl sees every istiod pod at `version`, history says
-/// `status`, and every control-plane workload is ready at `version`.
-fn assert_end(sim: &Sim, version: &str, status: &str) {
-    assert_eq!(
-        end_state(sim),
-        (vec![version.to_string()], status.to_string())
-    );
-    assert_whole(sim, version);
+/// The newest history record's status, as meshup reports it.
+fn last_status(sim: &Sim) -> String {
+    let hist = sim.meshup(&["history", "-o", "json"]).expect(0).json();
+    hist["releases"].as_array().unwrap().last().unwrap()["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
-fn report(scenario: &str, sim: &Sim, started: Instant) {
-    let (versions, status) = end_state(sim);
+/// Upgraded: every control-plane workload on 1.8.6 and ready (read independently), and
+/// the history's newest record deployed.
+#[track_caller]
+fn assert_upgraded(sim: &Sim) {
+    assert_eq!(sim.control_plane_problems("1.8.6"), Vec::<String>::new());
+    assert_eq!(last_status(sim), "deployed");
+}
+
+/// Restored: every control-plane workload back on 1.7.8 and ready, every object as it was
+/// before the run (read independently), and the run recorded as rolled back.
+#[track_caller]
+fn assert_restored(sim: &Sim, before: &std::collections::BTreeMap<String, Value>) {
+    assert_eq!(sim.control_plane_problems("1.7.8"), Vec::<String>::new());
+    let after = inventory(sim);
+    let differ: Vec<String> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|k| before.get(*k) != after.get(*k))
+        .map(|k| {
+            format!(
+                "{k}:\n  before {}\n  after  {}",
+                before.get(k).map(|v| v.to_string()).unwrap_or("-".into()),
+                after.get(k).map(|v| v.to_string()).unwrap_or("-".into())
+            )
+        })
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "not restored exactly:\n{}",
+        differ.join("\n")
+    );
+    assert_eq!(last_status(sim), "rolled-back");
+}
+
+fn report(scenario: &str, setup: Setup, sim: &Sim, started: Instant) {
     eprintln!(
-        "SCENARIO | {scenario} | istiod {versions:?}, history {status} | {:.1} s",
+        "SCENARIO | {scenario} | {setup:?} install | istiod {:?}, history {} | {:.1} s",
+        sim.istiod_versions(),
+        last_status(sim),
         started.elapsed().as_secs_f64()
     );
 }
 
-fn installed() -> Sim {
-    let sim = Sim::start();
-    install(&sim, "istio-1.7.8", &[]);
-    sim
+/// `meshup upgrade --bundle istio-1.8.6 -y EXTRA...`
+fn upgrade(sim: &Sim, extra: &[&str]) -> Run {
+    let bundle = b("istio-1.8.6");
+    let mut args = vec!["upgrade", "--bundle", &bundle, "-y"];
+    args.extend_from_slice(extra);
+    sim.meshup(&args)
 }
 
-#[test]
-fn never_ready_istiod_rolls_back_automatically() {
-    let sim = installed();
+fn never_ready_istiod(setup: Setup) {
+    let sim = installed(setup, &[]);
+    let before = inventory(&sim);
     sim.set_faults(&json!({"never_ready": ["istiod"]}));
     let t = Instant::now();
-    let run = sim.meshup(&[
-        "upgrade",
-        "--bundle",
-        &b("istio-1.8.6"),
-        "-y",
-        "--readiness-timeout",
-        "3s",
-        "-o",
-        "json",
-    ]);
+    let run = upgrade(&sim, &["--readiness-timeout", "3s", "-o", "json"]);
     run.expect(5);
     let doc = run.json();
     assert_eq!(doc["result"]["status"], "rolled-back");
+    let message = doc["result"]["message"].as_str().unwrap();
+    assert!(message.contains("not ready after"), "{doc}");
     assert!(
-        doc["result"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("not ready after"),
+        message.contains("rolled back to the previous release (1.7.8)"),
         "{doc}"
     );
-    sim.set_faults(&json!({}));
-    assert_end(&sim, "1.7.8", "rolled-back");
-    report("never-ready istiod (readiness timeout 3 s)", &sim, t);
+    assert_restored(&sim, &before);
+    report("never-ready istiod (readiness timeout 3 s)", setup, &sim, t);
 }
+for_both_installs!(
+    never_ready_istiod_rolls_back_automatically,
+    never_ready_istiod
+);
 
-#[test]
-fn progress_deadline_exceeded_rolls_back_without_waiting_for_the_timeout() {
-    let sim = installed();
+fn progress_deadline(setup: Setup) {
+    let sim = installed(setup, &[]);
+    let before = inventory(&sim);
     sim.set_faults(&json!({"never_ready": ["istiod"]}));
     let t = Instant::now();
     // A 2 s progress deadline: the controller gives up long before the 300 s readiness timeout.
-    let run = sim.meshup(&[
-        "upgrade",
-        "--bundle",
-        &b("istio-1.8.6"),
-        "-y",
-        "-o",
-        "json",
-        "--set",
-        "values.pilot.progressDeadlineSeconds=2",
-    ]);
+    let run = upgrade(
+        &sim,
+        &[
+            "-o",
+            "json",
+            "--set",
+            "values.pilot.progressDeadlineSeconds=2",
+        ],
+    );
     run.expect(5);
     let doc = run.json();
     assert!(
@@ -125,14 +173,17 @@ fn progress_deadline_exceeded_rolls_back_without_waiting_for_the_timeout() {
         t.elapsed() < Duration::from_secs(120),
         "did not wait for the readiness timeout"
     );
-    sim.set_faults(&json!({}));
-    assert_end(&sim, "1.7.8", "rolled-back");
-    report("ProgressDeadlineExceeded (deadline 2 s)", &sim, t);
+    assert_restored(&sim, &before);
+    report("ProgressDeadlineExceeded (deadline 2 s)", setup, &sim, t);
 }
+for_both_installs!(
+    progress_deadline_exceeded_rolls_back_without_waiting_for_the_timeout,
+    progress_deadline
+);
 
-#[test]
-fn failing_post_upgrade_policy_rolls_back() {
-    let sim = installed();
+fn failing_post_upgrade_policy(setup: Setup) {
+    let sim = installed(setup, &[]);
+    let before = inventory(&sim);
     let postfail = meshup::policy::builtin::TEST_GUESTS
         .iter()
         .find(|(n, _)| *n == "postfail")
@@ -146,214 +197,23 @@ fn failing_post_upgrade_policy_rolls_back() {
     )
     .unwrap();
     let t = Instant::now();
-    let run = sim.meshup(&[
-        "upgrade",
-        "--bundle",
-        &b("istio-1.8.6"),
-        "-y",
-        "--policy-config",
-        config.to_str().unwrap(),
-    ]);
+    let run = upgrade(&sim, &["--policy-config", config.to_str().unwrap()]);
     run.expect(5);
     assert!(run.all().contains("postfail.smoke-test"), "{}", run.all());
-    assert_end(&sim, "1.7.8", "rolled-back");
-    report("failing post-upgrade policy", &sim, t);
+    assert_restored(&sim, &before);
+    report("failing post-upgrade policy", setup, &sim, t);
 }
+for_both_installs!(
+    failing_post_upgrade_policy_rolls_back,
+    failing_post_upgrade_policy
+);
 
-#[test]
-fn error_bursts_and_429_storms_during_apply_and_wait_are_ridden_out() {
-    let sim = installed();
-    sim.set_faults(&json!({
-        "errors": [{"path": "/apis/apps/v1/namespaces/istio-system/deployments", "count": 6, "status": 500},
-                   {"method": "PATCH", "path": "/configmaps", "count": 3, "status": 503}],
-        "throttle": [{"path": "istio-system", "count": 8, "retry_after_seconds": 1}]
-    }));
-    let t = Instant::now();
-    sim.meshup(&["upgrade", "--bundle", &b("istio-1.8.6"), "-y"])
-        .expect(0);
-    let (_, log) = sim.http("GET", "/sim/v1/requests", None);
-    let log: Value = serde_json::from_str(&log).unwrap();
-    let failed = log["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["status"] == 429 || r["status"] == 500 || r["status"] == 503)
-        .count();
-    assert!(
-        failed >= 10,
-        "the faults were hit ({failed} failed requests)"
-    );
-    assert_end(&sim, "1.8.6", "deployed");
-    report("error bursts (500/503) and 429 storm", &sim, t);
-}
-
-#[test]
-fn dropped_watches_mid_rollout_are_resumed() {
-    let sim = installed();
-    sim.set_faults(&json!({"drop_watches_after_events": 1}));
-    let t = Instant::now();
-    sim.meshup(&[
-        "upgrade",
-        "--bundle",
-        &b("istio-1.8.6"),
-        "-y",
-        "--readiness-timeout",
-        "60s",
-    ])
-    .expect(0);
-    assert_end(&sim, "1.8.6", "deployed");
-    report("watches dropped after every event", &sim, t);
-}
-
-#[test]
-fn api_outage_of_20_seconds_mid_upgrade() {
-    let sim = installed();
+fn sigint_mid_upgrade(setup: Setup) {
+    let sim = installed(setup, &["--ready-delay-ms", "1500"]);
+    let before = inventory(&sim);
     let t = Instant::now();
     sim.clear_requests();
-    let child = spawn_upgrade(&sim, "istio-1.8.6");
-    // Start the outage once the upgrade is applying (its first Deployment patch).
-    wait_for_request(
-        &sim,
-        "PATCH",
-        "/deployments/istiod",
-        Duration::from_secs(60),
-    );
-    sim.set_faults(
-        &json!({"outage": {"start_after_seconds": 0.0, "duration_seconds": 20.0, "status": 503}}),
-    );
-    let out = child.wait_with_output().unwrap();
-    let code = out.status.code().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        t.elapsed() > Duration::from_secs(20),
-        "meshup gave up during the outage (exit {code}): {stderr}"
-    );
-    let (versions, status) = end_state(&sim);
-    // Either it rode the outage out, or it rolled back; never in between.
-    match code {
-        0 => assert_eq!(
-            (versions, status.as_str()),
-            (vec!["1.8.6".to_string()], "deployed")
-        ),
-        5 => assert_eq!(
-            (versions, status.as_str()),
-            (vec!["1.7.8".to_string()], "rolled-back")
-        ),
-        c => panic!("exit {c}: {}", String::from_utf8_lossy(&out.stderr)),
-    }
-    report("API outage 20 s mid-upgrade", &sim, t);
-}
-
-#[test]
-fn concurrent_upgrades_one_is_refused() {
-    let sim = Sim::start_with(None, &["--ready-delay-ms", "2500"]);
-    install(&sim, "istio-1.7.8", &[]);
-    sim.clear_requests();
-    let first = spawn_upgrade(&sim, "istio-1.8.6");
-    wait_for_request(&sim, "POST", "/leases", Duration::from_secs(60));
-    let second = sim.meshup(&["upgrade", "--bundle", &b("istio-1.8.6"), "-y"]);
-    second.expect(3);
-    assert!(
-        second.stderr.contains("holds the upgrade lock") && second.stderr.contains("since"),
-        "{}",
-        second.stderr
-    );
-    let out = first.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_end(&sim, "1.8.6", "deployed");
-}
-
-/// Kill -9 the upgrade at a step, then the next run detects the pending record and either
-/// resumes (upgrade again) or restores (rollback). The stale lock is taken over, loudly.
-fn kill_at(step_method: &str, step_path: &str, then_rollback: bool) {
-    let sim = installed();
-    let t = Instant::now();
-    sim.clear_requests();
-    let mut child = spawn_upgrade(&sim, "istio-1.8.6");
-    wait_for_request(&sim, step_method, step_path, Duration::from_secs(60));
-    child.kill().unwrap();
-    let _ = child.wait();
-    let hist = sim.meshup(&["history", "-o", "json"]).expect(0).json();
-    assert_eq!(
-        hist["releases"].as_array().unwrap().last().unwrap()["status"],
-        "pending",
-        "{hist}"
-    );
-    std::thread::sleep(Duration::from_secs(4)); // the lock (MESHUP_LOCK_SECONDS=3) expires
-    let next = if then_rollback {
-        sim.meshup(&["rollback", "-y"])
-    } else {
-        sim.meshup(&["upgrade", "--bundle", &b("istio-1.8.6"), "-y"])
-    };
-    next.expect(0);
-    assert!(
-        next.stderr.contains("took over the expired upgrade lock")
-            || next.all().contains("took over"),
-        "{}",
-        next.all()
-    );
-    let want = if then_rollback { "1.7.8" } else { "1.8.6" };
-    let (versions, status) = end_state(&sim);
-    assert_eq!(
-        (versions, status.as_str()),
-        (vec![want.to_string()], "deployed")
-    );
-    assert_whole(&sim, want);
-    let hist = sim.meshup(&["history", "-o", "json"]).expect(0).json();
-    assert!(
-        hist["releases"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["status"] != "pending"),
-        "{hist}"
-    );
-    report(
-        &format!(
-            "kill -9 at {step_method} {step_path}, then {}",
-            if then_rollback {
-                "rollback"
-            } else {
-                "upgrade again"
-            }
-        ),
-        &sim,
-        t,
-    );
-}
-
-#[test]
-fn killed_after_recording_pending_then_resumed() {
-    kill_at("POST", "/secrets", false);
-}
-
-#[test]
-fn killed_while_applying_base_then_resumed() {
-    kill_at("PATCH", "/customresourcedefinitions/", false);
-}
-
-#[test]
-fn killed_mid_istiod_rollout_then_rolled_back() {
-    kill_at("PATCH", "/deployments/istiod", true);
-}
-
-#[test]
-fn killed_while_applying_gateways_then_resumed() {
-    kill_at("PATCH", "/deployments/istio-ingressgateway", false);
-}
-
-#[test]
-fn sigint_finishes_the_component_and_rolls_back() {
-    let sim = Sim::start_with(None, &["--ready-delay-ms", "1500"]);
-    install(&sim, "istio-1.7.8", &[]);
-    let t = Instant::now();
-    sim.clear_requests();
-    let child = spawn_upgrade(&sim, "istio-1.8.6");
+    let child = spawn_upgrade(&sim);
     wait_for_request(
         &sim,
         "PATCH",
@@ -368,20 +228,241 @@ fn sigint_finishes_the_component_and_rolls_back() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(5), "{stderr}");
     assert!(stderr.contains("interrupt"), "{stderr}");
-    assert_end(&sim, "1.7.8", "rolled-back");
-    report("SIGINT mid-upgrade", &sim, t);
+    assert_restored(&sim, &before);
+    report("SIGINT mid-upgrade", setup, &sim, t);
+}
+for_both_installs!(
+    sigint_finishes_the_component_and_rolls_back,
+    sigint_mid_upgrade
+);
+
+fn no_rollback_then_rollback(setup: Setup) {
+    let sim = installed(setup, &[]);
+    let before = inventory(&sim);
+    sim.set_faults(&json!({"never_ready": ["istiod"]}));
+    let t = Instant::now();
+    let run = upgrade(&sim, &["--readiness-timeout", "2s", "--no-rollback"]);
+    run.expect(6);
+    assert!(
+        run.all().contains("meshup rollback"),
+        "names the next command: {}",
+        run.all()
+    );
+    assert_eq!(last_status(&sim), "failed");
+    assert!(
+        !sim.control_plane_problems("1.7.8").is_empty(),
+        "left half-way, as asked"
+    );
+    sim.set_faults(&json!({}));
+    let back = sim.meshup(&["rollback", "-y", "-o", "json"]);
+    back.expect(0);
+    assert_eq!(back.json()["status"], "rolled-back", "{}", back.stdout);
+    assert_restored(&sim, &before);
+    report("--no-rollback, then meshup rollback", setup, &sim, t);
+}
+for_both_installs!(
+    no_rollback_leaves_a_failed_record_and_rollback_restores_it,
+    no_rollback_then_rollback
+);
+
+/// The step of the upgrade at which it is killed: the first request of that step.
+#[derive(Clone, Copy)]
+enum Step {
+    AfterPendingRecord,
+    MidBase,
+    MidIstiodRollout,
+    MidGateways,
 }
 
-fn spawn_upgrade(sim: &Sim, bundle_name: &str) -> std::process::Child {
+impl Step {
+    fn request(self) -> (&'static str, &'static str) {
+        match self {
+            Step::AfterPendingRecord => ("POST", "/secrets"),
+            Step::MidBase => ("PATCH", "/customresourcedefinitions/"),
+            Step::MidIstiodRollout => ("PATCH", "/deployments/istiod"),
+            Step::MidGateways => ("PATCH", "/deployments/istio-ingressgateway"),
+        }
+    }
+}
+
+/// Kill -9 the upgrade at a step; the next run finds the pending record and either goes on
+/// (upgrade again, ending upgraded) or undoes it (rollback, ending exactly as before). The
+/// crashed run's lock is taken over, loudly.
+fn kill_at(setup: Setup, step: Step, then_rollback: bool) {
+    let sim = installed(setup, &["--ready-delay-ms", "300"]);
+    let before = inventory(&sim);
+    let t = Instant::now();
+    sim.clear_requests();
+    let mut child = spawn_upgrade(&sim);
+    let (method, path) = step.request();
+    wait_for_request(&sim, method, path, Duration::from_secs(60));
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert_eq!(last_status(&sim), "pending");
+    std::thread::sleep(Duration::from_secs(4)); // the lock (MESHUP_LOCK_SECONDS=3) expires
+    let next = if then_rollback {
+        sim.meshup(&["rollback", "-y"])
+    } else {
+        upgrade(&sim, &[])
+    };
+    next.expect(0);
+    assert!(next.all().contains("took over"), "{}", next.all());
+    if then_rollback {
+        assert_restored(&sim, &before);
+    } else {
+        assert_upgraded(&sim);
+    }
+    let hist = sim.meshup(&["history", "-o", "json"]).expect(0).json();
+    assert!(
+        hist["releases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] != "pending"),
+        "{hist}"
+    );
+    report(
+        &format!(
+            "kill -9 at {method} {path}, then {}",
+            if then_rollback {
+                "rollback"
+            } else {
+                "upgrade again"
+            }
+        ),
+        setup,
+        &sim,
+        t,
+    );
+}
+
+macro_rules! kill_scenarios {
+    ($($name:ident: $step:expr, $rollback:expr;)*) => {
+        $(
+            fn $name(setup: Setup) {
+                kill_at(setup, $step, $rollback)
+            }
+        )*
+        mod killed {
+            use super::*;
+            $( for_both_installs!($name, super::$name); )*
+        }
+    };
+}
+
+kill_scenarios! {
+    after_pending_record_then_upgrade: Step::AfterPendingRecord, false;
+    after_pending_record_then_rollback: Step::AfterPendingRecord, true;
+    mid_base_then_upgrade: Step::MidBase, false;
+    mid_base_then_rollback: Step::MidBase, true;
+    mid_istiod_rollout_then_upgrade: Step::MidIstiodRollout, false;
+    mid_istiod_rollout_then_rollback: Step::MidIstiodRollout, true;
+    mid_gateways_then_upgrade: Step::MidGateways, false;
+    mid_gateways_then_rollback: Step::MidGateways, true;
+}
+
+#[test]
+fn error_bursts_and_429_storms_during_apply_and_wait_are_ridden_out() {
+    let sim = installed(Setup::Meshup, &[]);
+    sim.set_faults(&json!({
+        "errors": [{"path": "/apis/apps/v1/namespaces/istio-system/deployments", "count": 6, "status": 500},
+                   {"method": "PATCH", "path": "/configmaps", "count": 3, "status": 503}],
+        "throttle": [{"path": "istio-system", "count": 8, "retry_after_seconds": 1}]
+    }));
+    let t = Instant::now();
+    upgrade(&sim, &[]).expect(0);
+    let (_, log) = sim.http("GET", "/sim/v1/requests", None);
+    let log: Value = serde_json::from_str(&log).unwrap();
+    let failed = log["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == 429 || r["status"] == 500 || r["status"] == 503)
+        .count();
+    assert!(
+        failed >= 10,
+        "the faults were hit ({failed} failed requests)"
+    );
+    assert_upgraded(&sim);
+    report(
+        "error bursts (500/503) and 429 storm",
+        Setup::Meshup,
+        &sim,
+        t,
+    );
+}
+
+#[test]
+fn dropped_watches_mid_rollout_are_resumed() {
+    let sim = installed(Setup::Meshup, &[]);
+    sim.set_faults(&json!({"drop_watches_after_events": 1}));
+    let t = Instant::now();
+    upgrade(&sim, &["--readiness-timeout", "60s"]).expect(0);
+    assert_upgraded(&sim);
+    report("watches dropped after every event", Setup::Meshup, &sim, t);
+}
+
+#[test]
+fn api_outage_of_20_seconds_mid_upgrade() {
+    let sim = installed(Setup::Meshup, &[]);
+    let before = inventory(&sim);
+    let t = Instant::now();
+    sim.clear_requests();
+    let child = spawn_upgrade(&sim);
+    // Start the outage once the upgrade is applying (its first Deployment patch).
+    wait_for_request(
+        &sim,
+        "PATCH",
+        "/deployments/istiod",
+        Duration::from_secs(60),
+    );
+    sim.set_faults(
+        &json!({"outage": {"start_after_seconds": 0.0, "duration_seconds": 20.0, "status": 503}}),
+    );
+    let out = child.wait_with_output().unwrap();
+    let code = out.status.code().unwrap();
+    assert!(
+        t.elapsed() > Duration::from_secs(20),
+        "meshup gave up during the outage (exit {code}): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Either it rode the outage out, or it rolled back; never in between.
+    match code {
+        0 => assert_upgraded(&sim),
+        5 => assert_restored(&sim, &before),
+        c => panic!("exit {c}: {}", String::from_utf8_lossy(&out.stderr)),
+    }
+    report("API outage 20 s mid-upgrade", Setup::Meshup, &sim, t);
+}
+
+#[test]
+fn concurrent_upgrades_one_is_refused() {
+    let sim = installed(Setup::Meshup, &["--ready-delay-ms", "2500"]);
+    sim.clear_requests();
+    let first = spawn_upgrade(&sim);
+    wait_for_request(&sim, "POST", "/leases", Duration::from_secs(60));
+    let second = upgrade(&sim, &[]);
+    second.expect(3);
+    assert!(
+        second.stderr.contains("holds the upgrade lock") && second.stderr.contains("since"),
+        "{}",
+        second.stderr
+    );
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_upgraded(&sim);
+}
+
+fn spawn_upgrade(sim: &Sim) -> std::process::Child {
     Command::new(meshup_bin())
-        .args([
-            "--kubeconfig",
-            sim.kubeconfig.to_str().unwrap(),
-            "upgrade",
-            "--bundle",
-            &b(bundle_name),
-            "-y",
-        ])
+        .arg("--kubeconfig")
+        .arg(&sim.kubeconfig)
+        .args(["upgrade", "--bundle", &b("istio-1.8.6"), "-y"])
         .env("NO_COLOR", "1")
         .env("MESHUP_CACHE_DIR", cache_dir())
         .env("MESHUP_LOCK_SECONDS", "3")
@@ -402,35 +483,4 @@ fn wait_for_request(sim: &Sim, method: &str, path: &str, timeout: Duration) {
             })
         })
     });
-}
-
-#[test]
-fn no_rollback_leaves_a_failed_record_and_says_the_next_command() {
-    let sim = installed();
-    sim.set_faults(&json!({"never_ready": ["istiod"]}));
-    let t = Instant::now();
-    let run = sim.meshup(&[
-        "upgrade",
-        "--bundle",
-        &b("istio-1.8.6"),
-        "-y",
-        "--readiness-timeout",
-        "2s",
-        "--no-rollback",
-    ]);
-    run.expect(6);
-    assert!(
-        run.all().contains("meshup rollback"),
-        "names the next command: {}",
-        run.all()
-    );
-    let hist = sim.meshup(&["history", "-o", "json"]).expect(0).json();
-    assert_eq!(
-        hist["releases"].as_array().unwrap().last().unwrap()["status"],
-        "failed"
-    );
-    sim.set_faults(&json!({}));
-    sim.meshup(&["rollback", "-y"]).expect(0);
-    assert_end(&sim, "1.7.8", "deployed");
-    report("--no-rollback, then meshup rollback", &sim, t);
 }

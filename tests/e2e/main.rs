@@ -5,4 +5,5 @@ mod faults;
 mod inputs;
 mod istioctl;
 mod lifecycle;
+mod policies;
 mod upgrade;

@@ -19,6 +19,9 @@ struct Row {
     digest: String,
     status: String,
     description: String,
+    /// Overridden checks and replaced builtin policies, as recorded.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    overridden: Vec<String>,
 }
 
 impl ListHistory {
@@ -36,6 +39,7 @@ impl ListHistory {
                 digest: r.digest.chars().take(12).collect(),
                 status: r.status.to_string(),
                 description: r.description.clone(),
+                overridden: r.overridden.clone(),
             })
             .collect();
         if env.ui.json() {

@@ -3,7 +3,7 @@
 use crate::apply;
 use crate::checks::Outcome;
 use crate::plan::{self, Plan};
-use crate::policy::Severity;
+use crate::policy::{Severity, text};
 use crate::state::{self, Installed};
 use crate::ui::{Color, Ui};
 use crate::version::Direction;
@@ -168,17 +168,24 @@ pub fn show_findings(ui: &Ui, outcome: &Outcome) {
             Severity::Warning => ui.paint("warning", Color::Yellow),
             Severity::Info => ui.paint("info", Color::Cyan),
         };
+        // Everything but the severity came from a policy: escaped, and continuation
+        // lines indented under the finding so none can pose as a line of ours.
         let subject = f
             .subject
             .as_ref()
-            .map(|s| format!(" [{s}]"))
+            .map(|s| format!(" [{}]", text::one_line(s)))
             .unwrap_or_default();
+        let from = match f.source.as_str() {
+            "" | "host" => text::one_line(&f.policy),
+            source => format!("{}, {}", text::one_line(&f.policy), text::one_line(source)),
+        };
         ui.say(format!(
-            "  {sev} {} ({}){subject}: {}",
-            f.code, f.policy, f.message
+            "  {sev} {} ({from}){subject}: {}",
+            text::one_line(&f.code),
+            text::block(&f.message, "      ")
         ));
         if let Some(r) = &f.remediation {
-            ui.say(format!("      fix: {r}"));
+            ui.say(format!("      fix: {}", text::block(r, "      ")));
         }
     }
 }

@@ -1,5 +1,14 @@
-//! `meshup rollback [--to N]`: re-apply a recorded revision's manifest exactly, with the
-//! same waiting, verification and pruning as an upgrade, and record the rollback.
+//! `meshup rollback [--to N]`, and the automatic restore of a failed upgrade (which is
+//! this action, as Helm's failed upgrade calls its Rollback action).
+//!
+//! Two things can be put back:
+//! - the state captured before an unfinished run (interrupted, or failed and not restored):
+//!   the objects exactly as they were, whoever installed them;
+//! - a recorded revision: its manifest re-applied, with the objects the live state has
+//!   beyond it pruned.
+//!
+//! Either way the end state is read back and verified (every workload ready, every pod on
+//! the expected images) before "rolled back" is said; otherwise exit 6 with what runs.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -7,12 +16,15 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use super::{DEFAULT_NAMESPACE, Env, PRODUCT, print_json};
-use crate::apply;
+use crate::apply::{self, Failure};
+use crate::cluster::Cluster;
 use crate::exit::{Code, Exit};
-use crate::history::{Action, Release, Status};
+use crate::history::{self, Action, Driver, History, Release, Status};
 use crate::lock::Lock;
+use crate::prune;
 use crate::render::{ObjectKey, Rendered};
-use crate::ui::Color;
+use crate::restore::{self, Snapshot};
+use crate::ui::{Color, Ui};
 
 pub struct Rollback {
     pub to: Option<u32>,
@@ -21,8 +33,27 @@ pub struct Rollback {
     pub readiness_timeout: Duration,
 }
 
-/// The revision to go back to: `--to N`, else the newest successful one before the live one.
-pub fn choose(all: &[Release], to: Option<u32>) -> Result<Release, String> {
+/// What a rollback puts back.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// The state captured before this unfinished run (its own record).
+    Capture(Release),
+    /// A recorded revision, re-applied from its manifest.
+    Revision(Release),
+}
+
+/// `--to N` is that revision. Otherwise an unfinished run with a capture is undone, else the
+/// newest successful revision before the live one is re-applied.
+pub fn choose(all: &[Release], to: Option<u32>) -> Result<Target, String> {
+    if to.is_none()
+        && let Some(open) = history::live(all).open.filter(|r| r.captured.is_some())
+    {
+        return Ok(Target::Capture(open));
+    }
+    choose_revision(all, to).map(Target::Revision)
+}
+
+fn choose_revision(all: &[Release], to: Option<u32>) -> Result<Release, String> {
     if let Some(n) = to {
         return all
             .iter()
@@ -33,35 +64,34 @@ pub fn choose(all: &[Release], to: Option<u32>) -> Result<Release, String> {
                 format!("no revision {n} in history (known: {})", known.join(", "))
             });
     }
-    let live = all
-        .iter()
-        .rev()
-        .find(|r| r.status == Status::Deployed)
-        .map(|r| r.revision);
-    // A run interrupted or failed (not restored) after the live release left the cluster
-    // between two versions: the live release is what to restore.
-    let pending = all
-        .iter()
-        .rev()
-        .find(|r| matches!(r.status, Status::Pending | Status::Failed))
-        .map(|r| r.revision);
-    if let (Some(l), Some(p)) = (live, pending) {
-        if p > l {
-            return all
-                .iter()
-                .find(|r| r.revision == l)
-                .cloned()
-                .ok_or_else(|| "live release vanished".into());
-        }
+    let live = history::live(all);
+    // A run that left the cluster between two versions (recorded before captures existed):
+    // the live release is what to restore.
+    if let (Some(d), Some(_)) = (&live.deployed, &live.open) {
+        return Ok(d.clone());
     }
+    let current = live.deployed.map(|d| d.revision);
     all.iter()
         .rev()
-        .filter(|r| Some(r.revision) != live)
+        .filter(|r| Some(r.revision) != current)
         .find(|r| matches!(r.status, Status::Superseded | Status::Deployed))
         .cloned()
         .ok_or_else(|| {
             "no earlier successful revision to roll back to (see `meshup history`)".into()
         })
+}
+
+/// How a rollback ended, as read back from the cluster.
+pub struct Outcome {
+    pub code: Code,
+    /// The status the history records for it.
+    pub status: Status,
+    /// The revision re-applied (`None`: a capture was put back).
+    pub restored_revision: Option<u32>,
+    /// The history revision that records the rollback (the restored run's own, for a capture).
+    pub revision: u32,
+    pub version: Option<String>,
+    pub message: String,
 }
 
 impl Rollback {
@@ -73,148 +103,295 @@ impl Rollback {
         let history = env.history(&cluster, ns, PRODUCT);
         let all = history.all().await?;
         let target = choose(&all, self.to).map_err(Exit::bad_input)?;
-        // What runs now: the live release, or an interrupted or failed run on top of it.
-        let current = all
-            .last()
-            .filter(|r| matches!(r.status, Status::Pending | Status::Failed))
-            .cloned()
-            .or_else(|| {
-                all.iter()
-                    .rev()
-                    .find(|r| r.status == Status::Deployed)
-                    .cloned()
-            });
-        let rendered = Rendered::from_manifest(&target.manifest)?;
-        let keep: BTreeSet<ObjectKey> = rendered.objects.iter().map(|o| o.key()).collect();
-        // Objects of the live release (or an interrupted one) that the target does not have.
-        let mut prune: Vec<ObjectKey> = Vec::new();
-        for r in all.iter().filter(|r| {
-            r.status == Status::Pending || Some(r.revision) == current.as_ref().map(|c| c.revision)
-        }) {
-            for o in Rendered::from_manifest(&r.manifest)?.objects {
-                let k = o.key();
-                if !keep.contains(&k)
-                    && !matches!(k.kind.as_str(), "CustomResourceDefinition" | "Namespace")
-                    && !prune.contains(&k)
-                {
-                    prune.push(k);
-                }
-            }
-        }
-        ui.say(format!(
-            "{} revision {} ({}) → revision {} ({}): {} objects to apply, {} to prune",
-            ui.paint("Rollback:", Color::Bold),
-            current
-                .as_ref()
-                .map(|c| c.revision.to_string())
-                .unwrap_or_else(|| "-".into()),
-            current
-                .as_ref()
-                .map(|c| c.version.as_str())
-                .unwrap_or("unknown"),
-            target.revision,
-            target.version,
-            rendered.objects.len(),
-            prune.len()
-        ));
-        super::prompt::confirm(
-            self.yes,
-            &format!(
-                "Roll back to revision {} ({})?",
-                target.revision, target.version
+        ui.say(describe(ui, &all, &target)?);
+        let question = match &target {
+            Target::Capture(r) => format!(
+                "Restore the state before revision {} ({})?",
+                r.revision,
+                restore_label(r)
             ),
-        )?;
+            Target::Revision(r) => {
+                format!("Roll back to revision {} ({})?", r.revision, r.version)
+            }
+        };
+        super::prompt::confirm(self.yes, &question)?;
         let lock = Lock::acquire(cluster.client().clone(), ns, crate::lock::duration()).await?;
         if let Some(who) = &lock.took_over {
             ui.warn(format!("took over the expired upgrade lock of {who}"));
         }
-        let result = async {
-            for mut p in history
-                .all()
-                .await?
-                .into_iter()
-                .filter(|r| r.status == Status::Pending)
-            {
-                history
-                    .finish(
-                        &mut p,
-                        Status::Failed,
-                        "interrupted; rolled back by a later run".into(),
-                    )
-                    .await?;
+        let opts = apply::Options {
+            readiness_timeout: self.readiness_timeout,
+            interrupted: Arc::new(AtomicBool::new(false)),
+        };
+        let outcome = match target {
+            Target::Capture(mut run) => {
+                restore_run(&cluster, &history, &mut run, None, &opts, ui).await
             }
-            let mut rec = Release {
-                action: Action::Rollback,
-                description: format!("rollback to revision {} in progress", target.revision),
-                overridden: vec![],
-                finished: None,
-                ..target.clone()
-            };
-            rec = history.begin(rec).await?;
-            let opts = apply::Options {
-                readiness_timeout: self.readiness_timeout,
-                interrupted: Arc::new(AtomicBool::new(false)),
-            };
-            match apply::run(
-                &cluster,
-                &target.components,
-                &target.namespace,
-                &rendered,
-                &prune,
-                &target.version,
-                &opts,
-                ui,
-            )
-            .await
-            {
-                Ok(report) => {
-                    let msg = format!(
-                        "Rollback to revision {} ({})",
-                        target.revision, target.version
-                    );
-                    history.finish(&mut rec, Status::Deployed, msg).await?;
-                    anyhow::Ok((Code::Ok, rec.revision, report.seconds, None))
-                }
-                Err(f) => {
-                    let msg = format!("rollback to revision {} failed: {f}", target.revision);
-                    history
-                        .finish(&mut rec, Status::Failed, msg.clone())
-                        .await?;
-                    anyhow::Ok((Code::NotRestored, rec.revision, 0.0, Some(msg)))
-                }
-            }
-        }
-        .await;
-        lock.release().await?;
-        let (code, revision, _, failure) = result?;
-        let message = match &failure {
-            None => format!(
-                "control plane back at {} (revision {revision}) in {:.1} s",
-                target.version,
+            Target::Revision(rev) => to_revision(&cluster, &history, &all, &rev, &opts, ui).await,
+        };
+        crate::lock::release_or_warn(lock, ui).await;
+        let outcome = outcome?;
+        let message = if outcome.code == Code::Ok {
+            format!(
+                "{} in {:.1} s",
+                outcome.message,
                 started.elapsed().as_secs_f64()
-            ),
-            Some(m) => format!(
-                "{m}; check `meshup status` and retry `meshup rollback --to {}`",
-                target.revision
-            ),
+            )
+        } else {
+            outcome.message.clone()
         };
         if ui.json() {
-            print_json(
-                &serde_json::json!({"revision": revision, "restored_revision": target.revision,
-                "version": target.version, "status": if failure.is_none() { "deployed" } else { "failed" }, "message": message}),
-            )?;
+            print_json(&serde_json::json!({
+                "revision": outcome.revision,
+                "restored_revision": outcome.restored_revision,
+                "version": outcome.version,
+                "status": outcome.status,
+                "message": message,
+            }))?;
         } else {
-            ui.say(ui.paint(
-                &message,
-                if failure.is_none() {
-                    Color::Green
-                } else {
-                    Color::Red
-                },
-            ));
+            let color = if outcome.code == Code::Ok {
+                Color::Green
+            } else {
+                Color::Red
+            };
+            ui.say(ui.paint(&message, color));
         }
-        Ok(code)
+        Ok(outcome.code)
     }
+}
+
+fn restore_label(run: &Release) -> String {
+    match run.captured.as_ref().and_then(|c| c.version.clone()) {
+        Some(v) => format!("back to {v}"),
+        None => "nothing installed".into(),
+    }
+}
+
+/// The one line that says what the rollback will do.
+fn describe(ui: &Ui, all: &[Release], target: &Target) -> anyhow::Result<String> {
+    Ok(match target {
+        Target::Capture(run) => {
+            let snap = run.captured.as_ref().expect("chosen for its capture");
+            format!(
+                "{} revision {} ({} to {}, {}) is unfinished: putting back the {} objects it changed as they were before it ({}), removing the {} it created",
+                ui.paint("Rollback:", Color::Bold),
+                run.revision,
+                run.action,
+                run.version,
+                run.status,
+                snap.objects.iter().filter(|c| c.before.is_some()).count(),
+                snap.describe(),
+                snap.created().len()
+            )
+        }
+        Target::Revision(rev) => {
+            let (rendered, prune) = revision_steps(all, rev)?;
+            let current = history::live(all).deployed;
+            format!(
+                "{} revision {} ({}) → revision {} ({}): {} objects to apply, {} to prune",
+                ui.paint("Rollback:", Color::Bold),
+                current
+                    .as_ref()
+                    .map(|c| c.revision.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                current
+                    .as_ref()
+                    .map(|c| c.version.as_str())
+                    .unwrap_or("unknown"),
+                rev.revision,
+                rev.version,
+                rendered.objects.len(),
+                prune.len()
+            )
+        }
+    })
+}
+
+/// Put back what `run` captured, verify it, and record the outcome on `run` itself:
+/// `rolled-back`, or `failed` with what runs now and the next command.
+pub async fn restore_run<D: Driver>(
+    cluster: &Cluster,
+    history: &History<D>,
+    run: &mut Release,
+    cause: Option<&str>,
+    opts: &apply::Options,
+    ui: &Ui,
+) -> anyhow::Result<Outcome> {
+    let snapshot = run.captured.clone().unwrap_or_default();
+    let layout = run.components.clone();
+    let result = restore::restore(cluster, &snapshot, &layout, opts, ui).await;
+    let (status, code, message) = match result {
+        Ok(_) => (
+            Status::RolledBack,
+            Code::Ok,
+            format!(
+                "{}rolled back to {} (verified: every workload ready on its previous images)",
+                prefix(cause),
+                snapshot.describe()
+            ),
+        ),
+        Err(f) => (
+            Status::Failed,
+            Code::NotRestored,
+            not_restored(
+                cluster,
+                &snapshot.workloads(),
+                &snapshot.describe(),
+                &f,
+                cause,
+                "`meshup rollback` retries the restore (after fixing the cause)",
+            )
+            .await,
+        ),
+    };
+    history.finish(run, status, message.clone()).await?;
+    Ok(Outcome {
+        code,
+        status,
+        restored_revision: None,
+        revision: run.revision,
+        version: snapshot.version,
+        message,
+    })
+}
+
+/// Exit 6's message: what failed, what runs now (read back), and the next command.
+async fn not_restored(
+    cluster: &Cluster,
+    expected: &[apply::Workload],
+    to: &str,
+    failure: &Failure,
+    cause: Option<&str>,
+    next: &str,
+) -> String {
+    let now = match apply::observe(cluster, expected).await {
+        Ok(obs) => obs
+            .iter()
+            .map(|o| o.to_string())
+            .collect::<Vec<_>>()
+            .join("; "),
+        Err(e) => format!("could not be read back ({e:#})"),
+    };
+    format!(
+        "{}the rollback to {to} did not complete: {failure}. Now: {now}. Next: {next}; `meshup status` shows the control plane",
+        prefix(cause)
+    )
+}
+
+fn prefix(cause: Option<&str>) -> String {
+    cause.map(|c| format!("{c}; ")).unwrap_or_default()
+}
+
+/// The manifest to re-apply for `rev`, and what the live state has beyond it to prune: the
+/// live release's objects and those of an unfinished run on top of it.
+fn revision_steps(all: &[Release], rev: &Release) -> anyhow::Result<(Rendered, Vec<ObjectKey>)> {
+    let rendered = Rendered::from_manifest(&rev.manifest).map_err(|e| {
+        anyhow::anyhow!("revision {}'s manifest is unreadable: {e:#}", rev.revision)
+    })?;
+    let keep: BTreeSet<ObjectKey> = rendered.objects.iter().map(|o| o.key()).collect();
+    let live = history::live(all);
+    let mut had = Vec::new();
+    for r in [live.deployed, live.open].into_iter().flatten() {
+        let objects = Rendered::from_manifest(&r.manifest).map_err(|e| {
+            anyhow::anyhow!("revision {}'s manifest is unreadable: {e:#}", r.revision)
+        })?;
+        had.extend(objects.objects.iter().map(|o| o.key()));
+    }
+    Ok((rendered, prune::dropped(&had, &keep)))
+}
+
+/// Re-apply revision `rev` as a new revision, capturing first so that it too can be undone.
+async fn to_revision<D: Driver>(
+    cluster: &Cluster,
+    history: &History<D>,
+    all: &[Release],
+    rev: &Release,
+    opts: &apply::Options,
+    ui: &Ui,
+) -> anyhow::Result<Outcome> {
+    let (rendered, prune) = revision_steps(all, rev)?;
+    let live = history::live(all);
+    if let Some(mut open) = live.open.clone() {
+        history
+            .finish(
+                &mut open,
+                Status::Failed,
+                format!(
+                    "unfinished; replaced by a rollback to revision {}",
+                    rev.revision
+                ),
+            )
+            .await?;
+    }
+    let component_of = |key: &ObjectKey| {
+        rendered
+            .objects
+            .iter()
+            .find(|o| &o.key() == key)
+            .map(|o| o.component.clone())
+            .unwrap_or_default()
+    };
+    let touched = rendered
+        .objects
+        .iter()
+        .map(|o| o.key())
+        .chain(prune.iter().cloned())
+        .map(|k| (k.clone(), component_of(&k)));
+    let current_version = live.deployed.as_ref().map(|d| d.version.clone());
+    let captured = Snapshot::capture_keys(cluster, touched, current_version).await?;
+    let mut rec = history
+        .begin(Release {
+            action: Action::Rollback,
+            description: format!("rollback to revision {} in progress", rev.revision),
+            overridden: vec![],
+            finished: None,
+            captured: Some(captured),
+            ..rev.clone()
+        })
+        .await
+        .map_err(|e| {
+            e.context("cannot record the rollback before starting it; nothing was changed")
+        })?;
+    let applied = apply::run(
+        cluster,
+        &rev.components,
+        &rev.namespace,
+        &rendered,
+        &prune,
+        &rev.version,
+        opts,
+        ui,
+    )
+    .await;
+    let (status, code, message) = match applied {
+        Ok(_) => (
+            Status::Deployed,
+            Code::Ok,
+            format!(
+                "control plane back at {} (revision {}, verified)",
+                rev.version, rev.revision
+            ),
+        ),
+        Err(f) => {
+            let expected = apply::workloads(rendered.objects.iter().map(|o| &o.value));
+            let to = format!("revision {} ({})", rev.revision, rev.version);
+            let next = format!(
+                "`meshup rollback --to {}` retries it; `meshup rollback` puts back the state before it",
+                rev.revision
+            );
+            let msg = not_restored(cluster, &expected, &to, &f, None, &next).await;
+            (Status::Failed, Code::NotRestored, msg)
+        }
+    };
+    history.finish(&mut rec, status, message.clone()).await?;
+    Ok(Outcome {
+        code,
+        status,
+        restored_revision: Some(rev.revision),
+        revision: rec.revision,
+        version: Some(rev.version.clone()),
+        message,
+    })
 }
 
 #[cfg(test)]
@@ -230,6 +407,13 @@ mod tests {
         .unwrap()
     }
 
+    fn revision(t: Target) -> u32 {
+        match t {
+            Target::Revision(r) => r.revision,
+            Target::Capture(r) => panic!("chose the capture of {}", r.revision),
+        }
+    }
+
     #[test]
     fn chooses_the_previous_successful_revision() {
         let all = vec![
@@ -237,8 +421,8 @@ mod tests {
             rel(2, Status::RolledBack),
             rel(3, Status::Deployed),
         ];
-        assert_eq!(choose(&all, None).unwrap().revision, 1);
-        assert_eq!(choose(&all, Some(3)).unwrap().revision, 3);
+        assert_eq!(revision(choose(&all, None).unwrap()), 1);
+        assert_eq!(revision(choose(&all, Some(3)).unwrap()), 3);
         assert!(
             choose(&all, Some(9))
                 .unwrap_err()
@@ -250,6 +434,20 @@ mod tests {
             rel(2, Status::Deployed),
             rel(3, Status::Pending),
         ];
-        assert_eq!(choose(&interrupted, None).unwrap().revision, 2);
+        assert_eq!(revision(choose(&interrupted, None).unwrap()), 2);
+    }
+
+    #[test]
+    fn an_unfinished_run_with_a_capture_is_undone() {
+        let mut open = rel(3, Status::Failed);
+        open.captured = Some(Snapshot::default());
+        let all = vec![rel(1, Status::Superseded), rel(2, Status::Deployed), open];
+        assert!(matches!(choose(&all, None), Ok(Target::Capture(r)) if r.revision == 3));
+        // `--to` always means a revision.
+        assert_eq!(revision(choose(&all, Some(1)).unwrap()), 1);
+        // An istioctl install: no deployed release at all, only the failed run.
+        let mut only = rel(1, Status::Pending);
+        only.captured = Some(Snapshot::default());
+        assert!(matches!(choose(&[only], None), Ok(Target::Capture(_))));
     }
 }

@@ -58,6 +58,9 @@ struct Doc<'a> {
     blocked: bool,
     findings: &'a [crate::policy::Finding],
     overridden: &'a [String],
+    /// Builtin policies that policy files replace in this run.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    replaced_policies: &'a [String],
     plan: PlanSummary<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<RunResult>,
@@ -90,7 +93,7 @@ pub struct RunResult {
 
 use super::present::{capitalise, completion, show_findings, show_plan, transition};
 use super::prompt::{confirm, interrupt_flag};
-use crate::restore::RestorePlan;
+use crate::restore::Snapshot;
 
 impl Upgrade {
     pub async fn run(&self, env: &Env) -> anyhow::Result<Code> {
@@ -109,21 +112,31 @@ impl Upgrade {
         }
         let cluster = env.connect().await?;
         let history = env.history(&cluster, bundle.namespace(), PRODUCT);
-        let (deployed, pending) = history.live().await?;
-        let installed = state::read(&cluster, bundle.namespace(), deployed).await?;
+        let live = history.live().await?;
+        let installed = state::read(&cluster, bundle.namespace(), live.deployed).await?;
         self.preconditions(&installed, &bundle)?;
-        if let Some(p) = &pending {
+        let open = live.open;
+        if let Some(p) = &open {
             ui.warn(format!(
-                "revision {} ({} to {}) was interrupted at {} and left pending; this run {} it",
+                "revision {} ({} to {}, started {}) is {}: the cluster may be between two versions; this run {} from there{}",
                 p.revision,
                 p.action,
                 p.version,
                 p.started,
-                if self.mode == Mode::Precheck {
-                    "would resume"
+                if p.status == Status::Pending {
+                    "pending (interrupted)"
                 } else {
-                    "resumes"
-                }
+                    "failed and not restored"
+                },
+                if self.mode == Mode::Precheck {
+                    "would go on"
+                } else {
+                    "goes on"
+                },
+                p.captured
+                    .as_ref()
+                    .map(|c| format!(", and if it fails it restores {}", c.describe()))
+                    .unwrap_or_default()
             ));
         }
         let plan = plan::build(&cluster, &bundle, &installed, &self.inputs).await?;
@@ -152,10 +165,14 @@ impl Upgrade {
                 &installed,
                 self.diff || self.mode == Mode::Precheck || self.dry_run,
             );
+            for r in checker.replacements() {
+                ui.say(format!("  note: {}", crate::policy::text::one_line(&r)));
+            }
             show_findings(ui, &pre);
         }
+        let replaced = checker.replacements();
         if pre.blocked || self.mode == Mode::Precheck {
-            return self.finish_without_apply(ui, &plan, &installed, &pre, None);
+            return self.finish_without_apply(ui, &plan, &installed, &pre, &replaced, None);
         }
         if self.dry_run {
             let (validated, deferred) = dry_run(&cluster, &plan).await?;
@@ -174,7 +191,7 @@ impl Upgrade {
                 components: vec![],
                 data_plane: None,
             };
-            return self.finish_without_apply(ui, &plan, &installed, &pre, Some(result));
+            return self.finish_without_apply(ui, &plan, &installed, &pre, &replaced, Some(result));
         }
         confirm(
             self.yes,
@@ -196,11 +213,10 @@ impl Upgrade {
         }
         let outcome = self
             .locked(
-                env, &cluster, &bundle, &checker, &history, &installed, &plan, &pre, pending,
-                started,
+                env, &cluster, &bundle, &checker, &history, &installed, &plan, &pre, open, started,
             )
             .await;
-        lock.release().await?;
+        crate::lock::release_or_warn(lock, ui).await;
         let (code, result, post) = outcome?;
         if ui.json() {
             let mut findings = pre.findings.clone();
@@ -212,6 +228,7 @@ impl Upgrade {
                 blocked: false,
                 findings: &findings,
                 overridden: &pre.overridden,
+                replaced_policies: &checker.replacements(),
                 plan: summary(&plan, &installed),
                 result: Some(result),
             })?;
@@ -248,6 +265,7 @@ impl Upgrade {
         plan: &Plan,
         installed: &Installed,
         pre: &Outcome,
+        replaced: &[String],
         result: Option<RunResult>,
     ) -> anyhow::Result<Code> {
         if ui.json() {
@@ -258,6 +276,7 @@ impl Upgrade {
                 blocked: pre.blocked,
                 findings: &pre.findings,
                 overridden: &pre.overridden,
+                replaced_policies: replaced,
                 plan: summary(plan, installed),
                 result: result.clone(),
             })?;
@@ -303,7 +322,7 @@ impl Upgrade {
         installed: &Installed,
         plan: &Plan,
         pre: &Outcome,
-        pending: Option<Release>,
+        open: Option<Release>,
         started: Instant,
     ) -> anyhow::Result<(Code, RunResult, Option<Outcome>)> {
         let ui = &env.ui;
@@ -319,20 +338,30 @@ impl Upgrade {
             )
             .into());
         }
-        if let Some(mut p) = pending {
+        // Before the first change: the objects this run touches, as they are now. A run
+        // that resumes an unfinished one keeps that run's capture (the state before it).
+        let captured = Snapshot::capture(cluster, plan)
+            .await?
+            .under(open.as_ref().and_then(|o| o.captured.as_ref()));
+        if let Some(mut o) = open {
             history
                 .finish(
-                    &mut p,
+                    &mut o,
                     Status::Failed,
-                    "interrupted; resumed by a later run".into(),
+                    "unfinished; a later run went on from it".into(),
                 )
                 .await?;
         }
         let mut overridden = pre.overridden.clone();
         overridden.extend(pre_upgrade.overridden.iter().cloned());
-        let mut rec = history
-            .begin(record(bundle, plan, self.overrides.describe(&overridden)))
-            .await?;
+        // The record keeps what the user overrode and which builtin checks were replaced.
+        let mut notes = self.overrides.describe(&overridden);
+        notes.extend(checker.replacements());
+        let mut rec = record(bundle, plan, notes);
+        rec.captured = Some(captured);
+        let mut rec = history.begin(rec).await.map_err(|e| {
+            e.context("cannot record the state before the upgrade (needed to restore it); nothing was changed")
+        })?;
         ui.say(format!(
             "\n{} {} (revision {})",
             ui.paint(&capitalise(&plan.direction.to_string()), Color::Bold),
@@ -411,7 +440,6 @@ impl Upgrade {
             }
             Err(f) => f.to_string(),
         };
-        let restore = RestorePlan::for_failed_run(installed, plan);
         let (code, message) = if self.no_rollback {
             let msg = format!(
                 "{failure}; left as is (--no-rollback). The cluster is between {} and {}: run `meshup rollback` to restore, or fix and re-run the upgrade",
@@ -424,35 +452,28 @@ impl Upgrade {
             (Code::NotRestored, msg)
         } else {
             ui.say(format!("{} {failure}", ui.paint("failed:", Color::Red)));
+            let to = rec
+                .captured
+                .as_ref()
+                .map(|c| c.describe())
+                .unwrap_or_default();
             ui.say(format!(
-                "rolling back to {} (timeout {} s)",
-                restore.describe(),
+                "rolling back to {to} (timeout {} s)",
                 self.rollback_timeout.as_secs()
             ));
             let opts = apply::Options {
                 readiness_timeout: self.rollback_timeout,
                 interrupted: Arc::new(AtomicBool::new(false)),
             };
-            match restore.run(cluster, bundle, &opts, ui).await {
-                Ok(_) => {
-                    let msg = format!("{failure}; rolled back to {}", restore.describe());
-                    history
-                        .finish(&mut rec, Status::RolledBack, msg.clone())
-                        .await?;
-                    (Code::RolledBack, msg)
-                }
-                Err(e) => {
-                    let msg = format!(
-                        "{failure}; the rollback to {} failed too: {e}. The control plane is neither at {} nor restored: check `meshup status`, then run `meshup rollback` (or fix the cause and re-run the upgrade)",
-                        restore.describe(),
-                        plan.target_version
-                    );
-                    history
-                        .finish(&mut rec, Status::Failed, msg.clone())
-                        .await?;
-                    (Code::NotRestored, msg)
-                }
-            }
+            let outcome =
+                super::rollback::restore_run(cluster, history, &mut rec, Some(&failure), &opts, ui)
+                    .await?;
+            let code = if outcome.code == Code::Ok {
+                Code::RolledBack
+            } else {
+                Code::NotRestored
+            };
+            (code, outcome.message)
         };
         let result = RunResult {
             status: if code == Code::RolledBack {
@@ -545,6 +566,7 @@ fn record(bundle: &Bundle, plan: &Plan, overridden: Vec<String>) -> Release {
         overridden,
         started: String::new(),
         finished: None,
+        captured: None,
     }
 }
 

@@ -7,7 +7,10 @@ use serde_json::{Value, json};
 
 use super::config::Source;
 use super::runtime::Runtime;
-use super::{Evaluation, PolicyContext, PolicySet, RuntimeOptions, Snapshot, cache, replay};
+use super::text::{block, escape, one_line};
+use super::{
+    Evaluation, Finding, PolicyContext, PolicySet, RuntimeOptions, Snapshot, audit, cache, replay,
+};
 use crate::exit::{Code, Exit};
 
 /// Left-aligned columns separated by two spaces.
@@ -37,7 +40,8 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    let text = serde_json::to_string_pretty(v).unwrap_or_default();
+    println!("{}", super::text::inert_json(text));
 }
 
 /// `meshup policy list`: the configured policies, digests, grants.
@@ -58,6 +62,7 @@ pub fn list(config: Option<&Path>, opts: RuntimeOptions, json: bool) -> anyhow::
                     "config": m.config,
                     "enforce": if m.enforce_warn { "warn" } else { "block" },
                     "limits": m.limits,
+                    "replaces": m.replaces.as_ref().map(|b| format!("builtin:{b}")),
                     "status": if m.loaded.is_ok() { "ok" } else { "refused" },
                     "reason": m.loaded.as_ref().err(),
                 })
@@ -71,7 +76,7 @@ pub fn list(config: Option<&Path>, opts: RuntimeOptions, json: bool) -> anyhow::
             .map(|m| {
                 let (version, phases) = match &m.loaded {
                     Ok(l) => (
-                        l.metadata.version.clone(),
+                        one_line(&l.metadata.version),
                         l.metadata
                             .phases
                             .iter()
@@ -84,22 +89,24 @@ pub fn list(config: Option<&Path>, opts: RuntimeOptions, json: bool) -> anyhow::
                 let grants = if m.grants.is_empty() {
                     "-".to_string()
                 } else {
-                    m.grants
-                        .iter()
-                        .map(|g| g.describe())
-                        .collect::<Vec<_>>()
-                        .join("; ")
+                    one_line(
+                        &m.grants
+                            .iter()
+                            .map(|g| g.describe())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    )
                 };
                 vec![
-                    m.name.clone(),
+                    one_line(&m.name),
                     version,
-                    m.source.to_string(),
+                    one_line(&m.source.to_string()),
                     m.digest.get(..12).unwrap_or("-").to_string(),
                     phases,
                     if m.enforce_warn { "warn" } else { "block" }.to_string(),
                     match &m.loaded {
                         Ok(_) => "ok".to_string(),
-                        Err(e) => format!("REFUSED: {e}"),
+                        Err(e) => format!("REFUSED: {}", one_line(e)),
                     },
                     grants,
                 ]
@@ -114,6 +121,9 @@ pub fn list(config: Option<&Path>, opts: RuntimeOptions, json: bool) -> anyhow::
                 &rows
             )
         );
+        for r in set.replacements() {
+            println!("note: {}", one_line(&r));
+        }
     }
     Ok(Code::Ok)
 }
@@ -144,7 +154,7 @@ pub fn inspect(target: &str, opts: RuntimeOptions, json: bool) -> anyhow::Result
         .compile(&bytes, &digest)
         .map_err(|e| Exit::bad_input(format!("policy {source} refused: {e}")))?;
     let (imports, exports) = rt.interface(&component);
-    let loaded = rt.load(&bytes);
+    let loaded = rt.load(&bytes, &super::Limits::default());
     if json {
         let mut doc = json!({
             "source": source.to_string(), "sha256": digest, "size": bytes.len(),
@@ -156,13 +166,19 @@ pub fn inspect(target: &str, opts: RuntimeOptions, json: bool) -> anyhow::Result
         }
         print_json(&doc);
     } else {
+        // Everything below but the digest and size came from the component: escaped.
         let mut out = String::new();
-        writeln!(out, "source:   {source}")?;
+        writeln!(out, "source:   {}", one_line(&source.to_string()))?;
         writeln!(out, "sha256:   {digest}")?;
         writeln!(out, "size:     {} bytes", bytes.len())?;
         if let Ok(l) = &loaded {
             let m = &l.metadata;
-            writeln!(out, "name:     {} {}", m.name, m.version)?;
+            writeln!(
+                out,
+                "name:     {} {}",
+                one_line(&m.name),
+                one_line(&m.version)
+            )?;
             writeln!(
                 out,
                 "phases:   {}",
@@ -172,29 +188,31 @@ pub fn inspect(target: &str, opts: RuntimeOptions, json: bool) -> anyhow::Result
                     .collect::<Vec<_>>()
                     .join(", ")
             )?;
-            writeln!(out, "about:    {}", m.description)?;
-            writeln!(out, "config:   {}", m.default_config)?;
+            writeln!(out, "about:    {}", block(&m.description, "          "))?;
+            writeln!(out, "config:   {}", one_line(&m.default_config.to_string()))?;
             writeln!(
                 out,
                 "reads:    {}",
                 if m.reads.is_empty() {
                     "none".into()
                 } else {
-                    m.reads
-                        .iter()
-                        .map(|r| r.describe())
-                        .collect::<Vec<_>>()
-                        .join("; ")
+                    one_line(
+                        &m.reads
+                            .iter()
+                            .map(|r| r.describe())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    )
                 }
             )?;
         }
         writeln!(out, "imports:")?;
         for i in &imports {
-            writeln!(out, "  {i}")?;
+            writeln!(out, "  {}", one_line(i))?;
         }
         writeln!(out, "exports:")?;
         for e in &exports {
-            writeln!(out, "  {e}")?;
+            writeln!(out, "  {}", one_line(e))?;
         }
         print!("{out}");
     }
@@ -247,29 +265,41 @@ pub fn test(args: TestArgs, opts: RuntimeOptions, json: bool) -> anyhow::Result<
         for e in &evals {
             println!(
                 "policy {} ({}): {} in {} µs",
-                e.policy,
-                &e.digest.get(..12).unwrap_or(""),
-                e.outcome.describe(),
+                one_line(&e.policy),
+                one_line(&e.source),
+                one_line(&e.outcome.describe()),
                 e.duration.as_micros()
             );
             if e.findings.is_empty() {
                 println!("  no findings");
             }
             for f in &e.findings {
-                println!("  {:<7}  {}  {}", f.severity.as_str(), f.code, f.message);
-                if let Some(s) = &f.subject {
-                    println!("           subject: {s}");
-                }
-                if let Some(r) = &f.remediation {
-                    println!("           fix: {r}");
-                }
+                print!("{}", finding_text(f));
             }
         }
     }
     Ok(if blocked { Code::Blocked } else { Code::Ok })
 }
 
-/// `meshup policy replay --audit-log FILE [--line N]`.
+/// One finding of `meshup policy test`, every policy-made field escaped and indented.
+fn finding_text(f: &Finding) -> String {
+    const INDENT: &str = "           ";
+    let mut out = format!(
+        "  {:<7}  {}  {}\n",
+        f.severity.as_str(),
+        one_line(&f.code),
+        block(&f.message, INDENT)
+    );
+    if let Some(s) = &f.subject {
+        out += &format!("{INDENT}subject: {}\n", one_line(s));
+    }
+    if let Some(r) = &f.remediation {
+        out += &format!("{INDENT}fix: {}\n", block(r, INDENT));
+    }
+    out
+}
+
+/// `meshup policy replay --audit-log FILE [--line N]`: verify the hash chain, then replay.
 pub fn replay(
     log: Option<&Path>,
     line: Option<usize>,
@@ -279,25 +309,37 @@ pub fn replay(
     let log = log.ok_or_else(|| {
         Exit::bad_input("policy replay needs --audit-log FILE (the log to replay)")
     })?;
+    let chain = audit::verify(log)?;
+    let (runs, head) = (chain.runs, chain.head.clone());
     let rt = runtime(&opts)?;
-    let results = replay::replay(&rt, log, line)?;
+    let results = replay::replay_records(&rt, log, chain.records, line)?;
     let mismatches = results.iter().filter(|r| !r.identical).count();
     if json {
-        print_json(&json!({ "replayed": results, "identical": mismatches == 0 }));
+        print_json(&json!({
+            "chain": {"intact": true, "runs": runs, "head": head},
+            "replayed": results,
+            "identical": mismatches == 0,
+        }));
     } else {
+        println!(
+            "hash chain intact: {runs} run(s); head sha256 {head} (keep it to protect the log's end)"
+        );
         for r in &results {
             if r.identical {
                 println!(
                     "line {}: {} ({}): identical, {} finding(s)",
-                    r.line, r.policy, r.phase, r.findings
+                    r.line,
+                    one_line(&r.policy),
+                    r.phase,
+                    r.findings
                 );
             } else {
                 println!(
                     "line {}: {} ({}): MISMATCH: {}",
                     r.line,
-                    r.policy,
+                    one_line(&r.policy),
                     r.phase,
-                    r.differences.join("; ")
+                    escape(&r.differences.join("; "))
                 );
             }
         }

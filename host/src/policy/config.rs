@@ -3,6 +3,8 @@
 //! ```yaml
 //! include_defaults: true          # also run the default policies not listed below (default true)
 //! limits: {time_ms: 1000, memory_mib: 64, findings: 1000, log_bytes: 65536}   # defaults for all
+//!                                 # also the text bounds: findings_bytes, code_bytes, message_bytes,
+//!                                 # subject_bytes, name_bytes, version_bytes, description_bytes
 //! policies:
 //!   - source: builtin:skew
 //!     config: {max_minor: 1}
@@ -12,6 +14,9 @@
 //!       - {apiVersion: v1, kind: ConfigMap, namespaces: [istio-system], names: [mesh-freeze]}
 //!     enforce: warn                 # its errors become warnings (default: block)
 //!     limits: {time_ms: 200}
+//!   - source: ./our-skew.wasm       # may take the name of a builtin only by replacing it:
+//!     sha256: 4567…
+//!     replaces: builtin:skew        # builtin:skew then does not run (plan, history and audit say so)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -30,7 +35,7 @@ struct File {
     #[serde(default = "yes")]
     include_defaults: bool,
     #[serde(default)]
-    limits: Option<Limits>,
+    limits: Option<Value>,
     #[serde(default)]
     policies: Vec<Spec>,
 }
@@ -52,7 +57,10 @@ struct Spec {
     #[serde(default)]
     enforce: Enforce,
     #[serde(default)]
-    limits: Option<Limits>,
+    limits: Option<Value>,
+    /// `builtin:NAME`: this file runs instead of that builtin (and may take its name).
+    #[serde(default)]
+    replaces: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -125,6 +133,8 @@ pub struct Entry {
     pub grants: Option<Vec<Grant>>,
     pub enforce_warn: bool,
     pub limits: Limits,
+    /// The builtin this file replaces (its name, without `builtin:`).
+    pub replaces: Option<String>,
     /// `policies[i]` in the file, for error messages (`None` for implicit defaults).
     pub index: Option<usize>,
 }
@@ -161,8 +171,8 @@ impl PolicyConfig {
     pub fn parse(text: &str, path: &Path) -> Result<PolicyConfig, String> {
         let file: File = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let defaults = file.limits.unwrap_or_default();
-        validate_limits(&defaults).map_err(|e| format!("limits: {e}"))?;
+        let defaults = merge_limits(&Limits::default(), file.limits.as_ref())
+            .map_err(|e| format!("limits: {e}"))?;
         let mut entries = vec![];
         for (i, s) in file.policies.into_iter().enumerate() {
             let at = format!("policies[{i}] ({})", s.source);
@@ -182,8 +192,14 @@ impl PolicyConfig {
             if entries.iter().any(|e: &Entry| e.source == source) {
                 return Err(format!("{at}: listed twice"));
             }
-            let limits = merge_limits(&defaults, s.limits);
-            validate_limits(&limits).map_err(|e| format!("{at}: limits: {e}"))?;
+            let replaces = s
+                .replaces
+                .as_deref()
+                .map(|r| replaced_builtin(r, &source))
+                .transpose()
+                .map_err(|e| format!("{at}: {e}"))?;
+            let limits = merge_limits(&defaults, s.limits.as_ref())
+                .map_err(|e| format!("{at}: limits: {e}"))?;
             entries.push(Entry {
                 source,
                 sha256: s.sha256.map(|d| d.to_ascii_lowercase()),
@@ -191,15 +207,17 @@ impl PolicyConfig {
                 grants: s.grants,
                 enforce_warn: s.enforce == Enforce::Warn,
                 limits,
+                replaces,
                 index: Some(i),
             });
         }
+        check_replacements(&entries)?;
         if file.include_defaults {
             for name in builtin::names() {
-                if !entries
-                    .iter()
-                    .any(|e| e.source == Source::Builtin(name.into()))
-                {
+                let listed = entries.iter().any(|e| {
+                    e.source == Source::Builtin(name.into()) || e.replaces.as_deref() == Some(name)
+                });
+                if !listed {
                     let mut e = default_entry(name);
                     e.limits = defaults;
                     entries.push(e);
@@ -221,48 +239,92 @@ fn default_entry(name: &str) -> Entry {
         grants: None,
         enforce_warn: false,
         limits: Limits::default(),
+        replaces: None,
         index: None,
     }
 }
 
-fn merge_limits(defaults: &Limits, own: Option<Limits>) -> Limits {
-    // serde fills unset fields of `own` with Limits::default(); take those from the file-wide defaults.
-    let Some(o) = own else { return *defaults };
-    let d = Limits::default();
-    Limits {
-        time_ms: if o.time_ms != d.time_ms {
-            o.time_ms
-        } else {
-            defaults.time_ms
-        },
-        memory_mib: if o.memory_mib != d.memory_mib {
-            o.memory_mib
-        } else {
-            defaults.memory_mib
-        },
-        findings: if o.findings != d.findings {
-            o.findings
-        } else {
-            defaults.findings
-        },
-        log_bytes: if o.log_bytes != d.log_bytes {
-            o.log_bytes
-        } else {
-            defaults.log_bytes
-        },
+/// The builtin name of `replaces: builtin:NAME`, for a policy file only.
+fn replaced_builtin(r: &str, source: &Source) -> Result<String, String> {
+    if source.is_builtin() {
+        return Err("replaces is for policy files; a builtin cannot replace another".into());
+    }
+    match Source::parse(r, None)? {
+        Source::Builtin(name) => Ok(name),
+        Source::File(_) => Err(format!(
+            "replaces must be `builtin:NAME`, got {r:?}; a file policy may replace only a builtin"
+        )),
     }
 }
 
+/// A replaced builtin is replaced once and not listed itself.
+fn check_replacements(entries: &[Entry]) -> Result<(), String> {
+    for (i, e) in entries.iter().enumerate() {
+        let Some(name) = &e.replaces else { continue };
+        let at = format!("policies[{}] ({})", e.index.unwrap_or(i), e.source);
+        if entries
+            .iter()
+            .any(|o| o.source == Source::Builtin(name.clone()))
+        {
+            return Err(format!(
+                "{at}: replaces builtin:{name}, which is also listed; remove one of them"
+            ));
+        }
+        if entries[..i]
+            .iter()
+            .any(|o| o.replaces.as_deref() == Some(name))
+        {
+            return Err(format!(
+                "{at}: builtin:{name} is already replaced by an earlier entry"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `own` (a YAML mapping of some limit fields) over `base`; unknown fields are errors.
+fn merge_limits(base: &Limits, own: Option<&Value>) -> Result<Limits, String> {
+    let mut merged = serde_json::to_value(base).map_err(|e| e.to_string())?;
+    match own {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(fields)) => {
+            for (k, v) in fields {
+                merged[k] = v.clone();
+            }
+        }
+        Some(other) => return Err(format!("must be a mapping, got {other}")),
+    }
+    let limits: Limits = serde_json::from_value(merged).map_err(|e| e.to_string())?;
+    validate_limits(&limits)?;
+    Ok(limits)
+}
+
 fn validate_limits(l: &Limits) -> Result<(), String> {
-    if !(1..=60_000).contains(&l.time_ms) {
-        return Err(format!("time_ms must be 1..=60000, got {}", l.time_ms));
-    }
-    if !(1..=4096).contains(&l.memory_mib) {
-        return Err(format!("memory_mib must be 1..=4096, got {}", l.memory_mib));
-    }
-    if l.findings == 0 || l.findings > 100_000 {
-        return Err(format!("findings must be 1..=100000, got {}", l.findings));
-    }
+    let check = |name: &str, v: u64, range: std::ops::RangeInclusive<u64>| {
+        if range.contains(&v) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{name} must be {}..={}, got {v}",
+                range.start(),
+                range.end()
+            ))
+        }
+    };
+    check("time_ms", l.time_ms, 1..=60_000)?;
+    check("memory_mib", l.memory_mib, 1..=4096)?;
+    check("findings", l.findings as u64, 1..=100_000)?;
+    check("findings_bytes", l.findings_bytes as u64, 1024..=(64 << 20))?;
+    check("code_bytes", l.code_bytes as u64, 16..=1024)?;
+    check("message_bytes", l.message_bytes as u64, 64..=(1 << 20))?;
+    check("subject_bytes", l.subject_bytes as u64, 16..=(64 << 10))?;
+    check("name_bytes", l.name_bytes as u64, 8..=255)?;
+    check("version_bytes", l.version_bytes as u64, 8..=1024)?;
+    check(
+        "description_bytes",
+        l.description_bytes as u64,
+        64..=(64 << 10),
+    )?;
     Ok(())
 }
 
@@ -322,5 +384,70 @@ mod tests {
         assert!(e.contains("64 hex digits"), "{e}");
         let e = parse("limits: {time_ms: 0}").unwrap_err();
         assert!(e.contains("time_ms"), "{e}");
+        let e = parse("limits: {message_byte: 10}").unwrap_err();
+        assert!(e.contains("unknown field `message_byte`"), "{e}");
+        let e = parse("policies: [{source: builtin:pdb, limits: {code_bytes: 2}}]").unwrap_err();
+        assert!(
+            e.contains("policies[0] (builtin:pdb): limits: code_bytes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn text_limits_merge_file_wide_then_per_policy() {
+        let c = parse(
+            "limits: {message_bytes: 1024, findings_bytes: 65536}\npolicies:\n  - source: builtin:skew\n    limits: {message_bytes: 2048}\n",
+        )
+        .unwrap();
+        let skew = &c.entries[0].limits;
+        assert_eq!(
+            (skew.message_bytes, skew.findings_bytes, skew.code_bytes),
+            (2048, 65536, 128)
+        );
+        let pdb = c
+            .entries
+            .iter()
+            .find(|e| e.source == Source::Builtin("pdb".into()))
+            .unwrap();
+        assert_eq!(pdb.limits.message_bytes, 1024);
+    }
+
+    #[test]
+    fn replaces_takes_the_builtin_out() {
+        let pin = "0".repeat(64);
+        let c = parse(&format!(
+            "policies:\n  - source: our-skew.wasm\n    sha256: {pin}\n    replaces: builtin:skew\n"
+        ))
+        .unwrap();
+        assert_eq!(c.entries[0].replaces.as_deref(), Some("skew"));
+        assert!(
+            !c.entries
+                .iter()
+                .any(|e| e.source == Source::Builtin("skew".into()))
+        );
+        assert_eq!(c.entries.len(), builtin::names().count());
+
+        let e = parse(&format!(
+            "policies:\n  - source: builtin:skew\n  - source: a.wasm\n    sha256: {pin}\n    replaces: builtin:skew\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains(
+                "policies[1] (/etc/meshup/a.wasm): replaces builtin:skew, which is also listed"
+            ),
+            "{e}"
+        );
+        let e = parse(&format!(
+            "policies:\n  - source: a.wasm\n    sha256: {pin}\n    replaces: builtin:nope\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("unknown builtin policy \"nope\""), "{e}");
+        let e = parse("policies: [{source: builtin:pdb, replaces: builtin:skew}]").unwrap_err();
+        assert!(e.contains("replaces is for policy files"), "{e}");
+        let e = parse(&format!(
+            "policies:\n  - source: a.wasm\n    sha256: {pin}\n    replaces: builtin:skew\n  - source: b.wasm\n    sha256: {pin}\n    replaces: builtin:skew\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("already replaced"), "{e}");
     }
 }

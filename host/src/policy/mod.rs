@@ -21,6 +21,7 @@ pub mod runtime;
 pub mod sandbox;
 pub mod set;
 pub mod snapshot;
+pub mod text;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -69,6 +70,9 @@ impl Severity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     pub policy: String,
+    /// Where the policy comes from: `builtin`, `host`, or `file NAME sha256:PREFIX`.
+    #[serde(default)]
+    pub source: String,
     pub code: String,
     pub severity: Severity,
     pub message: String,
@@ -101,10 +105,15 @@ pub enum Outcome {
         returned: usize,
         limit: usize,
     },
+    /// Its findings, each cut to the field bounds, still total more than `limit` bytes.
+    FindingsTooLarge {
+        bytes: usize,
+        limit: usize,
+    },
 }
 
 impl Outcome {
-    /// `ok`, `trapped`, `timed-out`, `out-of-memory`, `refused`, `too-many-findings`.
+    /// `ok`, `trapped`, `timed-out`, `out-of-memory`, `refused`, `too-many-findings`, `findings-too-large`.
     pub fn label(&self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
@@ -113,6 +122,7 @@ impl Outcome {
             Outcome::OutOfMemory { .. } => "out-of-memory",
             Outcome::Refused { .. } => "refused",
             Outcome::TooManyFindings { .. } => "too-many-findings",
+            Outcome::FindingsTooLarge { .. } => "findings-too-large",
         }
     }
 
@@ -129,6 +139,9 @@ impl Outcome {
             Outcome::TooManyFindings { returned, limit } => {
                 format!("returned {returned} findings, more than the limit of {limit}")
             }
+            Outcome::FindingsTooLarge { bytes, limit } => {
+                format!("returned {bytes} bytes of findings, more than the limit of {limit} bytes")
+            }
         }
     }
 }
@@ -137,6 +150,8 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evaluation {
     pub policy: String,
+    /// `builtin` or `file NAME sha256:PREFIX` (as on each finding).
+    pub source: String,
     pub digest: String,
     #[serde(flatten)]
     pub outcome: Outcome,
@@ -158,12 +173,14 @@ impl Evaluation {
 }
 
 /// The blocking finding that stands for a policy that did not run to completion.
-pub fn failed_finding(policy: &str, source: &str, outcome: &Outcome) -> Finding {
+/// `at` names the component (builtin or path), `origin` is the finding's `source`.
+pub fn failed_finding(policy: &str, at: &str, origin: &str, outcome: &Outcome) -> Finding {
     Finding {
         policy: policy.to_string(),
+        source: origin.to_string(),
         code: "policy.failed".into(),
         severity: Severity::Error,
-        message: format!("policy {policy} ({source}) {}", outcome.describe()),
+        message: format!("policy {policy} ({at}) {}", outcome.describe()),
         remediation: Some(
             "fix the policy or remove it from the policy configuration; a policy that cannot run never passes an upgrade"
                 .into(),

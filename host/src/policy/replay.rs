@@ -84,9 +84,18 @@ pub struct Replayed {
     pub findings: usize,
 }
 
-/// Re-run the records of `log` (or only line `line`) and compare.
+/// Verify the chain of `log`, then re-run its records (or only line `line`) and compare.
 pub fn replay(runtime: &Runtime, log: &Path, line: Option<usize>) -> anyhow::Result<Vec<Replayed>> {
-    let records = audit::read(log)?;
+    replay_records(runtime, log, audit::read(log)?, line)
+}
+
+/// Re-run `records` (verified records of `log`), or only line `line`, and compare.
+pub fn replay_records(
+    runtime: &Runtime,
+    log: &Path,
+    records: Vec<(usize, AuditRecord)>,
+    line: Option<usize>,
+) -> anyhow::Result<Vec<Replayed>> {
     let selected: Vec<(usize, AuditRecord)> = match line {
         Some(n) => {
             let r = records
@@ -121,6 +130,7 @@ fn replay_one(runtime: &Runtime, line: usize, rec: AuditRecord) -> Replayed {
         grants: Some(rec.grants.clone()),
         enforce_warn: rec.enforce_warn,
         limits: rec.limits,
+        replaces: rec.replaces.clone(),
         index: None,
     };
     let verdict = |differences: Vec<String>| Replayed {

@@ -15,6 +15,7 @@ use super::context::Phase;
 use super::grants::Grant;
 use super::sandbox::{self, HostCall, HostState, Limits, LogLine};
 use super::snapshot::ClusterReader;
+use super::text;
 use super::{Finding, Outcome, Severity};
 
 /// Epoch tick of the deadline ticker.
@@ -148,8 +149,9 @@ impl Runtime {
         (imports, exports)
     }
 
-    /// Load a component: compile, refuse forbidden imports, pre-instantiate, read its metadata.
-    pub fn load(&self, bytes: &[u8]) -> Result<Loaded, String> {
+    /// Load a component: compile, refuse forbidden imports, pre-instantiate, read its
+    /// metadata (bounded by `limits`).
+    pub fn load(&self, bytes: &[u8], limits: &Limits) -> Result<Loaded, String> {
         let digest = sha256_hex(bytes);
         let component = self.compile(bytes, &digest)?;
         let (imports, exports) = self.interface(&component);
@@ -160,39 +162,42 @@ impl Runtime {
             .map_err(|e| format!("cannot link: {e:#}"))?;
         let pre = PolicyPre::new(pre)
             .map_err(|e| format!("does not implement world meshup:policy/policy@0.2.0: {e:#}"))?;
-        let limits = Limits::default();
         let (result, state, _) = self.call(
             &pre,
             "(metadata)",
             Arc::new(vec![]),
-            &limits,
+            limits,
             None,
             |p, s| p.call_metadata(s),
         );
         let m = result.map_err(|e| {
             format!(
                 "metadata() failed: {}",
-                classify(e, &state, &limits).describe()
+                classify(e, &state, limits).describe()
             )
         })?;
-        let default_config = serde_json::from_str(&m.default_config)
-            .map_err(|e| format!("metadata default-config is not JSON: {e}"))?;
-        if m.name.is_empty()
-            || !m
-                .name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
+        if m.default_config.len() > MAX_DEFAULT_CONFIG {
             return Err(format!(
-                "metadata name {:?} must be lower-case letters, digits and dashes",
-                m.name
+                "metadata default-config is {} bytes, more than {MAX_DEFAULT_CONFIG}",
+                m.default_config.len()
             ));
         }
+        let default_config = serde_json::from_str(&m.default_config)
+            .map_err(|e| format!("metadata default-config is not JSON: {e}"))?;
+        check_name(&m.name, limits.name_bytes)?;
+        check_reads(&m.reads)?;
         let metadata = Metadata {
             name: m.name,
-            version: m.version,
-            description: m.description,
-            phases: m.phases.into_iter().map(Phase::from_wit).collect(),
+            version: text::truncate(m.version, limits.version_bytes),
+            description: text::truncate(m.description, limits.description_bytes),
+            phases: m.phases.into_iter().fold(vec![], |mut seen, p| {
+                // Each phase once, however often the guest lists it.
+                let p = Phase::from_wit(p);
+                if !seen.contains(&p) {
+                    seen.push(p);
+                }
+                seen
+            }),
             reads: m
                 .reads
                 .into_iter()
@@ -232,6 +237,12 @@ impl Runtime {
             HostState::new(policy, grants, cluster, limits),
         );
         store.limiter(|s| &mut s.limiter);
+        // The bytes wasmtime copies out of the guest in one lift (a result, or one host
+        // call's arguments) never exceed its memory cap, whatever the guest's pointers alias.
+        // Results cannot be read in place through `WasmStr` instead: wasmtime 48 runs the
+        // guest's post-return (which frees them) inside `call`. So each field is cut right
+        // after this bounded copy (`bounded_findings`), before anything keeps or logs it.
+        store.set_hostcall_fuel(limits.memory_bytes());
         let ticks = limits.time_ms.div_ceil(TICK.as_millis() as u64).max(1);
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
@@ -264,12 +275,7 @@ impl Runtime {
                 },
                 vec![],
             ),
-            Ok(raw) => (
-                Outcome::Ok,
-                raw.into_iter()
-                    .map(|f| Finding::from_wit(name, f))
-                    .collect(),
-            ),
+            Ok(raw) => bounded_findings(name, raw, limits),
         };
         Run {
             outcome,
@@ -281,6 +287,104 @@ impl Runtime {
             duration,
         }
     }
+}
+
+/// Bytes of a metadata `default-config` accepted.
+const MAX_DEFAULT_CONFIG: usize = 64 * 1024;
+
+/// Names whose codes are the host's own (`policy.failed`, `permissions.missing`, `plan.rejected`).
+const RESERVED_NAMES: [&str; 4] = ["host", "policy", "permissions", "plan"];
+
+/// A policy name is its identity: short, lower-case letters, digits and dashes; never cut;
+/// never one of the host's.
+fn check_name(name: &str, max: usize) -> Result<(), String> {
+    if name.len() > max {
+        return Err(format!(
+            "metadata name is {} bytes, more than the limit of {max} ({:?}…)",
+            name.len(),
+            text::truncate(name.to_string(), 32)
+        ));
+    }
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(format!(
+            "metadata name {name:?} must be lower-case letters, digits and dashes"
+        ));
+    }
+    if RESERVED_NAMES.contains(&name) {
+        return Err(format!(
+            "metadata name `{name}` is reserved for the host's own findings"
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a policy may declare, and namespaces plus names in one read.
+const MAX_READS: usize = 100;
+
+/// Declared reads name Kubernetes things: no field longer than a Kubernetes name (253
+/// bytes), and not so many that the grants (copied into every audit record) flood the log.
+fn check_reads(reads: &[wit::Read]) -> Result<(), String> {
+    if reads.len() > MAX_READS {
+        return Err(format!(
+            "metadata declares {} reads, more than {MAX_READS}",
+            reads.len()
+        ));
+    }
+    if let Some(r) = reads
+        .iter()
+        .find(|r| r.namespaces.len() + r.names.len() > MAX_READS)
+    {
+        return Err(format!(
+            "metadata declares a read of {} with {} namespaces and names, more than {MAX_READS}",
+            text::truncate(r.kind.clone(), 64),
+            r.namespaces.len() + r.names.len()
+        ));
+    }
+    let fields = reads.iter().flat_map(|r| {
+        [&r.api_version, &r.kind]
+            .into_iter()
+            .chain(&r.namespaces)
+            .chain(&r.names)
+    });
+    match fields.map(String::len).max() {
+        Some(n) if n > 253 => Err(format!(
+            "metadata reads name something {n} bytes long; api versions, kinds, namespaces and names are at most 253 bytes"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Findings cut to the per-field bounds as they leave the guest; more than
+/// `findings_bytes` in all fails the evaluation.
+fn bounded_findings(
+    policy: &str,
+    raw: Vec<wit::Finding>,
+    limits: &Limits,
+) -> (Outcome, Vec<Finding>) {
+    let mut total = 0usize;
+    let mut out = Vec::with_capacity(raw.len());
+    for f in raw {
+        let f = Finding::from_wit(policy, f, limits);
+        total += f.code.len()
+            + f.message.len()
+            + f.remediation.as_ref().map_or(0, String::len)
+            + f.subject.as_ref().map_or(0, String::len);
+        out.push(f);
+    }
+    if total > limits.findings_bytes {
+        return (
+            Outcome::FindingsTooLarge {
+                bytes: total,
+                limit: limits.findings_bytes,
+            },
+            vec![],
+        );
+    }
+    (Outcome::Ok, out)
 }
 
 /// Turn a failed call into an outcome with a clear reason.
@@ -316,18 +420,21 @@ fn classify(err: wasmtime::Error, state: &HostState, limits: &Limits) -> Outcome
 }
 
 impl Finding {
-    fn from_wit(policy: &str, f: wit::Finding) -> Finding {
+    /// The host's copy of a guest finding, each field cut to its bound at once.
+    fn from_wit(policy: &str, f: wit::Finding, limits: &Limits) -> Finding {
+        let message_bytes = limits.message_bytes;
         Finding {
             policy: policy.to_string(),
-            code: f.code,
+            source: String::new(),
+            code: text::truncate(f.code, limits.code_bytes),
             severity: match f.severity {
                 wit::Severity::Info => Severity::Info,
                 wit::Severity::Warning => Severity::Warning,
                 wit::Severity::Error => Severity::Error,
             },
-            message: f.message,
-            remediation: f.remediation,
-            subject: f.subject,
+            message: text::truncate(f.message, message_bytes),
+            remediation: f.remediation.map(|r| text::truncate(r, message_bytes)),
+            subject: f.subject.map(|s| text::truncate(s, limits.subject_bytes)),
         }
     }
 }
@@ -335,6 +442,77 @@ impl Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn raw(code: &str, message: String) -> wit::Finding {
+        wit::Finding {
+            code: code.into(),
+            severity: wit::Severity::Warning,
+            message,
+            remediation: Some("r".repeat(10_000)),
+            subject: Some("s".repeat(600)),
+        }
+    }
+
+    #[test]
+    fn findings_are_cut_per_field_and_bounded_in_total() {
+        let limits = Limits::default();
+        let (o, f) = bounded_findings(
+            "p",
+            vec![raw(&"c".repeat(100 * 1024), "m".repeat(50 << 20))],
+            &limits,
+        );
+        assert_eq!(o, Outcome::Ok);
+        let f = &f[0];
+        assert!(
+            f.code.starts_with(&"c".repeat(128)) && f.code.ends_with("…(truncated, 102400 bytes)")
+        );
+        assert!(f.message.len() < 4200 && f.message.ends_with("(truncated, 52428800 bytes)"));
+        assert!(
+            f.remediation
+                .as_ref()
+                .unwrap()
+                .ends_with("(truncated, 10000 bytes)")
+        );
+        assert!(f.subject.as_ref().unwrap().starts_with(&"s".repeat(512)));
+        let many = (0..100).map(|_| raw("p.x", "m".repeat(4096))).collect();
+        let (o, f) = bounded_findings("p", many, &limits);
+        assert!(f.is_empty());
+        assert!(
+            o.describe().contains("more than the limit of 262144 bytes"),
+            "{}",
+            o.describe()
+        );
+        assert!(
+            check_name(&"n".repeat(65), 64)
+                .unwrap_err()
+                .contains("65 bytes")
+        );
+        assert!(check_name("skew\u{1b}", 64).is_err());
+        assert!(check_name("skew", 64).is_ok());
+        assert!(check_name("policy", 64).unwrap_err().contains("reserved"));
+        let read = |kind: &str, n: usize| wit::Read {
+            api_version: "v1".into(),
+            kind: kind.into(),
+            namespaces: vec!["ns".into(); n],
+            names: vec![],
+        };
+        assert!(check_reads(&[read("Pod", 3)]).is_ok());
+        assert!(
+            check_reads(&vec![read("Pod", 0); 101])
+                .unwrap_err()
+                .contains("101 reads")
+        );
+        assert!(
+            check_reads(&[read("Pod", 101)])
+                .unwrap_err()
+                .contains("101 namespaces")
+        );
+        assert!(
+            check_reads(&[read(&"K".repeat(254), 0)])
+                .unwrap_err()
+                .contains("254 bytes")
+        );
+    }
 
     #[test]
     fn only_components_are_compiled() {
@@ -351,7 +529,7 @@ mod tests {
             "not a WebAssembly file"
         );
         assert!(
-            rt.load(b"\0asm\x0d\0\x01\0garbage")
+            rt.load(b"\0asm\x0d\0\x01\0garbage", &Limits::default())
                 .err()
                 .unwrap()
                 .starts_with("invalid component")

@@ -5,14 +5,16 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use wasmtime::component::{HasData, HasSelf, Linker, ResourceTable};
+use wasmtime::StoreContextMut;
+use wasmtime::component::{HasData, HasSelf, Linker, ResourceTable, WasmStr};
 use wasmtime::{Engine, ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::{Policy, meshup::policy as wit};
+use super::bindings::meshup::policy as wit;
 use super::grants::{self, Grant, Request};
 use super::snapshot::ClusterReader;
+use super::text;
 
 /// The WASI interfaces a Rust `wasm32-wasip2` std guest imports (and never calls
 /// unless it panics). They are satisfied by an empty WASI context.
@@ -41,21 +43,45 @@ pub const ALLOWED_OWN: [&str; 3] = [
 
 /// Bytes of guest stderr kept (a panic message fits easily).
 const STDERR_CAPACITY: usize = 8 * 1024;
+/// Bytes kept of each string argument of a `cluster` call (Kubernetes names are at most 253).
+const HOST_CALL_ARG_BYTES: usize = 1024;
 /// Host calls per evaluation before further calls are refused.
 pub const MAX_HOST_CALLS: usize = 1_000;
 
-/// Per-call resource limits.
+/// Per-call resource limits, and the bounds on the text a policy hands back.
+/// Text bounds are bytes; longer text is cut with a visible `…(truncated, N bytes)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Wall-clock budget of one call (epoch deadline), milliseconds.
     pub time_ms: u64,
-    /// Linear memory cap, MiB.
+    /// Linear memory cap, MiB. Also caps the bytes the host copies out of one call.
     pub memory_mib: u64,
     /// Findings one evaluation may return.
     pub findings: usize,
     /// Bytes of `log` output kept per evaluation.
     pub log_bytes: usize,
+    /// Total bytes of one evaluation's findings (after the per-field bounds); more fails the policy.
+    pub findings_bytes: usize,
+    /// A finding's code.
+    pub code_bytes: usize,
+    /// A finding's message, and its remediation.
+    pub message_bytes: usize,
+    /// A finding's subject.
+    pub subject_bytes: usize,
+    /// The metadata name (a longer name refuses the policy: a name is an identity).
+    pub name_bytes: usize,
+    /// The metadata version.
+    pub version_bytes: usize,
+    /// The metadata description.
+    pub description_bytes: usize,
+}
+
+impl Limits {
+    /// The memory cap in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        (self.memory_mib as usize).saturating_mul(1 << 20)
+    }
 }
 
 impl Default for Limits {
@@ -65,6 +91,13 @@ impl Default for Limits {
             memory_mib: 64,
             findings: 1000,
             log_bytes: 64 * 1024,
+            findings_bytes: 256 * 1024,
+            code_bytes: 128,
+            message_bytes: 4 * 1024,
+            subject_bytes: 512,
+            name_bytes: 64,
+            version_bytes: 64,
+            description_bytes: 1024,
         }
     }
 }
@@ -182,7 +215,7 @@ impl HostState {
             std::mem::transmute::<&dyn ClusterReader, &'static dyn ClusterReader>(c)
         });
         let limits_inner = StoreLimitsBuilder::new()
-            .memory_size((limits.memory_mib as usize).saturating_mul(1 << 20))
+            .memory_size(limits.memory_bytes())
             .instances(32)
             .tables(64)
             .memories(8)
@@ -324,10 +357,10 @@ impl wit::cluster::Host for HostState {
     ) -> Result<Option<String>, String> {
         let call = HostCall {
             op: "get".into(),
-            api_version,
-            kind,
-            namespace,
-            name: Some(name),
+            api_version: arg(api_version),
+            kind: arg(kind),
+            namespace: namespace.map(arg),
+            name: Some(arg(name)),
             label_selector: None,
             allowed: false,
             error: None,
@@ -351,11 +384,11 @@ impl wit::cluster::Host for HostState {
     ) -> Result<Vec<String>, String> {
         let call = HostCall {
             op: "list".into(),
-            api_version,
-            kind,
-            namespace,
+            api_version: arg(api_version),
+            kind: arg(kind),
+            namespace: namespace.map(arg),
             name: None,
-            label_selector,
+            label_selector: label_selector.map(arg),
             allowed: false,
             error: None,
             result: None,
@@ -368,16 +401,36 @@ impl wit::cluster::Host for HostState {
     }
 }
 
-impl wit::log::Host for HostState {
-    fn log(&mut self, level: wit::log::Level, message: String) {
+/// A `cluster` call argument, cut at once so nothing unbounded is checked, kept or logged.
+fn arg(s: String) -> String {
+    text::truncate(s, HOST_CALL_ARG_BYTES)
+}
+
+impl HostState {
+    /// Bytes of `log` output this evaluation may still keep.
+    fn log_left(&self) -> usize {
+        if self.log_truncated {
+            0
+        } else {
+            self.log_cap.saturating_sub(self.log_used)
+        }
+    }
+
+    /// Keep one `log` line of `len` bytes, of which `head` is the start (at least
+    /// `log_left()` bytes of it, or all). The line that overflows the budget is kept up
+    /// to it and marked; later lines are dropped.
+    fn log_line(&mut self, level: wit::log::Level, head: &str, len: usize) {
         if self.log_truncated {
             return;
         }
-        if self.log_used + message.len() > self.log_cap {
+        let left = self.log_left();
+        let message = if len > left {
             self.log_truncated = true;
-            return;
-        }
-        self.log_used += message.len();
+            format!("{}…(truncated, {len} bytes)", prefix(head, left))
+        } else {
+            head.to_string()
+        };
+        self.log_used += len.min(left);
         let level = match level {
             wit::log::Level::Debug => "debug",
             wit::log::Level::Info => "info",
@@ -391,6 +444,33 @@ impl wit::log::Host for HostState {
     }
 }
 
+/// The longest start of `s` of at most `max` bytes that ends on a character boundary.
+fn prefix(s: &str, max: usize) -> &str {
+    let mut end = max.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// `meshup:policy/log.log`, defined by hand rather than by `bindgen!` so the message is
+/// read in place in guest memory (`WasmStr`) and copied only as far as the log budget.
+fn add_log_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    l.instance("meshup:policy/log@0.1.0")?.func_wrap(
+        "log",
+        |mut store: StoreContextMut<'_, HostState>,
+         (level, message): (wit::log::Level, WasmStr)| {
+            let left = store.data().log_left();
+            let (head, len) = {
+                let text = message.to_str(&store)?;
+                (prefix(&text, left).to_string(), text.len())
+            };
+            store.data_mut().log_line(level, &head, len);
+            Ok(())
+        },
+    )
+}
+
 struct HasIo;
 impl HasData for HasIo {
     type Data<'a> = &'a mut ResourceTable;
@@ -402,7 +482,9 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     use wasmtime_wasi::cli::{WasiCli, WasiCliView};
     use wasmtime_wasi::p2::bindings::{cli, sync};
     let mut l: Linker<HostState> = Linker::new(engine);
-    Policy::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| s)?;
+    wit::types::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| s)?;
+    wit::cluster::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| s)?;
+    add_log_to_linker(&mut l)?;
     wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<HostState, HasIo>(&mut l, |t| {
         t.ctx().table
     })?;
@@ -446,7 +528,6 @@ mod tests {
     use crate::policy::Snapshot;
     use serde_json::json;
     use wit::cluster::Host as _;
-    use wit::log::Host as _;
 
     #[test]
     fn host_calls_are_granted_audited_deduplicated_and_capped() {
@@ -503,11 +584,25 @@ mod tests {
             "repeat answers are logged once"
         );
 
-        st.log(wit::log::Level::Info, "12345".into());
-        st.log(wit::log::Level::Info, "123456".into());
-        st.log(wit::log::Level::Info, "1".into());
-        assert_eq!(st.logs.len(), 1);
+        for line in ["12345", "123456", "1"] {
+            st.log_line(wit::log::Level::Info, line, line.len());
+        }
+        assert_eq!(st.logs.len(), 2);
+        assert_eq!(st.logs[1].message, "12345…(truncated, 6 bytes)");
         assert!(st.log_truncated);
+        assert_eq!(
+            st.get("v1".into(), "x".repeat(1 << 20), None, "n".into())
+                .ok(),
+            None
+        );
+        assert!(
+            st.calls
+                .last()
+                .unwrap()
+                .kind
+                .ends_with("…(truncated, 1048576 bytes)")
+        );
+        st.calls.pop();
 
         for _ in 0..MAX_HOST_CALLS + 50 {
             let _ = get(&mut st, "ConfigMap");

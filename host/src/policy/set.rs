@@ -6,14 +6,14 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::audit::{AuditLog, AuditRecord};
-use super::cache;
 use super::config::{Entry, PolicyConfig, Source};
 use super::context::{Phase, PolicyContext, now_rfc3339};
 use super::grants::{self, Grant};
 use super::runtime::{Loaded, Run, Runtime};
 use super::sandbox::Limits;
 use super::snapshot::ClusterReader;
-use super::{Evaluation, Outcome, RuntimeOptions, Severity, failed_finding};
+use super::{Evaluation, Finding, Outcome, RuntimeOptions, Severity, failed_finding};
+use super::{builtin, cache, text};
 use crate::exit::Exit;
 
 /// One configured policy, loaded (or refused, with the reason).
@@ -29,6 +29,39 @@ pub struct Member {
     pub limits: Limits,
     /// The sha256 the configuration pins, if any.
     pub pin: Option<String>,
+    /// The builtin this file runs instead of (`replaces: builtin:NAME`).
+    pub replaces: Option<String>,
+}
+
+impl Member {
+    /// Where it comes from, as printed beside each finding: `builtin`, or
+    /// `file NAME sha256:PREFIX` (the file name and the first 12 hex digits of its digest).
+    pub fn origin(&self) -> String {
+        match &self.source {
+            Source::Builtin(_) => "builtin".into(),
+            Source::File(p) => format!(
+                "file {} sha256:{}",
+                p.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_else(|| p.to_string_lossy()),
+                self.digest.get(..12).unwrap_or("-")
+            ),
+        }
+    }
+
+    /// `builtin:skew replaced by skew (file our-skew.wasm sha256:0123456789ab)`.
+    pub fn replacement(&self) -> Option<String> {
+        self.replaces
+            .as_ref()
+            .map(|b| format!("builtin:{b} replaced by {} ({})", self.name, self.origin()))
+    }
+
+    /// Refuse this member (it stays in the set and fails every phase).
+    fn refuse(&mut self, reason: String) {
+        self.name = self.source.to_string();
+        self.grants = Arc::new(vec![]);
+        self.loaded = Err(reason);
+    }
 }
 
 /// The policies of a run.
@@ -48,7 +81,6 @@ impl PolicySet {
             None => PolicyConfig::defaults(),
         };
         let runtime = runtime_for(&opts)?;
-        let audit = opts.audit_log.as_deref().map(AuditLog::open).transpose()?;
         let mut members = vec![];
         for entry in cfg.entries {
             let m = member(&runtime, entry).map_err(|e| match &cfg.path {
@@ -60,11 +92,26 @@ impl PolicySet {
             })?;
             members.push(m);
         }
+        claim_names(&mut members);
+        let replaced = members.iter().filter_map(Member::replacement).collect();
+        let audit = opts
+            .audit_log
+            .as_deref()
+            .map(|p| AuditLog::open(p, replaced))
+            .transpose()?;
         Ok(PolicySet {
             runtime,
             members,
             audit,
         })
+    }
+
+    /// `builtin:NAME replaced by …` for every file that replaces a builtin in this run.
+    pub fn replacements(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .filter_map(Member::replacement)
+            .collect()
     }
 
     /// A set of exactly one policy (`meshup policy test`): grants are what it declares
@@ -75,7 +122,11 @@ impl PolicySet {
         opts: RuntimeOptions,
     ) -> anyhow::Result<PolicySet> {
         let runtime = runtime_for(&opts)?;
-        let audit = opts.audit_log.as_deref().map(AuditLog::open).transpose()?;
+        let audit = opts
+            .audit_log
+            .as_deref()
+            .map(|p| AuditLog::open(p, vec![]))
+            .transpose()?;
         let entry = Entry {
             source,
             sha256: None,
@@ -83,6 +134,7 @@ impl PolicySet {
             grants: None,
             enforce_warn: false,
             limits: Limits::default(),
+            replaces: None,
             index: None,
         };
         let m = member(&runtime, entry).map_err(Exit::bad_input)?;
@@ -207,7 +259,7 @@ pub(crate) fn member(runtime: &Runtime, e: Entry) -> Result<Member, String> {
         Some(pin) if *pin != digest => Err(format!(
             "sha256 mismatch: the file has {digest}, the policy configuration pins {pin}; the file was changed or the pin is stale"
         )),
-        _ => runtime.load(&b),
+        _ => runtime.load(&b, &e.limits),
     });
     let (name, grants, config) = match &loaded {
         Ok(l) => {
@@ -242,7 +294,71 @@ pub(crate) fn member(runtime: &Runtime, e: Entry) -> Result<Member, String> {
         enforce_warn: e.enforce_warn,
         limits: e.limits,
         pin: e.sha256,
+        replaces: e.replaces,
     })
+}
+
+/// Policy names are identities, unique in a run: builtins keep theirs; a file may take a
+/// builtin's name only when its entry `replaces` that builtin; of two files with one
+/// name the first keeps it. A file that loses is refused (a blocking `policy.failed`).
+fn claim_names(members: &mut [Member]) {
+    let mut taken: Vec<(String, String)> = members
+        .iter()
+        .filter(|m| m.source.is_builtin() && m.loaded.is_ok())
+        .map(|m| (m.name.clone(), m.source.to_string()))
+        .collect();
+    for m in members.iter_mut().filter(|m| !m.source.is_builtin()) {
+        if m.loaded.is_err() {
+            continue;
+        }
+        let name = m.name.clone();
+        let refusal = if let Some((_, who)) = taken.iter().find(|(n, _)| *n == name) {
+            let hint = if who.starts_with("builtin:") {
+                format!("; to run it instead of the builtin, add `replaces: {who}` to its entry")
+            } else {
+                String::new()
+            };
+            Some(format!(
+                "its name `{name}` is already taken by {who} in this run (policy names are unique){hint}"
+            ))
+        } else if builtin::get(&name).is_some() && m.replaces.as_deref() != Some(name.as_str()) {
+            Some(format!(
+                "its name `{name}` is the name of builtin:{name}; a policy file may take it only with `replaces: builtin:{name}` in its entry"
+            ))
+        } else {
+            None
+        };
+        match refusal {
+            Some(reason) => m.refuse(reason),
+            None => taken.push((name, m.source.to_string())),
+        }
+    }
+}
+
+/// Whether `code` is `<policy>.<what>` with `<what>` of letters, digits, `.`, `_`, `-`.
+fn own_code(policy: &str, code: &str) -> bool {
+    code.strip_prefix(policy)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .is_some_and(|what| {
+            !what.is_empty()
+                && what
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        })
+}
+
+/// What stands for a finding whose code is not the policy's own: a blocking
+/// `policy.failed` naming the policy and (escaped, already bounded) the code.
+fn foreign_code_finding(m: &Member, f: &Finding) -> Finding {
+    let mut failed = failed_finding(&m.name, &m.source.to_string(), &m.origin(), &Outcome::Ok);
+    failed.message = format!(
+        "policy {} ({}) returned a finding with code `{}`, which is not `{}.<what>`: a policy reports only under its own name (the finding was dropped)",
+        m.name,
+        m.source,
+        text::one_line(&f.code),
+        m.name
+    );
+    failed
 }
 
 /// Evaluate one member against a context whose phase, config and now are set.
@@ -253,6 +369,7 @@ pub(crate) fn evaluate_member(
     cluster: &dyn ClusterReader,
 ) -> (Evaluation, Option<Run>) {
     let source = m.source.to_string();
+    let origin = m.origin();
     match &m.loaded {
         Err(reason) => {
             let outcome = Outcome::Refused {
@@ -260,8 +377,9 @@ pub(crate) fn evaluate_member(
             };
             let eval = Evaluation {
                 policy: m.name.clone(),
+                source: origin.clone(),
                 digest: m.digest.clone(),
-                findings: vec![failed_finding(&m.name, &source, &outcome)],
+                findings: vec![failed_finding(&m.name, &source, &origin, &outcome)],
                 outcome,
                 duration: Default::default(),
                 enforce_warn: m.enforce_warn,
@@ -278,12 +396,19 @@ pub(crate) fn evaluate_member(
                         x.severity = Severity::Warning;
                     }
                 }
+                for x in f.iter_mut() {
+                    if !own_code(&m.name, &x.code) {
+                        *x = foreign_code_finding(m, x);
+                    }
+                    x.source = origin.clone();
+                }
                 f
             } else {
-                vec![failed_finding(&m.name, &source, &run.outcome)]
+                vec![failed_finding(&m.name, &source, &origin, &run.outcome)]
             };
             let eval = Evaluation {
                 policy: m.name.clone(),
+                source: origin,
                 digest: m.digest.clone(),
                 outcome: run.outcome.clone(),
                 findings,
@@ -291,6 +416,38 @@ pub(crate) fn evaluate_member(
                 enforce_warn: m.enforce_warn,
             };
             (eval, Some(run))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::own_code;
+
+    #[test]
+    fn codes_are_the_policys_own() {
+        assert!(own_code("skew", "skew.too-far"));
+        assert!(own_code("change-freeze", "change-freeze.frozen_2.x"));
+        for bad in [
+            "skew.too-far",
+            "skewer.x",
+            "skew",
+            "skew.",
+            "skew.a b",
+            "skew.\u{1b}[2K",
+            "pdb.x",
+        ] {
+            assert!(
+                !own_code(
+                    if bad == "skew.too-far" {
+                        "foreign"
+                    } else {
+                        "skew"
+                    },
+                    bad
+                ),
+                "{bad}"
+            );
         }
     }
 }

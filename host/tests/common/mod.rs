@@ -1,27 +1,15 @@
 //! Shared helpers of the policy integration tests.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use meshup::policy::builtin::{EXAMPLES, TEST_GUESTS};
-use meshup::policy::cache::sha256_hex;
+use meshup::policy::builtin::EXAMPLES;
 
-/// The built component of a hostile test guest (panics on an unknown name).
-pub fn guest(name: &str) -> PathBuf {
-    let p = TEST_GUESTS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .unwrap_or_else(|| panic!("no test guest {name}"))
-        .1;
-    PathBuf::from(p)
-}
+mod untrusted;
+pub use untrusted::*;
 
 pub fn example(name: &str) -> PathBuf {
     PathBuf::from(EXAMPLES.iter().find(|(n, _)| *n == name).unwrap().1)
-}
-
-pub fn digest(path: &Path) -> String {
-    sha256_hex(&std::fs::read(path).unwrap())
 }
 
 /// A fresh scratch directory under cargo's per-target tmp dir.

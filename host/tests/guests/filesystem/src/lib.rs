@@ -19,8 +19,8 @@ impl Policy for Guest {
     fn evaluate(ctx: &Context, cluster: &dyn Cluster) -> Vec<Finding> {
         let _ = (ctx, cluster);
         match std::fs::read_to_string("/etc/passwd") {
-            Ok(s) => vec![error("hostile.read-file", s)],
-            Err(e) => vec![info("hostile.no-file", e.to_string())],
+            Ok(s) => vec![error("hostile-filesystem.read-file", s)],
+            Err(e) => vec![info("hostile-filesystem.no-file", e.to_string())],
         }
     }
 }

@@ -19,7 +19,7 @@ impl Policy for Guest {
     fn evaluate(ctx: &Context, cluster: &dyn Cluster) -> Vec<Finding> {
         let _ = (ctx, cluster);
         (0..100_000)
-            .map(|i| info("hostile.flood", format!("finding {i}")))
+            .map(|i| info("hostile-flood.flood", format!("finding {i}")))
             .collect()
     }
 }

@@ -19,7 +19,7 @@ impl Policy for Guest {
     fn evaluate(ctx: &Context, cluster: &dyn Cluster) -> Vec<Finding> {
         let _ = (ctx, cluster);
         vec![info(
-            "hostile.depth",
+            "hostile-recursion.depth",
             format!("{}", deep(std::hint::black_box(1))),
         )]
     }

@@ -20,10 +20,10 @@ impl Policy for Guest {
         let _ = (ctx, cluster);
         match cluster.get("v1", "Secret", Some("istio-system"), "cacerts") {
             Ok(s) => vec![info(
-                "hostile.read-allowed",
+                "hostile-secrets.read-allowed",
                 format!("secret present: {}", s.is_some()),
             )],
-            Err(e) => vec![error("hostile.read-refused", e)],
+            Err(e) => vec![error("hostile-secrets.read-refused", e)],
         }
     }
 }

@@ -19,8 +19,8 @@ impl Policy for Guest {
     fn evaluate(ctx: &Context, cluster: &dyn Cluster) -> Vec<Finding> {
         let _ = (ctx, cluster);
         match std::net::TcpStream::connect("10.0.0.1:443") {
-            Ok(_) => vec![error("hostile.connected", "connected")],
-            Err(e) => vec![info("hostile.no-network", e.to_string())],
+            Ok(_) => vec![error("hostile-sockets.connected", "connected")],
+            Err(e) => vec![info("hostile-sockets.no-network", e.to_string())],
         }
     }
 }

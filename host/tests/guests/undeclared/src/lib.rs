@@ -20,10 +20,10 @@ impl Policy for Guest {
         let _ = (ctx, cluster);
         match cluster.list("v1", "Pod", None, None) {
             Ok(p) => vec![info(
-                "hostile.read-allowed",
+                "hostile-undeclared.read-allowed",
                 format!("read {} pods", p.len()),
             )],
-            Err(e) => vec![error("hostile.read-refused", e)],
+            Err(e) => vec![error("hostile-undeclared.read-refused", e)],
         }
     }
 }

@@ -1,0 +1,29 @@
+//! Hostile test policy `impostor`: calls itself `skew` (version 9.9.9), like the
+//! builtin, and blocks with the builtin's code `skew.too-far`.
+
+use meshup_policy_sdk::*;
+
+pub struct Guest;
+
+impl Policy for Guest {
+    fn metadata() -> Metadata {
+        Metadata {
+            name: "skew".into(),
+            version: "9.9.9".into(),
+            description: "claims to be the builtin skew".into(),
+            phases: vec![Phase::Precheck],
+            reads: vec![],
+            default_config: "{}".into(),
+        }
+    }
+
+    fn evaluate(ctx: &Context, cluster: &dyn Cluster) -> Vec<Finding> {
+        let _ = (ctx, cluster);
+        vec![error(
+            "skew.too-far",
+            "impostor: upgrade refused by a policy calling itself skew",
+        )]
+    }
+}
+
+export_policy!(Guest);
