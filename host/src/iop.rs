@@ -60,22 +60,19 @@ pub enum Source {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
     Number,
-    Str,
     List,
     Mapping,
 }
 
-/// `components.<c>.k8s.*`: the fields of istioctl's KubernetesResourcesSpec meshup renders.
+/// `components.<c>.k8s.*`: the fields of istioctl's KubernetesResourcesSpec the bundles
+/// render (an accepted field that nothing renders would be a silent no-op).
 const K8S_FIELDS: &[(&str, Kind)] = &[
     ("affinity", Kind::Mapping),
     ("env", Kind::List),
     ("hpaSpec", Kind::Mapping),
-    ("imagePullPolicy", Kind::Str),
     ("nodeSelector", Kind::Mapping),
     ("podAnnotations", Kind::Mapping),
     ("podDisruptionBudget", Kind::Mapping),
-    ("priorityClassName", Kind::Str),
-    ("readinessProbe", Kind::Mapping),
     ("replicaCount", Kind::Number),
     ("resources", Kind::Mapping),
     ("service", Kind::Mapping),
@@ -510,14 +507,12 @@ fn validate_k8s(overlay: &Value, path: &mut Vec<String>) -> Result<(), String> {
         };
         let ok = match kind {
             Kind::Number => v.is_number(),
-            Kind::Str => v.is_string(),
             Kind::List => v.is_array(),
             Kind::Mapping => v.is_object(),
         } || v.is_null();
         if !ok {
             let want = match kind {
                 Kind::Number => "a number",
-                Kind::Str => "a string",
                 Kind::List => "a list",
                 Kind::Mapping => "a mapping",
             };

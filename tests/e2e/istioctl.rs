@@ -123,6 +123,17 @@ fn defaults_1_7_vs_1_8() -> Vec<(String, String)> {
     ]
 }
 
+/// The values of `USER_IOP`, which a run without the user's file would revert: one
+/// finding each.
+fn users_values_reverted() -> Vec<(String, String)> {
+    let revert = |p: &str| ("values-revert.reverted".to_string(), p.to_string());
+    vec![
+        revert("components.pilot.k8s.replicaCount"),
+        revert("meshConfig.accessLogFile"),
+        revert("values.pilot.traceSampling"),
+    ]
+}
+
 /// Likewise between 1.8 and 1.9.
 fn defaults_1_8_vs_1_9() -> Vec<(String, String)> {
     vec![
@@ -159,15 +170,7 @@ fn istioctl_install_of_the_previous_minor_prechecks_without_false_findings() {
             ("values.pilot.traceSampling".to_string(), json!(5.0)),
         ]
     );
-    let revert = |p: &str| ("values-revert.reverted".to_string(), p.to_string());
-    assert_eq!(
-        findings(&doc, "values-revert"),
-        vec![
-            revert("components.pilot.k8s.replicaCount"),
-            revert("meshConfig.accessLogFile"),
-            revert("values.pilot.traceSampling"),
-        ]
-    );
+    assert_eq!(findings(&doc, "values-revert"), users_values_reverted());
     assert_eq!(findings(&doc, "profile-defaults"), defaults_1_7_vs_1_8());
     // No plan refusal: the selectors are istioctl's own.
     let rejected: Vec<&Value> = doc["plan"]["changes"]
@@ -293,15 +296,7 @@ fn istioctl_1_8_install_goes_up_and_down_to_1_7() {
     pre.expect(0);
     let doc = pre.json();
     assert_eq!(doc["current_version"], "1.8.6");
-    let revert = |p: &str| ("values-revert.reverted".to_string(), p.to_string());
-    assert_eq!(
-        findings(&doc, "values-revert"),
-        vec![
-            revert("components.pilot.k8s.replicaCount"),
-            revert("meshConfig.accessLogFile"),
-            revert("values.pilot.traceSampling"),
-        ]
-    );
+    assert_eq!(findings(&doc, "values-revert"), users_values_reverted());
     assert_eq!(findings(&doc, "profile-defaults"), defaults_1_8_vs_1_9());
     let iop = sim.dir.path().join("iop.yaml");
     std::fs::write(&iop, USER_IOP).unwrap();
