@@ -190,6 +190,8 @@ fn istioctl_inputs_are_taken_as_they_are() {
             "tag=1.8.6-distroless",
             "--set",
             "components.ingressGateways[name:istio-ingressgateway].k8s.replicaCount=3",
+            "--set",
+            "components.pilot.k8s.serviceAnnotations.team=mesh",
         ],
         None,
     );
@@ -218,6 +220,10 @@ fn istioctl_inputs_are_taken_as_they_are() {
         3
     );
     find("Deployment", "istio-egressgateway");
+    assert_eq!(
+        find("Service", "istiod")["metadata"]["annotations"]["team"],
+        "mesh"
+    );
     let mesh = find("ConfigMap", "istio")["data"]["mesh"]
         .as_str()
         .unwrap()
