@@ -1,11 +1,13 @@
-//! Values trees (Helm/IstioOperator style JSON objects) flattened to dotted paths.
+//! Values trees (IstioOperator specs) flattened to istioctl `--set` paths.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-/// Every leaf of `tree` by dotted path (`global.proxy.resources.cpu`). Arrays and
-/// empty objects are leaves.
+/// Every leaf of `tree` by path (`values.global.proxy.resources.cpu`). Lists of named
+/// mappings (gateways) are walked item by item as `[name:<name>]`
+/// (`components.ingressGateways[name:istio-ingressgateway].enabled`); other lists, empty
+/// objects and a component's Kubernetes settings (`k8s.<field>`) are leaves.
 pub fn flatten(tree: &Value) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
     walk(tree, String::new(), &mut out);
@@ -13,6 +15,12 @@ pub fn flatten(tree: &Value) -> BTreeMap<String, Value> {
 }
 
 fn walk(v: &Value, prefix: String, out: &mut BTreeMap<String, Value>) {
+    // A component's Kubernetes settings (`k8s.resources`, `k8s.service`) are whole values.
+    let mut segments = prefix.rsplit('.');
+    if segments.next().is_some() && segments.next() == Some("k8s") {
+        out.insert(prefix, v.clone());
+        return;
+    }
     match v {
         Value::Object(map) if !map.is_empty() => {
             for (k, child) in map {
@@ -24,11 +32,25 @@ fn walk(v: &Value, prefix: String, out: &mut BTreeMap<String, Value>) {
                 walk(child, p, out);
             }
         }
+        Value::Array(items) if is_named_list(items) => {
+            for item in items {
+                let name = item["name"].as_str().unwrap_or_default();
+                for (k, child) in item.as_object().into_iter().flatten() {
+                    if k != "name" {
+                        walk(child, format!("{prefix}[name:{name}].{k}"), out);
+                    }
+                }
+            }
+        }
         _ if prefix.is_empty() => {}
         _ => {
             out.insert(prefix, v.clone());
         }
     }
+}
+
+fn is_named_list(items: &[Value]) -> bool {
+    !items.is_empty() && items.iter().all(|i| i["name"].is_string())
 }
 
 /// Whether `path` or one of its ancestors/descendants is set in the flattened overlay.
@@ -46,6 +68,8 @@ pub fn touches(overlay: &BTreeMap<String, Value>, path: &str) -> bool {
 pub fn show(v: Option<&Value>) -> String {
     match v {
         None => "(unset)".into(),
+        // An empty string stays visible, and `--set path=""` reads it back as one.
+        Some(Value::String(s)) if s.is_empty() => "\"\"".into(),
         Some(Value::String(s)) => s.clone(),
         Some(v) => v.to_string(),
     }
@@ -64,5 +88,11 @@ mod tests {
         assert!(touches(&f, "a.c.d.z"));
         assert!(!touches(&f, "a.cc"));
         assert_eq!(show(f.get("a.c.d")), "x");
+        assert_eq!(show(Some(&json!(""))), "\"\"");
+        let g = flatten(&json!({"c":{"gw":[{"name":"in","enabled":true}]}}));
+        assert_eq!(g.keys().collect::<Vec<_>>(), ["c.gw[name:in].enabled"]);
+        assert!(touches(&g, "c.gw[name:in]"));
+        let k = flatten(&json!({"c":{"k8s":{"service":{"ports":[{"name":"a","port":1}]}}}}));
+        assert_eq!(k.keys().collect::<Vec<_>>(), ["c.k8s.service"]);
     }
 }

@@ -60,6 +60,9 @@ impl Sim {
             "0",
             "--ready-delay-ms",
             &ready_delay_ms.to_string(),
+            // Inside every built-in bundle's supported Kubernetes range (Istio's published ones).
+            "--kubernetes-version",
+            "v1.18.20",
         ])
         .arg("--kubeconfig-out")
         .arg(&kubeconfig);
@@ -412,7 +415,7 @@ fn rollback_gap() -> f64 {
         &bundle("istio-1.8.6"),
         "-y",
         "--set",
-        "pilot.progressDeadlineSeconds=2",
+        "values.pilot.progressDeadlineSeconds=2",
     ]);
     assert_eq!(code, 5, "expected a rolled-back upgrade");
     let failed = deps

@@ -38,6 +38,14 @@ pub struct Manifest {
     pub namespace: String,
     /// Components in apply order.
     pub components: Vec<Component>,
+    /// Labels every object carries (values are templates: istioctl's owner labels, so that
+    /// what meshup applies is found, pruned and taken over the way istioctl's is).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// istioctl's legacy spellings of spec paths in this release (`values.global.hub` →
+    /// `hub`): inputs and istioctl's installed-state are normalised through them.
+    #[serde(default)]
+    pub aliases: Vec<crate::iop::Alias>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -52,12 +60,16 @@ pub struct KubeRange {
 pub struct Component {
     pub name: String,
     pub role: Role,
-    /// A boolean value path that switches the component on or off (always on if absent).
+    /// A boolean spec path that switches the component on or off (always on if absent).
     #[serde(default)]
     pub enabled: Option<String>,
     /// The workloads whose readiness says the component is up.
     #[serde(default)]
     pub readiness: Vec<ReadinessRef>,
+    /// Labels every object of the component carries (istioctl's component label, so that
+    /// what meshup applies is owned the way istioctl owns it).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -157,6 +169,11 @@ impl Bundle {
             ))
             .into()
         })
+    }
+
+    /// The schema inputs are checked against: the default profile.
+    pub fn schema(&self) -> &Value {
+        &self.profiles[DEFAULT_PROFILE]
     }
 
     pub fn component(&self, name: &str) -> Option<&Component> {
@@ -289,7 +306,7 @@ fn load_profiles(dir: &Path, hasher: &mut Sha256) -> anyhow::Result<BTreeMap<Str
     let mut profiles = BTreeMap::new();
     for (name, (path, tree)) in overlays {
         // A named profile may only set values the default profile knows, with the same types.
-        values::validate(&default, &tree)
+        crate::iop::validate(&default, &tree)
             .map_err(|e| Exit::bad_input(format!("{}: {e}", path.display())))?;
         let mut full = default.clone();
         values::merge(&mut full, &tree);
@@ -383,6 +400,8 @@ mod bundle_tests {
             .find(|o| o.kind() == "Deployment" && o.name() == "istiod")
             .unwrap();
         let image = &istiod.value["spec"]["template"]["spec"]["containers"][0]["image"];
+        // Autoscaling is on by default: the HPA owns the replica count, as in Istio's chart.
+        assert!(istiod.value["spec"].get("replicas").is_none());
         assert_eq!(image, "docker.io/istio/pilot:1.7.8");
         assert_eq!(
             istiod.value["metadata"]["labels"][crate::render::MANAGED_BY],
@@ -433,8 +452,12 @@ mod bundle_tests {
         )
         .unwrap();
         let err = format!("{:#}", Bundle::load(&tmp).unwrap_err());
+        let line = 1 + manifest
+            .lines()
+            .position(|l| l == "    role: gateway")
+            .unwrap();
         assert!(
-            err.contains("bundle.yaml:2") && err.contains("unknown field `rol`"),
+            err.contains(&format!("bundle.yaml:{line}")) && err.contains("unknown field `rol`"),
             "{err}"
         );
 
@@ -443,7 +466,7 @@ mod bundle_tests {
         let src = std::fs::read_to_string(&t).unwrap();
         std::fs::write(
             &t,
-            src.replace("{{ namespace }}", "{{ values.pilot.nosuch }}"),
+            src.replacen("{{ namespace }}", "{{ values.pilot.nosuch }}", 1),
         )
         .unwrap();
         let err = format!("{:#}", Bundle::load(&tmp).unwrap_err());

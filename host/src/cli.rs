@@ -59,13 +59,14 @@ pub struct BundleArgs {
     /// Release bundle directory, e.g. bundles/istio-1.8.6.
     #[arg(long)]
     pub bundle: PathBuf,
-    /// Values file(s), merged in order over the profile defaults.
+    /// IstioOperator file(s) (install.istio.io/v1alpha1), merged in order over the profile, as istioctl takes them.
     #[arg(short = 'f', long = "values")]
     pub values: Vec<PathBuf>,
-    /// Set a value: path=value (typed: true, 3, 0.5, "text"; lists with [i]). Repeatable; applied after -f.
+    /// Set an istioctl path: path=value, e.g. components.pilot.k8s.replicaCount=2, values.pilot.traceSampling=5.0,
+    /// components.ingressGateways[name:istio-ingressgateway].enabled=false. Repeatable; applied after -f.
     #[arg(long = "set")]
     pub set: Vec<String>,
-    /// Profile (default: the one used last time, else `default`).
+    /// Profile (default: the IstioOperator's `profile`, else the one used last time, else `default`).
     #[arg(long)]
     pub profile: Option<String>,
 }

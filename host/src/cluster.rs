@@ -188,6 +188,15 @@ impl Cluster {
         Ok(obj.map(|o| to_value(&o)))
     }
 
+    /// Like `get`, but an object of a kind the cluster does not serve (yet: its CRD may be
+    /// part of the same plan) reads as absent.
+    pub async fn get_if_served(&self, key: &ObjectKey) -> anyhow::Result<Option<Value>> {
+        match self.get(key).await {
+            Err(e) if format!("{e:#}").contains("does not serve") => Ok(None),
+            r => r,
+        }
+    }
+
     /// List every object of a kind (all pages), optionally in one namespace and by label selector.
     pub async fn list(
         &self,

@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod dataplane;
 pub mod exit;
 pub mod history;
+pub mod iop;
 pub mod lock;
 pub mod permissions;
 pub mod plan;

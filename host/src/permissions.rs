@@ -41,7 +41,17 @@ pub async fn missing(
         (pruned, &["delete"][..]),
     ] {
         for k in keys {
-            let (ar, _) = cluster.resource(&k.api_version, &k.kind).await?;
+            let ar = match cluster.resource(&k.api_version, &k.kind).await {
+                Ok((ar, _)) => ar,
+                // A custom kind whose CRD this plan creates: not served yet; kube guesses
+                // the plural the way the API server derives it.
+                Err(e) if format!("{e:#}").contains("does not serve") => {
+                    let (group, version) = k.api_version.split_once('/').unwrap_or(("", ""));
+                    let gvk = kube::api::GroupVersionKind::gvk(group, version, &k.kind);
+                    kube::api::ApiResource::from_gvk(&gvk)
+                }
+                Err(e) => return Err(e),
+            };
             for v in verbs {
                 asks.insert((
                     v.to_string(),

@@ -126,21 +126,72 @@ impl Plan {
 }
 
 /// What the previous run used, from meshup history or istioctl's installed-state.
-pub fn previous(installed: &Installed) -> anyhow::Result<Option<Previous>> {
+pub fn previous(installed: &Installed, target: &Bundle) -> anyhow::Result<Option<Previous>> {
     if let Some(r) = &installed.release {
         return from_release(r, installed.version().map(str::to_string)).map(Some);
     }
     Ok(match &installed.method {
-        crate::state::InstallMethod::Istioctl { profile, overlay } => Some(Previous {
-            version: installed.version().map(str::to_string),
-            profile: profile.clone(),
-            profile_defaults: None,
-            overlay: overlay.clone(),
-            values: None,
-            manifest: None,
-        }),
+        crate::state::InstallMethod::Istioctl { profile, spec } => Some(from_istioctl(
+            installed.version().map(str::to_string),
+            profile,
+            spec,
+            target,
+        )),
         _ => None,
     })
+}
+
+/// istioctl stores the fully expanded spec. What the user set is that spec minus the
+/// installed release's profile (the bundle of the running version, beside the target
+/// bundle; the target's own when that one is not at hand), read in the installed
+/// release's spelling (its aliases).
+pub fn from_istioctl(
+    running: Option<String>,
+    profile: &str,
+    spec: &Value,
+    target: &Bundle,
+) -> Previous {
+    let installed_bundle = running
+        .as_deref()
+        .and_then(|v| sibling_bundle(target, v))
+        .unwrap_or_else(|| target.clone());
+    let profile_tree = installed_bundle
+        .profile(profile)
+        .or_else(|_| installed_bundle.profile(crate::bundle::DEFAULT_PROFILE))
+        .cloned()
+        .unwrap_or_default();
+    let mut spec = crate::iop::normalize(
+        spec,
+        &installed_bundle.manifest.aliases,
+        crate::iop::Source::InstalledState,
+    );
+    if let Some(m) = spec.as_object_mut() {
+        m.remove("profile");
+    }
+    let overlay = values::subtract(&spec, &profile_tree, &crate::iop::is_free_form);
+    let mut merged = profile_tree.clone();
+    values::merge(&mut merged, &overlay);
+    let manifest = render::render(&installed_bundle, &merged, crate::state::DEFAULT_REVISION).ok();
+    Previous {
+        version: running,
+        profile: profile.to_string(),
+        profile_defaults: Some(profile_tree),
+        overlay,
+        values: Some(merged),
+        manifest,
+    }
+}
+
+/// The bundle of release `version` in the directory that holds `target`, if there is one.
+fn sibling_bundle(target: &Bundle, version: &str) -> Option<Bundle> {
+    let dir = target
+        .dir
+        .parent()?
+        .join(format!("{}-{version}", target.manifest.name));
+    if dir == target.dir {
+        return Some(target.clone());
+    }
+    Bundle::load(&dir).ok()
 }
 
 /// A recorded release as the previous one. Its manifest says what a run may prune, so an
@@ -170,9 +221,17 @@ pub fn values_and_render(
     previous: Option<&Previous>,
     revision: &str,
 ) -> anyhow::Result<(String, Value, Value, Rendered)> {
+    let input = crate::iop::overlay_from(
+        bundle.schema(),
+        &bundle.manifest.aliases,
+        &inputs.value_files,
+        &inputs.set,
+    )?;
+    // --profile, else the IstioOperator's `profile`, else last run's, else `default`.
     let profile = inputs
         .profile
         .clone()
+        .or(input.profile)
         .or_else(|| {
             previous
                 .map(|p| p.profile.clone())
@@ -180,7 +239,7 @@ pub fn values_and_render(
         })
         .unwrap_or_else(|| crate::bundle::DEFAULT_PROFILE.to_string());
     let defaults = bundle.profile(&profile)?.clone();
-    let overlay = values::overlay_from(&defaults, &inputs.value_files, &inputs.set)?;
+    let overlay = input.overlay;
     let mut merged = defaults.clone();
     values::merge(&mut merged, &overlay);
     let rendered = render::render(bundle, &merged, revision).map_err(|e| {
@@ -199,7 +258,7 @@ pub async fn build(
     installed: &Installed,
     inputs: &Inputs,
 ) -> anyhow::Result<Plan> {
-    let previous = previous(installed)?;
+    let previous = previous(installed, bundle)?;
     let revision = crate::state::DEFAULT_REVISION;
     let (profile, defaults, overlay, rendered) =
         values_and_render(bundle, inputs, previous.as_ref(), revision)?;
@@ -218,6 +277,8 @@ pub async fn build(
         changes.push(d?);
     }
     changes.extend(prune_candidates(previous.as_ref(), &rendered));
+    let known: BTreeSet<ObjectKey> = changes.iter().map(|c| c.key.clone()).collect();
+    changes.extend(owned_leftovers(cluster, bundle, previous.as_ref(), &rendered, &known).await?);
     let profile_default_changes = previous
         .as_ref()
         .and_then(|p| p.profile_defaults.as_ref().filter(|_| p.profile == profile))
@@ -257,7 +318,8 @@ async fn diff_object(cluster: &Cluster, o: &render::Object) -> anyhow::Result<Ch
         rejected: None,
         key: key.clone(),
     };
-    let Some(live) = cluster.get(&key).await? else {
+    // A custom kind whose CRD this run creates (an install) has nothing of it yet.
+    let Some(live) = cluster.get_if_served(&key).await? else {
         return Ok(base);
     };
     let merged = match cluster.apply(&o.value, true).await {
@@ -316,6 +378,70 @@ fn prune_candidates(previous: Option<&Previous>, target: &Rendered) -> Vec<Chang
         .collect()
 }
 
+/// Objects in the cluster that carry a component's ownership labels (istioctl's
+/// `operator.istio.io/component`) but that neither the target nor the previous release
+/// renders: what an older release, or another installer, left of a component this bundle
+/// owns. Only kinds the releases render are looked at, in the control-plane namespace or
+/// cluster-wide; what may be removed at all is `prune::removable`'s rule.
+async fn owned_leftovers(
+    cluster: &Cluster,
+    bundle: &Bundle,
+    previous: Option<&Previous>,
+    target: &Rendered,
+    known: &BTreeSet<ObjectKey>,
+) -> anyhow::Result<Vec<Change>> {
+    let previous_objects = previous
+        .and_then(|p| p.manifest.as_ref())
+        .map(|m| m.objects.as_slice())
+        .unwrap_or_default();
+    let kinds: BTreeSet<(String, String)> = target
+        .objects
+        .iter()
+        .chain(previous_objects)
+        .filter(|o| !matches!(o.kind(), "CustomResourceDefinition" | "Namespace"))
+        .map(|o| (o.api_version().to_string(), o.kind().to_string()))
+        .collect();
+    let mut out = Vec::new();
+    for c in bundle
+        .manifest
+        .components
+        .iter()
+        .filter(|c| !c.labels.is_empty())
+    {
+        let selector: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let selector = selector.join(",");
+        for (api_version, kind) in &kinds {
+            let live = match cluster.list(api_version, kind, None, Some(&selector)).await {
+                Ok(l) => l,
+                // A kind whose CRD is not there (yet) has no leftovers.
+                Err(e) if format!("{e:#}").contains("does not serve") => continue,
+                Err(e) => return Err(e),
+            };
+            for o in live {
+                let key = ObjectKey::of(&o);
+                let here = key
+                    .namespace
+                    .as_deref()
+                    .is_none_or(|ns| ns == bundle.namespace());
+                // Another control plane's (a canary revision's) objects are not ours.
+                let ours = crate::state::revision_of(&o["metadata"]["labels"])
+                    == crate::state::DEFAULT_REVISION;
+                if here && ours && !known.contains(&key) && crate::prune::removable(&key) {
+                    out.push(Change {
+                        object: key.to_string(),
+                        component: c.name.clone(),
+                        action: Action::Prune,
+                        diff: None,
+                        rejected: None,
+                        key,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Leaves whose default changed between releases and that the overlay does not set.
 pub fn changed_defaults(old: &Value, new: &Value, overlay: &Value) -> Vec<ValueChange> {
     let old_leaves: std::collections::BTreeMap<_, _> = values::leaves(old).into_iter().collect();
@@ -325,7 +451,8 @@ pub fn changed_defaults(old: &Value, new: &Value, overlay: &Value) -> Vec<ValueC
         .collect();
     values::leaves(new)
         .into_iter()
-        .filter(|(p, _)| !set.contains(p) && !p.starts_with("global.tag"))
+        // The image tag is the release itself, not a behaviour change.
+        .filter(|(p, _)| !set.contains(p) && p != "tag")
         .filter_map(|(path, new)| {
             let old = old_leaves.get(&path).cloned().unwrap_or(Value::Null);
             (old != new).then_some(ValueChange { path, old, new })
@@ -377,8 +504,8 @@ mod tests {
 
     #[test]
     fn changed_defaults_skip_what_the_user_sets() {
-        let old = json!({"a": {"x": 1, "y": false}, "global": {"tag": "1.7.8"}});
-        let new = json!({"a": {"x": 2, "y": true}, "global": {"tag": "1.8.6"}});
+        let old = json!({"a": {"x": 1, "y": false}, "tag": "1.7.8"});
+        let new = json!({"a": {"x": 2, "y": true}, "tag": "1.8.6"});
         let overlay = json!({"a": {"x": 5}});
         let got = changed_defaults(&old, &new, &overlay);
         assert_eq!(
@@ -392,13 +519,48 @@ mod tests {
     }
 
     #[test]
+    fn istioctl_overlay_is_the_installed_state_minus_the_installed_profile() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles");
+        let target = Bundle::load(&dir.join("istio-1.8.6")).unwrap();
+        let installed = Bundle::load(&dir.join("istio-1.7.8")).unwrap();
+        // What istioctl 1.7 stores: the expanded profile, legacy duplicates, chart values
+        // meshup does not model, and the two values the user set.
+        let mut spec = installed.profile("default").unwrap().clone();
+        spec["profile"] = json!("default");
+        spec["values"]["global"]["hub"] = spec["hub"].clone();
+        spec["values"]["pilot"]["replicaCount"] = json!(1);
+        spec["values"]["pilot"]["autoscaleMax"] = json!(5);
+        spec["values"]["global"]["arch"] = json!({"amd64": 2});
+        spec["values"]["pilot"]["traceSampling"] = json!(5.0);
+        spec["components"]["pilot"]["k8s"]["resources"] = json!({"requests": {"cpu": "1"}});
+        let prev = from_istioctl(Some("1.7.8".into()), "default", &spec, &target);
+        assert_eq!(
+            prev.overlay,
+            json!({"values": {"pilot": {"traceSampling": 5.0}},
+                   "components": {"pilot": {"k8s": {"resources": {"requests": {"cpu": "1"}}}}}})
+        );
+        assert_eq!(
+            prev.profile_defaults.as_ref(),
+            Some(installed.profile("default").unwrap())
+        );
+        // Its manifest is 1.7.8's: the binding 1.8 renamed is there to be pruned.
+        let manifest = prev.manifest.unwrap();
+        assert!(
+            manifest
+                .objects
+                .iter()
+                .any(|o| o.name() == "istiod-pilot-istio-system")
+        );
+    }
+
+    #[test]
     fn reverted_values_are_found() {
-        let old = json!({"pilot": {"traceSampling": 5.0}, "meshConfig": {"accessLogFile": "/dev/stdout"}});
+        let old = json!({"values": {"pilot": {"traceSampling": 5.0}}, "meshConfig": {"accessLogFile": "/dev/stdout"}});
         let new = json!({"meshConfig": {"accessLogFile": "/dev/stdout"}});
-        let merged = json!({"pilot": {"traceSampling": 1.0}, "meshConfig": {"accessLogFile": "/dev/stdout"}});
+        let merged = json!({"values": {"pilot": {"traceSampling": 1.0}}, "meshConfig": {"accessLogFile": "/dev/stdout"}});
         let got = reverted(&old, &new, &merged);
         assert_eq!(got.len(), 1);
-        assert_eq!(got[0].path, "pilot.traceSampling");
+        assert_eq!(got[0].path, "values.pilot.traceSampling");
         assert_eq!(got[0].new, json!(1.0));
     }
 

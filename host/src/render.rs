@@ -3,6 +3,8 @@
 //! The output is exactly reproducible: the same bundle and values give a
 //! byte-identical manifest (values are sorted maps, templates run in file order).
 
+use std::collections::BTreeMap;
+
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -125,32 +127,50 @@ impl Rendered {
     }
 }
 
-/// Whether a component is switched on by its `enabled` value path.
-pub fn enabled(component: &Component, values: &Value) -> bool {
+/// Whether a component is switched on by its `enabled` path (`components.pilot.enabled`,
+/// `components.ingressGateways[0].enabled`).
+pub fn enabled(component: &Component, spec: &Value) -> bool {
     let Some(path) = &component.enabled else {
         return true;
     };
-    let mut cur = values;
+    let mut cur = spec;
     for k in path.split('.') {
-        cur = &cur[k];
+        cur = match k.split_once('[') {
+            Some((key, idx)) => {
+                let i: usize = idx.trim_end_matches(']').parse().unwrap_or(usize::MAX);
+                &cur[key][i]
+            }
+            None => &cur[k],
+        };
     }
     cur.as_bool().unwrap_or(false)
 }
 
-/// Render every enabled component of `bundle` with `values`.
-pub fn render(bundle: &Bundle, values: &Value, revision: &str) -> anyhow::Result<Rendered> {
+/// Render every enabled component of `bundle` with `spec` (a merged IstioOperator spec).
+/// Templates see the spec's top-level fields (`hub`, `tag`, `meshConfig`, `values`,
+/// `components`) plus `namespace`, `revision` and `bundle`.
+pub fn render(bundle: &Bundle, spec: &Value, revision: &str) -> anyhow::Result<Rendered> {
     let mut env = Environment::new();
     // A template reading a value the profile does not have is a bundle bug: fail loudly.
     env.set_undefined_behavior(UndefinedBehavior::Strict);
-    let ctx = minijinja::Value::from(minijinja::value::Serde(json!({
-        "values": values,
-        "namespace": bundle.namespace(),
-        "revision": revision,
-        "bundle": {"name": bundle.manifest.name, "version": bundle.manifest.version.to_string()},
-    })));
+    let mut context = spec.as_object().cloned().unwrap_or_default();
+    context.insert("namespace".into(), json!(bundle.namespace()));
+    context.insert("revision".into(), json!(revision));
+    context.insert(
+        "bundle".into(),
+        json!({"name": bundle.manifest.name, "version": bundle.manifest.version.to_string()}),
+    );
+    let ctx = minijinja::Value::from(minijinja::value::Serde(Value::Object(context)));
+    let mut common = BTreeMap::new();
+    for (k, v) in &bundle.manifest.labels {
+        let v = env
+            .render_str(v, ctx.clone())
+            .map_err(|e| anyhow::anyhow!("bundle.yaml: label {k}: {}", describe(&e)))?;
+        common.insert(k.clone(), v);
+    }
     let mut objects = Vec::new();
     for component in &bundle.manifest.components {
-        if !enabled(component, values) {
+        if !enabled(component, spec) {
             continue;
         }
         for t in &bundle.templates[&component.name] {
@@ -170,7 +190,7 @@ pub fn render(bundle: &Bundle, values: &Value, revision: &str) -> anyhow::Result
                 text + "\n"
             };
             for doc in split_documents(&t.name, &text)? {
-                objects.push(label(component, &t.name, doc)?);
+                objects.push(label(component, &common, &t.name, doc)?);
             }
         }
     }
@@ -200,7 +220,12 @@ fn split_documents(name: &str, text: &str) -> anyhow::Result<Vec<Value>> {
     Ok(docs)
 }
 
-fn label(component: &Component, source: &str, mut v: Value) -> anyhow::Result<Object> {
+fn label(
+    component: &Component,
+    common: &BTreeMap<String, String>,
+    source: &str,
+    mut v: Value,
+) -> anyhow::Result<Object> {
     for field in ["apiVersion", "kind"] {
         if !v[field].is_string() {
             anyhow::bail!("templates/{source}: an object has no `{field}`");
@@ -216,6 +241,9 @@ fn label(component: &Component, source: &str, mut v: Value) -> anyhow::Result<Ob
         .as_object_mut()
         .map(|m| m.entry("labels").or_insert_with(|| json!({})))
         .ok_or_else(|| anyhow::anyhow!("templates/{source}: metadata is not a mapping"))?;
+    for (k, v) in common.iter().chain(&component.labels) {
+        labels[k] = json!(v);
+    }
     labels[MANAGED_BY] = json!(MANAGER);
     labels[COMPONENT_LABEL] = json!(component.name);
     Ok(Object {

@@ -60,8 +60,9 @@ impl Snapshot {
     ) -> anyhow::Result<Snapshot> {
         let mut objects = Vec::new();
         for (key, component) in keys {
+            // A kind not served yet (its CRD comes with this run) has nothing to capture.
             let before = cluster
-                .get(&key)
+                .get_if_served(&key)
                 .await
                 .with_context(|| format!("capturing {key} before changing it"))?
                 .map(|v| without_server_fields(&v));

@@ -22,8 +22,9 @@ pub enum InstallMethod {
     None,
     /// meshup history exists.
     Meshup,
-    /// `istioctl install`: the `installed-state` IstioOperator keeps its profile and values.
-    Istioctl { profile: String, overlay: Value },
+    /// `istioctl install`: the `installed-state` IstioOperator keeps its profile and the
+    /// fully expanded spec (profile merged in; `plan::previous` takes the profile back out).
+    Istioctl { profile: String, spec: Value },
     /// Helm labels/annotations on the control plane.
     Helm { release: String },
     /// A control plane with none of the above marks.
@@ -134,7 +135,8 @@ pub fn pod_ready(pod: &Value) -> bool {
         && pod["metadata"]["deletionTimestamp"].is_null()
 }
 
-fn revision_of(labels: &Value) -> String {
+/// The control-plane revision an object belongs to (`istio.io/rev`, else the in-place one).
+pub fn revision_of(labels: &Value) -> String {
     labels["istio.io/rev"]
         .as_str()
         .unwrap_or(DEFAULT_REVISION)
@@ -264,10 +266,11 @@ async fn detect_method(
     if let Some(iop) = operators.iter().find(|o| {
         o["metadata"]["name"]
             .as_str()
-            .is_some_and(|n| n == "installed-state" || n.starts_with("installed-state-"))
+            .is_some_and(|n| n == INSTALLED_STATE || n.starts_with("installed-state-"))
     }) {
-        let (profile, overlay) = istioctl_overlay(iop);
-        return Ok(InstallMethod::Istioctl { profile, overlay });
+        let spec = iop["spec"].clone();
+        let profile = spec["profile"].as_str().unwrap_or("default").to_string();
+        return Ok(InstallMethod::Istioctl { profile, spec });
     }
     let istioctl_labels = deployments
         .iter()
@@ -275,31 +278,47 @@ async fn detect_method(
     if istioctl_labels {
         return Ok(InstallMethod::Istioctl {
             profile: "default".into(),
-            overlay: Value::Object(Default::default()),
+            spec: Value::Object(Default::default()),
         });
     }
     Ok(InstallMethod::Unknown)
 }
 
-/// An IstioOperator spec as a meshup values overlay: `spec.values` plus `spec.meshConfig`.
-pub fn istioctl_overlay(iop: &Value) -> (String, Value) {
-    let spec = &iop["spec"];
-    let profile = spec["profile"].as_str().unwrap_or("default").to_string();
-    let mut overlay = spec["values"].as_object().cloned().unwrap_or_default();
-    if let Some(mc) = spec["meshConfig"].as_object() {
-        overlay.insert("meshConfig".into(), Value::Object(mc.clone()));
-    }
-    // `components.ingressGateways[0].enabled` is how istioctl switches gateways.
-    for (key, field) in [("ingressGateways", "ingress"), ("egressGateways", "egress")] {
-        if let Some(enabled) = spec["components"][key][0]["enabled"].as_bool() {
-            let gws = overlay
-                .entry("gateways")
-                .or_insert_with(|| serde_json::json!({}));
-            gws[field] = serde_json::json!({"enabled": enabled});
-        }
-    }
-    (profile, Value::Object(overlay))
+/// After a run that changed the control plane, keep istioctl's `installed-state` (if the
+/// cluster has one) true, as istioctl writes it: the profile and the fully expanded spec
+/// of what now runs, so that the user can go back to istioctl. Returns whether it was
+/// written.
+pub async fn write_installed_state(
+    cluster: &Cluster,
+    namespace: &str,
+    profile: &str,
+    spec: &Value,
+) -> anyhow::Result<bool> {
+    let key = crate::render::ObjectKey {
+        api_version: crate::iop::API_VERSION.into(),
+        kind: crate::iop::KIND.into(),
+        namespace: Some(namespace.into()),
+        name: INSTALLED_STATE.into(),
+    };
+    // No installed-state (or no IstioOperator kind at all): istioctl never installed here.
+    let Some(mut obj) = cluster.get_if_served(&key).await? else {
+        return Ok(false);
+    };
+    let mut expanded = spec.clone();
+    expanded["profile"] = Value::String(profile.to_string());
+    obj["spec"] = expanded;
+    let api = cluster
+        .api(&key.api_version, &key.kind, key.namespace.as_deref())
+        .await?;
+    let dynobj: kube::api::DynamicObject = serde_json::from_value(obj)?;
+    api.replace(&key.name, &Default::default(), &dynobj)
+        .await
+        .map_err(|e| anyhow::anyhow!("updating istioctl's {key}: {e}"))?;
+    Ok(true)
 }
+
+/// The name istioctl gives the IstioOperator it records an in-place install in.
+pub const INSTALLED_STATE: &str = "installed-state";
 
 #[cfg(test)]
 mod tests {
@@ -357,17 +376,5 @@ mod tests {
         };
         assert!(installed.mixed_versions());
         assert_eq!(installed.in_place().unwrap().pods.len(), 2);
-    }
-
-    #[test]
-    fn istioctl_spec_becomes_overlay() {
-        let iop = json!({"spec": {"profile": "demo", "values": {"pilot": {"traceSampling": 5.0}},
-                                  "meshConfig": {"accessLogFile": "/dev/stdout"},
-                                  "components": {"egressGateways": [{"enabled": true}]}}});
-        let (profile, overlay) = istioctl_overlay(&iop);
-        assert_eq!(profile, "demo");
-        assert_eq!(overlay["pilot"]["traceSampling"], 5.0);
-        assert_eq!(overlay["meshConfig"]["accessLogFile"], "/dev/stdout");
-        assert_eq!(overlay["gateways"]["egress"]["enabled"], true);
     }
 }

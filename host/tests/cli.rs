@@ -97,7 +97,7 @@ fn inspect_builtin_and_refused_files() {
         .iter()
         .map(|i| i.as_str().unwrap())
         .collect();
-    assert!(imports.contains(&"meshup:policy/cluster@0.1.0"));
+    assert!(imports.contains(&"meshup:policy/cluster@0.2.0"));
     assert_eq!(
         imports.iter().filter(|i| i.starts_with("wasi:")).count(),
         13,

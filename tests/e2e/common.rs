@@ -30,6 +30,10 @@ pub struct Sim {
     pub addr: String,
 }
 
+/// A Kubernetes version inside every built-in bundle's supported range (Istio's published
+/// ones: 1.6 and 1.7 end at 1.18, 1.9 starts at 1.17).
+pub const KUBERNETES_VERSION: &str = "v1.18.20";
+
 impl Sim {
     pub fn start() -> Sim {
         Sim::start_with(None, &[])
@@ -44,6 +48,9 @@ impl Sim {
             .arg(&kubeconfig);
         if !extra.contains(&"--ready-delay-ms") {
             cmd.args(["--ready-delay-ms", "50"]);
+        }
+        if !extra.contains(&"--kubernetes-version") {
+            cmd.args(["--kubernetes-version", KUBERNETES_VERSION]);
         }
         if let Some(yaml) = seed {
             let path = dir.path().join("seed.yaml");

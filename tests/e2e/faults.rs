@@ -153,7 +153,12 @@ fn progress_deadline(setup: Setup) {
     // A 2 s progress deadline: the controller gives up long before the 300 s readiness timeout.
     let run = upgrade(
         &sim,
-        &["-o", "json", "--set", "pilot.progressDeadlineSeconds=2"],
+        &[
+            "-o",
+            "json",
+            "--set",
+            "values.pilot.progressDeadlineSeconds=2",
+        ],
     );
     run.expect(5);
     let doc = run.json();

@@ -23,11 +23,11 @@ fn rollback_to_previous_and_to_a_named_revision_and_history_is_bounded() {
         .json();
     assert_eq!(back["restored_revision"], 1);
     assert_eq!(sim.istiod_versions(), vec!["1.7.8"]);
-    // The pruned 1.7-only object is back.
+    // The pruned 1.7-only object (istiod's ClusterRoleBinding, renamed in 1.8) is back.
     assert_eq!(
         sim.http(
             "GET",
-            "/api/v1/namespaces/istio-system/configmaps/istio-leader",
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/istiod-pilot-istio-system",
             None
         )
         .0,

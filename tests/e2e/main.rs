@@ -3,6 +3,7 @@
 mod common;
 mod faults;
 mod inputs;
+mod istioctl;
 mod lifecycle;
 mod policies;
 mod upgrade;

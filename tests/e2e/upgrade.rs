@@ -18,13 +18,16 @@ fn install_upgrade_downgrade_with_versions_read_back_by_kubectl() {
         up.stdout
     );
     assert_eq!(sim.istiod_versions(), vec!["1.8.6"]);
-    // The object 1.8 no longer has was pruned; CRDs were not.
-    let (code, _) = sim.http(
-        "GET",
-        "/api/v1/namespaces/istio-system/configmaps/istio-leader",
-        None,
+    // 1.8 renamed istiod's ClusterRoleBinding: the new one is created, the old one pruned;
+    // CRDs are never pruned.
+    let crb = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/";
+    let (code, _) = sim.http("GET", &format!("{crb}istiod-pilot-istio-system"), None);
+    assert_eq!(
+        code, 404,
+        "1.7's istiod-pilot-istio-system should be pruned"
     );
-    assert_eq!(code, 404, "istio-leader should be pruned");
+    let (code, _) = sim.http("GET", &format!("{crb}istiod-istio-system"), None);
+    assert_eq!(code, 200);
     let (code, _) = sim.http("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/workloadgroups.networking.istio.io", None);
     assert_eq!(code, 200);
 
@@ -34,6 +37,14 @@ fn install_upgrade_downgrade_with_versions_read_back_by_kubectl() {
     assert_eq!(doc["direction"], "downgrade");
     assert_eq!(doc["result"]["status"], "deployed");
     assert_eq!(sim.istiod_versions(), vec!["1.7.8"]);
+    // And back: 1.7's name returns, 1.8's is pruned.
+    let (code, _) = sim.http("GET", &format!("{crb}istiod-pilot-istio-system"), None);
+    assert_eq!(code, 200);
+    let (code, _) = sim.http("GET", &format!("{crb}istiod-istio-system"), None);
+    assert_eq!(
+        code, 404,
+        "1.8's istiod-istio-system should be pruned on the way down"
+    );
     let hist = sim.meshup(&["history", "-o", "json"]).expect(0).json();
     let statuses: Vec<&str> = hist["releases"]
         .as_array()
@@ -170,52 +181,11 @@ fn helm_install_is_refused_with_the_helm_message() {
     assert!(sim.mutations().is_empty());
 }
 
-const ISTIOCTL: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: istio-system}
----
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: istiooperators.install.istio.io}
-spec:
-  group: install.istio.io
-  scope: Namespaced
-  names: {kind: IstioOperator, plural: istiooperators, singular: istiooperator, listKind: IstioOperatorList, shortNames: [iop]}
-  versions:
-    - name: v1alpha1
-      served: true
-      storage: true
-      schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
----
-apiVersion: install.istio.io/v1alpha1
-kind: IstioOperator
-metadata: {name: installed-state, namespace: istio-system}
-spec:
-  profile: default
-  values:
-    pilot: {traceSampling: 5.0}
-  meshConfig: {accessLogFile: /dev/stdout}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: istiod
-  namespace: istio-system
-  labels: {app: istiod, operator.istio.io/component: Pilot}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: istiod, istio.io/rev: default}}
-  template:
-    metadata: {labels: {app: istiod, istio.io/rev: default}}
-    spec:
-      containers: [{name: discovery, image: "docker.io/istio/pilot:1.7.8"}]
-"#;
-
 #[test]
 fn istioctl_install_upgrades_and_reports_values_it_would_revert() {
-    let sim = Sim::start_with(Some(ISTIOCTL), &[]);
-    wait_ready(&sim, "istio-system", "istiod", 1);
+    let seed = crate::istioctl::istioctl_seed("1.7.8", crate::istioctl::USER_IOP);
+    let sim = Sim::start_with(Some(&seed), &[]);
+    wait_ready(&sim, "istio-system", "istiod", 2);
     let pre = sim.meshup(&["precheck", "--bundle", &b("istio-1.8.6"), "-o", "json"]);
     pre.expect(0);
     let doc = pre.json();
@@ -232,11 +202,14 @@ fn istioctl_install_upgrades_and_reports_values_it_would_revert() {
         .map(|v| v["path"].as_str().unwrap())
         .collect();
     assert!(
-        reverted.contains(&"pilot.traceSampling") && reverted.contains(&"meshConfig.accessLogFile"),
+        reverted.contains(&"values.pilot.traceSampling")
+            && reverted.contains(&"meshConfig.accessLogFile"),
         "{reverted:?}"
     );
 
-    // Repeating the values keeps them and the warning goes away.
+    // Passing the same -f as at install time keeps them and the warning goes away.
+    let iop = sim.dir.path().join("iop.yaml");
+    std::fs::write(&iop, crate::istioctl::USER_IOP).unwrap();
     let again = sim.meshup(&[
         "upgrade",
         "--bundle",
@@ -244,10 +217,8 @@ fn istioctl_install_upgrades_and_reports_values_it_would_revert() {
         "-y",
         "-o",
         "json",
-        "--set",
-        "pilot.traceSampling=5.0",
-        "--set",
-        "meshConfig.accessLogFile=/dev/stdout",
+        "-f",
+        iop.to_str().unwrap(),
     ]);
     again.expect(0);
     assert!(!codes(&again.json()).contains(&"values-revert.reverted".to_string()));
@@ -260,14 +231,17 @@ fn single_replica_istiod_without_pdb_warns() {
     install(
         &sim,
         "istio-1.7.8",
-        &["--set", "pilot.podDisruptionBudget.enabled=false"],
+        &[
+            "--set",
+            "values.global.defaultPodDisruptionBudget.enabled=false",
+        ],
     );
     let pre = sim.meshup(&[
         "precheck",
         "--bundle",
         &b("istio-1.8.6"),
         "--set",
-        "pilot.podDisruptionBudget.enabled=false",
+        "values.global.defaultPodDisruptionBudget.enabled=false",
         "-o",
         "json",
     ]);
@@ -300,7 +274,7 @@ fn changed_profile_default_is_shown() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|c| c["path"] == "meshConfig.enablePrometheusMerge"),
+            .any(|c| c["path"] == "values.global.trustDomain"),
         "{changed}"
     );
     // The text form reads as a diff.
@@ -308,7 +282,7 @@ fn changed_profile_default_is_shown() {
     text.expect(0);
     assert!(
         text.stdout
-            .contains("meshConfig.enablePrometheusMerge: false → true"),
+            .contains("values.global.trustDomain: \"cluster.local\" → \"\""),
         "{}",
         text.stdout
     );

@@ -66,6 +66,9 @@ impl Demo {
         );
         let sim = meshup_sim::Sim::start(meshup_sim::SimConfig {
             ready_delay: Duration::from_millis(200),
+            // Inside the supported range of both releases the demo uses (Istio's published
+            // ranges: 1.7 supports Kubernetes 1.16-1.18, 1.8 supports 1.16-1.19).
+            kubernetes_version: "v1.18.20".into(),
             ..Default::default()
         })
         .await?;

@@ -406,6 +406,13 @@ impl Upgrade {
                 history
                     .finish(&mut rec, Status::Deployed, description)
                     .await?;
+                state::write_installed_state(
+                    cluster,
+                    bundle.namespace(),
+                    &plan.profile,
+                    &plan.values,
+                )
+                .await?;
                 let message = completion(plan, &report, elapsed);
                 ui.say(format!("\n{}", ui.paint(&message, Color::Green)));
                 let dp = dataplane::report(

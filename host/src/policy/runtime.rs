@@ -161,7 +161,7 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(|e| format!("cannot link: {e:#}"))?;
         let pre = PolicyPre::new(pre)
-            .map_err(|e| format!("does not implement world meshup:policy/policy@0.1.0: {e:#}"))?;
+            .map_err(|e| format!("does not implement world meshup:policy/policy@0.2.0: {e:#}"))?;
         let (result, state, _) = self.call(
             &pre,
             "(metadata)",

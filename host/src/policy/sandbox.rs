@@ -456,7 +456,7 @@ fn prefix(s: &str, max: usize) -> &str {
 /// `meshup:policy/log.log`, defined by hand rather than by `bindgen!` so the message is
 /// read in place in guest memory (`WasmStr`) and copied only as far as the log budget.
 fn add_log_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    l.instance("meshup:policy/log@0.1.0")?.func_wrap(
+    l.instance("meshup:policy/log@0.2.0")?.func_wrap(
         "log",
         |mut store: StoreContextMut<'_, HostState>,
          (level, message): (wit::log::Level, WasmStr)| {
@@ -620,7 +620,7 @@ mod tests {
         let ok: Vec<String> = [
             "wasi:io/poll@0.2.6",
             "wasi:cli/stderr@0.2.3",
-            "meshup:policy/cluster@0.1.0",
+            "meshup:policy/cluster@0.2.0",
         ]
         .map(String::from)
         .to_vec();

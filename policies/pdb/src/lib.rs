@@ -45,7 +45,7 @@ impl Policy for Pdb {
             if replicas < min_replicas {
                 out.push(
                     warning("pdb.replicas", format!("{} runs {replicas} replica(s); while it restarts, sidecars cannot get configuration or certificates and traffic may drop", comp.name))
-                        .with_remediation(format!("scale to at least {min_replicas}: --set pilot.replicaCount={min_replicas} (or autoscaleMin)"))
+                        .with_remediation(format!("scale to at least {min_replicas}: --set components.pilot.k8s.replicaCount={min_replicas}"))
                         .with_subject(subject.clone()),
                 );
             }
@@ -60,7 +60,7 @@ impl Policy for Pdb {
             match budget {
                 None => out.push(
                     warning("pdb.missing", format!("no PodDisruptionBudget selects the pods of {}; a drain during the upgrade may evict every replica", comp.name))
-                        .with_remediation("enable the PodDisruptionBudget (values.global.defaultPodDisruptionBudget.enabled=true)")
+                        .with_remediation("enable the PodDisruptionBudget: --set values.global.defaultPodDisruptionBudget.enabled=true")
                         .with_subject(subject),
                 ),
                 Some(pdb) => {

@@ -15,7 +15,7 @@ impl Policy for ProfileDefaults {
             phases: vec![Phase::Precheck],
             reads: vec![],
             // The image tag is the release itself, not a behaviour change.
-            default_config: r#"{"ignore": ["global.tag"]}"#.into(),
+            default_config: r#"{"ignore": ["tag"]}"#.into(),
         }
     }
 
@@ -39,6 +39,8 @@ impl Policy for ProfileDefaults {
             .into_iter()
             .filter(|p| {
                 old.get(*p) != new.get(*p)
+                    && !emptied(&old, &new, p)
+                    && !emptied(&new, &old, p)
                     && !touches(&overlay, p)
                     && !ignored.contains(&p.as_str())
             })
@@ -65,6 +67,19 @@ impl Policy for ProfileDefaults {
     }
 }
 
+/// `p` is an empty mapping on one side whose entries the other side lists one by one
+/// (`proxyMetadata: {}` against `proxyMetadata.DNS_AGENT`): those entries say it already.
+fn emptied(
+    a: &std::collections::BTreeMap<String, Value>,
+    b: &std::collections::BTreeMap<String, Value>,
+    p: &str,
+) -> bool {
+    a.get(p)
+        .is_some_and(|v| v.as_object().is_some_and(|m| m.is_empty()))
+        && b.keys()
+            .any(|k| k.strip_prefix(p).is_some_and(|r| r.starts_with('.')))
+}
+
 export_policy!(ProfileDefaults);
 
 #[cfg(test)]
@@ -76,10 +91,10 @@ mod tests {
     fn lists_changed_unset_defaults() {
         let mut ctx = context();
         ctx.profile_defaults_old =
-            json!({"pilot":{"replicas":1,"env":{"A":"x"}},"telemetry":{"v2":false},"gone":1})
+            json!({"pilot":{"replicas":1,"env":{"A":"x"}},"telemetry":{"v2":false},"gone":1,"pm":{"DNS":""}})
                 .to_string();
         ctx.profile_defaults_new =
-            json!({"pilot":{"replicas":1,"env":{"A":"y"}},"telemetry":{"v2":true},"added":2})
+            json!({"pilot":{"replicas":1,"env":{"A":"y"}},"telemetry":{"v2":true},"added":2,"pm":{}})
                 .to_string();
         ctx.overlay_new = json!({"telemetry":{"v2":false}}).to_string();
         let f = ProfileDefaults::evaluate(&ctx, &FakeCluster::default());
@@ -92,7 +107,8 @@ mod tests {
             [
                 ("added".to_string(), Severity::Info),
                 ("gone".to_string(), Severity::Info),
-                ("pilot.env.A".to_string(), Severity::Warning)
+                ("pilot.env.A".to_string(), Severity::Warning),
+                ("pm.DNS".to_string(), Severity::Info)
             ]
         );
         assert!(f[2].message.contains("x → y"), "{}", f[2].message);

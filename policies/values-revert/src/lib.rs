@@ -23,7 +23,8 @@ impl Policy for ValuesRevert {
         let new_overlay = flatten(&parse_json(&ctx.overlay_new));
         let new_values = flatten(&parse_json(&ctx.values_new));
         old.iter()
-            .filter(|(p, _)| !touches(&new_overlay, p))
+            // Only what this run changes: a value the new profile already has stays.
+            .filter(|(p, v)| !touches(&new_overlay, p) && new_values.get(*p) != Some(*v))
             .map(|(p, v)| {
                 warning(
                     "values-revert.reverted",
@@ -61,6 +62,15 @@ mod tests {
                 .unwrap()
                 .contains("--set pilot.env.X=1")
         );
+    }
+
+    #[test]
+    fn nothing_when_the_new_default_is_the_old_value() {
+        let mut ctx = context();
+        ctx.overlay_old = json!({"values":{"pilot":{"traceSampling":5.0}}}).to_string();
+        ctx.overlay_new = json!({}).to_string();
+        ctx.values_new = json!({"values":{"pilot":{"traceSampling":5.0}}}).to_string();
+        assert!(ValuesRevert::evaluate(&ctx, &FakeCluster::default()).is_empty());
     }
 
     #[test]
