@@ -153,6 +153,7 @@ pub fn render(bundle: &Bundle, spec: &Value, revision: &str) -> anyhow::Result<R
     let mut env = Environment::new();
     // A template reading a value the profile does not have is a bundle bug: fail loudly.
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.add_filter("k8s_string", k8s_string);
     let mut context = spec.as_object().cloned().unwrap_or_default();
     context.insert("namespace".into(), json!(bundle.namespace()));
     context.insert("revision".into(), json!(revision));
@@ -195,6 +196,19 @@ pub fn render(bundle: &Bundle, spec: &Value, revision: &str) -> anyhow::Result<R
         }
     }
     Ok(Rendered { objects })
+}
+
+/// A scalar as a Kubernetes string field holds it (`true` → `"true"`, `5` → `"5"`), for
+/// annotations and labels; Jinja's own `string` writes Python's `True`.
+fn k8s_string(v: minijinja::Value) -> String {
+    match v.kind() {
+        minijinja::value::ValueKind::Bool => v.is_true().to_string(),
+        minijinja::value::ValueKind::None | minijinja::value::ValueKind::Undefined => String::new(),
+        _ => v
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| v.to_string()),
+    }
 }
 
 fn describe(e: &minijinja::Error) -> String {
@@ -251,4 +265,19 @@ fn label(
         source: source.to_string(),
         value: v,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalars_become_the_strings_kubernetes_stores() {
+        let v = |j: Value| k8s_string(minijinja::Value::from(minijinja::value::Serde(j)));
+        assert_eq!(v(json!(true)), "true");
+        assert_eq!(v(json!(false)), "false");
+        assert_eq!(v(json!(5)), "5");
+        assert_eq!(v(json!("x")), "x");
+        assert_eq!(v(Value::Null), "");
+    }
 }

@@ -5,7 +5,6 @@
 //! installed version it starts from. The bundles' supported Kubernetes ranges end before the
 //! tier's 1.36, so runs that check pass `--ignore k8s-version.too-new` and assert it fired.
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -290,12 +289,11 @@ fn limited_user_precheck_lists_missing_permissions(c: &Cluster) {
 /// The target release's istiod never becomes ready (KWOK's never-ready stage keeps its pods
 /// Running but not Ready): meshup rolls back by itself and ends on 1.7.8, read back by kubectl.
 ///
-/// The bundles' templates carry no pod-annotation value, so the test renders from a copy of
-/// the 1.8.6 bundle whose istiod pod template carries `meshup.test/never-ready: "true"`.
+/// istiod's pods get `meshup.test/never-ready: "true"` through istioctl's own input,
+/// `--set components.pilot.k8s.podAnnotations...`.
 fn never_ready_istiod_rolls_back_automatically(c: &Cluster) {
     at_1_7_8(c);
-    let broken = tempfile::tempdir().unwrap();
-    let b = never_ready_bundle(broken.path());
+    let b = never_ready_bundle();
     let run = c.meshup(&[
         "upgrade",
         "--bundle",
@@ -307,6 +305,8 @@ fn never_ready_istiod_rolls_back_automatically(c: &Cluster) {
         "20s",
         "-o",
         "json",
+        NEVER_READY[0],
+        NEVER_READY[1],
     ]);
     run.expect(5);
     assert_istiod_at(c, "1.7.8");
@@ -329,31 +329,15 @@ fn never_ready_istiod_rolls_back_automatically(c: &Cluster) {
     assert_eq!(deployed[0]["version"], "1.7.8", "{hist}");
 }
 
-/// A copy of bundles/istio-1.8.6 whose istiod pods carry the never-ready annotation.
-fn never_ready_bundle(dir: &Path) -> String {
-    let dst = dir.join("istio-1.8.6");
-    let ok = Command::new("cp")
-        .arg("-r")
-        .arg(bundle("istio-1.8.6"))
-        .arg(&dst)
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let dep = dst.join("templates/istiod/deployment.yaml");
-    let text = std::fs::read_to_string(&dep).unwrap();
-    let anchor = "  template:\n    metadata:\n";
-    assert!(
-        text.contains(anchor),
-        "istiod template layout changed: {}",
-        dep.display()
-    );
-    let patched = text.replacen(
-        anchor,
-        &format!("{anchor}      annotations:\n        meshup.test/never-ready: \"true\"\n"),
-        1,
-    );
-    std::fs::write(&dep, patched).unwrap();
-    dst.to_str().unwrap().to_string()
+/// The istioctl input that makes the target's istiod pods carry the annotation KWOK's
+/// never-ready stage matches (`components.pilot.k8s.podAnnotations`).
+const NEVER_READY: [&str; 2] = [
+    "--set",
+    "components.pilot.k8s.podAnnotations.meshup\\.test/never-ready=true",
+];
+
+fn never_ready_bundle() -> String {
+    bundle("istio-1.8.6")
 }
 
 /// An upgrade to the never-ready bundle, running in the background (it holds the lock while
@@ -371,6 +355,7 @@ fn spawn_stuck_upgrade(c: &Cluster, bundle_dir: &str) -> Child {
             K8S_TOO_NEW,
         ])
         .args(["--readiness-timeout", "20s"])
+        .args(NEVER_READY)
         .env("NO_COLOR", "1")
         .env("MESHUP_LOCK_SECONDS", "3")
         .stdout(Stdio::piped())
@@ -408,8 +393,7 @@ fn istiod_template_at(c: &Cluster, version: &str) -> bool {
 
 fn second_concurrent_run_is_refused_by_the_lock(c: &Cluster) {
     at_1_7_8(c);
-    let broken = tempfile::tempdir().unwrap();
-    let b = never_ready_bundle(broken.path());
+    let b = never_ready_bundle();
     let first = spawn_stuck_upgrade(c, &b);
     eventually(
         "the first run's lock Lease",
@@ -441,8 +425,7 @@ fn second_concurrent_run_is_refused_by_the_lock(c: &Cluster) {
 /// run takes the expired lock over (saying so) and `rollback` ends verified on 1.7.8.
 fn kill_9_mid_upgrade_then_rollback_recovers(c: &Cluster) {
     at_1_7_8(c);
-    let broken = tempfile::tempdir().unwrap();
-    let b = never_ready_bundle(broken.path());
+    let b = never_ready_bundle();
     let mut run = spawn_stuck_upgrade(c, &b);
     eventually(
         "istiod's template at 1.8.6",
