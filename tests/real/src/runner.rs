@@ -11,22 +11,32 @@ pub struct Test {
     pub run: fn(&Cluster),
 }
 
-/// Run the tests matching the command line's filters (substrings) in order; exit non-zero if
-/// any failed or if the tier could not run under `CI=true`.
-pub fn main(tests: &[Test]) {
+/// Run the tests matching the command line's filters (substrings) in order, then the
+/// on-demand ones (benchmarks) that a filter names; exit non-zero if any failed or if the
+/// tier could not run under `CI=true`.
+pub fn main(tests: &[Test], on_demand: &[Test]) {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--list") {
-        for t in tests {
+        for t in tests.iter().chain(on_demand) {
             println!("{}: test", t.name);
         }
         return;
     }
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    let selected: Vec<&Test> = tests
+    let named = |t: &&Test| filters.iter().any(|f| t.name.contains(f.as_str()));
+    let mut selected: Vec<&Test> = tests
         .iter()
-        .filter(|t| filters.is_empty() || filters.iter().any(|f| t.name.contains(f.as_str())))
+        .filter(|t| filters.is_empty() || named(t))
         .collect();
-    let filtered_out = tests.len() - selected.len();
+    let wanted: Vec<&Test> = on_demand.iter().filter(named).collect();
+    for t in on_demand.iter().filter(|t| !named(t)) {
+        println!(
+            "test {} ... ignored (on demand: cargo test -p meshup-real-tests -- {})",
+            t.name, t.name
+        );
+    }
+    selected.extend(wanted);
+    let filtered_out = tests.len() + on_demand.len() - selected.len();
     let start = Instant::now();
     if selected.is_empty() {
         summary(0, 0, 0, filtered_out, start);
