@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub fn meshup_bin() -> &'static str {
     env!("CARGO_BIN_EXE_meshup")
@@ -292,66 +292,94 @@ pub fn inventory(sim: &Sim) -> std::collections::BTreeMap<String, Value> {
         .collect()
 }
 
-/// What `istioctl install` of a built-in bundle's release leaves in a cluster: the
-/// release's objects (rendered by `meshup template`) with the labels istioctl adds when it
-/// applies them instead of meshup's, and its `installed-state` IstioOperator. No meshup
-/// history.
-pub fn istioctl_seed(bundle_name: &str) -> String {
-    let version = bundle_name.trim_start_matches("istio-");
-    let out = run(&["template", "--bundle", &b(bundle_name)], None);
-    out.expect(0);
-    let mut docs = Vec::new();
-    for de in serde_yaml::Deserializer::from_str(&out.stdout) {
-        let mut v: Value = serde::Deserialize::deserialize(de).expect("template output is YAML");
-        if v.is_null() {
-            continue;
-        }
-        let labels = v["metadata"]["labels"]
-            .as_object_mut()
-            .expect("rendered objects carry labels");
-        let component = match labels
-            .remove("meshup.dev/component")
-            .and_then(|c| c.as_str().map(String::from))
-            .as_deref()
-        {
-            Some("base") => "Base".to_string(),
-            Some("istiod") => "Pilot".to_string(),
-            Some("ingress-gateway") => "IngressGateways".to_string(),
-            Some("egress-gateway") => "EgressGateways".to_string(),
-            other => other.unwrap_or("Base").to_string(),
-        };
-        labels.remove("app.kubernetes.io/managed-by");
-        for (k, val) in [
-            ("operator.istio.io/component", component.as_str()),
-            ("operator.istio.io/managed", "Reconcile"),
-            ("operator.istio.io/version", version),
-            (
-                "install.operator.istio.io/owning-resource",
-                "installed-state",
-            ),
-            (
-                "install.operator.istio.io/owning-resource-namespace",
-                "istio-system",
-            ),
-        ] {
-            labels.insert(k.to_string(), Value::from(val));
-        }
-        docs.push(serde_json::to_string(&v).unwrap());
-    }
-    docs.push(
-        serde_json::json!({"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator",
-            "metadata": {"name": "installed-state", "namespace": "istio-system",
-                "annotations": {"install.istio.io/ignoreReconcile": "true"}},
-            "spec": {"profile": "default", "hub": "docker.io/istio", "tag": version}})
-        .to_string(),
+/// The user's IstioOperator at `istioctl install` time.
+pub const USER_IOP: &str = "apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+spec:
+  meshConfig:
+    accessLogFile: /dev/stdout
+  components:
+    pilot:
+      k8s:
+        replicaCount: 2
+  values:
+    pilot:
+      traceSampling: 5.0
+";
+
+/// What `istioctl install` of `version` with the user's `user_iop` leaves in a cluster (a
+/// YAML seed): the objects the release renders for that IstioOperator (the faithful bundle
+/// through `meshup template`), with the labels istioctl adds when it applies them (the
+/// bundle renders them) and not meshup's, and the `installed-state` IstioOperator holding
+/// the fully expanded spec (the profile merged with the user's file, plus istioctl's legacy
+/// duplicates and chart values meshup does not model). No meshup history.
+pub fn istioctl_seed(version: &str, user_iop: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("iop.yaml");
+    std::fs::write(&file, user_iop).unwrap();
+    let bundle = format!("istio-{version}");
+    let out = run(
+        &[
+            "template",
+            "--bundle",
+            &b(&bundle),
+            "-f",
+            file.to_str().unwrap(),
+        ],
+        None,
     );
-    docs.join("\n---\n")
+    out.expect(0);
+    let mut docs: Vec<Value> = serde_yaml::Deserializer::from_str(&out.stdout)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|v: &Value| !v.is_null())
+        .collect();
+    for d in &mut docs {
+        // The bundle renders istioctl's apply-time labels; only meshup's own go.
+        let labels = d["metadata"]["labels"].as_object_mut().unwrap();
+        labels.remove("app.kubernetes.io/managed-by");
+        labels.remove("meshup.dev/component");
+        assert_eq!(labels["operator.istio.io/version"], version);
+    }
+    docs.push(installed_state(version, user_iop));
+    docs.iter()
+        .map(|d| serde_yaml::to_string(d).unwrap())
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+/// istioctl's `installed-state`: the profile merged with the user's spec, expanded.
+fn installed_state(version: &str, user_iop: &str) -> Value {
+    let profile_path = bundle(&format!("istio-{version}")).join("profiles/default.yaml");
+    let mut spec: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(profile_path).unwrap()).unwrap();
+    let user: Value = serde_yaml::from_str(user_iop).unwrap();
+    meshup::values::merge(&mut spec, &user["spec"]);
+    spec["profile"] = json!("default");
+    // istioctl also writes the legacy spellings and the charts' own values.
+    spec["values"]["global"]["hub"] = spec["hub"].clone();
+    spec["values"]["global"]["tag"] = spec["tag"].clone();
+    spec["values"]["global"]["arch"] = json!({"amd64": 2, "ppc64le": 2, "s390x": 2});
+    spec["values"]["global"]["meshID"] = json!("");
+    spec["values"]["pilot"]["replicaCount"] = json!(1);
+    spec["values"]["pilot"]["autoscaleMin"] = json!(1);
+    spec["values"]["pilot"]["autoscaleMax"] = json!(5);
+    spec["values"]["gateways"]["istio-ingressgateway"]["type"] = json!("LoadBalancer");
+    json!({
+        "apiVersion": "install.istio.io/v1alpha1",
+        "kind": "IstioOperator",
+        "metadata": {
+            "name": "installed-state",
+            "namespace": "istio-system",
+            "annotations": {"install.istio.io/ignoreReconcile": "true"}
+        },
+        "spec": spec
+    })
 }
 
 /// The Deployments of a seed with their replicas (to wait for them before a test starts).
 pub fn seeded_deployments(seed: &str) -> Vec<(String, u64)> {
-    seed.split("\n---\n")
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+    serde_yaml::Deserializer::from_str(seed)
+        .filter_map(|d| <Value as serde::Deserialize>::deserialize(d).ok())
         .filter(|v| v["kind"] == "Deployment")
         .map(|v| {
             (

@@ -17,8 +17,8 @@ use crate::common::*;
 enum Setup {
     /// `meshup install` of 1.7.8: history records the release.
     Meshup,
-    /// What `istioctl install` of 1.7.8 leaves: its objects and labels, an installed-state,
-    /// no meshup history.
+    /// What `istioctl install -f` of 1.7.8 leaves (`common::istioctl_seed`): its objects
+    /// and labels, an expanded installed-state, no meshup history.
     Istioctl,
 }
 
@@ -48,7 +48,7 @@ fn installed(setup: Setup, extra: &[&str]) -> Sim {
             sim
         }
         Setup::Istioctl => {
-            let seed = istioctl_seed("istio-1.7.8");
+            let seed = istioctl_seed("1.7.8", USER_IOP);
             let sim = Sim::start_with(Some(&seed), extra);
             for (name, replicas) in seeded_deployments(&seed) {
                 wait_ready(&sim, "istio-system", &name, replicas);

@@ -183,7 +183,7 @@ fn helm_install_is_refused_with_the_helm_message() {
 
 #[test]
 fn istioctl_install_upgrades_and_reports_values_it_would_revert() {
-    let seed = crate::istioctl::istioctl_seed("1.7.8", crate::istioctl::USER_IOP);
+    let seed = istioctl_seed("1.7.8", USER_IOP);
     let sim = Sim::start_with(Some(&seed), &[]);
     wait_ready(&sim, "istio-system", "istiod", 2);
     let pre = sim.meshup(&["precheck", "--bundle", &b("istio-1.8.6"), "-o", "json"]);
@@ -209,7 +209,7 @@ fn istioctl_install_upgrades_and_reports_values_it_would_revert() {
 
     // Passing the same -f as at install time keeps them and the warning goes away.
     let iop = sim.dir.path().join("iop.yaml");
-    std::fs::write(&iop, crate::istioctl::USER_IOP).unwrap();
+    std::fs::write(&iop, USER_IOP).unwrap();
     let again = sim.meshup(&[
         "upgrade",
         "--bundle",
