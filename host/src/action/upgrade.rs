@@ -406,13 +406,20 @@ impl Upgrade {
                 history
                     .finish(&mut rec, Status::Deployed, description)
                     .await?;
-                state::write_installed_state(
+                // The upgrade is done and recorded; a stale installed-state only misleads a
+                // later istioctl, so failing to write it is said, not turned into a failure.
+                if let Err(e) = state::write_installed_state(
                     cluster,
                     bundle.namespace(),
                     &plan.profile,
                     &plan.values,
                 )
-                .await?;
+                .await
+                {
+                    ui.warn(format!(
+                        "istioctl's installed-state IstioOperator could not be updated ({e:#}); istioctl will still see the previous spec"
+                    ));
+                }
                 let message = completion(plan, &report, elapsed);
                 ui.say(format!("\n{}", ui.paint(&message, Color::Green)));
                 let dp = dataplane::report(
