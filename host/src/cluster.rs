@@ -216,7 +216,16 @@ impl Cluster {
                 .list(&lp)
                 .await
                 .with_context(|| format!("listing {kind} ({api_version})"))?;
-            out.extend(page.items.iter().map(to_value));
+            // A real API server leaves apiVersion and kind out of list items (the simulator
+            // does not); every caller keys objects by them, so they are put back here.
+            out.extend(page.items.iter().map(|item| {
+                let mut v = to_value(item);
+                if let Some(m) = v.as_object_mut() {
+                    m.insert("apiVersion".into(), Value::from(api_version));
+                    m.insert("kind".into(), Value::from(kind));
+                }
+                v
+            }));
             match page.metadata.continue_.filter(|c| !c.is_empty()) {
                 Some(c) => lp = lp.continue_token(&c),
                 None => break,

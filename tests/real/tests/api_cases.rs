@@ -192,6 +192,15 @@ pub const STEPS: &[Step] = &[
         save: None,
     },
     Req {
+        case: "list items carry no kind",
+        method: "GET",
+        path: "/api/v1/namespaces/cmp/configmaps?labelSelector=app%3Dx",
+        content_type: "",
+        body: "",
+        fields: &["/items/0/kind", "/items/0/apiVersion"],
+        save: None,
+    },
+    Req {
         case: "field selector",
         method: "GET",
         path: "/api/v1/namespaces/cmp/configmaps?fieldSelector=metadata.name%3Dfrozen",
