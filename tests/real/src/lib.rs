@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod cluster;
 pub mod compare;
+pub mod istioctl;
 pub mod runner;
 
 pub use cluster::{Cluster, Run};

@@ -14,6 +14,7 @@ mod bench;
 use meshup_real_tests::audit::describe;
 use meshup_real_tests::cluster::{Cluster, Run, bundle};
 use meshup_real_tests::compare::{Endpoint, SimProcess, divergences};
+use meshup_real_tests::istioctl;
 use meshup_real_tests::runner::{self, Test};
 use serde_json::Value;
 
@@ -62,6 +63,10 @@ fn main() {
             Test {
                 name: "compare_sim_with_the_real_api_server",
                 run: compare_sim_with_the_real_api_server,
+            },
+            Test {
+                name: "real_istioctl_installs_its_release",
+                run: real_istioctl_installs_its_release,
             },
         ],
         // On demand (printed ratios, minutes for 10,000 pods), last: it leaves those pods behind.
@@ -571,4 +576,40 @@ fn compare_sim_with_the_real_api_server(c: &Cluster) {
         stale.is_empty(),
         "listed in sim/README.md but no longer diverging: {stale:?}"
     );
+}
+
+/// The releases of `tests/real/istioctl --list` that this test installs: 1.30-dev is left out
+/// because this machine's module proxy refuses module versions its go.mod requires
+/// (tests/real/README.md, "Real istioctl").
+const INSTALLED_BY_ISTIOCTL: &[&str] = &["1.31-dev"];
+
+/// A real `istioctl install -y` (default profile) of each buildable pinned release, on a fresh
+/// cluster of its own (the shared one holds meshup's installs): istiod Ready on the image the
+/// build stamped, what istioctl applied labelled with that version, and the revision-tag
+/// webhook that `install` adds beside the manifest, all read back with kubectl.
+fn real_istioctl_installs_its_release(_shared: &Cluster) {
+    let listed = istioctl::releases();
+    for &name in INSTALLED_BY_ISTIOCTL {
+        assert!(listed.iter().any(|l| l == name), "{name} not in {listed:?}");
+        let bin = istioctl::build(name);
+        let c = Cluster::up().unwrap_or_else(|e| panic!("a second cluster: {e:?}"));
+        let t = Instant::now();
+        c.istioctl(&bin, &["install", "-y", "--readiness-timeout", "120s"])
+            .expect(0);
+        eprintln!("istioctl {name} install took {:.1?}", t.elapsed());
+        let (template, pods) = c.istiod_tags();
+        assert_eq!((template.as_str(), pods), (name, vec![name.to_string()]));
+        let istiod = c.get_json(&["deployment", "istiod", "-n", "istio-system"]);
+        assert_eq!(
+            istiod["spec"]["template"]["spec"]["containers"][0]["image"],
+            format!("docker.io/istio/pilot:{name}")
+        );
+        assert_eq!(
+            istiod["metadata"]["labels"]["operator.istio.io/version"],
+            name
+        );
+        assert_eq!(istiod["status"]["readyReplicas"], 1);
+        let tag = c.get_json(&["mutatingwebhookconfiguration", "istio-revision-tag-default"]);
+        assert_eq!(tag["metadata"]["labels"]["istio.io/tag"], "default");
+    }
 }

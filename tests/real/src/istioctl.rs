@@ -1,0 +1,62 @@
+//! A real, version-stamped istioctl of a pinned Istio release (`tests/real/istioctl`, built
+//! through the Go module proxy and cached per pin), run inside a cluster's network namespace.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::cluster::{Cluster, Run, tier_dir};
+
+fn script() -> Command {
+    let mut cmd = Command::new(tier_dir().join("istioctl"));
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// `tests/real/istioctl --list`: the releases the tests use, oldest first.
+pub fn releases() -> Vec<String> {
+    let out = script()
+        .arg("--list")
+        .output()
+        .expect("run tests/real/istioctl");
+    assert!(out.status.success(), "tests/real/istioctl --list: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `tests/real/istioctl NAME`: the path of that release's istioctl. The first build of a pin
+/// takes minutes (printed); a failed build is a test failure with the script's reason.
+#[track_caller]
+pub fn build(name: &str) -> PathBuf {
+    let t = Instant::now();
+    let out = script()
+        .arg(name)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run tests/real/istioctl");
+    assert!(
+        out.status.success(),
+        "tests/real/istioctl {name} failed ({}); its reason is printed above",
+        out.status
+    );
+    if t.elapsed() > Duration::from_secs(5) {
+        eprintln!("real tier: istioctl {name} built in {:.0?}", t.elapsed());
+    }
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+impl Cluster {
+    /// That istioctl as the admin user, inside the cluster's namespace.
+    pub fn istioctl(&self, bin: &Path, args: &[&str]) -> Run {
+        let out = self
+            .in_ns(bin)
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .output()
+            .expect("run istioctl");
+        Run::from(out)
+    }
+}
