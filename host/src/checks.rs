@@ -2,6 +2,8 @@
 //! snapshot of exactly the cluster objects they are granted, plus the host's own
 //! permission check; then `--force` / `--ignore CODE` decide what still blocks.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -50,7 +52,7 @@ impl Outcome {
 
 /// Loads the policy set once per run and evaluates phases against the cluster.
 pub struct Checker {
-    set: std::sync::Arc<PolicySet>,
+    set: Arc<PolicySet>,
 }
 
 impl Checker {
@@ -63,7 +65,7 @@ impl Checker {
             ..Default::default()
         };
         Ok(Checker {
-            set: std::sync::Arc::new(PolicySet::load(config, opts)?),
+            set: Arc::new(PolicySet::load(config, opts)?),
         })
     }
 
@@ -108,7 +110,8 @@ impl Checker {
         // worker), so it runs on the blocking pool.
         let (set, ctx) = (self.set.clone(), ctx.clone());
         let evaluations =
-            tokio::task::spawn_blocking(move || set.evaluate(phase, &ctx, &snapshot)).await?;
+            tokio::task::spawn_blocking(move || set.evaluate(phase, &ctx, Arc::new(snapshot)))
+                .await?;
         for e in evaluations {
             findings.extend(e.findings);
         }

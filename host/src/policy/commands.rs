@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -252,7 +253,7 @@ pub fn test(args: TestArgs, opts: RuntimeOptions, json: bool) -> anyhow::Result<
         .transpose()?;
     let source = Source::parse(&args.target, None).map_err(Exit::bad_input)?;
     let set = PolicySet::single(source, config, opts)?;
-    let evals = set.evaluate_all(ctx.phase, &ctx, &snapshot);
+    let evals = set.evaluate_all(ctx.phase, &ctx, Arc::new(snapshot));
     let blocked = evals.iter().any(Evaluation::blocks);
     if json {
         let e = evals

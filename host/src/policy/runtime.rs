@@ -227,11 +227,10 @@ impl Runtime {
         policy: &str,
         grants: Arc<Vec<Grant>>,
         limits: &Limits,
-        cluster: Option<&dyn ClusterReader>,
+        cluster: Option<Arc<dyn ClusterReader>>,
         f: impl FnOnce(&super::bindings::Policy, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> (wasmtime::Result<R>, HostState, Duration) {
         let start = Instant::now();
-        // The Store (and with it the lifetime-erased `cluster`) never leaves this function.
         let mut store = Store::new(
             &self.engine,
             HostState::new(policy, grants, cluster, limits),
@@ -258,7 +257,7 @@ impl Runtime {
         grants: Arc<Vec<Grant>>,
         limits: &Limits,
         ctx: &wit::Context,
-        cluster: Option<&dyn ClusterReader>,
+        cluster: Option<Arc<dyn ClusterReader>>,
     ) -> Run {
         let name = loaded.metadata.name.as_str();
         let (result, state, duration) =

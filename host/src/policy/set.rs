@@ -192,7 +192,7 @@ impl PolicySet {
         &self,
         phase: Phase,
         ctx: &PolicyContext,
-        cluster: &dyn ClusterReader,
+        cluster: Arc<dyn ClusterReader>,
     ) -> Vec<Evaluation> {
         self.run(phase, ctx, cluster, true)
     }
@@ -202,7 +202,7 @@ impl PolicySet {
         &self,
         phase: Phase,
         ctx: &PolicyContext,
-        cluster: &dyn ClusterReader,
+        cluster: Arc<dyn ClusterReader>,
     ) -> Vec<Evaluation> {
         self.run(phase, ctx, cluster, false)
     }
@@ -211,7 +211,7 @@ impl PolicySet {
         &self,
         phase: Phase,
         ctx: &PolicyContext,
-        cluster: &dyn ClusterReader,
+        cluster: Arc<dyn ClusterReader>,
         by_phase: bool,
     ) -> Vec<Evaluation> {
         let mut ctx = ctx.clone();
@@ -228,7 +228,7 @@ impl PolicySet {
                 continue;
             }
             ctx.config = m.config.clone();
-            let (eval, run) = evaluate_member(&self.runtime, m, &ctx, cluster);
+            let (eval, run) = evaluate_member(&self.runtime, m, &ctx, cluster.clone());
             if let Some(log) = &self.audit {
                 log.append(&AuditRecord::new(m, phase, &ctx, &eval, run.as_ref()));
             }
@@ -366,7 +366,7 @@ pub(crate) fn evaluate_member(
     runtime: &Runtime,
     m: &Member,
     ctx: &PolicyContext,
-    cluster: &dyn ClusterReader,
+    cluster: Arc<dyn ClusterReader>,
 ) -> (Evaluation, Option<Run>) {
     let source = m.source.to_string();
     let origin = m.origin();
