@@ -115,7 +115,6 @@ fn main() {
         RuntimeOptions {
             cache_dir: Some(dir.clone()),
             audit_log: None,
-            no_cache: false,
         },
     )
     .unwrap();

@@ -132,15 +132,11 @@ pub fn decide(phase: Phase, findings: Vec<Finding>, overrides: &Overrides) -> Ou
     }
     overridden.dedup();
     Outcome {
-        phase: phase_name(phase).into(),
+        phase: phase.as_str().into(),
         findings,
         blocked,
         overridden,
     }
-}
-
-pub fn phase_name(p: Phase) -> &'static str {
-    p.as_str()
 }
 
 /// The context every policy sees for this run.

@@ -185,7 +185,7 @@ impl Cluster {
             .get_opt(&key.name)
             .await
             .with_context(|| format!("reading {key}"))?;
-        Ok(obj.map(|o| to_value(&o)))
+        Ok(obj.as_ref().map(to_value).transpose()?)
     }
 
     /// Like `get`, but an object of a kind the cluster does not serve (yet: its CRD may be
@@ -216,7 +216,9 @@ impl Cluster {
                 .list(&lp)
                 .await
                 .with_context(|| format!("listing {kind} ({api_version})"))?;
-            out.extend(page.items.iter().map(to_value));
+            for o in &page.items {
+                out.push(to_value(o)?);
+            }
             match page.metadata.continue_.filter(|c| !c.is_empty()) {
                 Some(c) => lp = lp.continue_token(&c),
                 None => break,
@@ -237,7 +239,7 @@ impl Cluster {
             .patch(&key.name, &pp, &Patch::Apply(obj))
             .await
             .with_context(|| format!("applying {key}"))?;
-        Ok(to_value(&out))
+        Ok(to_value(&out)?)
     }
 
     /// Write `obj` back exactly as given (an update that replaces the whole object, so
@@ -264,7 +266,7 @@ impl Cluster {
                 None => api.create(&pp, &desired).await,
             };
             match written {
-                Ok(o) => return Ok(to_value(&o)),
+                Ok(o) => return Ok(to_value(&o)?),
                 Err(kube::Error::Api(s)) if s.code == 409 => continue,
                 Err(e) => return Err(e).with_context(|| format!("restoring {key}")),
             }
@@ -281,19 +283,6 @@ impl Cluster {
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(e).with_context(|| format!("deleting {key}")),
         }
-    }
-
-    pub async fn create(&self, obj: &Value) -> anyhow::Result<Value> {
-        let key = ObjectKey::of(obj);
-        let api = self
-            .api(&key.api_version, &key.kind, key.namespace.as_deref())
-            .await?;
-        let dynobj: DynamicObject = serde_json::from_value(obj.clone())?;
-        let out = api
-            .create(&PostParams::default(), &dynobj)
-            .await
-            .with_context(|| format!("creating {key}"))?;
-        Ok(to_value(&out))
     }
 }
 
@@ -328,8 +317,9 @@ pub fn without_server_fields(v: &Value) -> Value {
     v
 }
 
-pub fn to_value(o: &DynamicObject) -> Value {
-    serde_json::to_value(o).unwrap_or(Value::Null)
+/// The object as JSON (what the rest of meshup reads).
+pub fn to_value(o: &DynamicObject) -> serde_json::Result<Value> {
+    serde_json::to_value(o)
 }
 
 /// The innermost error message ("Connection refused (os error 111)"), which is what a person needs.

@@ -167,7 +167,9 @@ pub async fn until_rolled_out(
                 last = format!("watch error: {e}");
                 continue;
             }
-            Ok(Some(Ok(obj))) => to_value(&obj),
+            Ok(Some(Ok(obj))) => {
+                to_value(&obj).map_err(|e| watch_err(format!("reading the object: {e}")))?
+            }
         };
         match rollout(&obj) {
             Rollout::Done { ready, desired } => {

@@ -27,7 +27,6 @@ fn opts(dir: &std::path::Path) -> RuntimeOptions {
     RuntimeOptions {
         cache_dir: Some(cache_dir()),
         audit_log: Some(dir.join("audit.jsonl")),
-        no_cache: false,
     }
 }
 
@@ -350,7 +349,6 @@ fn cache_is_private_and_survives_corruption() {
     let o = RuntimeOptions {
         cache_dir: Some(cache.clone()),
         audit_log: None,
-        no_cache: false,
     };
     let cfg = dir.join("p.yaml");
     fs::write(

@@ -427,7 +427,7 @@ impl Upgrade {
                     seconds: elapsed,
                     message,
                     components: report.components,
-                    data_plane: serde_json::to_value(&dp).ok(),
+                    data_plane: Some(serde_json::to_value(&dp)?),
                 };
                 return Ok((Code::Ok, result, Some(post)));
             }

@@ -89,6 +89,12 @@ fn start_ticker(engine: &Engine) {
 
 impl Runtime {
     /// A runtime; `cache` (if any) holds precompiled components.
+    /// A runtime caching compiled components where `opts` says (else the default cache).
+    pub fn with_options(opts: &super::RuntimeOptions) -> anyhow::Result<Runtime> {
+        let dir = opts.cache_dir.clone().or_else(super::cache::default_dir);
+        Runtime::new(dir.as_deref())
+    }
+
     pub fn new(cache_dir: Option<&std::path::Path>) -> anyhow::Result<Runtime> {
         let engine = engine()?;
         start_ticker(&engine);

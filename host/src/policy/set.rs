@@ -80,7 +80,7 @@ impl PolicySet {
             Some(p) => PolicyConfig::load(p)?,
             None => PolicyConfig::defaults(),
         };
-        let runtime = runtime_for(&opts)?;
+        let runtime = Runtime::with_options(&opts)?;
         let mut members = vec![];
         for entry in cfg.entries {
             let m = member(&runtime, entry).map_err(|e| match &cfg.path {
@@ -121,7 +121,7 @@ impl PolicySet {
         config: Option<Value>,
         opts: RuntimeOptions,
     ) -> anyhow::Result<PolicySet> {
-        let runtime = runtime_for(&opts)?;
+        let runtime = Runtime::with_options(&opts)?;
         let audit = opts
             .audit_log
             .as_deref()
@@ -236,15 +236,6 @@ impl PolicySet {
         }
         out
     }
-}
-
-fn runtime_for(opts: &RuntimeOptions) -> anyhow::Result<Runtime> {
-    let dir = if opts.no_cache {
-        None
-    } else {
-        opts.cache_dir.clone().or_else(cache::default_dir)
-    };
-    Runtime::new(dir.as_deref())
 }
 
 /// Load one entry. `Err` only for configuration mistakes (grants beyond the declared reads).
