@@ -148,17 +148,12 @@ pub fn context(
     outcome: Option<(bool, String)>,
 ) -> anyhow::Result<PolicyContext> {
     use crate::bundle::Role;
-    use policy::{ApplyOutcome, ComponentInfo, ComponentRole, Direction, VersionRange};
+    use policy::{ApplyOutcome, ComponentInfo, ComponentRole, VersionRange};
     let prev = plan.previous.as_ref();
     let or_empty = |v: Option<&Value>| v.cloned().unwrap_or_else(|| json!({}));
     Ok(PolicyContext {
         phase,
-        direction: match plan.direction {
-            crate::version::Direction::Install => Direction::Install,
-            crate::version::Direction::Upgrade => Direction::Upgrade,
-            crate::version::Direction::Downgrade => Direction::Downgrade,
-            crate::version::Direction::Reinstall => Direction::Reinstall,
-        },
+        direction: plan.direction,
         current_version: plan.current_version.clone(),
         target_version: plan.target_version.clone(),
         revision: if installed.control_planes.is_empty() {
