@@ -217,7 +217,14 @@ impl Cluster {
                 .await
                 .with_context(|| format!("listing {kind} ({api_version})"))?;
             for o in &page.items {
-                out.push(to_value(o)?);
+                let mut v = to_value(o)?;
+                // A real API server leaves apiVersion and kind out of list items; put them
+                // back so every object read names its type (what `ObjectKey::of` keys on).
+                if let Some(m) = v.as_object_mut() {
+                    m.entry("apiVersion").or_insert_with(|| api_version.into());
+                    m.entry("kind").or_insert_with(|| kind.into());
+                }
+                out.push(v);
             }
             match page.metadata.continue_.filter(|c| !c.is_empty()) {
                 Some(c) => lp = lp.continue_token(&c),
