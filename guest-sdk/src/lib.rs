@@ -78,9 +78,19 @@ pub fn log(level: Level, message: &str) {
     eprintln!("[{level:?}] {message}");
 }
 
-/// Parse a JSON string from the context (`values-old`, `config`, ...); invalid or empty → `{}`.
+/// Parse a JSON string of the context (`values-old`, `config`, ...); empty → `{}`.
+pub fn try_parse_json(s: &str) -> Result<Value, serde_json::Error> {
+    if s.trim().is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_str(s)
+}
+
+/// Like [`try_parse_json`], for the JSON the host always passes. Invalid JSON (only a
+/// hand-built test context can have it) panics with the parse error, so the author sees
+/// it in the test (or as the policy's failure) instead of the policy running on `{}`.
 pub fn parse_json(s: &str) -> Value {
-    serde_json::from_str(s).unwrap_or_else(|_| json!({}))
+    try_parse_json(s).unwrap_or_else(|e| panic!("context field is not valid JSON: {e}: {s:.200}"))
 }
 
 /// Convenience accessors on the context.
@@ -95,7 +105,12 @@ pub trait ContextExt {
 
 impl ContextExt for Context {
     fn config(&self) -> Value {
-        parse_json(&self.config)
+        try_parse_json(&self.config).unwrap_or_else(|e| {
+            panic!(
+                "the policy config is not valid JSON: {e}: {:.200}",
+                self.config
+            )
+        })
     }
     fn config_str(&self, key: &str, default: &str) -> String {
         self.config()
@@ -123,3 +138,34 @@ pub fn read(api_version: &str, kind: &str) -> Read {
 }
 
 pub mod time;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx_with_config(config: &str) -> Context {
+        let mut ctx = testing::context();
+        ctx.config = config.into();
+        ctx
+    }
+
+    #[test]
+    fn empty_json_is_an_empty_object_and_invalid_json_an_error() {
+        assert_eq!(parse_json(""), json!({}));
+        assert_eq!(parse_json(r#"{"a":1}"#), json!({"a": 1}));
+        assert!(try_parse_json("{not json").is_err());
+    }
+
+    #[test]
+    fn valid_config_is_read() {
+        let ctx = ctx_with_config(r#"{"max_minor":2}"#);
+        assert_eq!(ctx.config_i64("max_minor", 1), 2);
+        assert_eq!(ctx.config_str("missing", "d"), "d");
+    }
+
+    #[test]
+    #[should_panic(expected = "the policy config is not valid JSON")]
+    fn invalid_config_is_an_error_not_an_empty_object() {
+        ctx_with_config("{max_minor: 2").config();
+    }
+}

@@ -43,7 +43,7 @@ fn fmt(d: Duration) -> String {
 
 fn main() {
     let ctx: PolicyContext = serde_json::from_value(common::context_json()).unwrap();
-    let snapshot = Snapshot::from_yaml_str(common::HEALTHY_OBJECTS).unwrap();
+    let snapshot = Arc::new(Snapshot::from_yaml_str(common::HEALTHY_OBJECTS).unwrap());
     let all: Vec<(&str, &[u8])> = builtin::BUILTIN.to_vec();
 
     // Cold: a fresh engine, no cache, compile + link + metadata of every default policy.
@@ -88,11 +88,11 @@ fn main() {
         let wit = c.to_wit();
         let limits = Limits::default();
         let calls = rt
-            .evaluate(&loaded, g.clone(), &limits, &wit, Some(&snapshot))
+            .evaluate(&loaded, g.clone(), &limits, &wit, Some(snapshot.clone()))
             .calls
             .len();
         let d = time(2000, || {
-            rt.evaluate(&loaded, g.clone(), &limits, &wit, Some(&snapshot))
+            rt.evaluate(&loaded, g.clone(), &limits, &wit, Some(snapshot.clone()))
                 .findings
                 .len()
         });
@@ -115,11 +115,12 @@ fn main() {
         RuntimeOptions {
             cache_dir: Some(dir.clone()),
             audit_log: None,
-            no_cache: false,
         },
     )
     .unwrap();
-    let together = time(500, || set.evaluate(Phase::Precheck, &ctx, &snapshot).len());
+    let together = time(500, || {
+        set.evaluate(Phase::Precheck, &ctx, snapshot.clone()).len()
+    });
     println!(
         "all defaults warm together (PolicySet::evaluate, precheck): {}   (target < 2 ms)",
         fmt(together)

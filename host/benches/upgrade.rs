@@ -265,7 +265,7 @@ fn completion_gap() -> f64 {
 }
 
 /// 2. Whole-bundle apply: kubectl server-side apply (process wall time) vs meshup's apply span
-/// (all objects applied, components waited on with ready-delay 0) and its whole install.
+///    (all objects applied, components waited on with ready-delay 0) and its whole install.
 fn apply_vs_kubectl() -> (f64, f64, f64) {
     let out = Command::new(MESHUP)
         .args(["template", "--bundle", &bundle("istio-1.8.6")])

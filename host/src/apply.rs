@@ -94,17 +94,33 @@ pub fn kind_rank(kind: &str) -> u8 {
     }
 }
 
-/// Apply `rendered` component by component, waiting for each, then verify and prune.
+/// What one apply puts in place: a rendered release, in its bundle's component order.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The bundle's components, in apply order, with their readiness workloads.
+    pub layout: &'a [Component],
+    pub namespace: &'a str,
+    pub rendered: &'a Rendered,
+    /// Objects to delete once every component is ready and verified.
+    pub prune: &'a [ObjectKey],
+    /// The control-plane version the cluster must report afterwards.
+    pub version: &'a str,
+}
+
+/// Apply `target.rendered` component by component, waiting for each, then verify and prune.
 pub async fn run(
     cluster: &Cluster,
-    layout: &[Component],
-    namespace: &str,
-    rendered: &Rendered,
-    prune: &[ObjectKey],
-    target_version: &str,
+    target: &Target<'_>,
     opts: &Options,
     ui: &Ui,
 ) -> Result<Report, Failure> {
+    let Target {
+        layout,
+        namespace,
+        rendered,
+        prune,
+        version: target_version,
+    } = *target;
     let started = Instant::now();
     let mut components = Vec::new();
     for c in layout {

@@ -2,6 +2,8 @@
 //! snapshot of exactly the cluster objects they are granted, plus the host's own
 //! permission check; then `--force` / `--ignore CODE` decide what still blocks.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -50,7 +52,7 @@ impl Outcome {
 
 /// Loads the policy set once per run and evaluates phases against the cluster.
 pub struct Checker {
-    set: std::sync::Arc<PolicySet>,
+    set: Arc<PolicySet>,
 }
 
 impl Checker {
@@ -63,7 +65,7 @@ impl Checker {
             ..Default::default()
         };
         Ok(Checker {
-            set: std::sync::Arc::new(PolicySet::load(config, opts)?),
+            set: Arc::new(PolicySet::load(config, opts)?),
         })
     }
 
@@ -108,7 +110,8 @@ impl Checker {
         // worker), so it runs on the blocking pool.
         let (set, ctx) = (self.set.clone(), ctx.clone());
         let evaluations =
-            tokio::task::spawn_blocking(move || set.evaluate(phase, &ctx, &snapshot)).await?;
+            tokio::task::spawn_blocking(move || set.evaluate(phase, &ctx, Arc::new(snapshot)))
+                .await?;
         for e in evaluations {
             findings.extend(e.findings);
         }
@@ -129,15 +132,11 @@ pub fn decide(phase: Phase, findings: Vec<Finding>, overrides: &Overrides) -> Ou
     }
     overridden.dedup();
     Outcome {
-        phase: phase_name(phase).into(),
+        phase: phase.as_str().into(),
         findings,
         blocked,
         overridden,
     }
-}
-
-pub fn phase_name(p: Phase) -> &'static str {
-    p.as_str()
 }
 
 /// The context every policy sees for this run.
@@ -149,17 +148,12 @@ pub fn context(
     outcome: Option<(bool, String)>,
 ) -> anyhow::Result<PolicyContext> {
     use crate::bundle::Role;
-    use policy::{ApplyOutcome, ComponentInfo, ComponentRole, Direction, VersionRange};
+    use policy::{ApplyOutcome, ComponentInfo, ComponentRole, VersionRange};
     let prev = plan.previous.as_ref();
     let or_empty = |v: Option<&Value>| v.cloned().unwrap_or_else(|| json!({}));
     Ok(PolicyContext {
         phase,
-        direction: match plan.direction {
-            crate::version::Direction::Install => Direction::Install,
-            crate::version::Direction::Upgrade => Direction::Upgrade,
-            crate::version::Direction::Downgrade => Direction::Downgrade,
-            crate::version::Direction::Reinstall => Direction::Reinstall,
-        },
+        direction: plan.direction,
         current_version: plan.current_version.clone(),
         target_version: plan.target_version.clone(),
         revision: if installed.control_planes.is_empty() {

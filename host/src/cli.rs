@@ -247,7 +247,6 @@ impl Global {
         RuntimeOptions {
             cache_dir: None,
             audit_log: if audit { self.audit_log.clone() } else { None },
-            no_cache: false,
         }
     }
 }

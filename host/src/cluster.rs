@@ -185,7 +185,7 @@ impl Cluster {
             .get_opt(&key.name)
             .await
             .with_context(|| format!("reading {key}"))?;
-        Ok(obj.map(|o| to_value(&o)))
+        Ok(obj.as_ref().map(to_value).transpose()?)
     }
 
     /// Like `get`, but an object of a kind the cluster does not serve (yet: its CRD may be
@@ -216,16 +216,16 @@ impl Cluster {
                 .list(&lp)
                 .await
                 .with_context(|| format!("listing {kind} ({api_version})"))?;
-            // A real API server leaves apiVersion and kind out of list items (the simulator
-            // does not); every caller keys objects by them, so they are put back here.
-            out.extend(page.items.iter().map(|item| {
-                let mut v = to_value(item);
+            for o in &page.items {
+                let mut v = to_value(o)?;
+                // A real API server leaves apiVersion and kind out of list items; put them
+                // back so every object read names its type (what `ObjectKey::of` keys on).
                 if let Some(m) = v.as_object_mut() {
-                    m.insert("apiVersion".into(), Value::from(api_version));
-                    m.insert("kind".into(), Value::from(kind));
+                    m.entry("apiVersion").or_insert_with(|| api_version.into());
+                    m.entry("kind").or_insert_with(|| kind.into());
                 }
-                v
-            }));
+                out.push(v);
+            }
             match page.metadata.continue_.filter(|c| !c.is_empty()) {
                 Some(c) => lp = lp.continue_token(&c),
                 None => break,
@@ -246,7 +246,7 @@ impl Cluster {
             .patch(&key.name, &pp, &Patch::Apply(obj))
             .await
             .with_context(|| format!("applying {key}"))?;
-        Ok(to_value(&out))
+        Ok(to_value(&out)?)
     }
 
     /// Write `obj` back exactly as given (an update that replaces the whole object, so
@@ -273,7 +273,7 @@ impl Cluster {
                 None => api.create(&pp, &desired).await,
             };
             match written {
-                Ok(o) => return Ok(to_value(&o)),
+                Ok(o) => return Ok(to_value(&o)?),
                 Err(kube::Error::Api(s)) if s.code == 409 => continue,
                 Err(e) => return Err(e).with_context(|| format!("restoring {key}")),
             }
@@ -290,19 +290,6 @@ impl Cluster {
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(e).with_context(|| format!("deleting {key}")),
         }
-    }
-
-    pub async fn create(&self, obj: &Value) -> anyhow::Result<Value> {
-        let key = ObjectKey::of(obj);
-        let api = self
-            .api(&key.api_version, &key.kind, key.namespace.as_deref())
-            .await?;
-        let dynobj: DynamicObject = serde_json::from_value(obj.clone())?;
-        let out = api
-            .create(&PostParams::default(), &dynobj)
-            .await
-            .with_context(|| format!("creating {key}"))?;
-        Ok(to_value(&out))
     }
 }
 
@@ -337,8 +324,9 @@ pub fn without_server_fields(v: &Value) -> Value {
     v
 }
 
-pub fn to_value(o: &DynamicObject) -> Value {
-    serde_json::to_value(o).unwrap_or(Value::Null)
+/// The object as JSON (what the rest of meshup reads).
+pub fn to_value(o: &DynamicObject) -> serde_json::Result<Value> {
+    serde_json::to_value(o)
 }
 
 /// The innermost error message ("Connection refused (os error 111)"), which is what a person needs.

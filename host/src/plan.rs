@@ -10,7 +10,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::bundle::{Bundle, Role};
+use crate::bundle::Bundle;
 use crate::cluster::{Cluster, without_server_fields};
 use crate::history::Release;
 use crate::render::{self, ObjectKey, Rendered};
@@ -67,12 +67,10 @@ pub struct Previous {
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     pub bundle: String,
-    pub digest: String,
     pub current_version: Option<String>,
     pub target_version: String,
     pub direction: Direction,
     pub namespace: String,
-    pub revision: String,
     pub profile: String,
     pub overlay: Value,
     pub values: Value,
@@ -102,26 +100,6 @@ impl Plan {
 
     pub fn prunes(&self) -> impl Iterator<Item = &Change> {
         self.changes.iter().filter(|c| c.action == Action::Prune)
-    }
-
-    /// Components in apply order with their objects.
-    pub fn components<'a>(
-        &'a self,
-        bundle: &'a Bundle,
-    ) -> Vec<(&'a str, Role, Vec<&'a render::Object>)> {
-        bundle
-            .manifest
-            .components
-            .iter()
-            .map(|c| {
-                (
-                    c.name.as_str(),
-                    c.role,
-                    self.rendered.component(&c.name).collect::<Vec<_>>(),
-                )
-            })
-            .filter(|(_, _, objs)| !objs.is_empty())
-            .collect()
     }
 }
 
@@ -290,12 +268,10 @@ pub async fn build(
         .unwrap_or_default();
     Ok(Plan {
         bundle: bundle.id(),
-        digest: bundle.digest.clone(),
         direction: Direction::between(current.as_deref(), &target),
         current_version: current,
         target_version: target,
         namespace: bundle.namespace().to_string(),
-        revision: revision.to_string(),
         profile,
         overlay,
         values: merged,

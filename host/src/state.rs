@@ -251,7 +251,8 @@ async fn detect_method(
         }
     }
     // istioctl keeps what it installed in an IstioOperator named installed-state[-<rev>].
-    let operators = match cluster
+    // An error here means the CRD is not installed: not an istioctl install.
+    let operators = cluster
         .list(
             "install.istio.io/v1alpha1",
             "IstioOperator",
@@ -259,10 +260,7 @@ async fn detect_method(
             None,
         )
         .await
-    {
-        Ok(list) => list,
-        Err(_) => vec![], // the CRD is not installed: not an istioctl install
-    };
+        .unwrap_or_default();
     if let Some(iop) = operators.iter().find(|o| {
         o["metadata"]["name"]
             .as_str()

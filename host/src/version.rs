@@ -33,11 +33,13 @@ pub fn cmp(a: &str, b: &str) -> Ordering {
     }
 }
 
-/// What moving from `current` to `target` is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+/// What moving from `current` to `target` is (also what a policy's context says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Direction {
     Install,
+    /// The default of a policy context read from a file that leaves it out.
+    #[default]
     Upgrade,
     Downgrade,
     Reinstall,

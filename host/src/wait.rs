@@ -28,19 +28,47 @@ pub enum Rollout {
     Failed { message: String },
 }
 
-/// `kubectl rollout status` for a Deployment (or DaemonSet) as a pure function.
+/// `kubectl rollout status` of one workload kind as a pure function of the object (one
+/// viewer per kind, like kubectl's `polymorphichelpers.StatusViewerFor`).
+pub trait StatusViewer: Sync {
+    fn status(&self, obj: &Value) -> Rollout;
+}
+
+/// A Deployment's rollout: updated, old replicas gone, available; or its progress deadline.
+pub struct DeploymentStatus;
+
+/// A DaemonSet's rollout: every scheduled pod updated and available.
+pub struct DaemonSetStatus;
+
+/// The status viewer of a workload kind; `None` for a kind without a rollout.
+pub fn viewer(kind: &str) -> Option<&'static dyn StatusViewer> {
+    match kind {
+        "Deployment" => Some(&DeploymentStatus),
+        "DaemonSet" => Some(&DaemonSetStatus),
+        _ => None,
+    }
+}
+
+/// The rollout of `obj` by the viewer of its kind. An object without a kind (a list item
+/// may come without one) or of a kind without a viewer is read as a Deployment.
 pub fn rollout(obj: &Value) -> Rollout {
     let kind = obj["kind"].as_str().unwrap_or("Deployment");
-    let spec = &obj["spec"];
-    let status = &obj["status"];
-    let n = |v: &Value| v.as_u64().unwrap_or(0);
-    let generation = n(&obj["metadata"]["generation"]);
-    let observed = n(&status["observedGeneration"]);
-    if kind == "DaemonSet" {
+    viewer(kind).unwrap_or(&DeploymentStatus).status(obj)
+}
+
+fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+impl StatusViewer for DaemonSetStatus {
+    fn status(&self, obj: &Value) -> Rollout {
+        let status = &obj["status"];
+        let generation = n(&obj["metadata"]["generation"]);
+        let observed = n(&status["observedGeneration"]);
         let desired = n(&status["desiredNumberScheduled"]);
         let updated = n(&status["updatedNumberScheduled"]);
         let ready = n(&status["numberAvailable"]);
-        return if observed >= generation && updated == desired && ready == desired && desired > 0 {
+        if observed >= generation && updated == desired && ready == desired && desired > 0 {
             Rollout::Done { ready, desired }
         } else {
             Rollout::Progressing {
@@ -48,49 +76,58 @@ pub fn rollout(obj: &Value) -> Rollout {
                 desired,
                 message: format!("{ready} of {desired} pods available"),
             }
-        };
+        }
     }
-    let desired = spec["replicas"].as_u64().unwrap_or(1);
-    let ready = n(&status["readyReplicas"]);
-    // Like kubectl: conditions are only read once the controller has seen this generation
-    // (a restored Deployment still carries the failed rollout's ProgressDeadlineExceeded).
-    if observed < generation {
-        return Rollout::Progressing {
+}
+
+impl StatusViewer for DeploymentStatus {
+    fn status(&self, obj: &Value) -> Rollout {
+        let spec = &obj["spec"];
+        let status = &obj["status"];
+        let generation = n(&obj["metadata"]["generation"]);
+        let observed = n(&status["observedGeneration"]);
+        let desired = spec["replicas"].as_u64().unwrap_or(1);
+        let ready = n(&status["readyReplicas"]);
+        // Like kubectl: conditions are only read once the controller has seen this generation
+        // (a restored Deployment still carries the failed rollout's ProgressDeadlineExceeded).
+        if observed < generation {
+            return Rollout::Progressing {
+                ready,
+                desired,
+                message: "waiting for the controller to see the update".into(),
+            };
+        }
+        if let Some(conds) = status["conditions"].as_array()
+            && let Some(c) = conds
+                .iter()
+                .find(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded")
+        {
+            return Rollout::Failed {
+                message: format!(
+                    "progress deadline exceeded: {}",
+                    c["message"]
+                        .as_str()
+                        .unwrap_or("the rollout made no progress in time")
+                ),
+            };
+        }
+        let updated = n(&status["updatedReplicas"]);
+        let replicas = n(&status["replicas"]);
+        let available = n(&status["availableReplicas"]);
+        let message = if updated < desired {
+            format!("{updated} of {desired} replicas updated")
+        } else if replicas > updated {
+            format!("{} old replicas pending termination", replicas - updated)
+        } else if available < updated {
+            format!("{available} of {updated} updated replicas available")
+        } else {
+            return Rollout::Done { ready, desired };
+        };
+        Rollout::Progressing {
             ready,
             desired,
-            message: "waiting for the controller to see the update".into(),
-        };
-    }
-    if let Some(conds) = status["conditions"].as_array()
-        && let Some(c) = conds
-            .iter()
-            .find(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded")
-    {
-        return Rollout::Failed {
-            message: format!(
-                "progress deadline exceeded: {}",
-                c["message"]
-                    .as_str()
-                    .unwrap_or("the rollout made no progress in time")
-            ),
-        };
-    }
-    let updated = n(&status["updatedReplicas"]);
-    let replicas = n(&status["replicas"]);
-    let available = n(&status["availableReplicas"]);
-    let message = if updated < desired {
-        format!("{updated} of {desired} replicas updated")
-    } else if replicas > updated {
-        format!("{} old replicas pending termination", replicas - updated)
-    } else if available < updated {
-        format!("{available} of {updated} updated replicas available")
-    } else {
-        return Rollout::Done { ready, desired };
-    };
-    Rollout::Progressing {
-        ready,
-        desired,
-        message,
+            message,
+        }
     }
 }
 
@@ -167,7 +204,9 @@ pub async fn until_rolled_out(
                 last = format!("watch error: {e}");
                 continue;
             }
-            Ok(Some(Ok(obj))) => to_value(&obj),
+            Ok(Some(Ok(obj))) => {
+                to_value(&obj).map_err(|e| watch_err(format!("reading the object: {e}")))?
+            }
         };
         match rollout(&obj) {
             Rollout::Done { ready, desired } => {
@@ -240,5 +279,38 @@ mod tests {
         let mut restored = stuck.clone();
         restored["metadata"]["generation"] = json!(2);
         assert!(matches!(rollout(&restored), Rollout::Progressing { .. }));
+    }
+
+    #[test]
+    fn each_kind_has_its_viewer() {
+        let ds = |available: u64| {
+            json!({"kind": "DaemonSet", "metadata": {"generation": 1}, "status": {
+                "observedGeneration": 1, "desiredNumberScheduled": 3,
+                "updatedNumberScheduled": 3, "numberAvailable": available}})
+        };
+        assert_eq!(
+            rollout(&ds(3)),
+            Rollout::Done {
+                ready: 3,
+                desired: 3
+            }
+        );
+        match rollout(&ds(2)) {
+            Rollout::Progressing { message, .. } => assert_eq!(message, "2 of 3 pods available"),
+            other => panic!("{other:?}"),
+        }
+        // The DaemonSet's status read by the Deployment viewer is not done: the kind matters.
+        assert!(matches!(
+            DeploymentStatus.status(&ds(3)),
+            Rollout::Progressing { .. }
+        ));
+        assert!(viewer("Service").is_none());
+        // A list item without a kind is read as a Deployment.
+        let mut done = dep(
+            1,
+            json!({"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2, "readyReplicas": 2}),
+        );
+        done.as_object_mut().unwrap().remove("kind");
+        assert!(matches!(rollout(&done), Rollout::Done { .. }));
     }
 }

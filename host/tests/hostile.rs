@@ -7,6 +7,7 @@
 mod common;
 
 use std::fs;
+use std::sync::Arc;
 
 use common::*;
 use meshup::exit::{Code, code_of};
@@ -26,7 +27,6 @@ fn opts(dir: &std::path::Path) -> RuntimeOptions {
     RuntimeOptions {
         cache_dir: Some(cache_dir()),
         audit_log: Some(dir.join("audit.jsonl")),
-        no_cache: false,
     }
 }
 
@@ -74,8 +74,8 @@ fn every_hostile_policy_fails_cleanly_and_the_next_one_runs() {
     fs::write(&cfg, yaml).unwrap();
 
     let set = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
-    let snapshot = Snapshot::from_yaml_str(HEALTHY_OBJECTS).unwrap();
-    let evals = set.evaluate(Phase::Precheck, &ctx(), &snapshot);
+    let snapshot = Arc::new(Snapshot::from_yaml_str(HEALTHY_OBJECTS).unwrap());
+    let evals = set.evaluate(Phase::Precheck, &ctx(), snapshot.clone());
     assert_eq!(
         evals.len(),
         12,
@@ -260,7 +260,7 @@ fn change_freeze_reads_only_inside_its_grant() {
         )
         .unwrap()
     };
-    let snap = Snapshot::from_yaml_str(FROZEN).unwrap();
+    let snap = Arc::new(Snapshot::from_yaml_str(FROZEN).unwrap());
     let ctx: PolicyContext = serde_json::from_value(context_json()).unwrap();
 
     write("mesh-freeze");
@@ -273,17 +273,18 @@ fn change_freeze_reads_only_inside_its_grant() {
             vec!["istio-system".to_string()]
         )]
     );
-    let e = set.evaluate(Phase::PreUpgrade, &ctx, &snap);
+    let e = set.evaluate(Phase::PreUpgrade, &ctx, snap.clone());
     assert_eq!(e[0].findings[0].code, "change-freeze.frozen");
     assert!(e[0].blocks());
     assert!(
-        set.evaluate(Phase::PostUpgrade, &ctx, &snap).is_empty(),
+        set.evaluate(Phase::PostUpgrade, &ctx, snap.clone())
+            .is_empty(),
         "not a post-upgrade policy"
     );
 
     write("other-name");
     let set = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
-    let e = set.evaluate(Phase::Precheck, &ctx, &snap);
+    let e = set.evaluate(Phase::Precheck, &ctx, snap.clone());
     assert_eq!(e[0].findings[0].code, "change-freeze.unreadable");
     assert!(
         e[0].findings[0]
@@ -299,8 +300,8 @@ fn defaults_on_a_realistic_cluster_and_enforce_warn() {
     let dir = scratch("defaults");
     let set = PolicySet::load(None, opts(&dir)).unwrap();
     let mut ctx: PolicyContext = serde_json::from_value(context_json()).unwrap();
-    let snap = Snapshot::from_yaml_str(HEALTHY_OBJECTS).unwrap();
-    let evals = set.evaluate(Phase::Precheck, &ctx, &snap);
+    let snap = Arc::new(Snapshot::from_yaml_str(HEALTHY_OBJECTS).unwrap());
+    let evals = set.evaluate(Phase::Precheck, &ctx, snap.clone());
     assert_eq!(evals.len(), 8);
     assert!(evals.iter().all(|e| e.outcome == Outcome::Ok), "{evals:?}");
     let codes: Vec<&str> = evals
@@ -316,13 +317,13 @@ fn defaults_on_a_realistic_cluster_and_enforce_warn() {
     );
     assert!(!reads.iter().any(|(_, k, _)| k == "Secret"));
     assert_eq!(
-        set.evaluate(Phase::PostUpgrade, &ctx, &snap).len(),
+        set.evaluate(Phase::PostUpgrade, &ctx, snap.clone()).len(),
         1,
         "only webhooks runs post-upgrade"
     );
 
     ctx.install_method = "helm".into();
-    let helm = set.evaluate(Phase::Precheck, &ctx, &snap);
+    let helm = set.evaluate(Phase::Precheck, &ctx, snap.clone());
     assert!(
         helm.iter()
             .any(|e| e.blocks() && e.findings[0].code == "install-method.helm")
@@ -335,7 +336,7 @@ fn defaults_on_a_realistic_cluster_and_enforce_warn() {
     )
     .unwrap();
     let warn = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
-    let e = warn.evaluate(Phase::Precheck, &ctx, &snap);
+    let e = warn.evaluate(Phase::Precheck, &ctx, snap.clone());
     let im = e.iter().find(|e| e.policy == "install-method").unwrap();
     assert!(im.enforce_warn && !im.blocks());
     assert_eq!(im.findings[0].severity, Severity::Warning);
@@ -348,7 +349,6 @@ fn cache_is_private_and_survives_corruption() {
     let o = RuntimeOptions {
         cache_dir: Some(cache.clone()),
         audit_log: None,
-        no_cache: false,
     };
     let cfg = dir.join("p.yaml");
     fs::write(
@@ -417,7 +417,7 @@ fn policy_text_is_bounded_at_the_boundary_and_kept_exact_in_the_log() {
     yaml += "  - source: builtin:skew\n";
     fs::write(&cfg, yaml).unwrap();
     let set = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
-    let evals = set.evaluate(Phase::Precheck, &ctx(), &Snapshot::default());
+    let evals = set.evaluate(Phase::Precheck, &ctx(), Arc::new(Snapshot::default()));
     let by = |name: &str| evals.iter().find(|e| e.policy == name).unwrap();
 
     // Exact text (escape sequences and all) in the evaluation, attributed to the file.
@@ -491,7 +491,7 @@ fn policy_text_is_bounded_at_the_boundary_and_kept_exact_in_the_log() {
     // Tighter limits from the configuration apply at the boundary.
     let cfg = config_of(&dir, false, &[(&bigmsg, "limits: {message_bytes: 100}")]);
     let set = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
-    let e = set.evaluate(Phase::Precheck, &ctx(), &Snapshot::default());
+    let e = set.evaluate(Phase::Precheck, &ctx(), Arc::new(Snapshot::default()));
     assert!(e[0].findings[0].message.starts_with(&"A".repeat(100)));
     assert_eq!(
         e[0].findings[0].message.len(),
@@ -499,7 +499,7 @@ fn policy_text_is_bounded_at_the_boundary_and_kept_exact_in_the_log() {
     );
     let cfg = config_of(&dir, false, &[(&bigmsg, "limits: {findings_bytes: 2048}")]);
     let set = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
-    let e = set.evaluate(Phase::Precheck, &ctx(), &Snapshot::default());
+    let e = set.evaluate(Phase::Precheck, &ctx(), Arc::new(Snapshot::default()));
     assert_eq!(e[0].outcome.label(), "findings-too-large");
     assert!(
         e[0].findings[0]
@@ -512,12 +512,12 @@ fn policy_text_is_bounded_at_the_boundary_and_kept_exact_in_the_log() {
 fn a_builtins_name_is_taken_only_by_replacing_it() {
     let dir = scratch("identity");
     let impostor = guest("impostor");
-    let snap = Snapshot::from_yaml_str(HEALTHY_OBJECTS).unwrap();
+    let snap = Arc::new(Snapshot::from_yaml_str(HEALTHY_OBJECTS).unwrap());
 
     // Beside the builtin: refused (blocking, attributed to the file); the builtin runs.
     let cfg = config_of(&dir, true, &[(&impostor, "")]);
     let set = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
-    let evals = set.evaluate(Phase::Precheck, &ctx(), &snap);
+    let evals = set.evaluate(Phase::Precheck, &ctx(), snap.clone());
     let file = evals
         .iter()
         .find(|e| e.source == origin("impostor"))
@@ -538,7 +538,7 @@ fn a_builtins_name_is_taken_only_by_replacing_it() {
     // Without the builtin in the run, the name is still the builtin's.
     let cfg = config_of(&dir, false, &[(&impostor, "")]);
     let set = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
-    let e = set.evaluate(Phase::Precheck, &ctx(), &snap);
+    let e = set.evaluate(Phase::Precheck, &ctx(), snap.clone());
     assert!(
         e[0].findings[0]
             .message
@@ -550,7 +550,7 @@ fn a_builtins_name_is_taken_only_by_replacing_it() {
     // With `replaces`, it runs instead of the builtin, and the log says so.
     let cfg = config_of(&dir, true, &[(&impostor, "replaces: builtin:skew")]);
     let set = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
-    let evals = set.evaluate(Phase::Precheck, &ctx(), &snap);
+    let evals = set.evaluate(Phase::Precheck, &ctx(), snap.clone());
     let skews: Vec<_> = evals.iter().filter(|e| e.policy == "skew").collect();
     assert_eq!(skews.len(), 1, "the builtin did not run");
     assert_eq!(skews[0].source, origin("impostor"));
@@ -576,7 +576,7 @@ fn a_builtins_name_is_taken_only_by_replacing_it() {
     fs::copy(guest("forge"), &copy).unwrap();
     let cfg = config_of(&dir, false, &[(&guest("forge"), ""), (&copy, "")]);
     let set = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
-    let e = set.evaluate(Phase::Precheck, &ctx(), &snap);
+    let e = set.evaluate(Phase::Precheck, &ctx(), snap.clone());
     assert_eq!(e[0].policy, "forge");
     assert_eq!(e[1].outcome.label(), "refused");
     assert!(
@@ -599,9 +599,9 @@ fn two_runs_appending_to_one_audit_log_keep_one_chain() {
     // from the file's real last line, not from what that run wrote last.
     let a = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
     let b = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
-    let snap = Snapshot::default();
+    let snap = Arc::new(Snapshot::default());
     for set in [&a, &b, &a, &b] {
-        set.evaluate(Phase::Precheck, &ctx(), &snap);
+        set.evaluate(Phase::Precheck, &ctx(), snap.clone());
     }
     let log = audit::verify(&dir.join("audit.jsonl")).unwrap();
     assert_eq!((log.runs, log.records.len()), (2, 8));

@@ -57,9 +57,4 @@ pub const PRODUCT: &str = "istio";
 /// Where the control plane lives when no bundle says otherwise.
 pub const DEFAULT_NAMESPACE: &str = "istio-system";
 
-/// Print a value as the one JSON document on stdout (policy text in it made inert).
-pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(v)?;
-    println!("{}", crate::policy::text::inert_json(text));
-    Ok(())
-}
+pub use crate::ui::print_json;

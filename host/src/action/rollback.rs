@@ -352,17 +352,14 @@ async fn to_revision<D: Driver>(
         .map_err(|e| {
             e.context("cannot record the rollback before starting it; nothing was changed")
         })?;
-    let applied = apply::run(
-        cluster,
-        &rev.components,
-        &rev.namespace,
-        &rendered,
-        &prune,
-        &rev.version,
-        opts,
-        ui,
-    )
-    .await;
+    let target = apply::Target {
+        layout: &rev.components,
+        namespace: &rev.namespace,
+        rendered: &rendered,
+        prune: &prune,
+        version: &rev.version,
+    };
+    let applied = apply::run(cluster, &target, opts, ui).await;
     let (status, code, message) = match applied {
         Ok(_) => (
             Status::Deployed,

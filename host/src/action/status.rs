@@ -9,7 +9,7 @@ use crate::dataplane;
 use crate::exit::Code;
 use crate::state::{self, Installed};
 use crate::ui::table;
-use crate::wait::{Rollout, rollout};
+use crate::wait::{DeploymentStatus, Rollout, StatusViewer};
 
 pub struct Status {
     pub namespace: Option<String>,
@@ -68,7 +68,7 @@ impl Status {
 }
 
 fn workload(d: &Value) -> Workload {
-    let (ready, state) = match rollout(d) {
+    let (ready, state) = match DeploymentStatus.status(d) {
         Rollout::Done { ready, desired } => (format!("{ready}/{desired}"), "ready".to_string()),
         Rollout::Progressing {
             ready,

@@ -374,17 +374,14 @@ impl Upgrade {
             interrupted: interrupted.clone(),
         };
         let pruned: Vec<ObjectKey> = plan.prunes().map(|c| c.key.clone()).collect();
-        let applied = apply::run(
-            cluster,
-            &bundle.manifest.components,
-            bundle.namespace(),
-            &plan.rendered,
-            &pruned,
-            &plan.target_version,
-            &opts,
-            ui,
-        )
-        .await;
+        let target = apply::Target {
+            layout: &bundle.manifest.components,
+            namespace: bundle.namespace(),
+            rendered: &plan.rendered,
+            prune: &pruned,
+            version: &plan.target_version,
+        };
+        let applied = apply::run(cluster, &target, &opts, ui).await;
         // Post-upgrade policies see the outcome either way; an error from them is a failure too.
         let (ok, msg) = match &applied {
             Ok(_) => (true, format!("control plane at {}", plan.target_version)),
@@ -437,7 +434,7 @@ impl Upgrade {
                     seconds: elapsed,
                     message,
                     components: report.components,
-                    data_plane: serde_json::to_value(&dp).ok(),
+                    data_plane: Some(serde_json::to_value(&dp)?),
                 };
                 return Ok((Code::Ok, result, Some(post)));
             }

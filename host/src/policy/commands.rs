@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -12,6 +13,7 @@ use super::{
     Evaluation, Finding, PolicyContext, PolicySet, RuntimeOptions, Snapshot, audit, cache, replay,
 };
 use crate::exit::{Code, Exit};
+use crate::ui::print_json;
 
 /// Left-aligned columns separated by two spaces.
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -39,11 +41,6 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn print_json(v: &Value) {
-    let text = serde_json::to_string_pretty(v).unwrap_or_default();
-    println!("{}", super::text::inert_json(text));
-}
-
 /// `meshup policy list`: the configured policies, digests, grants.
 pub fn list(config: Option<&Path>, opts: RuntimeOptions, json: bool) -> anyhow::Result<Code> {
     let set = PolicySet::load(config, opts)?;
@@ -68,7 +65,7 @@ pub fn list(config: Option<&Path>, opts: RuntimeOptions, json: bool) -> anyhow::
                 })
             })
             .collect();
-        print_json(&json!({ "policies": items }));
+        print_json(&json!({ "policies": items }))?;
     } else {
         let rows: Vec<Vec<String>> = set
             .members()
@@ -136,19 +133,10 @@ fn read_target(target: &str) -> anyhow::Result<(Source, Vec<u8>)> {
     Ok((source, bytes))
 }
 
-fn runtime(opts: &RuntimeOptions) -> anyhow::Result<Runtime> {
-    let dir = if opts.no_cache {
-        None
-    } else {
-        opts.cache_dir.clone().or_else(cache::default_dir)
-    };
-    Runtime::new(dir.as_deref())
-}
-
 /// `meshup policy inspect FILE.wasm|builtin:NAME`.
 pub fn inspect(target: &str, opts: RuntimeOptions, json: bool) -> anyhow::Result<Code> {
     let (source, bytes) = read_target(target)?;
-    let rt = runtime(&opts)?;
+    let rt = Runtime::with_options(&opts)?;
     let digest = cache::sha256_hex(&bytes);
     let component = rt
         .compile(&bytes, &digest)
@@ -164,7 +152,7 @@ pub fn inspect(target: &str, opts: RuntimeOptions, json: bool) -> anyhow::Result
             Ok(l) => doc["metadata"] = serde_json::to_value(&l.metadata)?,
             Err(e) => doc["refused"] = json!(e),
         }
-        print_json(&doc);
+        print_json(&doc)?;
     } else {
         // Everything below but the digest and size came from the component: escaped.
         let mut out = String::new();
@@ -252,7 +240,7 @@ pub fn test(args: TestArgs, opts: RuntimeOptions, json: bool) -> anyhow::Result<
         .transpose()?;
     let source = Source::parse(&args.target, None).map_err(Exit::bad_input)?;
     let set = PolicySet::single(source, config, opts)?;
-    let evals = set.evaluate_all(ctx.phase, &ctx, &snapshot);
+    let evals = set.evaluate_all(ctx.phase, &ctx, Arc::new(snapshot));
     let blocked = evals.iter().any(Evaluation::blocks);
     if json {
         let e = evals
@@ -260,7 +248,7 @@ pub fn test(args: TestArgs, opts: RuntimeOptions, json: bool) -> anyhow::Result<
             .map(serde_json::to_value)
             .transpose()?
             .unwrap_or(Value::Null);
-        print_json(&json!({ "evaluation": e, "blocked": blocked }));
+        print_json(&json!({ "evaluation": e, "blocked": blocked }))?;
     } else {
         for e in &evals {
             println!(
@@ -311,7 +299,7 @@ pub fn replay(
     })?;
     let chain = audit::verify(log)?;
     let (runs, head) = (chain.runs, chain.head.clone());
-    let rt = runtime(&opts)?;
+    let rt = Runtime::with_options(&opts)?;
     let results = replay::replay_records(&rt, log, chain.records, line)?;
     let mismatches = results.iter().filter(|r| !r.identical).count();
     if json {
@@ -319,7 +307,7 @@ pub fn replay(
             "chain": {"intact": true, "runs": runs, "head": head},
             "replayed": results,
             "identical": mismatches == 0,
-        }));
+        }))?;
     } else {
         println!(
             "hash chain intact: {runs} run(s); head sha256 {head} (keep it to protect the log's end)"

@@ -48,16 +48,8 @@ impl std::fmt::Display for Phase {
     }
 }
 
-/// What the run does to the control plane.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Direction {
-    Install,
-    #[default]
-    Upgrade,
-    Downgrade,
-    Reinstall,
-}
+/// What the run does to the control plane: the plan's own direction.
+pub use crate::version::Direction;
 
 /// The role of a bundle component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -43,8 +43,6 @@ pub struct RuntimeOptions {
     pub cache_dir: Option<PathBuf>,
     /// Append one JSON line per evaluation here.
     pub audit_log: Option<PathBuf>,
-    /// Compile every component, reading and writing no cache.
-    pub no_cache: bool,
 }
 
 /// How bad a finding is.

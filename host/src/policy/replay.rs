@@ -2,6 +2,7 @@
 //! the answers to its host calls, both stored in the audit log.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -151,8 +152,8 @@ fn replay_one(runtime: &Runtime, line: usize, rec: AuditRecord) -> Replayed {
             rec.source, member.digest, rec.sha256
         )]);
     }
-    let cluster = Recorded(rec.host_calls.clone());
-    let (eval, run) = evaluate_member(runtime, &member, &rec.context, &cluster);
+    let cluster = Arc::new(Recorded(rec.host_calls.clone()));
+    let (eval, run) = evaluate_member(runtime, &member, &rec.context, cluster);
     if eval.outcome.label() != rec.outcome.label() {
         differences.push(format!(
             "outcome {} (logged {})",

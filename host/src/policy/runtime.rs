@@ -89,6 +89,12 @@ fn start_ticker(engine: &Engine) {
 
 impl Runtime {
     /// A runtime; `cache` (if any) holds precompiled components.
+    /// A runtime caching compiled components where `opts` says (else the default cache).
+    pub fn with_options(opts: &super::RuntimeOptions) -> anyhow::Result<Runtime> {
+        let dir = opts.cache_dir.clone().or_else(super::cache::default_dir);
+        Runtime::new(dir.as_deref())
+    }
+
     pub fn new(cache_dir: Option<&std::path::Path>) -> anyhow::Result<Runtime> {
         let engine = engine()?;
         start_ticker(&engine);
@@ -227,11 +233,10 @@ impl Runtime {
         policy: &str,
         grants: Arc<Vec<Grant>>,
         limits: &Limits,
-        cluster: Option<&dyn ClusterReader>,
+        cluster: Option<Arc<dyn ClusterReader>>,
         f: impl FnOnce(&super::bindings::Policy, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> (wasmtime::Result<R>, HostState, Duration) {
         let start = Instant::now();
-        // The Store (and with it the lifetime-erased `cluster`) never leaves this function.
         let mut store = Store::new(
             &self.engine,
             HostState::new(policy, grants, cluster, limits),
@@ -258,7 +263,7 @@ impl Runtime {
         grants: Arc<Vec<Grant>>,
         limits: &Limits,
         ctx: &wit::Context,
-        cluster: Option<&dyn ClusterReader>,
+        cluster: Option<Arc<dyn ClusterReader>>,
     ) -> Run {
         let name = loaded.metadata.name.as_str();
         let (result, state, duration) =

@@ -189,8 +189,8 @@ pub struct HostState {
     stderr: MemoryOutputPipe,
     policy: String,
     grants: Arc<Vec<Grant>>,
-    /// Valid for the life of the Store only (see `HostState::new`).
-    cluster: Option<&'static dyn ClusterReader>,
+    /// Owned by the Store (shared with the caller), as wasmtime's embedding examples keep state.
+    cluster: Option<Arc<dyn ClusterReader>>,
     log_cap: usize,
     log_used: usize,
     pub log_truncated: bool,
@@ -199,21 +199,15 @@ pub struct HostState {
 }
 
 impl HostState {
-    /// State for one evaluation. `cluster`'s lifetime is erased: the caller must drop
-    /// the Store holding this state before the reader's borrow ends (`Runtime::run` does:
-    /// the Store is a local of the function that receives the borrow).
+    /// State for one evaluation.
     pub fn new(
         policy: &str,
         grants: Arc<Vec<Grant>>,
-        cluster: Option<&dyn ClusterReader>,
+        cluster: Option<Arc<dyn ClusterReader>>,
         limits: &Limits,
     ) -> HostState {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
-        // SAFETY: only lifetime erasure of a shared reference; see the doc comment above.
-        let cluster: Option<&'static dyn ClusterReader> = cluster.map(|c| unsafe {
-            std::mem::transmute::<&dyn ClusterReader, &'static dyn ClusterReader>(c)
-        });
         let limits_inner = StoreLimitsBuilder::new()
             .memory_size(limits.memory_bytes())
             .instances(32)
@@ -271,7 +265,7 @@ impl HostState {
             Err(reason) => Err((false, reason)),
             Ok(names) => {
                 let names = names.to_vec();
-                match self.cluster {
+                match self.cluster.as_deref() {
                     None => Err((
                         true,
                         "no cluster is available to this evaluation".to_string(),
@@ -545,7 +539,7 @@ mod tests {
             log_bytes: 10,
             ..Limits::default()
         };
-        let mut st = HostState::new("p", grants, Some(&snap), &limits);
+        let mut st = HostState::new("p", grants, Some(Arc::new(snap)), &limits);
         let get = |st: &mut HostState, kind: &str| {
             st.get("v1".into(), kind.into(), Some("a".into()), "x".into())
         };

@@ -80,7 +80,7 @@ impl PolicySet {
             Some(p) => PolicyConfig::load(p)?,
             None => PolicyConfig::defaults(),
         };
-        let runtime = runtime_for(&opts)?;
+        let runtime = Runtime::with_options(&opts)?;
         let mut members = vec![];
         for entry in cfg.entries {
             let m = member(&runtime, entry).map_err(|e| match &cfg.path {
@@ -121,7 +121,7 @@ impl PolicySet {
         config: Option<Value>,
         opts: RuntimeOptions,
     ) -> anyhow::Result<PolicySet> {
-        let runtime = runtime_for(&opts)?;
+        let runtime = Runtime::with_options(&opts)?;
         let audit = opts
             .audit_log
             .as_deref()
@@ -192,7 +192,7 @@ impl PolicySet {
         &self,
         phase: Phase,
         ctx: &PolicyContext,
-        cluster: &dyn ClusterReader,
+        cluster: Arc<dyn ClusterReader>,
     ) -> Vec<Evaluation> {
         self.run(phase, ctx, cluster, true)
     }
@@ -202,7 +202,7 @@ impl PolicySet {
         &self,
         phase: Phase,
         ctx: &PolicyContext,
-        cluster: &dyn ClusterReader,
+        cluster: Arc<dyn ClusterReader>,
     ) -> Vec<Evaluation> {
         self.run(phase, ctx, cluster, false)
     }
@@ -211,7 +211,7 @@ impl PolicySet {
         &self,
         phase: Phase,
         ctx: &PolicyContext,
-        cluster: &dyn ClusterReader,
+        cluster: Arc<dyn ClusterReader>,
         by_phase: bool,
     ) -> Vec<Evaluation> {
         let mut ctx = ctx.clone();
@@ -228,7 +228,7 @@ impl PolicySet {
                 continue;
             }
             ctx.config = m.config.clone();
-            let (eval, run) = evaluate_member(&self.runtime, m, &ctx, cluster);
+            let (eval, run) = evaluate_member(&self.runtime, m, &ctx, cluster.clone());
             if let Some(log) = &self.audit {
                 log.append(&AuditRecord::new(m, phase, &ctx, &eval, run.as_ref()));
             }
@@ -236,15 +236,6 @@ impl PolicySet {
         }
         out
     }
-}
-
-fn runtime_for(opts: &RuntimeOptions) -> anyhow::Result<Runtime> {
-    let dir = if opts.no_cache {
-        None
-    } else {
-        opts.cache_dir.clone().or_else(cache::default_dir)
-    };
-    Runtime::new(dir.as_deref())
 }
 
 /// Load one entry. `Err` only for configuration mistakes (grants beyond the declared reads).
@@ -366,7 +357,7 @@ pub(crate) fn evaluate_member(
     runtime: &Runtime,
     m: &Member,
     ctx: &PolicyContext,
-    cluster: &dyn ClusterReader,
+    cluster: Arc<dyn ClusterReader>,
 ) -> (Evaluation, Option<Run>) {
     let source = m.source.to_string();
     let origin = m.origin();

@@ -26,7 +26,7 @@ impl Policy for ProfileDefaults {
         let old = flatten(&parse_json(&ctx.profile_defaults_old));
         let new = flatten(&parse_json(&ctx.profile_defaults_new));
         let overlay = flatten(&parse_json(&ctx.overlay_new));
-        let config = parse_json(&ctx.config);
+        let config = ctx.config();
         let ignored: Vec<&str> = config["ignore"]
             .as_array()
             .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
