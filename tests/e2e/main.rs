@@ -1,6 +1,7 @@
 //! End-to-end tests: the real CLI against the real simulator over HTTP.
 
 mod common;
+mod demo;
 mod faults;
 mod inputs;
 mod istioctl;

@@ -152,12 +152,32 @@ impl Demo {
         step(
             &ui,
             8,
+            "A failing upgrade: 1.8.6's istiod never becomes ready (a fault injected into the simulator). meshup puts back what it changed, verifies it, and says so (exit 5).",
+        );
+        sim.set_faults(meshup_sim::FaultConfig {
+            never_ready: vec!["istiod".into()],
+            ..Default::default()
+        });
+        self.upgrade_within(
+            &env,
+            Mode::Upgrade,
+            &bundles,
+            "istio-1.8.6",
+            Duration::from_secs(4),
+            Code::RolledBack,
+        )
+        .await?;
+        sim.set_faults(meshup_sim::FaultConfig::default());
+
+        step(
+            &ui,
+            9,
             "Try to jump two minors, 1.7.8 → 1.9.5: the skew policy blocks it (exit 3), nothing changes.",
         );
         self.upgrade(&env, Mode::Upgrade, &bundles, "istio-1.9.5", Code::Blocked)
             .await?;
 
-        step(&ui, 9, "History: every run is recorded in the cluster.");
+        step(&ui, 10, "History: every run is recorded in the cluster.");
         super::history::ListHistory { namespace: None }
             .run(&env)
             .await?;
@@ -189,6 +209,20 @@ impl Demo {
         bundle: &str,
         want: Code,
     ) -> anyhow::Result<()> {
+        self.upgrade_within(env, mode, bundles, bundle, Duration::from_secs(60), want)
+            .await
+    }
+
+    /// The same with its own readiness timeout.
+    async fn upgrade_within(
+        &self,
+        env: &Env,
+        mode: Mode,
+        bundles: &Path,
+        bundle: &str,
+        readiness_timeout: Duration,
+        want: Code,
+    ) -> anyhow::Result<()> {
         let run = Upgrade {
             mode,
             bundle: bundles.join(bundle),
@@ -196,7 +230,7 @@ impl Demo {
             yes: true,
             dry_run: false,
             overrides: Overrides::default(),
-            readiness_timeout: Duration::from_secs(60),
+            readiness_timeout,
             rollback_timeout: Duration::from_secs(60),
             no_rollback: false,
             diff: false,
