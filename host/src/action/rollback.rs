@@ -103,7 +103,12 @@ impl Rollback {
         let history = env.history(&cluster, ns, PRODUCT);
         let all = history.all().await?;
         let target = choose(&all, self.to).map_err(Exit::bad_input)?;
-        ui.say(describe(ui, &all, &target)?);
+        // A revision's manifests are parsed once: for the summary line and for the apply.
+        let steps = match &target {
+            Target::Revision(rev) => Some(revision_steps(&all, rev)?),
+            Target::Capture(_) => None,
+        };
+        ui.say(describe(ui, &all, &target, steps.as_ref()));
         let question = match &target {
             Target::Capture(r) => format!(
                 "Restore the state before revision {} ({})?",
@@ -127,7 +132,10 @@ impl Rollback {
             Target::Capture(mut run) => {
                 restore_run(&cluster, &history, &mut run, None, &opts, ui).await
             }
-            Target::Revision(rev) => to_revision(&cluster, &history, &all, &rev, &opts, ui).await,
+            Target::Revision(rev) => {
+                let steps = steps.expect("computed for a revision");
+                to_revision(&cluster, &history, &all, &rev, steps, &opts, ui).await
+            }
         };
         crate::lock::release_or_warn(lock, ui).await;
         let outcome = outcome?;
@@ -168,8 +176,8 @@ fn restore_label(run: &Release) -> String {
 }
 
 /// The one line that says what the rollback will do.
-fn describe(ui: &Ui, all: &[Release], target: &Target) -> anyhow::Result<String> {
-    Ok(match target {
+fn describe(ui: &Ui, all: &[Release], target: &Target, steps: Option<&Steps>) -> String {
+    match target {
         Target::Capture(run) => {
             let snap = run.captured.as_ref().expect("chosen for its capture");
             format!(
@@ -185,7 +193,7 @@ fn describe(ui: &Ui, all: &[Release], target: &Target) -> anyhow::Result<String>
             )
         }
         Target::Revision(rev) => {
-            let (rendered, prune) = revision_steps(all, rev)?;
+            let (rendered, prune) = steps.expect("computed for a revision");
             let current = history::live(all).deployed;
             format!(
                 "{} revision {} ({}) → revision {} ({}): {} objects to apply, {} to prune",
@@ -204,7 +212,7 @@ fn describe(ui: &Ui, all: &[Release], target: &Target) -> anyhow::Result<String>
                 prune.len()
             )
         }
-    })
+    }
 }
 
 /// Put back what `run` captured, verify it, and record the outcome on `run` itself:
@@ -284,7 +292,10 @@ fn prefix(cause: Option<&str>) -> String {
 
 /// The manifest to re-apply for `rev`, and what the live state has beyond it to prune: the
 /// live release's objects and those of an unfinished run on top of it.
-fn revision_steps(all: &[Release], rev: &Release) -> anyhow::Result<(Rendered, Vec<ObjectKey>)> {
+/// What re-applying a revision does: its objects, and what to prune.
+type Steps = (Rendered, Vec<ObjectKey>);
+
+fn revision_steps(all: &[Release], rev: &Release) -> anyhow::Result<Steps> {
     let rendered = Rendered::from_manifest(&rev.manifest).map_err(|e| {
         anyhow::anyhow!("revision {}'s manifest is unreadable: {e:#}", rev.revision)
     })?;
@@ -306,10 +317,10 @@ async fn to_revision<D: Driver>(
     history: &History<D>,
     all: &[Release],
     rev: &Release,
+    (rendered, prune): Steps,
     opts: &apply::Options,
     ui: &Ui,
 ) -> anyhow::Result<Outcome> {
-    let (rendered, prune) = revision_steps(all, rev)?;
     let live = history::live(all);
     if let Some(mut open) = live.open.clone() {
         history
