@@ -84,12 +84,12 @@ impl Checker {
                 namespaces.iter().map(|n| Some(n.as_str())).collect()
             };
             for ns in scopes {
-                match cluster.list(&api_version, &kind, ns, None).await {
-                    Ok(list) => objects.extend(list),
-                    // A kind the cluster does not serve simply has no objects.
-                    Err(e) if format!("{e:#}").contains("does not serve") => {}
-                    Err(e) => return Err(e),
-                }
+                // A kind the cluster does not serve simply has no objects.
+                objects.extend(
+                    cluster
+                        .list_if_served(&api_version, &kind, ns, None)
+                        .await?,
+                );
             }
         }
         Ok(Snapshot::from_objects(objects))

@@ -8,15 +8,72 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use kube::{Client, Config};
 use serde_json::Value;
 
-use crate::exit::Exit;
 use crate::render::ObjectKey;
+
+/// What can go wrong talking to the cluster. Callers branch on the variant (a kind that is
+/// not served reads as "no objects" in several places); the exit code is chosen once, in
+/// `exit::code_of`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The kubeconfig cannot be read or used: the user's input (exit 2).
+    #[error("{0}")]
+    Kubeconfig(String),
+    /// The API server does not answer at all.
+    #[error("cannot reach the cluster at {at}: {cause}")]
+    Unreachable { at: String, cause: String },
+    /// The cluster has no such kind (its CRD is not installed, or not yet).
+    #[error("the cluster does not serve {kind} ({api_version})")]
+    NotServed { api_version: String, kind: String },
+    /// The API server refused or failed a request.
+    #[error("{doing}")]
+    Api {
+        doing: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// An object kept changing between our read and our write.
+    #[error("{doing}: it kept changing under us (5 conflicts in a row)")]
+    Conflicts { doing: String },
+    /// An object that is not what Kubernetes accepts (e.g. no metadata.name).
+    #[error("{doing}: not a Kubernetes object: {source}")]
+    Malformed {
+        doing: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Error {
+    fn api(doing: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+        let doing = doing.into();
+        move |source| Error::Api { doing, source }
+    }
+
+    /// The API server's own answer (status code and message), when it gave one.
+    pub fn status(&self) -> Option<&kube::core::Status> {
+        match self {
+            Error::Api {
+                source: kube::Error::Api(s),
+                ..
+            } => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The request was refused as invalid (4xx other than "not found"/"forbidden" kinds of
+    /// access problems): the object, not the cluster, is at fault.
+    pub fn is_client_error(&self) -> bool {
+        self.status().is_some_and(|s| (400..500).contains(&s.code))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The field manager meshup applies with.
 pub const FIELD_MANAGER: &str = "meshup";
@@ -38,7 +95,7 @@ pub struct Cluster {
 
 impl Cluster {
     /// Build a client from the kubeconfig and check the API server answers.
-    pub async fn connect(target: &Target) -> anyhow::Result<Cluster> {
+    pub async fn connect(target: &Target) -> Result<Cluster> {
         let opts = KubeConfigOptions {
             context: target.context.clone(),
             ..Default::default()
@@ -46,7 +103,7 @@ impl Cluster {
         let (config, source) = match &target.kubeconfig {
             Some(path) => {
                 let kc = Kubeconfig::read_from(path).map_err(|e| {
-                    Exit::bad_input(format!(
+                    Error::Kubeconfig(format!(
                         "kubeconfig {}: {e}; pass --kubeconfig a valid file (e.g. the one `meshup sim --kubeconfig-out` wrote)",
                         path.display()
                     ))
@@ -58,7 +115,7 @@ impl Cluster {
             }
             None => {
                 let c = Config::from_kubeconfig(&opts).await.map_err(|e| {
-                    Exit::bad_input(format!(
+                    Error::Kubeconfig(format!(
                         "no usable kubeconfig (KUBECONFIG or ~/.kube/config): {e}; pass --kubeconfig FILE"
                     ))
                 })?;
@@ -79,12 +136,14 @@ impl Cluster {
         // A client without retries, so an unreachable cluster is reported at once.
         let mut probe_config = config.clone();
         probe_config.default_retry = false;
-        let probe = Client::try_from(probe_config)
-            .with_context(|| format!("cannot build a client for {describe}"))?;
+        let unusable = |e: kube::Error| {
+            Error::Kubeconfig(format!("cannot build a client for {describe}: {e}"))
+        };
+        let probe = Client::try_from(probe_config).map_err(unusable)?;
         // Our own retry layer (5xx, connection errors, jitter) replaces kube's default one.
         config.default_retry = false;
         let client = kube::client::ClientBuilder::try_from(config)
-            .with_context(|| format!("cannot build a client for {describe}"))?
+            .map_err(unusable)?
             .with_layer(&tower::buffer::BufferLayer::new(1024))
             .with_layer(&tower::retry::RetryLayer::new(
                 crate::retry::RetryPolicy::default(),
@@ -104,32 +163,27 @@ impl Cluster {
     }
 
     /// `GET /version`, tried once: is the API server there at all?
-    pub async fn check_reachable(&self) -> anyhow::Result<()> {
-        tokio::time::timeout(Duration::from_secs(10), self.probe.apiserver_version())
+    pub async fn check_reachable(&self) -> Result<()> {
+        self.version_within(&self.probe, Duration::from_secs(10))
             .await
-            .map_err(|_| anyhow::anyhow!("cluster {} did not answer within 10 s", self.describe))?
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot reach the cluster at {}: {}",
-                    self.describe,
-                    root_cause(&e)
-                )
-            })?;
-        Ok(())
+            .map(drop)
     }
 
     /// `GET /version` (with retries).
-    pub async fn server_version(&self) -> anyhow::Result<String> {
-        let info = tokio::time::timeout(Duration::from_secs(60), self.client.apiserver_version())
+    pub async fn server_version(&self) -> Result<String> {
+        self.version_within(&self.client, Duration::from_secs(60))
             .await
-            .map_err(|_| anyhow::anyhow!("cluster {} did not answer within 60 s", self.describe))?
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot reach the cluster at {}: {}",
-                    self.describe,
-                    root_cause(&e)
-                )
-            })?;
+    }
+
+    async fn version_within(&self, client: &Client, limit: Duration) -> Result<String> {
+        let unreachable = |cause: String| Error::Unreachable {
+            at: self.describe.clone(),
+            cause,
+        };
+        let info = tokio::time::timeout(limit, client.apiserver_version())
+            .await
+            .map_err(|_| unreachable(format!("no answer within {} s", limit.as_secs())))?
+            .map_err(|e| unreachable(root_cause(&e)))?;
         Ok(info.git_version)
     }
 
@@ -138,8 +192,12 @@ impl Cluster {
         &self,
         api_version: &str,
         kind: &str,
-    ) -> anyhow::Result<(ApiResource, ApiCapabilities)> {
+    ) -> Result<(ApiResource, ApiCapabilities)> {
         let key = (api_version.to_string(), kind.to_string());
+        let not_served = || Error::NotServed {
+            api_version: api_version.into(),
+            kind: kind.into(),
+        };
         if let Some(r) = self
             .resources
             .lock()
@@ -153,9 +211,15 @@ impl Cluster {
             None => ("", api_version),
         };
         let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
-        let found = kube::discovery::pinned_kind(&self.client, &gvk)
-            .await
-            .with_context(|| format!("the cluster does not serve {kind} ({api_version})"))?;
+        let found = match kube::discovery::pinned_kind(&self.client, &gvk).await {
+            Ok(found) => found,
+            // No such group/version (404), or the group/version has no such kind.
+            Err(kube::Error::Api(s)) if s.code == 404 => return Err(not_served()),
+            Err(kube::Error::Discovery(_)) => return Err(not_served()),
+            Err(e) => {
+                return Err(Error::api(format!("discovering {kind} ({api_version})"))(e));
+            }
+        };
         self.resources
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -169,7 +233,7 @@ impl Cluster {
         api_version: &str,
         kind: &str,
         namespace: Option<&str>,
-    ) -> anyhow::Result<Api<DynamicObject>> {
+    ) -> Result<Api<DynamicObject>> {
         let (ar, caps) = self.resource(api_version, kind).await?;
         Ok(match (caps.scope, namespace) {
             (Scope::Namespaced, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &ar),
@@ -177,22 +241,38 @@ impl Cluster {
         })
     }
 
-    pub async fn get(&self, key: &ObjectKey) -> anyhow::Result<Option<Value>> {
+    pub async fn get(&self, key: &ObjectKey) -> Result<Option<Value>> {
         let api = self
             .api(&key.api_version, &key.kind, key.namespace.as_deref())
             .await?;
         let obj = api
             .get_opt(&key.name)
             .await
-            .with_context(|| format!("reading {key}"))?;
-        Ok(obj.as_ref().map(to_value).transpose()?)
+            .map_err(Error::api(format!("reading {key}")))?;
+        obj.as_ref()
+            .map(|o| to_value(o).map_err(malformed(format!("reading {key}"))))
+            .transpose()
     }
 
     /// Like `get`, but an object of a kind the cluster does not serve (yet: its CRD may be
     /// part of the same plan) reads as absent.
-    pub async fn get_if_served(&self, key: &ObjectKey) -> anyhow::Result<Option<Value>> {
+    pub async fn get_if_served(&self, key: &ObjectKey) -> Result<Option<Value>> {
         match self.get(key).await {
-            Err(e) if format!("{e:#}").contains("does not serve") => Ok(None),
+            Err(Error::NotServed { .. }) => Ok(None),
+            r => r,
+        }
+    }
+
+    /// Like `list`, but a kind the cluster does not serve has no objects.
+    pub async fn list_if_served(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+    ) -> Result<Vec<Value>> {
+        match self.list(api_version, kind, namespace, selector).await {
+            Err(Error::NotServed { .. }) => Ok(vec![]),
             r => r,
         }
     }
@@ -204,7 +284,7 @@ impl Cluster {
         kind: &str,
         namespace: Option<&str>,
         selector: Option<&str>,
-    ) -> anyhow::Result<Vec<Value>> {
+    ) -> Result<Vec<Value>> {
         let api = self.api(api_version, kind, namespace).await?;
         let mut out = Vec::new();
         let mut lp = ListParams::default().limit(500);
@@ -212,12 +292,10 @@ impl Cluster {
             lp = lp.labels(s);
         }
         loop {
-            let page = api
-                .list(&lp)
-                .await
-                .with_context(|| format!("listing {kind} ({api_version})"))?;
+            let doing = || format!("listing {kind} ({api_version})");
+            let page = api.list(&lp).await.map_err(Error::api(doing()))?;
             for o in &page.items {
-                let mut v = to_value(o)?;
+                let mut v = to_value(o).map_err(malformed(doing()))?;
                 // A real API server leaves apiVersion and kind out of list items; put them
                 // back so every object read names its type (what `ObjectKey::of` keys on).
                 if let Some(m) = v.as_object_mut() {
@@ -235,7 +313,7 @@ impl Cluster {
     }
 
     /// Server-side apply one object as field manager `meshup` (forced: meshup owns what it renders).
-    pub async fn apply(&self, obj: &Value, dry_run: bool) -> anyhow::Result<Value> {
+    pub async fn apply(&self, obj: &Value, dry_run: bool) -> Result<Value> {
         let key = ObjectKey::of(obj);
         let api = self
             .api(&key.api_version, &key.kind, key.namespace.as_deref())
@@ -245,15 +323,15 @@ impl Cluster {
         let out = api
             .patch(&key.name, &pp, &Patch::Apply(obj))
             .await
-            .with_context(|| format!("applying {key}"))?;
-        Ok(to_value(&out)?)
+            .map_err(Error::api(format!("applying {key}")))?;
+        to_value(&out).map_err(malformed(format!("applying {key}")))
     }
 
     /// Write `obj` back exactly as given (an update that replaces the whole object, so
     /// fields any field manager added since are gone), or create it if it is gone. Used
     /// to restore captured objects; a conflicting concurrent write is retried on the
     /// fresh resourceVersion.
-    pub async fn replace_or_create(&self, obj: &Value) -> anyhow::Result<Value> {
+    pub async fn replace_or_create(&self, obj: &Value) -> Result<Value> {
         let key = ObjectKey::of(obj);
         let api = self
             .api(&key.api_version, &key.kind, key.namespace.as_deref())
@@ -262,10 +340,12 @@ impl Cluster {
             field_manager: Some(FIELD_MANAGER.into()),
             ..Default::default()
         };
+        let doing = || format!("restoring {key}");
         for _ in 0..5 {
-            let mut desired: DynamicObject = serde_json::from_value(obj.clone())
-                .with_context(|| format!("restoring {key}: not an object"))?;
-            let written = match api.get_opt(&key.name).await? {
+            let mut desired: DynamicObject =
+                serde_json::from_value(obj.clone()).map_err(malformed(doing()))?;
+            let live = api.get_opt(&key.name).await.map_err(Error::api(doing()))?;
+            let written = match live {
                 Some(live) => {
                     desired.metadata.resource_version = live.metadata.resource_version;
                     api.replace(&key.name, &pp, &desired).await
@@ -273,28 +353,32 @@ impl Cluster {
                 None => api.create(&pp, &desired).await,
             };
             match written {
-                Ok(o) => return Ok(to_value(&o)?),
+                Ok(o) => return to_value(&o).map_err(malformed(doing())),
                 Err(kube::Error::Api(s)) if s.code == 409 => continue,
-                Err(e) => return Err(e).with_context(|| format!("restoring {key}")),
+                Err(e) => return Err(Error::api(doing())(e)),
             }
         }
-        anyhow::bail!("restoring {key}: it kept changing under us (5 conflicts in a row)")
+        Err(Error::Conflicts { doing: doing() })
     }
 
-    pub async fn delete(&self, key: &ObjectKey) -> anyhow::Result<()> {
+    pub async fn delete(&self, key: &ObjectKey) -> Result<()> {
         let api = self
             .api(&key.api_version, &key.kind, key.namespace.as_deref())
             .await?;
         match api.delete(&key.name, &DeleteParams::background()).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("deleting {key}")),
+            Err(e) => Err(Error::api(format!("deleting {key}"))(e)),
         }
     }
 }
 
-fn bad_config(path: &Path, e: &dyn std::fmt::Display) -> Exit {
-    Exit::bad_input(format!(
+fn malformed(doing: String) -> impl FnOnce(serde_json::Error) -> Error {
+    move |source| Error::Malformed { doing, source }
+}
+
+fn bad_config(path: &Path, e: &dyn std::fmt::Display) -> Error {
+    Error::Kubeconfig(format!(
         "kubeconfig {}: {e}; check --context and the file",
         path.display()
     ))

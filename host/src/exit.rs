@@ -48,10 +48,25 @@ impl fmt::Display for Exit {
 
 impl std::error::Error for Exit {}
 
-/// The exit code for an error chain: the first `Exit` found in it, else `Unexpected`.
+/// The exit code for an error chain, decided here and nowhere else: the first error in the
+/// chain that says what it means for the user (an `Exit`, or a module's typed error that is
+/// the user's input), else `Unexpected`.
 pub fn code_of(err: &anyhow::Error) -> Code {
     err.chain()
-        .find_map(|e| e.downcast_ref::<Exit>())
-        .map(|e| e.code)
+        .find_map(code_of_one)
         .unwrap_or(Code::Unexpected)
+}
+
+fn code_of_one(e: &(dyn std::error::Error + 'static)) -> Option<Code> {
+    use crate::cluster;
+    if let Some(e) = e.downcast_ref::<Exit>() {
+        return Some(e.code);
+    }
+    if let Some(e) = e.downcast_ref::<cluster::Error>() {
+        return Some(match e {
+            cluster::Error::Kubeconfig(_) => Code::BadInput,
+            _ => Code::Unexpected,
+        });
+    }
+    None
 }

@@ -45,12 +45,12 @@ pub async fn missing(
                 Ok((ar, _)) => ar,
                 // A custom kind whose CRD this plan creates: not served yet; kube guesses
                 // the plural the way the API server derives it.
-                Err(e) if format!("{e:#}").contains("does not serve") => {
+                Err(crate::cluster::Error::NotServed { .. }) => {
                     let (group, version) = k.api_version.split_once('/').unwrap_or(("", ""));
                     let gvk = kube::api::GroupVersionKind::gvk(group, version, &k.kind);
                     kube::api::ApiResource::from_gvk(&gvk)
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             };
             for v in verbs {
                 asks.insert((

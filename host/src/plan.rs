@@ -301,15 +301,15 @@ async fn diff_object(cluster: &Cluster, o: &render::Object) -> anyhow::Result<Ch
     let merged = match cluster.apply(&o.value, true).await {
         Ok(m) => m,
         // A refusal (immutable field, invalid value) is a finding for the user, not a crash.
-        Err(e) => match e.downcast_ref::<kube::Error>() {
-            Some(kube::Error::Api(s)) if (400..500).contains(&s.code) => {
+        Err(e) => match e.status() {
+            Some(s) if e.is_client_error() => {
                 return Ok(Change {
                     action: Action::Update,
                     rejected: Some(s.message.clone()),
                     ..base
                 });
             }
-            _ => return Err(e),
+            _ => return Err(e.into()),
         },
     };
     let (before, after) = (
@@ -387,12 +387,10 @@ async fn owned_leftovers(
         let selector: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let selector = selector.join(",");
         for (api_version, kind) in &kinds {
-            let live = match cluster.list(api_version, kind, None, Some(&selector)).await {
-                Ok(l) => l,
-                // A kind whose CRD is not there (yet) has no leftovers.
-                Err(e) if format!("{e:#}").contains("does not serve") => continue,
-                Err(e) => return Err(e),
-            };
+            // A kind whose CRD is not there (yet) has no leftovers.
+            let live = cluster
+                .list_if_served(api_version, kind, None, Some(&selector))
+                .await?;
             for o in live {
                 let key = ObjectKey::of(&o);
                 let here = key
