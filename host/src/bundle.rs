@@ -1,9 +1,9 @@
 //! Release bundles: a directory with `bundle.yaml`, `profiles/*.yaml` and
 //! `templates/<component>/*.yaml`.
 //!
-//! Loading validates everything up front (manifest fields, profiles, every template
-//! compiles and every profile renders), so a mistake is reported with its file and
-//! line before anything talks to a cluster.
+//! Loading validates the files up front (manifest fields, profiles, templates present), so
+//! a mistake is reported with its file and line before anything talks to a cluster; that
+//! every profile renders is checked by `render::lint`, which builds on this module.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,12 +13,53 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::exit::Exit;
-use crate::render;
 use crate::values;
+use crate::yaml;
 
 pub const MANIFEST_FILE: &str = "bundle.yaml";
 pub const DEFAULT_PROFILE: &str = "default";
+
+/// A bundle that cannot be used: always the user's input (exit 2), always naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "bundle {}: no {MANIFEST_FILE} found; pass --bundle a directory such as bundles/istio-1.8.6",
+        .0.display()
+    )]
+    NotABundle(PathBuf),
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Yaml(#[from] yaml::Error),
+    /// A file parses but says something a bundle may not.
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+    #[error("bundle {bundle}: no profile `{name}`; available: {}", known.join(", "))]
+    NoProfile {
+        bundle: String,
+        name: String,
+        known: Vec<String>,
+    },
+    /// A template that does not render with one of the bundle's own profiles.
+    #[error("bundle {} (profile `{profile}`): {message}", dir.display())]
+    Render {
+        dir: PathBuf,
+        profile: String,
+        message: String,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn invalid(path: &Path, message: impl Into<String>) -> Error {
+    Error::Invalid {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
 
 /// `bundle.yaml`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -119,31 +160,26 @@ pub struct Bundle {
 }
 
 impl Bundle {
-    /// Load and validate a bundle directory. Errors are `Exit::bad_input` naming file and line.
-    pub fn load(dir: &Path) -> anyhow::Result<Bundle> {
+    /// Load and validate a bundle directory's files; errors name the file and line.
+    /// (`render::lint` then checks that every profile renders.)
+    pub fn load(dir: &Path) -> Result<Bundle> {
         let manifest_path = dir.join(MANIFEST_FILE);
         if !manifest_path.is_file() {
-            return Err(Exit::bad_input(format!(
-                "bundle {}: no {MANIFEST_FILE} found; pass --bundle a directory such as bundles/istio-1.8.6",
-                dir.display()
-            ))
-            .into());
+            return Err(Error::NotABundle(dir.to_path_buf()));
         }
         let mut hasher = Sha256::new();
         let manifest_src = read(&manifest_path, &mut hasher, MANIFEST_FILE)?;
-        let manifest: Manifest = parse_yaml(&manifest_path, &manifest_src)?;
+        let manifest: Manifest = yaml::parse(&manifest_path, &manifest_src)?;
         validate_manifest(&manifest_path, &manifest)?;
         let profiles = load_profiles(dir, &mut hasher)?;
         let templates = load_templates(dir, &manifest, &mut hasher)?;
-        let bundle = Bundle {
+        Ok(Bundle {
             dir: dir.to_path_buf(),
             manifest,
             profiles,
             templates,
             digest: hex::encode(hasher.finalize()),
-        };
-        bundle.validate_rendering()?;
-        Ok(bundle)
+        })
     }
 
     pub fn version(&self) -> &semver::Version {
@@ -159,15 +195,11 @@ impl Bundle {
         format!("{}-{}", self.manifest.name, self.manifest.version)
     }
 
-    pub fn profile(&self, name: &str) -> anyhow::Result<&Value> {
-        self.profiles.get(name).ok_or_else(|| {
-            let known: Vec<_> = self.profiles.keys().cloned().collect();
-            Exit::bad_input(format!(
-                "bundle {}: no profile `{name}`; available: {}",
-                self.id(),
-                known.join(", ")
-            ))
-            .into()
+    pub fn profile(&self, name: &str) -> Result<&Value> {
+        self.profiles.get(name).ok_or_else(|| Error::NoProfile {
+            bundle: self.id(),
+            name: name.into(),
+            known: self.profiles.keys().cloned().collect(),
         })
     }
 
@@ -179,24 +211,13 @@ impl Bundle {
     pub fn component(&self, name: &str) -> Option<&Component> {
         self.manifest.components.iter().find(|c| c.name == name)
     }
-
-    /// Render every profile once so that a template mistake is found at load time.
-    fn validate_rendering(&self) -> anyhow::Result<()> {
-        for (name, tree) in &self.profiles {
-            render::render(self, tree, "default").map_err(|e| {
-                Exit::bad_input(format!(
-                    "bundle {} (profile `{name}`): {e:#}",
-                    self.dir.display()
-                ))
-            })?;
-        }
-        Ok(())
-    }
 }
 
-fn read(path: &Path, hasher: &mut Sha256, rel: &str) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Exit::bad_input(format!("{}: cannot read: {e}", path.display())))?;
+fn read(path: &Path, hasher: &mut Sha256, rel: &str) -> Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     // Length-prefix the path so that moving bytes between files changes the digest.
     hasher.update((rel.len() as u64).to_le_bytes());
     hasher.update(rel.as_bytes());
@@ -205,24 +226,8 @@ fn read(path: &Path, hasher: &mut Sha256, rel: &str) -> anyhow::Result<String> {
     Ok(text)
 }
 
-/// Parse YAML, turning serde's location into `file:line:column`.
-pub fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> anyhow::Result<T> {
-    serde_yaml::from_str(text).map_err(|e| {
-        let at = e
-            .location()
-            .map(|l| format!(":{}:{}", l.line(), l.column()))
-            .unwrap_or_default();
-        // serde_yaml repeats the location at the end of its message; drop it.
-        let msg = e.to_string();
-        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        Exit::bad_input(format!("{}{at}: {msg}", path.display())).into()
-    })
-}
-
-fn validate_manifest(path: &Path, m: &Manifest) -> anyhow::Result<()> {
-    let bad = |what: String| -> anyhow::Error {
-        Exit::bad_input(format!("{}: {what}", path.display())).into()
-    };
+fn validate_manifest(path: &Path, m: &Manifest) -> Result<()> {
+    let bad = |what: String| invalid(path, what);
     if m.api_version != "meshup.dev/v1" || m.kind != "Bundle" {
         return Err(bad(format!(
             "expected `apiVersion: meshup.dev/v1` and `kind: Bundle`, found `{}` / `{}`",
@@ -269,15 +274,14 @@ pub fn parse_minor(v: &str) -> Option<(u64, u64)> {
     Some((major, minor))
 }
 
-fn load_profiles(dir: &Path, hasher: &mut Sha256) -> anyhow::Result<BTreeMap<String, Value>> {
+fn load_profiles(dir: &Path, hasher: &mut Sha256) -> Result<BTreeMap<String, Value>> {
     let pdir = dir.join("profiles");
     let default_path = pdir.join(format!("{DEFAULT_PROFILE}.yaml"));
     if !default_path.is_file() {
-        return Err(Exit::bad_input(format!(
-            "{}: missing; every bundle needs a default profile",
-            default_path.display()
-        ))
-        .into());
+        return Err(invalid(
+            &default_path,
+            "missing; every bundle needs a default profile",
+        ));
     }
     let mut overlays = BTreeMap::new();
     for path in sorted_yaml_files(&pdir)? {
@@ -287,18 +291,14 @@ fn load_profiles(dir: &Path, hasher: &mut Sha256) -> anyhow::Result<BTreeMap<Str
             .to_string_lossy()
             .to_string();
         let text = read(&path, hasher, &format!("profiles/{name}.yaml"))?;
-        let tree: Value = parse_yaml(&path, &text)?;
+        let tree: Value = yaml::parse(&path, &text)?;
         let tree = if tree.is_null() {
             Value::Object(Default::default())
         } else {
             tree
         };
         if !tree.is_object() {
-            return Err(Exit::bad_input(format!(
-                "{}: a profile must be a mapping of values",
-                path.display()
-            ))
-            .into());
+            return Err(invalid(&path, "a profile must be a mapping of values"));
         }
         overlays.insert(name, (path, tree));
     }
@@ -306,8 +306,7 @@ fn load_profiles(dir: &Path, hasher: &mut Sha256) -> anyhow::Result<BTreeMap<Str
     let mut profiles = BTreeMap::new();
     for (name, (path, tree)) in overlays {
         // A named profile may only set values the default profile knows, with the same types.
-        crate::iop::validate(&default, &tree)
-            .map_err(|e| Exit::bad_input(format!("{}: {e}", path.display())))?;
+        crate::iop::validate(&default, &tree).map_err(|e| invalid(&path, e.to_string()))?;
         let mut full = default.clone();
         values::merge(&mut full, &tree);
         profiles.insert(name, full);
@@ -319,18 +318,19 @@ fn load_templates(
     dir: &Path,
     m: &Manifest,
     hasher: &mut Sha256,
-) -> anyhow::Result<BTreeMap<String, Vec<Template>>> {
+) -> Result<BTreeMap<String, Vec<Template>>> {
     let mut out = BTreeMap::new();
     for c in &m.components {
         let cdir = dir.join("templates").join(&c.name);
         let files = sorted_yaml_files(&cdir)?;
         if files.is_empty() {
-            return Err(Exit::bad_input(format!(
-                "{}: component `{}` has no templates (expected *.yaml files here)",
-                cdir.display(),
-                c.name
-            ))
-            .into());
+            return Err(invalid(
+                &cdir,
+                format!(
+                    "component `{}` has no templates (expected *.yaml files here)",
+                    c.name
+                ),
+            ));
         }
         let mut templates = Vec::new();
         for path in files {
@@ -344,12 +344,15 @@ fn load_templates(
     Ok(out)
 }
 
-fn sorted_yaml_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+fn sorted_yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-        Err(e) => {
-            return Err(Exit::bad_input(format!("{}: cannot read: {e}", dir.display())).into());
+        Err(source) => {
+            return Err(Error::Read {
+                path: dir.to_path_buf(),
+                source,
+            });
         }
     };
     let mut files: Vec<PathBuf> = entries
@@ -416,6 +419,7 @@ mod bundle_tests {
     fn every_shipped_bundle_loads() {
         for name in ["istio-1.6.14", "istio-1.7.8", "istio-1.8.6", "istio-1.9.5"] {
             let b = Bundle::load(&shipped(name)).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            crate::render::lint(&b).unwrap_or_else(|e| panic!("{name}: {e:#}"));
             assert_eq!(b.id(), name);
             assert_eq!(b.profiles.len(), 3, "{name}: default, demo, minimal");
         }
@@ -469,7 +473,11 @@ mod bundle_tests {
             src.replacen("{{ namespace }}", "{{ values.pilot.nosuch }}", 1),
         )
         .unwrap();
-        let err = format!("{:#}", Bundle::load(&tmp).unwrap_err());
+        // It loads (the files are well-formed) and linting finds the template mistake.
+        let b = Bundle::load(&tmp).unwrap();
+        let err = crate::render::lint(&b).unwrap_err();
+        assert!(matches!(err, Error::Render { .. }), "{err:?}");
+        let err = err.to_string();
         assert!(err.contains("templates/istiod/service.yaml:5"), "{err}");
         let _ = std::fs::remove_dir_all(&tmp);
     }

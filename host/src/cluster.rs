@@ -30,36 +30,32 @@ pub enum Error {
     /// The cluster has no such kind (its CRD is not installed, or not yet).
     #[error("the cluster does not serve {kind} ({api_version})")]
     NotServed { api_version: String, kind: String },
-    /// The API server refused or failed a request.
-    #[error("{doing}")]
-    Api {
-        doing: String,
-        #[source]
-        source: kube::Error,
-    },
+    /// The API server refused or failed a request. (The cause is part of the message, not
+    /// a source: callers print this error on its own, e.g. in a failed component's line.)
+    #[error("{doing}: {cause}")]
+    Api { doing: String, cause: kube::Error },
     /// An object kept changing between our read and our write.
     #[error("{doing}: it kept changing under us (5 conflicts in a row)")]
     Conflicts { doing: String },
     /// An object that is not what Kubernetes accepts (e.g. no metadata.name).
-    #[error("{doing}: not a Kubernetes object: {source}")]
+    #[error("{doing}: not a Kubernetes object: {cause}")]
     Malformed {
         doing: String,
-        #[source]
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
 }
 
 impl Error {
     fn api(doing: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
         let doing = doing.into();
-        move |source| Error::Api { doing, source }
+        move |cause| Error::Api { doing, cause }
     }
 
     /// The API server's own answer (status code and message), when it gave one.
     pub fn status(&self) -> Option<&kube::core::Status> {
         match self {
             Error::Api {
-                source: kube::Error::Api(s),
+                cause: kube::Error::Api(s),
                 ..
             } => Some(s),
             _ => None,
@@ -374,7 +370,7 @@ impl Cluster {
 }
 
 fn malformed(doing: String) -> impl FnOnce(serde_json::Error) -> Error {
-    move |source| Error::Malformed { doing, source }
+    move |cause| Error::Malformed { doing, cause }
 }
 
 fn bad_config(path: &Path, e: &dyn std::fmt::Display) -> Error {

@@ -62,6 +62,15 @@ fn code_of_one(e: &(dyn std::error::Error + 'static)) -> Option<Code> {
     if let Some(e) = e.downcast_ref::<Exit>() {
         return Some(e.code);
     }
+    // Input files and references the user gave: the bundle, IstioOperator files and
+    // --set, the policy configuration and policy files.
+    if e.is::<crate::bundle::Error>()
+        || e.is::<crate::yaml::Error>()
+        || e.is::<crate::iop::Error>()
+        || e.is::<crate::policy::Error>()
+    {
+        return Some(Code::BadInput);
+    }
     if let Some(e) = e.downcast_ref::<cluster::Error>() {
         return Some(match e {
             cluster::Error::Kubeconfig(_) => Code::BadInput,
@@ -69,4 +78,45 @@ fn code_of_one(e: &(dyn std::error::Error + 'static)) -> Option<Code> {
         });
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context as _;
+
+    fn code(e: impl Into<anyhow::Error>) -> Code {
+        // Context on top must not hide what the error means.
+        code_of(&Err::<(), _>(e.into()).context("while doing X").unwrap_err())
+    }
+
+    #[test]
+    fn typed_errors_map_to_their_documented_codes() {
+        use crate::{bundle, cluster, iop, policy};
+        assert_eq!(code(bundle::Error::NotABundle("x".into())), Code::BadInput);
+        assert_eq!(
+            code(iop::Error::Set {
+                expr: "a=b".into(),
+                message: "unknown".into()
+            }),
+            Code::BadInput
+        );
+        assert_eq!(
+            code(policy::Error::Reference("builtin:nope".into())),
+            Code::BadInput
+        );
+        assert_eq!(
+            code(cluster::Error::Kubeconfig("bad".into())),
+            Code::BadInput
+        );
+        assert_eq!(
+            code(cluster::Error::Unreachable {
+                at: "https://127.0.0.1:1".into(),
+                cause: "refused".into()
+            }),
+            Code::Unexpected
+        );
+        assert_eq!(code(Exit::new(Code::Blocked, "no")), Code::Blocked);
+        assert_eq!(code(anyhow::anyhow!("anything else")), Code::Unexpected);
+    }
 }

@@ -24,14 +24,12 @@
 //! field names are checked, the contents are Kubernetes objects) and free-form maps
 //! (an empty mapping or list in the profile, `proxyMetadata`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::bundle::parse_yaml;
-use crate::exit::Exit;
-use crate::values::{self, dotted, named_list};
+use crate::values::{self, dotted, is_k8s_field, named_list};
 
 pub const API_VERSION: &str = "install.istio.io/v1alpha1";
 pub const KIND: &str = "IstioOperator";
@@ -81,6 +79,25 @@ const K8S_FIELDS: &[(&str, Kind)] = &[
     ("tolerations", Kind::List),
 ];
 
+/// IstioOperator input that cannot be used: always the user's (exit 2), naming where.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An `-f` file that cannot be read, is not an IstioOperator, or sets what the
+    /// release does not have.
+    #[error("-f {}: {message}", path.display())]
+    File { path: PathBuf, message: String },
+    #[error(transparent)]
+    Yaml(#[from] crate::yaml::Error),
+    /// A `--set path=value` that does not apply.
+    #[error("--set {expr}: {message}")]
+    Set { expr: String, message: String },
+}
+
+/// A spec that sets a path the schema does not have, or a value of the wrong type.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(String);
+
 /// String maps of the IstioOperator/MeshConfig API whose keys are the user's own.
 const FREE_MAPS: &[&str] = &["proxyMetadata"];
 
@@ -88,12 +105,6 @@ const REVISION: &str = "`revision` is not supported: meshup upgrades the control
     (the default revision), as `istioctl upgrade` does; a revision would install a second \
     control plane beside it (a canary upgrade). Remove `revision` from the IstioOperator file \
     or --set.";
-
-/// Whether `path` is a component's Kubernetes setting (`components.pilot.k8s.resources`):
-/// a Kubernetes object, one value for diffs.
-pub fn is_k8s_field(path: &[String]) -> bool {
-    matches!(path, [.., k8s, _] if k8s == "k8s")
-}
 
 /// Whether everything below `path` is free-form (compared and replaced as a whole).
 pub fn is_free_form(path: &[String]) -> bool {
@@ -114,17 +125,22 @@ pub fn overlay_from(
     aliases: &[Alias],
     files: &[impl AsRef<Path>],
     sets: &[String],
-) -> anyhow::Result<UserInput> {
+) -> Result<UserInput, Error> {
     let mut overlay = Value::Object(Map::new());
     for f in files {
         let path = f.as_ref();
         let spec = normalize(&read_file(path)?, aliases, Source::User);
-        validate(schema, &spec)
-            .map_err(|e| Exit::bad_input(format!("-f {}: {e}", path.display())))?;
+        validate(schema, &spec).map_err(|e| Error::File {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         values::merge(&mut overlay, &spec);
     }
     for s in sets {
-        apply_set(schema, aliases, &mut overlay, s).map_err(Exit::bad_input)?;
+        apply_set(schema, aliases, &mut overlay, s).map_err(|message| Error::Set {
+            expr: s.clone(),
+            message,
+        })?;
     }
     let top = overlay.as_object_mut();
     let profile = top.and_then(|m| {
@@ -136,17 +152,19 @@ pub fn overlay_from(
 }
 
 /// The `spec` of an IstioOperator file.
-pub fn read_file(path: &Path) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Exit::bad_input(format!("-f {}: cannot read: {e}", path.display())))?;
-    let doc: Value = parse_yaml(path, &text)?;
-    let bad = |what: String| -> anyhow::Error {
-        Exit::bad_input(format!(
-            "-f {}: {what}; -f takes IstioOperator files (apiVersion: {API_VERSION}, kind: {KIND}, \
-             with the values under spec), as istioctl does",
-            path.display()
+pub fn read_file(path: &Path) -> Result<Value, Error> {
+    let file_error = |message: String| Error::File {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| file_error(format!("cannot read: {e}")))?;
+    let doc: Value = crate::yaml::parse(path, &text)?;
+    let bad = |what: String| {
+        file_error(format!(
+            "{what}; -f takes IstioOperator files (apiVersion: {API_VERSION}, kind: {KIND}, \
+             with the values under spec), as istioctl does"
         ))
-        .into()
     };
     if doc.is_null() {
         return Ok(Value::Object(Map::new()));
@@ -258,19 +276,20 @@ fn parse_scalar(raw: &str) -> Value {
     serde_yaml::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.to_string()))
 }
 
-/// Apply one `--set path=value` to `overlay`, checking the path against `schema`.
-pub fn apply_set(
+/// Apply one `--set path=value` to `overlay`, checking the path against `schema`. The
+/// error says what is wrong with this one expression (the caller names it).
+fn apply_set(
     schema: &Value,
     aliases: &[Alias],
     overlay: &mut Value,
     expr: &str,
 ) -> Result<(), String> {
     let (path, raw) = expr.split_once('=').ok_or_else(|| {
-        format!("--set {expr}: expected path=value, e.g. --set components.pilot.k8s.replicaCount=2")
+        "expected path=value, e.g. --set components.pilot.k8s.replicaCount=2".to_string()
     })?;
     let path = alias_path(path.trim(), aliases);
-    let steps = parse_path(&path).map_err(|e| format!("--set {expr}: {e}"))?;
-    let steps = resolve_indexes(schema, steps).map_err(|e| format!("--set {expr}: {e}"))?;
+    let steps = parse_path(&path)?;
+    let steps = resolve_indexes(schema, steps)?;
     let mut value = parse_scalar(raw);
     // A bare scalar is a string where the default is one ("--set tag=1.8" is "1.8").
     if matches!(lookup(schema, &steps), Some(Value::String(_)))
@@ -280,7 +299,7 @@ pub fn apply_set(
         value = Value::String(raw.to_string());
     }
     let mut tree = build(&steps, value);
-    validate(schema, &tree).map_err(|e| format!("--set {expr}: {e}"))?;
+    validate(schema, &tree).map_err(|e| e.0)?;
     merge_indexed(overlay, &mut tree);
     Ok(())
 }
@@ -413,7 +432,11 @@ fn merge_indexed(base: &mut Value, overlay: &mut Value) {
 }
 
 /// Check that every path of `overlay` is one `schema` has, with a compatible type.
-pub fn validate(schema: &Value, overlay: &Value) -> Result<(), String> {
+pub fn validate(schema: &Value, overlay: &Value) -> Result<(), Invalid> {
+    validate_spec(schema, overlay).map_err(Invalid)
+}
+
+fn validate_spec(schema: &Value, overlay: &Value) -> Result<(), String> {
     if let Some(top) = overlay.as_object() {
         // An empty revision (what istioctl writes for an in-place install) is the default one.
         if top
@@ -641,7 +664,13 @@ mod tests {
     }
 
     fn set(o: &mut Value, e: &str) -> Result<(), String> {
-        apply_set(&schema(), &aliases(), o, e)
+        apply_set(&schema(), &aliases(), o, e).map_err(|message| {
+            Error::Set {
+                expr: e.into(),
+                message,
+            }
+            .to_string()
+        })
     }
 
     #[test]

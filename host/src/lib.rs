@@ -25,3 +25,4 @@ pub mod ui;
 pub mod values;
 pub mod version;
 pub mod wait;
+pub mod yaml;

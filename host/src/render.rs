@@ -9,7 +9,7 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::bundle::{Bundle, Component};
+use crate::bundle::{self, Bundle, Component};
 
 /// Labels meshup puts on everything it applies.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -149,6 +149,19 @@ pub fn enabled(component: &Component, spec: &Value) -> bool {
 /// Render every enabled component of `bundle` with `spec` (a merged IstioOperator spec).
 /// Templates see the spec's top-level fields (`hub`, `tag`, `meshConfig`, `values`,
 /// `components`) plus `namespace`, `revision` and `bundle`.
+/// Render every profile of the bundle once, so that a template mistake is found when the
+/// bundle is loaded, whichever profile the user later picks.
+pub fn lint(bundle: &Bundle) -> bundle::Result<()> {
+    for (name, tree) in &bundle.profiles {
+        render(bundle, tree, "default").map_err(|e| bundle::Error::Render {
+            dir: bundle.dir.clone(),
+            profile: name.clone(),
+            message: format!("{e:#}"),
+        })?;
+    }
+    Ok(())
+}
+
 pub fn render(bundle: &Bundle, spec: &Value, revision: &str) -> anyhow::Result<Rendered> {
     let mut env = Environment::new();
     // A template reading a value the profile does not have is a bundle bug: fail loudly.

@@ -62,7 +62,7 @@ pub fn leaves(tree: &Value) -> Vec<(String, Value)> {
 
 fn collect(v: &Value, path: &mut Vec<String>, out: &mut Vec<(String, Value)>) {
     // A component's Kubernetes settings (`k8s.resources`, `k8s.service`) are whole values.
-    if crate::iop::is_k8s_field(path) {
+    if is_k8s_field(path) {
         out.push((dotted(path), v.clone()));
         return;
     }
@@ -162,6 +162,12 @@ fn is_empty_diff(v: &Value) -> bool {
         Value::Array(a) => a.is_empty(),
         _ => false,
     }
+}
+
+/// Whether `path` is a component's Kubernetes setting (`components.pilot.k8s.resources`):
+/// a Kubernetes object, one value for diffs.
+pub fn is_k8s_field(path: &[String]) -> bool {
+    matches!(path, [.., k8s, _] if k8s == "k8s")
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub struct Template {
 impl Template {
     pub fn run(&self) -> anyhow::Result<Code> {
         let bundle = Bundle::load(&self.bundle)?;
+        crate::render::lint(&bundle)?;
         let (_, _, _, rendered) =
             plan::values_and_render(&bundle, &self.inputs, None, crate::state::DEFAULT_REVISION)?;
         print!("{}", rendered.manifest());

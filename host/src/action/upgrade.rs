@@ -101,6 +101,7 @@ impl Upgrade {
         let ui = &env.ui;
         // Everything the user typed is validated before the cluster is touched.
         let bundle = Bundle::load(&self.bundle)?;
+        crate::render::lint(&bundle)?;
         let loading = Instant::now();
         let checker = Checker::load(env.policy_config.as_deref(), env.audit_log.as_deref())?;
         if loading.elapsed() > Duration::from_secs(1) {

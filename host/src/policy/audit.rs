@@ -19,10 +19,8 @@ use serde_json::Value;
 use super::cache::sha256_hex;
 use super::context::{Phase, PolicyContext, now_rfc3339};
 use super::grants::Grant;
-use super::runtime::Run;
 use super::sandbox::{HostCall, Limits, LogLine};
-use super::set::Member;
-use super::{Evaluation, Finding, Outcome};
+use super::{Finding, Outcome};
 use crate::exit::{Code, Exit};
 
 /// One evaluation, as logged.
@@ -60,43 +58,6 @@ pub struct AuditRecord {
     pub findings: Vec<Finding>,
     /// The context as given to the policy (with its config and `now`).
     pub context: PolicyContext,
-}
-
-impl AuditRecord {
-    pub(crate) fn new(
-        m: &Member,
-        phase: Phase,
-        ctx: &PolicyContext,
-        eval: &Evaluation,
-        run: Option<&Run>,
-    ) -> AuditRecord {
-        AuditRecord {
-            time: now_rfc3339(),
-            policy: m.name.clone(),
-            source: match &m.source {
-                super::config::Source::File(p) => std::fs::canonicalize(p)
-                    .unwrap_or(p.clone())
-                    .display()
-                    .to_string(),
-                s => s.to_string(),
-            },
-            sha256: m.digest.clone(),
-            pinned_sha256: m.pin.clone(),
-            replaces: m.replaces.clone(),
-            phase,
-            duration_us: eval.duration.as_micros() as u64,
-            outcome: eval.outcome.clone(),
-            enforce_warn: m.enforce_warn,
-            limits: m.limits,
-            grants: m.grants.as_ref().clone(),
-            host_calls: run.map(|r| r.calls.clone()).unwrap_or_default(),
-            logs: run.map(|r| r.logs.clone()).unwrap_or_default(),
-            log_truncated: run.is_some_and(|r| r.log_truncated),
-            stderr: run.map(|r| r.stderr.clone()).unwrap_or_default(),
-            findings: eval.findings.clone(),
-            context: ctx.clone(),
-        }
-    }
 }
 
 /// The first line of each run.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::config::Source;
+use super::error::Error;
 use super::runtime::Runtime;
 use super::text::{block, escape, one_line};
 use super::{
@@ -103,7 +104,7 @@ pub fn list(config: Option<&Path>, opts: RuntimeOptions, json: bool) -> anyhow::
                     if m.enforce_warn { "warn" } else { "block" }.to_string(),
                     match &m.loaded {
                         Ok(_) => "ok".to_string(),
-                        Err(e) => format!("REFUSED: {}", one_line(e)),
+                        Err(e) => format!("REFUSED: {}", one_line(&e.0)),
                     },
                     grants,
                 ]
@@ -126,10 +127,11 @@ pub fn list(config: Option<&Path>, opts: RuntimeOptions, json: bool) -> anyhow::
 }
 
 fn read_target(target: &str) -> anyhow::Result<(Source, Vec<u8>)> {
-    let source = Source::parse(target, None).map_err(Exit::bad_input)?;
-    let bytes = source
-        .read()
-        .map_err(|e| Exit::bad_input(format!("policy {target}: {e}")))?;
+    let source = Source::parse(target, None)?;
+    let bytes = source.read().map_err(|reason| Error::Refused {
+        policy: target.into(),
+        reason,
+    })?;
     Ok((source, bytes))
 }
 
@@ -138,9 +140,11 @@ pub fn inspect(target: &str, opts: RuntimeOptions, json: bool) -> anyhow::Result
     let (source, bytes) = read_target(target)?;
     let rt = Runtime::with_options(&opts)?;
     let digest = cache::sha256_hex(&bytes);
-    let component = rt
-        .compile(&bytes, &digest)
-        .map_err(|e| Exit::bad_input(format!("policy {source} refused: {e}")))?;
+    let refused = |reason| Error::Refused {
+        policy: source.to_string(),
+        reason,
+    };
+    let component = rt.compile(&bytes, &digest).map_err(refused)?;
     let (imports, exports) = rt.interface(&component);
     let loaded = rt.load(&bytes, &super::Limits::default());
     if json {
@@ -206,7 +210,7 @@ pub fn inspect(target: &str, opts: RuntimeOptions, json: bool) -> anyhow::Result
     }
     match loaded {
         Ok(_) => Ok(Code::Ok),
-        Err(e) => Err(Exit::bad_input(format!("policy {source} refused: {e}")).into()),
+        Err(reason) => Err(refused(reason).into()),
     }
 }
 
@@ -218,17 +222,20 @@ pub struct TestArgs {
     pub config: Option<PathBuf>,
 }
 
-fn read_json(what: &str, path: &Path) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Exit::bad_input(format!("cannot read {what} {}: {e}", path.display())))?;
-    serde_json::from_str(&text)
-        .map_err(|e| Exit::bad_input(format!("{what} {}: {e}", path.display())).into())
+fn read_json<T: serde::de::DeserializeOwned>(what: &'static str, path: &Path) -> Result<T, Error> {
+    let file_error = |message: String| Error::File {
+        what,
+        path: path.to_path_buf(),
+        message,
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| file_error(format!("cannot read: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| file_error(e.to_string()))
 }
 
 /// `meshup policy test FILE.wasm --context ctx.json [--objects objs.yaml] [--config cfg.json]`.
 pub fn test(args: TestArgs, opts: RuntimeOptions, json: bool) -> anyhow::Result<Code> {
-    let ctx: PolicyContext = serde_json::from_value(read_json("context file", &args.context)?)
-        .map_err(|e| Exit::bad_input(format!("context file {}: {e}", args.context.display())))?;
+    let ctx: PolicyContext = read_json("context file", &args.context)?;
     let snapshot = match &args.objects {
         Some(p) => Snapshot::from_yaml_file(p)?,
         None => Snapshot::default(),
@@ -236,9 +243,9 @@ pub fn test(args: TestArgs, opts: RuntimeOptions, json: bool) -> anyhow::Result<
     let config = args
         .config
         .as_deref()
-        .map(|p| read_json("config file", p))
+        .map(|p| read_json::<Value>("config file", p))
         .transpose()?;
-    let source = Source::parse(&args.target, None).map_err(Exit::bad_input)?;
+    let source = Source::parse(&args.target, None)?;
     let set = PolicySet::single(source, config, opts)?;
     let evals = set.evaluate_all(ctx.phase, &ctx, Arc::new(snapshot));
     let blocked = evals.iter().any(Evaluation::blocks);

@@ -25,9 +25,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::builtin;
+use super::error::{Error, Refusal};
 use super::grants::Grant;
 use super::sandbox::Limits;
-use crate::exit::Exit;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,14 +80,14 @@ pub enum Source {
 
 impl Source {
     /// `builtin:NAME` or a path.
-    pub fn parse(s: &str, base: Option<&Path>) -> Result<Source, String> {
+    pub fn parse(s: &str, base: Option<&Path>) -> Result<Source, Error> {
         if let Some(name) = s.strip_prefix("builtin:") {
             if builtin::get(name).is_none() {
                 let all: Vec<&str> = builtin::names().collect();
-                return Err(format!(
+                return Err(Error::Reference(format!(
                     "unknown builtin policy {name:?}; builtins are {}",
                     all.join(", ")
-                ));
+                )));
             }
             return Ok(Source::Builtin(name.to_string()));
         }
@@ -99,13 +99,13 @@ impl Source {
     }
 
     /// The component bytes.
-    pub fn read(&self) -> Result<Vec<u8>, String> {
+    pub fn read(&self) -> Result<Vec<u8>, Refusal> {
         match self {
             Source::Builtin(n) => builtin::get(n)
                 .map(<[u8]>::to_vec)
-                .ok_or_else(|| format!("unknown builtin {n}")),
+                .ok_or_else(|| Refusal(format!("unknown builtin {n}"))),
             Source::File(p) => {
-                std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+                std::fs::read(p).map_err(|e| Refusal(format!("cannot read {}: {e}", p.display())))
             }
         }
     }
@@ -156,16 +156,14 @@ impl PolicyConfig {
     }
 
     /// Read and validate a configuration file. Errors (exit 2) name the file and what to fix.
-    pub fn load(path: &Path) -> anyhow::Result<PolicyConfig> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Exit::bad_input(format!(
-                "policy configuration {}: cannot read: {e}",
-                path.display()
-            ))
-        })?;
-        Self::parse(&text, path).map_err(|e| {
-            Exit::bad_input(format!("policy configuration {}: {e}", path.display())).into()
-        })
+    pub fn load(path: &Path) -> Result<PolicyConfig, Error> {
+        let config_error = |message: String| Error::Config {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text =
+            std::fs::read_to_string(path).map_err(|e| config_error(format!("cannot read: {e}")))?;
+        Self::parse(&text, path).map_err(config_error)
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<PolicyConfig, String> {
@@ -249,7 +247,7 @@ fn replaced_builtin(r: &str, source: &Source) -> Result<String, String> {
     if source.is_builtin() {
         return Err("replaces is for policy files; a builtin cannot replace another".into());
     }
-    match Source::parse(r, None)? {
+    match Source::parse(r, None).map_err(|e| e.to_string())? {
         Source::Builtin(name) => Ok(name),
         Source::File(_) => Err(format!(
             "replaces must be `builtin:NAME`, got {r:?}; a file policy may replace only a builtin"

@@ -15,6 +15,7 @@ pub mod cache;
 pub mod commands;
 pub mod config;
 pub mod context;
+pub mod error;
 pub mod grants;
 pub mod replay;
 pub mod runtime;
@@ -31,6 +32,7 @@ use serde::{Deserialize, Serialize};
 pub use context::{
     ApplyOutcome, ComponentInfo, ComponentRole, Direction, Phase, PolicyContext, VersionRange,
 };
+pub use error::{Error, Refusal};
 pub use grants::Grant;
 pub use sandbox::Limits;
 pub use set::PolicySet;

@@ -2,6 +2,7 @@
 //! components (cache, import check, `InstancePre`), and running one call in a fresh
 //! Store with the time, memory, findings and log limits.
 
+use super::error::Refusal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -119,7 +120,7 @@ impl Runtime {
     }
 
     /// Compile (or load from the cache) a component. Refuses what is not a component.
-    pub fn compile(&self, bytes: &[u8], digest: &str) -> Result<Component, String> {
+    pub fn compile(&self, bytes: &[u8], digest: &str) -> Result<Component, Refusal> {
         if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
             return Err("not a WebAssembly file".into());
         }
@@ -157,7 +158,7 @@ impl Runtime {
 
     /// Load a component: compile, refuse forbidden imports, pre-instantiate, read its
     /// metadata (bounded by `limits`).
-    pub fn load(&self, bytes: &[u8], limits: &Limits) -> Result<Loaded, String> {
+    pub fn load(&self, bytes: &[u8], limits: &Limits) -> Result<Loaded, Refusal> {
         let digest = sha256_hex(bytes);
         let component = self.compile(bytes, &digest)?;
         let (imports, exports) = self.interface(&component);
@@ -186,7 +187,8 @@ impl Runtime {
             return Err(format!(
                 "metadata default-config is {} bytes, more than {MAX_DEFAULT_CONFIG}",
                 m.default_config.len()
-            ));
+            )
+            .into());
         }
         let default_config = serde_json::from_str(&m.default_config)
             .map_err(|e| format!("metadata default-config is not JSON: {e}"))?;
@@ -527,16 +529,18 @@ mod tests {
             rt.compile(core, "x")
                 .err()
                 .unwrap()
+                .0
                 .contains("core WebAssembly module, not a component")
         );
         assert_eq!(
-            rt.compile(b"hello", "x").err().unwrap(),
+            rt.compile(b"hello", "x").err().unwrap().0,
             "not a WebAssembly file"
         );
         assert!(
             rt.load(b"\0asm\x0d\0\x01\0garbage", &Limits::default())
                 .err()
                 .unwrap()
+                .0
                 .starts_with("invalid component")
         );
     }

@@ -498,7 +498,7 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
 }
 
 /// Refuse a component whose imports go beyond the allowed set. The error names each offending import.
-pub fn check_imports(imports: &[String]) -> Result<(), String> {
+pub fn check_imports(imports: &[String]) -> Result<(), super::Refusal> {
     let bad: Vec<&String> = imports
         .iter()
         .filter(|name| {
@@ -510,10 +510,10 @@ pub fn check_imports(imports: &[String]) -> Result<(), String> {
         return Ok(());
     }
     let names: Vec<&str> = bad.iter().map(|s| s.as_str()).collect();
-    Err(format!(
+    Err(super::Refusal(format!(
         "imports {} which the sandbox does not provide (policies may import only meshup:policy/cluster, meshup:policy/log and the wasi:io/wasi:cli interfaces of a std guest)",
         names.join(", ")
-    ))
+    )))
 }
 
 #[cfg(test)]
@@ -624,7 +624,7 @@ mod tests {
             "wasi:sockets/tcp@0.2.6".to_string(),
             "wasi:clocks/wall-clock@0.2.6".into(),
         ];
-        let e = check_imports(&bad).unwrap_err();
+        let e = check_imports(&bad).unwrap_err().0;
         assert!(
             e.contains("wasi:sockets/tcp@0.2.6")
                 && e.contains("wasi:clocks/wall-clock@0.2.6")

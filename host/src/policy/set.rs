@@ -8,13 +8,13 @@ use serde_json::Value;
 use super::audit::{AuditLog, AuditRecord};
 use super::config::{Entry, PolicyConfig, Source};
 use super::context::{Phase, PolicyContext, now_rfc3339};
+use super::error::{Error, Refusal};
 use super::grants::{self, Grant};
 use super::runtime::{Loaded, Run, Runtime};
 use super::sandbox::Limits;
 use super::snapshot::ClusterReader;
 use super::{Evaluation, Finding, Outcome, RuntimeOptions, Severity, failed_finding};
 use super::{builtin, cache, text};
-use crate::exit::Exit;
 
 /// One configured policy, loaded (or refused, with the reason).
 pub struct Member {
@@ -22,7 +22,7 @@ pub struct Member {
     /// The policy's metadata name, or the source when it could not be loaded.
     pub name: String,
     pub digest: String,
-    pub loaded: Result<Loaded, String>,
+    pub loaded: Result<Loaded, Refusal>,
     pub grants: Arc<Vec<Grant>>,
     pub config: Value,
     pub enforce_warn: bool,
@@ -60,7 +60,7 @@ impl Member {
     fn refuse(&mut self, reason: String) {
         self.name = self.source.to_string();
         self.grants = Arc::new(vec![]);
-        self.loaded = Err(reason);
+        self.loaded = Err(Refusal(reason));
     }
 }
 
@@ -83,12 +83,13 @@ impl PolicySet {
         let runtime = Runtime::with_options(&opts)?;
         let mut members = vec![];
         for entry in cfg.entries {
-            let m = member(&runtime, entry).map_err(|e| match &cfg.path {
-                Some(p) => anyhow::Error::from(Exit::bad_input(format!(
-                    "policy configuration {}: {e}",
-                    p.display()
-                ))),
-                None => anyhow::anyhow!("{e}"),
+            let m = member(&runtime, entry).map_err(|message| match &cfg.path {
+                Some(p) => anyhow::Error::from(Error::Config {
+                    path: p.clone(),
+                    message,
+                }),
+                // The defaults are ours: a mistake in them is a bug, not the user's input.
+                None => anyhow::anyhow!("{message}"),
             })?;
             members.push(m);
         }
@@ -137,7 +138,7 @@ impl PolicySet {
             replaces: None,
             index: None,
         };
-        let m = member(&runtime, entry).map_err(Exit::bad_input)?;
+        let m = member(&runtime, entry).map_err(Error::Reference)?;
         Ok(PolicySet {
             runtime,
             members: vec![m],
@@ -230,7 +231,7 @@ impl PolicySet {
             ctx.config = m.config.clone();
             let (eval, run) = evaluate_member(&self.runtime, m, &ctx, cluster.clone());
             if let Some(log) = &self.audit {
-                log.append(&AuditRecord::new(m, phase, &ctx, &eval, run.as_ref()));
+                log.append(&audit_record(m, phase, &ctx, &eval, run.as_ref()));
             }
             out.push(eval);
         }
@@ -247,9 +248,9 @@ pub(crate) fn member(runtime: &Runtime, e: Entry) -> Result<Member, String> {
     let bytes = e.source.read();
     let digest = bytes.as_deref().map(cache::sha256_hex).unwrap_or_default();
     let loaded = bytes.and_then(|b| match &e.sha256 {
-        Some(pin) if *pin != digest => Err(format!(
+        Some(pin) if *pin != digest => Err(Refusal(format!(
             "sha256 mismatch: the file has {digest}, the policy configuration pins {pin}; the file was changed or the pin is stale"
-        )),
+        ))),
         _ => runtime.load(&b, &e.limits),
     });
     let (name, grants, config) = match &loaded {
@@ -364,7 +365,7 @@ pub(crate) fn evaluate_member(
     match &m.loaded {
         Err(reason) => {
             let outcome = Outcome::Refused {
-                reason: reason.clone(),
+                reason: reason.to_string(),
             };
             let eval = Evaluation {
                 policy: m.name.clone(),
@@ -408,6 +409,42 @@ pub(crate) fn evaluate_member(
             };
             (eval, Some(run))
         }
+    }
+}
+
+/// The audit record of one member's evaluation.
+fn audit_record(
+    m: &Member,
+    phase: Phase,
+    ctx: &PolicyContext,
+    eval: &Evaluation,
+    run: Option<&Run>,
+) -> AuditRecord {
+    AuditRecord {
+        time: now_rfc3339(),
+        policy: m.name.clone(),
+        source: match &m.source {
+            super::config::Source::File(p) => std::fs::canonicalize(p)
+                .unwrap_or(p.clone())
+                .display()
+                .to_string(),
+            s => s.to_string(),
+        },
+        sha256: m.digest.clone(),
+        pinned_sha256: m.pin.clone(),
+        replaces: m.replaces.clone(),
+        phase,
+        duration_us: eval.duration.as_micros() as u64,
+        outcome: eval.outcome.clone(),
+        enforce_warn: m.enforce_warn,
+        limits: m.limits,
+        grants: m.grants.as_ref().clone(),
+        host_calls: run.map(|r| r.calls.clone()).unwrap_or_default(),
+        logs: run.map(|r| r.logs.clone()).unwrap_or_default(),
+        log_truncated: run.is_some_and(|r| r.log_truncated),
+        stderr: run.map(|r| r.stderr.clone()).unwrap_or_default(),
+        findings: eval.findings.clone(),
+        context: ctx.clone(),
     }
 }
 
