@@ -12,11 +12,11 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::access::Kube;
 use crate::bundle::Component;
-use crate::cluster::Cluster;
+use crate::progress::{Event, Progress};
 use crate::render::{self, ObjectKey, Rendered};
 use crate::state;
-use crate::ui::Ui;
 use crate::wait;
 
 #[derive(Debug, Clone)]
@@ -33,24 +33,6 @@ pub struct ComponentReport {
     pub objects: usize,
     pub ready: String,
     pub seconds: f64,
-}
-
-impl ComponentReport {
-    /// `  ✓ istiod   12 objects applied, istiod 1/1 ready in 1.2 s`
-    pub fn line(&self, ui: &Ui, verb: &str) -> String {
-        format!(
-            "  {} {:<18} {} objects {verb}{} in {:.1} s",
-            ui.paint("✓", crate::ui::Color::Green),
-            self.name,
-            self.objects,
-            if self.ready.is_empty() {
-                String::new()
-            } else {
-                format!(", {} ready", self.ready)
-            },
-            self.seconds
-        )
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -109,10 +91,10 @@ pub struct Target<'a> {
 
 /// Apply `target.rendered` component by component, waiting for each, then verify and prune.
 pub async fn run(
-    cluster: &Cluster,
+    cluster: &dyn Kube,
     target: &Target<'_>,
     opts: &Options,
-    ui: &Ui,
+    progress: &dyn Progress,
 ) -> Result<Report, Failure> {
     let Target {
         layout,
@@ -153,7 +135,7 @@ pub async fn run(
             &c.readiness,
             rendered,
             opts,
-            ui,
+            progress,
         )
         .await?;
         let report = ComponentReport {
@@ -162,7 +144,10 @@ pub async fn run(
             ready,
             seconds: t.elapsed().as_secs_f64(),
         };
-        ui.say(report.line(ui, "applied"));
+        progress.event(Event::ComponentDone {
+            report: &report,
+            verb: "applied",
+        });
         components.push(report);
     }
     verify_workloads(
@@ -194,13 +179,13 @@ pub async fn run(
 
 /// Wait for every readiness workload of a component (that the release renders) at once.
 async fn wait_component(
-    cluster: &Cluster,
+    cluster: &dyn Kube,
     namespace: &str,
     component: &str,
     refs: &[crate::bundle::ReadinessRef],
     rendered: &Rendered,
     opts: &Options,
-    ui: &Ui,
+    progress: &dyn Progress,
 ) -> Result<String, Failure> {
     let targets: Vec<(String, String, String)> = refs
         .iter()
@@ -212,53 +197,62 @@ async fn wait_component(
         })
         .map(|r| (r.kind.clone(), namespace.to_string(), r.name.clone()))
         .collect();
-    wait_all(cluster, component, &targets, opts, ui).await
+    wait_all(cluster, component, &targets, opts, progress).await
 }
 
 /// Wait for the given workloads (a restore waits for every one it put back).
 pub async fn wait_workloads(
-    cluster: &Cluster,
+    cluster: &dyn Kube,
     component: &str,
     workloads: &[Workload],
     opts: &Options,
-    ui: &Ui,
+    progress: &dyn Progress,
 ) -> Result<String, Failure> {
     let targets: Vec<(String, String, String)> = workloads
         .iter()
         .map(|w| (w.kind.clone(), w.namespace.clone(), w.name.clone()))
         .collect();
-    wait_all(cluster, component, &targets, opts, ui).await
+    wait_all(cluster, component, &targets, opts, progress).await
 }
 
 /// Watch every (kind, namespace, name) until rolled out, all at once, within the timeout.
 async fn wait_all(
-    cluster: &Cluster,
+    cluster: &dyn Kube,
     component: &str,
     targets: &[(String, String, String)],
     opts: &Options,
-    ui: &Ui,
+    progress: &dyn Progress,
 ) -> Result<String, Failure> {
     let deadline = Instant::now() + opts.readiness_timeout;
     let waits = targets.iter().map(|(kind, namespace, name)| {
-        let bar = ui.bar(name, 1);
+        progress.event(Event::WaitStarted { workload: name });
         async move {
             let mut last = (0, 0);
-            let res = wait::until_rolled_out(
-                cluster,
-                kind,
-                namespace,
-                name,
-                deadline,
-                |ready, desired, msg| {
-                    last = (ready, desired);
-                    bar.update(ready, desired, msg);
-                },
-            )
-            .await;
-            match &res {
-                Ok(_) => bar.finish("ready"),
-                Err(e) => bar.finish(&format!("{e}")),
-            }
+            let res = cluster
+                .wait_rolled_out(
+                    kind,
+                    namespace,
+                    name,
+                    deadline,
+                    &mut |ready, desired, msg| {
+                        last = (ready, desired);
+                        progress.event(Event::Waiting {
+                            workload: name,
+                            ready,
+                            desired,
+                            message: msg,
+                        });
+                    },
+                )
+                .await;
+            let outcome = match &res {
+                Ok(_) => "ready".to_string(),
+                Err(e) => e.to_string(),
+            };
+            progress.event(Event::WaitEnded {
+                workload: name,
+                outcome: &outcome,
+            });
             res.map(|_| format!("{name} {}/{}", last.0, last.1))
         }
     });
@@ -364,7 +358,7 @@ impl std::fmt::Display for Observed {
 }
 
 /// Read back each workload: its template, its rollout and every pod's images.
-pub async fn observe(cluster: &Cluster, expected: &[Workload]) -> anyhow::Result<Vec<Observed>> {
+pub async fn observe(cluster: &dyn Kube, expected: &[Workload]) -> anyhow::Result<Vec<Observed>> {
     let mut out = Vec::new();
     for w in expected {
         let key = ObjectKey {
@@ -454,7 +448,7 @@ fn images_text(images: &[(String, String)]) -> String {
 }
 
 /// Every workload runs exactly the expected images in every pod, all ready, rollout done.
-pub async fn verify_workloads(cluster: &Cluster, expected: &[Workload]) -> Result<(), Failure> {
+pub async fn verify_workloads(cluster: &dyn Kube, expected: &[Workload]) -> Result<(), Failure> {
     let observed = observe(cluster, expected)
         .await
         .map_err(|e| Failure::Verify(format!("{e:#}")))?;
@@ -472,7 +466,7 @@ pub async fn verify_workloads(cluster: &Cluster, expected: &[Workload]) -> Resul
 
 /// Every control-plane pod of the in-place revision runs the target version.
 pub async fn verify(
-    cluster: &Cluster,
+    cluster: &dyn Kube,
     namespace: &str,
     target_version: &str,
 ) -> Result<(), Failure> {

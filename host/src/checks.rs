@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::access::Kube;
 use crate::bundle::Bundle;
-use crate::cluster::Cluster;
 use crate::plan::Plan;
 use crate::policy::{self, Finding, Phase, PolicyContext, PolicySet, Severity, Snapshot};
 use crate::state::Installed;
@@ -75,7 +75,7 @@ impl Checker {
     }
 
     /// Read what the phase's policies are granted, in one list per kind and namespace.
-    pub async fn snapshot(&self, cluster: &Cluster, phase: Phase) -> anyhow::Result<Snapshot> {
+    pub async fn snapshot(&self, cluster: &dyn Kube, phase: Phase) -> anyhow::Result<Snapshot> {
         let mut objects = Vec::new();
         for (api_version, kind, namespaces) in self.set.reads(phase) {
             let scopes: Vec<Option<&str>> = if namespaces.is_empty() {
@@ -98,7 +98,7 @@ impl Checker {
     /// Evaluate one phase and apply the overrides.
     pub async fn run(
         &self,
-        cluster: &Cluster,
+        cluster: &dyn Kube,
         phase: Phase,
         ctx: &PolicyContext,
         extra: Vec<Finding>,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::action::present::{self, Narrator};
 use crate::action::{self, Env};
 use crate::checks::Overrides;
 use crate::cluster::Target;
@@ -378,17 +379,8 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
             checks,
             apply,
         } => {
-            upgrade(
-                g,
-                &cluster,
-                Mode::Install,
-                bundle,
-                checks,
-                apply,
-                false,
-                Duration::from_secs(300),
-            )
-            .await
+            let run = upgrade_of(Mode::Install, &bundle, checks, &apply);
+            upgrade(g, &cluster, run, apply.history_max).await
         }
         Command::Upgrade {
             cluster,
@@ -398,17 +390,12 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
             no_rollback,
             rollback_timeout,
         } => {
-            upgrade(
-                g,
-                &cluster,
-                Mode::Upgrade,
-                bundle,
-                checks,
-                apply,
+            let run = action::upgrade::Upgrade {
                 no_rollback,
                 rollback_timeout,
-            )
-            .await
+                ..upgrade_of(Mode::Upgrade, &bundle, checks, &apply)
+            };
+            upgrade(g, &cluster, run, apply.history_max).await
         }
         Command::Precheck {
             cluster,
@@ -423,17 +410,12 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
                 diff,
                 history_max: 10,
             };
-            upgrade(
-                g,
-                &cluster,
-                Mode::Precheck,
-                bundle,
-                checks,
-                apply,
-                true,
-                Duration::ZERO,
-            )
-            .await
+            let run = action::upgrade::Upgrade {
+                no_rollback: true,
+                rollback_timeout: Duration::ZERO,
+                ..upgrade_of(Mode::Precheck, &bundle, checks, &apply)
+            };
+            upgrade(g, &cluster, run, apply.history_max).await
         }
         Command::Status { cluster, namespace } => {
             action::status::Status {
@@ -462,7 +444,9 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
                 yes,
                 readiness_timeout,
             };
-            rollback.run(&env(g, &cluster, 10)).await
+            let env = env(g, &cluster, 10);
+            let report = rollback.run(&env, &Narrator::new(&env.ui)).await?;
+            present::rollback(&env.ui, &report)
         }
         Command::Dataplane { command } => match command {
             DataplaneCommand::Status {
@@ -511,18 +495,13 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn upgrade(
-    g: &Global,
-    cluster: &ClusterArgs,
+/// The upgrade action as the flags describe it (install's automatic restore: 300 s).
+fn upgrade_of(
     mode: action::upgrade::Mode,
-    bundle: BundleArgs,
+    bundle: &BundleArgs,
     checks: CheckArgs,
-    apply: ApplyArgs,
-    no_rollback: bool,
-    rollback_timeout: Duration,
-) -> anyhow::Result<Code> {
-    let env = env(g, cluster, apply.history_max);
+    apply: &ApplyArgs,
+) -> action::upgrade::Upgrade {
     action::upgrade::Upgrade {
         mode,
         bundle: bundle.bundle.clone(),
@@ -534,10 +513,20 @@ async fn upgrade(
             ignore: checks.ignore,
         },
         readiness_timeout: apply.readiness_timeout,
-        rollback_timeout,
-        no_rollback,
+        rollback_timeout: Duration::from_secs(300),
+        no_rollback: false,
         diff: apply.diff,
     }
-    .run(&env)
-    .await
+}
+
+/// Run an install/upgrade/precheck, narrating it, and print its report.
+async fn upgrade(
+    g: &Global,
+    cluster: &ClusterArgs,
+    run: action::upgrade::Upgrade,
+    history_max: usize,
+) -> anyhow::Result<Code> {
+    let env = env(g, cluster, history_max);
+    let report = run.run(&env, &Narrator::new(&env.ui)).await?;
+    present::upgrade(&env.ui, &report)
 }

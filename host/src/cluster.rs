@@ -46,7 +46,7 @@ pub enum Error {
 }
 
 impl Error {
-    fn api(doing: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    pub(crate) fn api(doing: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
         let doing = doing.into();
         move |cause| Error::Api { doing, cause }
     }
@@ -250,62 +250,56 @@ impl Cluster {
             .transpose()
     }
 
-    /// Like `get`, but an object of a kind the cluster does not serve (yet: its CRD may be
-    /// part of the same plan) reads as absent.
-    pub async fn get_if_served(&self, key: &ObjectKey) -> Result<Option<Value>> {
-        match self.get(key).await {
-            Err(Error::NotServed { .. }) => Ok(None),
-            r => r,
-        }
-    }
-
-    /// Like `list`, but a kind the cluster does not serve has no objects.
-    pub async fn list_if_served(
+    /// One page of a kind's objects (at most 500), optionally in one namespace and by
+    /// label selector; `page` is the continue token of the previous page.
+    pub async fn list_page(
         &self,
         api_version: &str,
         kind: &str,
         namespace: Option<&str>,
         selector: Option<&str>,
-    ) -> Result<Vec<Value>> {
-        match self.list(api_version, kind, namespace, selector).await {
-            Err(Error::NotServed { .. }) => Ok(vec![]),
-            r => r,
-        }
-    }
-
-    /// List every object of a kind (all pages), optionally in one namespace and by label selector.
-    pub async fn list(
-        &self,
-        api_version: &str,
-        kind: &str,
-        namespace: Option<&str>,
-        selector: Option<&str>,
-    ) -> Result<Vec<Value>> {
+        page: Option<String>,
+    ) -> Result<crate::access::Page> {
         let api = self.api(api_version, kind, namespace).await?;
-        let mut out = Vec::new();
         let mut lp = ListParams::default().limit(500);
         if let Some(s) = selector {
             lp = lp.labels(s);
         }
-        loop {
-            let doing = || format!("listing {kind} ({api_version})");
-            let page = api.list(&lp).await.map_err(Error::api(doing()))?;
-            for o in &page.items {
-                let mut v = to_value(o).map_err(malformed(doing()))?;
-                // A real API server leaves apiVersion and kind out of list items; put them
-                // back so every object read names its type (what `ObjectKey::of` keys on).
-                if let Some(m) = v.as_object_mut() {
-                    m.entry("apiVersion").or_insert_with(|| api_version.into());
-                    m.entry("kind").or_insert_with(|| kind.into());
-                }
-                out.push(v);
-            }
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                Some(c) => lp = lp.continue_token(&c),
-                None => break,
-            }
+        if let Some(c) = &page {
+            lp = lp.continue_token(c);
         }
-        Ok(out)
+        let doing = || format!("listing {kind} ({api_version})");
+        let list = api.list(&lp).await.map_err(Error::api(doing()))?;
+        let mut items = Vec::with_capacity(list.items.len());
+        for o in &list.items {
+            let mut v = to_value(o).map_err(malformed(doing()))?;
+            // A real API server leaves apiVersion and kind out of list items; put them
+            // back so every object read names its type (what `ObjectKey::of` keys on).
+            if let Some(m) = v.as_object_mut() {
+                m.entry("apiVersion").or_insert_with(|| api_version.into());
+                m.entry("kind").or_insert_with(|| kind.into());
+            }
+            items.push(v);
+        }
+        Ok(crate::access::Page {
+            items,
+            next: list.metadata.continue_.filter(|c| !c.is_empty()),
+        })
+    }
+
+    /// The dynamic API of `obj`'s kind, its key and the object as kube's type.
+    pub(crate) async fn dynamic(
+        &self,
+        obj: &Value,
+        doing: &str,
+    ) -> Result<(ObjectKey, Api<DynamicObject>, DynamicObject)> {
+        let key = ObjectKey::of(obj);
+        let api = self
+            .api(&key.api_version, &key.kind, key.namespace.as_deref())
+            .await?;
+        let object =
+            serde_json::from_value(obj.clone()).map_err(malformed(format!("{doing} {key}")))?;
+        Ok((key, api, object))
     }
 
     /// Server-side apply one object as field manager `meshup` (forced: meshup owns what it renders).
@@ -369,7 +363,7 @@ impl Cluster {
     }
 }
 
-fn malformed(doing: String) -> impl FnOnce(serde_json::Error) -> Error {
+pub(crate) fn malformed(doing: String) -> impl FnOnce(serde_json::Error) -> Error {
     move |cause| Error::Malformed { doing, cause }
 }
 

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures::StreamExt;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::access::Kube;
 use crate::cluster::Cluster;
 use crate::state::{container_image, image_version};
 use crate::version;
@@ -118,28 +119,26 @@ fn tally(acc: &mut BTreeMap<(String, String), BTreeMap<String, usize>>, pod: &Va
 
 /// Read every pod (paginated) and report proxy versions per workload, skipping `skip_namespace`.
 pub async fn report(
-    cluster: &Cluster,
+    cluster: &dyn Kube,
     control_plane_version: Option<String>,
     skip_namespace: &str,
 ) -> anyhow::Result<Report> {
-    let api: Api<DynamicObject> = cluster.api("v1", "Pod", None).await?;
     let mut acc = BTreeMap::new();
     let mut pods = 0;
-    let mut lp = ListParams::default().limit(500);
+    let mut next = None;
     loop {
-        let page = api.list(&lp).await.context("listing pods")?;
+        let page = cluster
+            .list_page("v1", "Pod", None, None, next)
+            .await
+            .context("listing pods")?;
         for p in &page.items {
-            if p.metadata.namespace.as_deref() == Some(skip_namespace) {
+            if p["metadata"]["namespace"].as_str() == Some(skip_namespace) {
                 continue;
             }
-            // Only the fields the tally reads are converted, not the whole pod.
-            let v = json!({"metadata": {"name": p.metadata.name, "namespace": p.metadata.namespace,
-                "labels": p.metadata.labels, "ownerReferences": p.metadata.owner_references},
-                "spec": {"containers": p.data["spec"]["containers"]}});
-            pods += usize::from(tally(&mut acc, &v));
+            pods += usize::from(tally(&mut acc, p));
         }
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(c) => lp = lp.continue_token(&c),
+        match page.next {
+            Some(c) => next = Some(c),
             None => break,
         }
     }

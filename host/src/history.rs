@@ -119,11 +119,12 @@ pub struct Live {
 }
 
 /// Where release records live.
-pub trait Driver {
-    fn list(&self) -> impl Future<Output = anyhow::Result<Vec<Release>>> + Send;
-    fn create(&self, r: &Release) -> impl Future<Output = anyhow::Result<()>> + Send;
-    fn update(&self, r: &Release) -> impl Future<Output = anyhow::Result<()>> + Send;
-    fn delete(&self, revision: u32) -> impl Future<Output = anyhow::Result<()>> + Send;
+#[async_trait::async_trait]
+pub trait Driver: Send + Sync {
+    async fn list(&self) -> anyhow::Result<Vec<Release>>;
+    async fn create(&self, r: &Release) -> anyhow::Result<()>;
+    async fn update(&self, r: &Release) -> anyhow::Result<()>;
+    async fn delete(&self, revision: u32) -> anyhow::Result<()>;
 }
 
 /// Releases in memory, for tests. Records go through the same encoding and size bound as
@@ -131,6 +132,7 @@ pub trait Driver {
 #[derive(Default)]
 pub struct Memory(std::sync::Mutex<BTreeMap<u32, Release>>);
 
+#[async_trait::async_trait]
 impl Driver for Memory {
     async fn list(&self) -> anyhow::Result<Vec<Release>> {
         Ok(self
@@ -200,6 +202,7 @@ impl Secrets {
     }
 }
 
+#[async_trait::async_trait]
 impl Driver for Secrets {
     async fn list(&self) -> anyhow::Result<Vec<Release>> {
         let lp =
@@ -281,13 +284,13 @@ fn decode(bytes: &[u8]) -> anyhow::Result<Release> {
 }
 
 /// The history operations the actions use, over any driver.
-pub struct History<D: Driver> {
-    pub driver: D,
+pub struct History {
+    pub driver: std::sync::Arc<dyn Driver>,
     pub max: usize,
 }
 
-impl<D: Driver> History<D> {
-    pub fn new(driver: D, max: usize) -> Self {
+impl History {
+    pub fn new(driver: std::sync::Arc<dyn Driver>, max: usize) -> Self {
         History {
             driver,
             max: max.max(1),
@@ -409,7 +412,7 @@ mod tests {
 
     #[tokio::test]
     async fn deployed_supersedes_and_old_revisions_are_pruned() {
-        let h = History::new(Memory::default(), 3);
+        let h = History::new(std::sync::Arc::new(Memory::default()), 3);
         for v in ["1.6.0", "1.7.0", "1.8.0", "1.9.0"] {
             let mut r = h.begin(release(v)).await.unwrap();
             h.finish(&mut r, Status::Deployed, format!("{v} done"))
@@ -430,7 +433,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_record_too_large_to_store_is_refused_and_nothing_is_stored() {
-        let h = History::new(Memory::default(), 3);
+        let h = History::new(std::sync::Arc::new(Memory::default()), 3);
         let mut r = release("1.8.6");
         // Incompressible: a capture of objects full of random data.
         let mut seed = 1u64;

@@ -2,6 +2,7 @@
 //!
 //! One module per concept; `cli` only turns flags into calls of the others.
 
+pub mod access;
 pub mod action;
 pub mod apply;
 pub mod bundle;
@@ -16,6 +17,7 @@ pub mod lock;
 pub mod permissions;
 pub mod plan;
 pub mod policy;
+pub mod progress;
 pub mod prune;
 pub mod render;
 pub mod restore;

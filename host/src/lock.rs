@@ -3,14 +3,17 @@
 //! a lock whose holder stopped renewing can be taken over after it expires, and the
 //! takeover is always said out loud.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::ObjectMeta;
 
+use crate::access::Kube;
 use crate::exit::{Code, Exit};
+use crate::render::ObjectKey;
 
 pub const LEASE_NAME: &str = "meshup-upgrade-lock";
 
@@ -26,7 +29,8 @@ pub fn duration() -> Duration {
 }
 
 pub struct Lock {
-    api: Api<Lease>,
+    cluster: Arc<dyn Kube>,
+    key: ObjectKey,
     pub holder: String,
     renewer: tokio::task::JoinHandle<()>,
     /// Set when we took over an expired lock: who held it.
@@ -46,10 +50,21 @@ fn now() -> MicroTime {
     MicroTime(jiff::Timestamp::now())
 }
 
-fn lease(holder: &str, duration: Duration, transitions: i32) -> Lease {
+/// The lock's Lease in `namespace`.
+pub fn key(namespace: &str) -> ObjectKey {
+    ObjectKey {
+        api_version: "coordination.k8s.io/v1".into(),
+        kind: "Lease".into(),
+        namespace: Some(namespace.into()),
+        name: LEASE_NAME.into(),
+    }
+}
+
+fn lease(namespace: &str, holder: &str, duration: Duration, transitions: i32) -> Lease {
     Lease {
         metadata: ObjectMeta {
             name: Some(LEASE_NAME.into()),
+            namespace: Some(namespace.into()),
             ..Default::default()
         },
         spec: Some(LeaseSpec {
@@ -81,59 +96,66 @@ fn expiry(l: &Lease) -> (i64, bool) {
 impl Lock {
     /// Take the lock in `namespace`, or fail with who holds it.
     pub async fn acquire(
-        client: kube::Client,
+        cluster: Arc<dyn Kube>,
         namespace: &str,
         duration: Duration,
     ) -> anyhow::Result<Lock> {
-        let api: Api<Lease> = Api::namespaced(client, namespace);
+        let key = key(namespace);
         let holder = identity();
         let mut took_over = None;
-        match api
-            .create(&PostParams::default(), &lease(&holder, duration, 0))
+        let created = cluster
+            .create(&as_value(&lease(namespace, &holder, duration, 0))?)
             .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 409 => {
-                let current = api
-                    .get(LEASE_NAME)
-                    .await
-                    .context("reading the upgrade lock")?;
-                let spec = current.spec.clone().unwrap_or_default();
-                let who = spec
-                    .holder_identity
-                    .clone()
-                    .unwrap_or_else(|| "someone".into());
-                let since = spec
-                    .acquire_time
-                    .as_ref()
-                    .map(|t| t.0.to_string())
-                    .unwrap_or_else(|| "unknown".into());
-                let (age, expired) = expiry(&current);
-                if !expired {
-                    return Err(Exit::new(
-                        Code::Blocked,
-                        format!(
-                            "another meshup run holds the upgrade lock (Lease {namespace}/{LEASE_NAME}): {who}, since {since}, renewed {age} s ago; wait for it to finish"
-                        ),
-                    )
-                    .into());
-                }
-                // Expired: the holder crashed. Replace it, guarded by resourceVersion so two
-                // runs racing for the same stale lock cannot both win.
-                let mut next = lease(&holder, duration, spec.lease_transitions.unwrap_or(0) + 1);
-                next.metadata.resource_version = current.metadata.resource_version.clone();
-                api.replace(LEASE_NAME, &PostParams::default(), &next)
-                    .await
-                    .map_err(|e| {
-                        anyhow::anyhow!("taking over the stale upgrade lock held by {who}: {e}")
-                    })?;
-                took_over = Some(format!("{who} (since {since}, not renewed for {age} s)"));
+            .context("taking the upgrade lock")?;
+        if created.is_none() {
+            let current = cluster
+                .get(&key)
+                .await
+                .context("reading the upgrade lock")?
+                .context("the upgrade lock vanished while being read; run again")?;
+            let current: Lease =
+                serde_json::from_value(current).context("reading the upgrade lock")?;
+            let spec = current.spec.clone().unwrap_or_default();
+            let who = spec
+                .holder_identity
+                .clone()
+                .unwrap_or_else(|| "someone".into());
+            let since = spec
+                .acquire_time
+                .as_ref()
+                .map(|t| t.0.to_string())
+                .unwrap_or_else(|| "unknown".into());
+            let (age, expired) = expiry(&current);
+            if !expired {
+                return Err(Exit::new(
+                    Code::Blocked,
+                    format!(
+                        "another meshup run holds the upgrade lock (Lease {namespace}/{LEASE_NAME}): {who}, since {since}, renewed {age} s ago; wait for it to finish"
+                    ),
+                )
+                .into());
             }
-            Err(e) => return Err(e).context("taking the upgrade lock"),
+            // Expired: the holder crashed. Replace it, guarded by resourceVersion so two
+            // runs racing for the same stale lock cannot both win.
+            let mut next = lease(
+                namespace,
+                &holder,
+                duration,
+                spec.lease_transitions.unwrap_or(0) + 1,
+            );
+            next.metadata.resource_version = current.metadata.resource_version.clone();
+            cluster.replace(&as_value(&next)?).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "taking over the stale upgrade lock held by {who}: {}",
+                    crate::cluster::root_cause(&e)
+                )
+            })?;
+            took_over = Some(format!("{who} (since {since}, not renewed for {age} s)"));
         }
-        let renewer = tokio::spawn(renew(api.clone(), duration));
+        let renewer = tokio::spawn(renew(cluster.clone(), key.clone(), duration));
         Ok(Lock {
-            api,
+            cluster,
+            key,
             holder,
             renewer,
             took_over,
@@ -143,35 +165,39 @@ impl Lock {
     /// Release the lock (also done by the next run after expiry if we crash).
     pub async fn release(self) -> anyhow::Result<()> {
         self.renewer.abort();
-        match self.api.delete(LEASE_NAME, &DeleteParams::default()).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(e) => Err(e).context("releasing the upgrade lock"),
-        }
+        self.cluster
+            .delete(&self.key)
+            .await
+            .context("releasing the upgrade lock")
     }
+}
+
+fn as_value(lease: &Lease) -> anyhow::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(lease)?;
+    v["apiVersion"] = "coordination.k8s.io/v1".into();
+    v["kind"] = "Lease".into();
+    Ok(v)
 }
 
 /// Release the lock; a failure to do so never changes a run's outcome (the lock expires by
 /// itself), so it is said as a warning.
-pub async fn release_or_warn(lock: Lock, ui: &crate::ui::Ui) {
+pub async fn release_or_warn(lock: Lock, progress: &dyn crate::progress::Progress) {
     if let Err(e) = lock.release().await {
-        ui.warn(format!(
+        progress.event(crate::progress::Event::Warning(&format!(
             "{e:#}; it expires by itself {} s after its last renewal",
             duration().as_secs()
-        ));
+        )));
     }
 }
 
 /// Renew at a third of the duration, so two missed renewals still keep the lock.
-async fn renew(api: Api<Lease>, duration: Duration) {
+async fn renew(cluster: Arc<dyn Kube>, key: ObjectKey, duration: Duration) {
     let mut tick = tokio::time::interval(duration / 3);
     tick.tick().await;
     loop {
         tick.tick().await;
         let patch = serde_json::json!({"spec": {"renewTime": now()}});
         // A failed renewal is retried at the next tick; the lease outlives two misses.
-        let _ = api
-            .patch(LEASE_NAME, &PatchParams::default(), &Patch::Merge(&patch))
-            .await;
+        let _ = cluster.merge_patch(&key, &patch).await;
     }
 }

@@ -4,12 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
-};
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::authorization::v1::ResourceAttributes;
 
-use crate::cluster::Cluster;
+use crate::access::Kube;
 use crate::render::ObjectKey;
 
 /// One permission that is missing.
@@ -31,7 +28,7 @@ impl std::fmt::Display for Missing {
 
 /// The (verb, group, resource, namespace) tuples a plan needs, checked concurrently.
 pub async fn missing(
-    cluster: &Cluster,
+    cluster: &dyn Kube,
     applied: &[ObjectKey],
     pruned: &[ObjectKey],
 ) -> anyhow::Result<Vec<Missing>> {
@@ -42,7 +39,7 @@ pub async fn missing(
     ] {
         for k in keys {
             let ar = match cluster.resource(&k.api_version, &k.kind).await {
-                Ok((ar, _)) => ar,
+                Ok(ar) => ar,
                 // A custom kind whose CRD this plan creates: not served yet; kube guesses
                 // the plural the way the API server derives it.
                 Err(crate::cluster::Error::NotServed { .. }) => {
@@ -77,25 +74,18 @@ pub async fn missing(
             asks.insert((verb.into(), group.into(), res.into(), Some(ns.clone())));
         }
     }
-    let api: Api<SelfSubjectAccessReview> = Api::all(cluster.client().clone());
-    let checks = asks.into_iter().map(|(verb, group, resource, namespace)| {
-        let api = api.clone();
-        async move {
-            let review = SelfSubjectAccessReview {
-                spec: SelfSubjectAccessReviewSpec {
-                    resource_attributes: Some(ResourceAttributes {
-                        verb: Some(verb.clone()),
-                        group: Some(group.clone()),
-                        resource: Some(resource.clone()),
-                        namespace: namespace.clone(),
-                        ..Default::default()
-                    }),
+    let checks = asks
+        .into_iter()
+        .map(|(verb, group, resource, namespace)| async move {
+            let allowed = cluster
+                .allowed(ResourceAttributes {
+                    verb: Some(verb.clone()),
+                    group: Some(group.clone()),
+                    resource: Some(resource.clone()),
+                    namespace: namespace.clone(),
                     ..Default::default()
-                },
-                ..Default::default()
-            };
-            let answer = api.create(&PostParams::default(), &review).await?;
-            let allowed = answer.status.map(|s| s.allowed).unwrap_or(false);
+                })
+                .await?;
             let resource = if group.is_empty() {
                 resource
             } else {
@@ -106,8 +96,7 @@ pub async fn missing(
                 resource,
                 namespace,
             }))
-        }
-    });
+        });
     let mut out = Vec::new();
     for r in futures::future::join_all(checks).await {
         if let Some(m) = r? {

@@ -10,8 +10,9 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::access::Kube;
 use crate::bundle::Bundle;
-use crate::cluster::{Cluster, without_server_fields};
+use crate::cluster::without_server_fields;
 use crate::history::Release;
 use crate::render::{self, ObjectKey, Rendered};
 use crate::state::Installed;
@@ -231,7 +232,7 @@ pub fn values_and_render(
 
 /// Build the plan against the live cluster.
 pub async fn build(
-    cluster: &Cluster,
+    cluster: &dyn Kube,
     bundle: &Bundle,
     installed: &Installed,
     inputs: &Inputs,
@@ -284,7 +285,7 @@ pub async fn build(
     })
 }
 
-async fn diff_object(cluster: &Cluster, o: &render::Object) -> anyhow::Result<Change> {
+async fn diff_object(cluster: &dyn Kube, o: &render::Object) -> anyhow::Result<Change> {
     let key = o.key();
     let base = Change {
         object: key.to_string(),
@@ -360,7 +361,7 @@ fn prune_candidates(previous: Option<&Previous>, target: &Rendered) -> Vec<Chang
 /// owns. Only kinds the releases render are looked at, in the control-plane namespace or
 /// cluster-wide; what may be removed at all is `prune::removable`'s rule.
 async fn owned_leftovers(
-    cluster: &Cluster,
+    cluster: &dyn Kube,
     bundle: &Bundle,
     previous: Option<&Previous>,
     target: &Rendered,

@@ -14,13 +14,14 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::access::Kube;
 use crate::apply::{self, ComponentReport, Failure, Report};
 use crate::bundle::Component;
-use crate::cluster::{Cluster, without_server_fields};
+use crate::cluster::without_server_fields;
 use crate::plan::{Action, Plan};
+use crate::progress::{Event, Progress};
 use crate::prune;
 use crate::render::ObjectKey;
-use crate::ui::Ui;
 
 /// One object as it was before the run touched it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,7 +44,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// Read every object the plan creates, changes or prunes. Objects the plan leaves
     /// unchanged are not captured: the run does not change them.
-    pub async fn capture(cluster: &Cluster, plan: &Plan) -> anyhow::Result<Snapshot> {
+    pub async fn capture(cluster: &dyn Kube, plan: &Plan) -> anyhow::Result<Snapshot> {
         let touched = plan
             .changes
             .iter()
@@ -54,7 +55,7 @@ impl Snapshot {
 
     /// Read the given objects (with the component each belongs to) as they are now.
     pub async fn capture_keys(
-        cluster: &Cluster,
+        cluster: &dyn Kube,
         keys: impl IntoIterator<Item = (ObjectKey, String)>,
         version: Option<String>,
     ) -> anyhow::Result<Snapshot> {
@@ -139,11 +140,11 @@ impl Snapshot {
 /// Put the captured objects back, remove what the run created, wait for every workload
 /// and verify it runs what it ran before.
 pub async fn restore(
-    cluster: &Cluster,
+    cluster: &dyn Kube,
     snapshot: &Snapshot,
     layout: &[Component],
     opts: &apply::Options,
-    ui: &Ui,
+    progress: &dyn Progress,
 ) -> Result<Report, Failure> {
     let started = Instant::now();
     let mut components = Vec::new();
@@ -171,14 +172,17 @@ pub async fn restore(
                 })?;
         }
         let workloads = apply::workloads(objs.iter().copied());
-        let ready = apply::wait_workloads(cluster, name, &workloads, opts, ui).await?;
+        let ready = apply::wait_workloads(cluster, name, &workloads, opts, progress).await?;
         let report = ComponentReport {
             name: name.to_string(),
             objects: objs.len(),
             ready,
             seconds: t.elapsed().as_secs_f64(),
         };
-        ui.say(report.line(ui, "restored"));
+        progress.event(Event::ComponentDone {
+            report: &report,
+            verb: "restored",
+        });
         components.push(report);
     }
     let created = snapshot.created();

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cluster::Cluster;
+use anyhow::Context as _;
+
+use crate::access::Kube;
 use crate::history::Release;
 
 pub const DEFAULT_REVISION: &str = "default";
@@ -145,7 +147,7 @@ pub fn revision_of(labels: &Value) -> String {
 
 /// Read the installed state of the mesh in `namespace`.
 pub async fn read(
-    cluster: &Cluster,
+    cluster: &dyn Kube,
     namespace: &str,
     release: Option<Release>,
 ) -> anyhow::Result<Installed> {
@@ -233,7 +235,7 @@ pub fn control_planes(deployments: &[Value], pods: &[Value]) -> Vec<ControlPlane
 }
 
 async fn detect_method(
-    cluster: &Cluster,
+    cluster: &dyn Kube,
     namespace: &str,
     deployments: &[Value],
 ) -> anyhow::Result<InstallMethod> {
@@ -287,7 +289,7 @@ async fn detect_method(
 /// of what now runs, so that the user can go back to istioctl. Returns whether it was
 /// written.
 pub async fn write_installed_state(
-    cluster: &Cluster,
+    cluster: &dyn Kube,
     namespace: &str,
     profile: &str,
     spec: &Value,
@@ -305,13 +307,10 @@ pub async fn write_installed_state(
     let mut expanded = spec.clone();
     expanded["profile"] = Value::String(profile.to_string());
     obj["spec"] = expanded;
-    let api = cluster
-        .api(&key.api_version, &key.kind, key.namespace.as_deref())
-        .await?;
-    let dynobj: kube::api::DynamicObject = serde_json::from_value(obj)?;
-    api.replace(&key.name, &Default::default(), &dynobj)
+    cluster
+        .replace(&obj)
         .await
-        .map_err(|e| anyhow::anyhow!("updating istioctl's {key}: {e}"))?;
+        .with_context(|| format!("updating istioctl's {key}"))?;
     Ok(true)
 }
 

@@ -23,7 +23,7 @@ pub struct DataplaneRestart {
 }
 
 async fn read(env: &Env, ns: &str) -> anyhow::Result<(Cluster, Report)> {
-    let cluster = env.connect().await?;
+    let cluster = env.cluster().await?;
     let installed = state::read(&cluster, ns, None).await?;
     let report = dataplane::report(&cluster, installed.version().map(str::to_string), ns).await?;
     Ok((cluster, report))

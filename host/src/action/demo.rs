@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::Env;
+use super::present::{self, Narrator};
 use super::upgrade::{Mode, Upgrade};
+use crate::access::Kube;
 use crate::checks::Overrides;
-use crate::cluster::{Cluster, Target};
+use crate::cluster::Target;
 use crate::exit::{Code, Exit, code_of};
 use crate::plan::Inputs;
 use crate::ui::{Color, Format, Ui};
@@ -103,9 +105,9 @@ impl Demo {
             3,
             "Deploy workloads in two injected namespaces: their pods get 1.7.8 sidecars.",
         );
-        let cluster = env.connect().await?;
-        seed_workloads(&cluster).await?;
-        wait_workloads(&cluster).await?;
+        let conn = env.connect().await?;
+        seed_workloads(conn.kube.as_ref()).await?;
+        wait_workloads(conn.kube.as_ref()).await?;
         super::status::Status { namespace: None }.run(&env).await?;
 
         step(
@@ -235,7 +237,8 @@ impl Demo {
             no_rollback: false,
             diff: false,
         };
-        expect(run.run(env).await, want)
+        let report = run.run(env, &Narrator::new(&env.ui)).await;
+        expect(report.and_then(|r| present::upgrade(&env.ui, &r)), want)
     }
 }
 
@@ -269,7 +272,7 @@ fn expect(result: anyhow::Result<Code>, want: Code) -> anyhow::Result<()> {
     }
 }
 
-async fn seed_workloads(cluster: &Cluster) -> anyhow::Result<()> {
+async fn seed_workloads(cluster: &dyn Kube) -> anyhow::Result<()> {
     for ns in ["shop", "bookinfo"] {
         let obj = json!({"apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": ns, "labels": {"istio-injection": "enabled"}}});
@@ -287,10 +290,11 @@ async fn seed_workloads(cluster: &Cluster) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_workloads(cluster: &Cluster) -> anyhow::Result<()> {
+async fn wait_workloads(cluster: &dyn Kube) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     for (ns, name, _) in WORKLOADS {
-        crate::wait::until_rolled_out(cluster, "Deployment", ns, name, deadline, |_, _, _| {})
+        cluster
+            .wait_rolled_out("Deployment", ns, name, deadline, &mut |_, _, _| {})
             .await?;
     }
     Ok(())

@@ -26,9 +26,9 @@ struct Row {
 
 impl ListHistory {
     pub async fn run(&self, env: &Env) -> anyhow::Result<Code> {
-        let cluster = env.connect().await?;
+        let conn = env.connect().await?;
         let ns = self.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
-        let releases = env.history(&cluster, ns, PRODUCT).all().await?;
+        let releases = env.history(&conn, ns, PRODUCT).all().await?;
         let rows: Vec<Row> = releases
             .iter()
             .map(|r| Row {

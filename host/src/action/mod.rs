@@ -12,13 +12,19 @@ pub mod status;
 pub mod template;
 pub mod upgrade;
 
+use std::sync::Arc;
+
+use crate::access::Kube;
+use crate::checks::Checker;
 use crate::cluster::{Cluster, Target};
-use crate::history::{History, Secrets};
+use crate::history::{Driver, History, Secrets};
 use crate::ui::Ui;
 
-/// What every action needs from outside (Helm's `action.Configuration`).
+/// What every action needs from outside (Helm's `action.Configuration`): where the
+/// cluster and the release history are, the policy configuration, and the terminal for
+/// the read-only actions that print tables. Nothing here connects until an action asks.
 pub struct Env {
-    pub target: Target,
+    pub backend: Backend,
     pub ui: Ui,
     /// Revisions kept in history.
     pub history_max: usize,
@@ -26,10 +32,37 @@ pub struct Env {
     pub audit_log: Option<std::path::PathBuf>,
 }
 
+/// Where the cluster and the release history are.
+pub enum Backend {
+    /// A real API server, reached through a kubeconfig; history in its Secrets.
+    Kubeconfig(Target),
+    /// Cluster access and one namespace's release storage given directly (the action
+    /// tests: an in-memory cluster and `history::Memory`).
+    Given {
+        kube: Arc<dyn Kube>,
+        releases: Arc<dyn Driver>,
+    },
+}
+
+/// A reachable cluster, and how to open its release history.
+pub struct Connection {
+    pub kube: Arc<dyn Kube>,
+    releases: Releases,
+}
+
+enum Releases {
+    Secrets(kube::Client),
+    Given(Arc<dyn Driver>),
+}
+
 impl Env {
     pub fn new(target: Target, ui: Ui) -> Env {
+        Env::with_backend(Backend::Kubeconfig(target), ui)
+    }
+
+    pub fn with_backend(backend: Backend, ui: Ui) -> Env {
         Env {
-            target,
+            backend,
             ui,
             history_max: 10,
             policy_config: None,
@@ -38,17 +71,46 @@ impl Env {
     }
 
     /// Connect and check the API server answers (one clear error if not).
-    pub async fn connect(&self) -> anyhow::Result<Cluster> {
-        let cluster = Cluster::connect(&self.target).await?;
+    pub async fn connect(&self) -> anyhow::Result<Connection> {
+        match &self.backend {
+            Backend::Kubeconfig(_) => {
+                let cluster = self.cluster().await?;
+                let client = cluster.client().clone();
+                Ok(Connection {
+                    kube: Arc::new(cluster),
+                    releases: Releases::Secrets(client),
+                })
+            }
+            Backend::Given { kube, releases } => Ok(Connection {
+                kube: kube.clone(),
+                releases: Releases::Given(releases.clone()),
+            }),
+        }
+    }
+
+    /// The real cluster, for the actions that need more than `Kube` (data-plane restarts
+    /// and the demo).
+    pub async fn cluster(&self) -> anyhow::Result<Cluster> {
+        let Backend::Kubeconfig(target) = &self.backend else {
+            anyhow::bail!("this action needs a real cluster (a kubeconfig)");
+        };
+        let cluster = Cluster::connect(target).await?;
         cluster.check_reachable().await?;
         Ok(cluster)
     }
 
-    pub fn history(&self, cluster: &Cluster, namespace: &str, bundle: &str) -> History<Secrets> {
-        History::new(
-            Secrets::new(cluster.client().clone(), namespace, bundle),
-            self.history_max,
-        )
+    /// The release history of `bundle` in `namespace`.
+    pub fn history(&self, conn: &Connection, namespace: &str, bundle: &str) -> History {
+        let driver: Arc<dyn Driver> = match &conn.releases {
+            Releases::Secrets(client) => Arc::new(Secrets::new(client.clone(), namespace, bundle)),
+            Releases::Given(d) => d.clone(),
+        };
+        History::new(driver, self.history_max)
+    }
+
+    /// The policy checker: builtin policies plus the policy configuration's.
+    pub fn checker(&self) -> anyhow::Result<Checker> {
+        Checker::load(self.policy_config.as_deref(), self.audit_log.as_deref())
     }
 }
 
@@ -58,3 +120,6 @@ pub const PRODUCT: &str = "istio";
 pub const DEFAULT_NAMESPACE: &str = "istio-system";
 
 pub use crate::ui::print_json;
+
+#[cfg(test)]
+mod tests;

@@ -15,16 +15,16 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use super::{DEFAULT_NAMESPACE, Env, PRODUCT, print_json};
+use super::{DEFAULT_NAMESPACE, Env, PRODUCT};
+use crate::access::Kube;
 use crate::apply::{self, Failure};
-use crate::cluster::Cluster;
 use crate::exit::{Code, Exit};
-use crate::history::{self, Action, Driver, History, Release, Status};
+use crate::history::{self, Action, History, Release, Status};
 use crate::lock::Lock;
+use crate::progress::{Event, Progress};
 use crate::prune;
 use crate::render::{ObjectKey, Rendered};
 use crate::restore::{self, Snapshot};
-use crate::ui::{Color, Ui};
 
 pub struct Rollback {
     pub to: Option<u32>,
@@ -94,13 +94,34 @@ pub struct Outcome {
     pub message: String,
 }
 
+/// What a rollback did, for the CLI to print.
+pub struct Report {
+    pub outcome: Outcome,
+    /// The outcome's message, with the time taken when it succeeded.
+    pub message: String,
+}
+
+impl Report {
+    /// The JSON document of `rollback -o json`.
+    pub fn doc(&self) -> serde_json::Value {
+        serde_json::json!({
+            "revision": self.outcome.revision,
+            "restored_revision": self.outcome.restored_revision,
+            "version": self.outcome.version,
+            "status": self.outcome.status,
+            "message": self.message,
+        })
+    }
+}
+
 impl Rollback {
-    pub async fn run(&self, env: &Env) -> anyhow::Result<Code> {
+    /// Choose what to put back, confirm, lock, put it back and verify it, record it.
+    pub async fn run(&self, env: &Env, progress: &dyn Progress) -> anyhow::Result<Report> {
         let started = Instant::now();
-        let ui = &env.ui;
         let ns = self.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
-        let cluster = env.connect().await?;
-        let history = env.history(&cluster, ns, PRODUCT);
+        let conn = env.connect().await?;
+        let kube = conn.kube.as_ref();
+        let history = env.history(&conn, ns, PRODUCT);
         let all = history.all().await?;
         let target = choose(&all, self.to).map_err(Exit::bad_input)?;
         // A revision's manifests are parsed once: for the summary line and for the apply.
@@ -108,7 +129,11 @@ impl Rollback {
             Target::Revision(rev) => Some(revision_steps(&all, rev)?),
             Target::Capture(_) => None,
         };
-        ui.say(describe(ui, &all, &target, steps.as_ref()));
+        progress.event(Event::RollbackChosen(&describe(
+            &all,
+            &target,
+            steps.as_ref(),
+        )));
         let question = match &target {
             Target::Capture(r) => format!(
                 "Restore the state before revision {} ({})?",
@@ -120,9 +145,9 @@ impl Rollback {
             }
         };
         super::prompt::confirm(self.yes, &question)?;
-        let lock = Lock::acquire(cluster.client().clone(), ns, crate::lock::duration()).await?;
+        let lock = Lock::acquire(conn.kube.clone(), ns, crate::lock::duration()).await?;
         if let Some(who) = &lock.took_over {
-            ui.warn(format!("took over the expired upgrade lock of {who}"));
+            progress.event(Event::LockTakenOver(who));
         }
         let opts = apply::Options {
             readiness_timeout: self.readiness_timeout,
@@ -130,14 +155,20 @@ impl Rollback {
         };
         let outcome = match target {
             Target::Capture(mut run) => {
-                restore_run(&cluster, &history, &mut run, None, &opts, ui).await
+                restore_run(kube, &history, &mut run, None, &opts, progress).await
             }
             Target::Revision(rev) => {
                 let steps = steps.expect("computed for a revision");
-                to_revision(&cluster, &history, &all, &rev, steps, &opts, ui).await
+                let to = Revision {
+                    kube,
+                    history: &history,
+                    all: &all,
+                    rev: &rev,
+                };
+                to.apply(steps, &opts, progress).await
             }
         };
-        crate::lock::release_or_warn(lock, ui).await;
+        crate::lock::release_or_warn(lock, progress).await;
         let outcome = outcome?;
         let message = if outcome.code == Code::Ok {
             format!(
@@ -148,23 +179,7 @@ impl Rollback {
         } else {
             outcome.message.clone()
         };
-        if ui.json() {
-            print_json(&serde_json::json!({
-                "revision": outcome.revision,
-                "restored_revision": outcome.restored_revision,
-                "version": outcome.version,
-                "status": outcome.status,
-                "message": message,
-            }))?;
-        } else {
-            let color = if outcome.code == Code::Ok {
-                Color::Green
-            } else {
-                Color::Red
-            };
-            ui.say(ui.paint(&message, color));
-        }
-        Ok(outcome.code)
+        Ok(Report { outcome, message })
     }
 }
 
@@ -175,14 +190,13 @@ fn restore_label(run: &Release) -> String {
     }
 }
 
-/// The one line that says what the rollback will do.
-fn describe(ui: &Ui, all: &[Release], target: &Target, steps: Option<&Steps>) -> String {
+/// The one line that says what the rollback will do (after "Rollback:").
+fn describe(all: &[Release], target: &Target, steps: Option<&Steps>) -> String {
     match target {
         Target::Capture(run) => {
             let snap = run.captured.as_ref().expect("chosen for its capture");
             format!(
-                "{} revision {} ({} to {}, {}) is unfinished: putting back the {} objects it changed as they were before it ({}), removing the {} it created",
-                ui.paint("Rollback:", Color::Bold),
+                "revision {} ({} to {}, {}) is unfinished: putting back the {} objects it changed as they were before it ({}), removing the {} it created",
                 run.revision,
                 run.action,
                 run.version,
@@ -196,8 +210,7 @@ fn describe(ui: &Ui, all: &[Release], target: &Target, steps: Option<&Steps>) ->
             let (rendered, prune) = steps.expect("computed for a revision");
             let current = history::live(all).deployed;
             format!(
-                "{} revision {} ({}) → revision {} ({}): {} objects to apply, {} to prune",
-                ui.paint("Rollback:", Color::Bold),
+                "revision {} ({}) → revision {} ({}): {} objects to apply, {} to prune",
                 current
                     .as_ref()
                     .map(|c| c.revision.to_string())
@@ -217,17 +230,17 @@ fn describe(ui: &Ui, all: &[Release], target: &Target, steps: Option<&Steps>) ->
 
 /// Put back what `run` captured, verify it, and record the outcome on `run` itself:
 /// `rolled-back`, or `failed` with what runs now and the next command.
-pub async fn restore_run<D: Driver>(
-    cluster: &Cluster,
-    history: &History<D>,
+pub async fn restore_run(
+    cluster: &dyn Kube,
+    history: &History,
     run: &mut Release,
     cause: Option<&str>,
     opts: &apply::Options,
-    ui: &Ui,
+    progress: &dyn Progress,
 ) -> anyhow::Result<Outcome> {
     let snapshot = run.captured.clone().unwrap_or_default();
     let layout = run.components.clone();
-    let result = restore::restore(cluster, &snapshot, &layout, opts, ui).await;
+    let result = restore::restore(cluster, &snapshot, &layout, opts, progress).await;
     let (status, code, message) = match result {
         Ok(_) => (
             Status::RolledBack,
@@ -265,7 +278,7 @@ pub async fn restore_run<D: Driver>(
 
 /// Exit 6's message: what failed, what runs now (read back), and the next command.
 async fn not_restored(
-    cluster: &Cluster,
+    cluster: &dyn Kube,
     expected: &[apply::Workload],
     to: &str,
     failure: &Failure,
@@ -311,95 +324,108 @@ fn revision_steps(all: &[Release], rev: &Release) -> anyhow::Result<Steps> {
     Ok((rendered, prune::dropped(&had, &keep)))
 }
 
-/// Re-apply revision `rev` as a new revision, capturing first so that it too can be undone.
-async fn to_revision<D: Driver>(
-    cluster: &Cluster,
-    history: &History<D>,
-    all: &[Release],
-    rev: &Release,
-    (rendered, prune): Steps,
-    opts: &apply::Options,
-    ui: &Ui,
-) -> anyhow::Result<Outcome> {
-    let live = history::live(all);
-    if let Some(mut open) = live.open.clone() {
-        history
-            .finish(
-                &mut open,
-                Status::Failed,
-                format!(
-                    "unfinished; replaced by a rollback to revision {}",
-                    rev.revision
-                ),
-            )
-            .await?;
-    }
-    let component_of = |key: &ObjectKey| {
-        rendered
+/// Re-applying a recorded revision.
+struct Revision<'a> {
+    kube: &'a dyn Kube,
+    history: &'a History,
+    all: &'a [Release],
+    rev: &'a Release,
+}
+
+impl Revision<'_> {
+    /// Re-apply the revision as a new revision, capturing first so that it too can be undone.
+    async fn apply(
+        &self,
+        (rendered, prune): Steps,
+        opts: &apply::Options,
+        progress: &dyn Progress,
+    ) -> anyhow::Result<Outcome> {
+        let Revision {
+            kube: cluster,
+            history,
+            all,
+            rev,
+        } = *self;
+        let live = history::live(all);
+        if let Some(mut open) = live.open.clone() {
+            history
+                .finish(
+                    &mut open,
+                    Status::Failed,
+                    format!(
+                        "unfinished; replaced by a rollback to revision {}",
+                        rev.revision
+                    ),
+                )
+                .await?;
+        }
+        let component_of = |key: &ObjectKey| {
+            rendered
+                .objects
+                .iter()
+                .find(|o| &o.key() == key)
+                .map(|o| o.component.clone())
+                .unwrap_or_default()
+        };
+        let touched = rendered
             .objects
             .iter()
-            .find(|o| &o.key() == key)
-            .map(|o| o.component.clone())
-            .unwrap_or_default()
-    };
-    let touched = rendered
-        .objects
-        .iter()
-        .map(|o| o.key())
-        .chain(prune.iter().cloned())
-        .map(|k| (k.clone(), component_of(&k)));
-    let current_version = live.deployed.as_ref().map(|d| d.version.clone());
-    let captured = Snapshot::capture_keys(cluster, touched, current_version).await?;
-    let mut rec = history
-        .begin(Release {
-            action: Action::Rollback,
-            description: format!("rollback to revision {} in progress", rev.revision),
-            overridden: vec![],
-            finished: None,
-            captured: Some(captured),
-            ..rev.clone()
-        })
-        .await
-        .map_err(|e| {
-            e.context("cannot record the rollback before starting it; nothing was changed")
-        })?;
-    let target = apply::Target {
-        layout: &rev.components,
-        namespace: &rev.namespace,
-        rendered: &rendered,
-        prune: &prune,
-        version: &rev.version,
-    };
-    let applied = apply::run(cluster, &target, opts, ui).await;
-    let (status, code, message) = match applied {
-        Ok(_) => (
-            Status::Deployed,
-            Code::Ok,
-            format!(
-                "control plane back at {} (revision {}, verified)",
-                rev.version, rev.revision
+            .map(|o| o.key())
+            .chain(prune.iter().cloned())
+            .map(|k| (k.clone(), component_of(&k)));
+        let current_version = live.deployed.as_ref().map(|d| d.version.clone());
+        let captured = Snapshot::capture_keys(cluster, touched, current_version).await?;
+        let mut rec = history
+            .begin(Release {
+                action: Action::Rollback,
+                description: format!("rollback to revision {} in progress", rev.revision),
+                overridden: vec![],
+                finished: None,
+                captured: Some(captured),
+                ..rev.clone()
+            })
+            .await
+            .map_err(|e| {
+                e.context("cannot record the rollback before starting it; nothing was changed")
+            })?;
+        let target = apply::Target {
+            layout: &rev.components,
+            namespace: &rev.namespace,
+            rendered: &rendered,
+            prune: &prune,
+            version: &rev.version,
+        };
+        let applied = apply::run(cluster, &target, opts, progress).await;
+        let (status, code, message) = match applied {
+            Ok(_) => (
+                Status::Deployed,
+                Code::Ok,
+                format!(
+                    "control plane back at {} (revision {}, verified)",
+                    rev.version, rev.revision
+                ),
             ),
-        ),
-        Err(f) => {
-            let expected = apply::workloads(rendered.objects.iter().map(|o| &o.value));
-            let to = format!("revision {} ({})", rev.revision, rev.version);
-            let next = format!(
-                "`meshup rollback --to {}` retries it; `meshup rollback` puts back the state before it",
-                rev.revision
-            );
-            let msg = not_restored(cluster, &expected, &to, &f, None, &next).await;
-            (Status::Failed, Code::NotRestored, msg)
-        }
-    };
-    history.finish(&mut rec, status, message.clone()).await?;
-    Ok(Outcome {
-        code,
-        status,
-        restored_revision: Some(rev.revision),
-        revision: rec.revision,
-        version: Some(rev.version.clone()),
-        message,
-    })
+            Err(f) => {
+                let expected = apply::workloads(rendered.objects.iter().map(|o| &o.value));
+                let to = format!("revision {} ({})", rev.revision, rev.version);
+                let next = format!(
+                    "`meshup rollback --to {}` retries it; `meshup rollback` puts back the state before it",
+                    rev.revision
+                );
+                let msg = not_restored(cluster, &expected, &to, &f, None, &next).await;
+                (Status::Failed, Code::NotRestored, msg)
+            }
+        };
+        history.finish(&mut rec, status, message.clone()).await?;
+        Ok(Outcome {
+            code,
+            status,
+            restored_revision: Some(rev.revision),
+            revision: rec.revision,
+            version: Some(rev.version.clone()),
+            message,
+        })
+    }
 }
 
 #[cfg(test)]

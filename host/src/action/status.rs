@@ -37,15 +37,16 @@ struct Doc<'a> {
 
 impl Status {
     pub async fn run(&self, env: &Env) -> anyhow::Result<Code> {
-        let cluster = env.connect().await?;
+        let conn = env.connect().await?;
+        let cluster = conn.kube.as_ref();
         let ns = self.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
-        let release = env.history(&cluster, ns, PRODUCT).deployed().await?;
-        let installed = state::read(&cluster, ns, release).await?;
+        let release = env.history(&conn, ns, PRODUCT).deployed().await?;
+        let installed = state::read(cluster, ns, release).await?;
         let deployments = cluster
             .list("apps/v1", "Deployment", Some(ns), None)
             .await?;
         let workloads: Vec<Workload> = deployments.iter().map(workload).collect();
-        let dp = dataplane::report(&cluster, installed.version().map(str::to_string), ns).await?;
+        let dp = dataplane::report(cluster, installed.version().map(str::to_string), ns).await?;
         if env.ui.json() {
             let release = installed.release.as_ref().map(|r| {
                 serde_json::json!({"revision": r.revision, "version": r.version, "status": r.status,

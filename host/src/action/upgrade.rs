@@ -10,21 +10,21 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Env, PRODUCT, print_json};
+use super::{Env, PRODUCT};
+use crate::access::Kube;
 use crate::apply;
 use crate::bundle::Bundle;
 use crate::checks::{self, Checker, Outcome, Overrides};
-use crate::cluster::Cluster;
 use crate::dataplane;
 use crate::exit::{Code, Exit};
-use crate::history::{Action, History, Release, Secrets, Status};
+use crate::history::{Action, History, Release, Status};
 use crate::lock::Lock;
 use crate::permissions;
 use crate::plan::{self, Inputs, Plan};
 use crate::policy::Phase;
+use crate::progress::{Event, Progress};
 use crate::render::ObjectKey;
 use crate::state::{self, Installed};
-use crate::ui::{Color, Ui};
 use crate::version::Direction;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +56,7 @@ struct Doc<'a> {
     target_version: &'a str,
     direction: Direction,
     blocked: bool,
-    findings: &'a [crate::policy::Finding],
+    findings: Vec<crate::policy::Finding>,
     overridden: &'a [String],
     /// Builtin policies that policy files replace in this run.
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
@@ -91,150 +91,156 @@ pub struct RunResult {
     pub data_plane: Option<Value>,
 }
 
-use super::present::{capitalise, completion, show_findings, show_plan, transition};
-use super::prompt::{confirm, interrupt_flag};
+use super::present::{capitalise, completion};
+use super::prompt::confirm;
 use crate::restore::Snapshot;
 
+/// What an upgrade (or install, or precheck) found and did: the CLI prints it, as text or
+/// as the JSON document.
+pub struct Report {
+    pub plan: Plan,
+    pub installed: Installed,
+    /// The precheck phase's findings (its `blocked` refuses the run).
+    pub pre: Outcome,
+    /// The post-upgrade phase's findings, once changes were made.
+    pub post: Option<Outcome>,
+    /// Builtin policies that policy files replace in this run.
+    pub replaced: Vec<String>,
+    /// What happened (`None`: a precheck, or a run refused by its checks).
+    pub result: Option<RunResult>,
+    /// The data plane after a successful run (whose proxies are now outdated).
+    pub data_plane: Option<dataplane::Report>,
+    pub code: Code,
+}
+
+impl Report {
+    /// The exit error of a run refused by its prechecks.
+    pub fn refusal(&self) -> Option<Exit> {
+        if !self.pre.blocked {
+            return None;
+        }
+        let codes: Vec<&str> = self
+            .pre
+            .errors()
+            .filter(|f| !self.pre.overridden.contains(&f.code))
+            .map(|f| f.code.as_str())
+            .collect();
+        Some(Exit::new(
+            Code::Blocked,
+            format!(
+                "blocked by {} check(s): {}; fix them, or override one with --ignore CODE (or all with --force), which is recorded",
+                codes.len(),
+                codes.join(", ")
+            ),
+        ))
+    }
+
+    /// The JSON document of `precheck`/`upgrade -o json`.
+    pub fn doc(&self) -> impl Serialize + '_ {
+        let mut findings = self.pre.findings.clone();
+        findings.extend(self.post.iter().flat_map(|o| o.findings.iter().cloned()));
+        Doc {
+            current_version: self.plan.current_version.as_deref(),
+            target_version: &self.plan.target_version,
+            direction: self.plan.direction,
+            blocked: self.pre.blocked,
+            findings,
+            overridden: &self.pre.overridden,
+            replaced_policies: &self.replaced,
+            plan: summary(&self.plan, &self.installed),
+            result: self.result.clone(),
+        }
+    }
+}
+
+/// What the run knows once it has planned and prechecked, before any change.
+struct Planned {
+    installed: Installed,
+    plan: Plan,
+    pre: Outcome,
+    /// An unfinished earlier run this one goes on from.
+    open: Option<Release>,
+}
+
+/// One run of an `Upgrade`: what every step needs, gathered once.
+struct Run<'a> {
+    up: &'a Upgrade,
+    kube: Arc<dyn Kube>,
+    history: History,
+    bundle: Bundle,
+    checker: Checker,
+    progress: &'a dyn Progress,
+    started: Instant,
+}
+
 impl Upgrade {
-    pub async fn run(&self, env: &Env) -> anyhow::Result<Code> {
+    /// Plan and check; then (unless only checking) confirm, lock, apply, verify and record,
+    /// restoring the state before the run if it fails.
+    pub async fn run(&self, env: &Env, progress: &dyn Progress) -> anyhow::Result<Report> {
         let started = Instant::now();
-        let ui = &env.ui;
         // Everything the user typed is validated before the cluster is touched.
         let bundle = Bundle::load(&self.bundle)?;
         crate::render::lint(&bundle)?;
         let loading = Instant::now();
-        let checker = Checker::load(env.policy_config.as_deref(), env.audit_log.as_deref())?;
+        let checker = env.checker()?;
         if loading.elapsed() > Duration::from_secs(1) {
-            // Only the first run pays this: compiled policies are cached.
-            ui.say(format!(
-                "compiled the policies in {:.1} s (cached for the next runs)",
-                loading.elapsed().as_secs_f64()
-            ));
+            progress.event(Event::PoliciesCompiled(loading.elapsed()));
         }
-        let cluster = env.connect().await?;
-        let history = env.history(&cluster, bundle.namespace(), PRODUCT);
-        let live = history.live().await?;
-        let installed = state::read(&cluster, bundle.namespace(), live.deployed).await?;
-        self.preconditions(&installed, &bundle)?;
-        let open = live.open;
-        if let Some(p) = &open {
-            ui.warn(format!(
-                "revision {} ({} to {}, started {}) is {}: the cluster may be between two versions; this run {} from there{}",
-                p.revision,
-                p.action,
-                p.version,
-                p.started,
-                if p.status == Status::Pending {
-                    "pending (interrupted)"
-                } else {
-                    "failed and not restored"
-                },
-                if self.mode == Mode::Precheck {
-                    "would go on"
-                } else {
-                    "goes on"
-                },
-                p.captured
-                    .as_ref()
-                    .map(|c| format!(", and if it fails it restores {}", c.describe()))
-                    .unwrap_or_default()
-            ));
-        }
-        let plan = plan::build(&cluster, &bundle, &installed, &self.inputs).await?;
-        let applied: Vec<ObjectKey> = plan.rendered.objects.iter().map(|o| o.key()).collect();
-        let pruned: Vec<ObjectKey> = plan.prunes().map(|c| c.key.clone()).collect();
-        let missing = permissions::missing(&cluster, &applied, &pruned).await?;
-        let ctx = checks::context(Phase::Precheck, &bundle, &installed, &plan, None)?;
-        let pre = checker
-            .run(
-                &cluster,
-                Phase::Precheck,
-                &ctx,
-                [
-                    checks::permission_findings(&missing),
-                    checks::rejection_findings(&plan),
-                ]
-                .concat(),
-                &self.overrides,
-            )
-            .await?;
-
-        if !ui.json() {
-            show_plan(
-                ui,
-                &plan,
-                &installed,
-                self.diff || self.mode == Mode::Precheck || self.dry_run,
-            );
-            for r in checker.replacements() {
-                ui.say(format!("  note: {}", crate::policy::text::one_line(&r)));
-            }
-            show_findings(ui, &pre);
-        }
-        let replaced = checker.replacements();
-        if pre.blocked || self.mode == Mode::Precheck {
-            return self.finish_without_apply(ui, &plan, &installed, &pre, &replaced, None);
+        let conn = env.connect().await?;
+        let history = env.history(&conn, bundle.namespace(), PRODUCT);
+        let run = Run {
+            up: self,
+            kube: conn.kube,
+            history,
+            bundle,
+            checker,
+            progress,
+            started,
+        };
+        let planned = run.plan_and_check().await?;
+        if planned.pre.blocked || self.mode == Mode::Precheck {
+            return Ok(run.unchanged(planned, None));
         }
         if self.dry_run {
-            let (validated, deferred) = dry_run(&cluster, &plan).await?;
-            let result = RunResult {
-                status: "dry-run".into(),
-                revision: None,
-                seconds: started.elapsed().as_secs_f64(),
-                message: format!(
-                    "dry run: {validated} objects validated by the server{}, nothing changed",
-                    if deferred > 0 {
-                        format!(" ({deferred} wait for the namespace this run would create)")
-                    } else {
-                        String::new()
-                    }
-                ),
-                components: vec![],
-                data_plane: None,
-            };
-            return self.finish_without_apply(ui, &plan, &installed, &pre, &replaced, Some(result));
+            let result = run.dry_run(&planned.plan).await?;
+            return Ok(run.unchanged(planned, Some(result)));
         }
         confirm(
             self.yes,
             &format!(
                 "Proceed with the {} to {}?",
-                plan.direction, plan.target_version
+                planned.plan.direction, planned.plan.target_version
             ),
         )?;
-
-        ensure_namespace(&cluster, &plan).await?;
+        ensure_namespace(run.kube.as_ref(), &planned.plan).await?;
         let lock = Lock::acquire(
-            cluster.client().clone(),
-            bundle.namespace(),
+            run.kube.clone(),
+            run.bundle.namespace(),
             crate::lock::duration(),
         )
         .await?;
         if let Some(who) = &lock.took_over {
-            ui.warn(format!("took over the expired upgrade lock of {who}"));
+            progress.event(Event::LockTakenOver(who));
         }
-        let outcome = self
-            .locked(
-                env, &cluster, &bundle, &checker, &history, &installed, &plan, &pre, open, started,
-            )
-            .await;
-        crate::lock::release_or_warn(lock, ui).await;
-        let (code, result, post) = outcome?;
-        if ui.json() {
-            let mut findings = pre.findings.clone();
-            findings.extend(post.into_iter().flat_map(|o| o.findings));
-            print_json(&Doc {
-                current_version: plan.current_version.as_deref(),
-                target_version: &plan.target_version,
-                direction: plan.direction,
-                blocked: false,
-                findings: &findings,
-                overridden: &pre.overridden,
-                replaced_policies: &checker.replacements(),
-                plan: summary(&plan, &installed),
-                result: Some(result),
-            })?;
-        }
-        Ok(code)
+        let outcome = run.locked(&planned).await;
+        crate::lock::release_or_warn(lock, progress).await;
+        let (code, result, post, data_plane) = outcome?;
+        let Planned {
+            installed,
+            plan,
+            pre,
+            ..
+        } = planned;
+        Ok(Report {
+            plan,
+            installed,
+            pre,
+            post: Some(post),
+            replaced: run.checker.replacements(),
+            result: Some(result),
+            data_plane,
+            code,
+        })
     }
 
     fn preconditions(&self, installed: &Installed, bundle: &Bundle) -> anyhow::Result<()> {
@@ -259,93 +265,182 @@ impl Upgrade {
             _ => Ok(()),
         }
     }
+}
 
-    fn finish_without_apply(
-        &self,
-        ui: &Ui,
-        plan: &Plan,
-        installed: &Installed,
-        pre: &Outcome,
-        replaced: &[String],
-        result: Option<RunResult>,
-    ) -> anyhow::Result<Code> {
-        if ui.json() {
-            print_json(&Doc {
-                current_version: plan.current_version.as_deref(),
-                target_version: &plan.target_version,
-                direction: plan.direction,
-                blocked: pre.blocked,
-                findings: &pre.findings,
-                overridden: &pre.overridden,
-                replaced_policies: replaced,
-                plan: summary(plan, installed),
-                result: result.clone(),
-            })?;
-        }
-        if pre.blocked {
-            let codes: Vec<&str> = pre
-                .errors()
-                .filter(|f| !pre.overridden.contains(&f.code))
-                .map(|f| f.code.as_str())
-                .collect();
-            return Err(Exit::new(
-                Code::Blocked,
-                format!(
-                    "blocked by {} check(s): {}; fix them, or override one with --ignore CODE (or all with --force), which is recorded",
-                    codes.len(),
-                    codes.join(", ")
-                ),
-            )
-            .into());
-        }
-        if !ui.json() {
-            match result {
-                Some(r) => ui.say(r.message),
-                None => ui.say(format!(
-                    "precheck passed: {} {} can proceed",
-                    plan.direction,
-                    transition(plan)
-                )),
-            }
-        }
-        Ok(Code::Ok)
+/// What a finished run returns: its code, result, post-upgrade findings and data plane.
+type Finished = (Code, RunResult, Outcome, Option<dataplane::Report>);
+
+impl Run<'_> {
+    fn kube(&self) -> &dyn Kube {
+        self.kube.as_ref()
     }
 
-    /// Everything done while holding the lock.
-    #[allow(clippy::too_many_arguments)]
-    async fn locked(
-        &self,
-        env: &Env,
-        cluster: &Cluster,
-        bundle: &Bundle,
-        checker: &Checker,
-        history: &History<Secrets>,
-        installed: &Installed,
-        plan: &Plan,
-        pre: &Outcome,
-        open: Option<Release>,
-        started: Instant,
-    ) -> anyhow::Result<(Code, RunResult, Option<Outcome>)> {
-        let ui = &env.ui;
-        let ctx = checks::context(Phase::PreUpgrade, bundle, installed, plan, None)?;
-        let pre_upgrade = checker
-            .run(cluster, Phase::PreUpgrade, &ctx, vec![], &self.overrides)
+    /// Read what is installed, plan the change and run the prechecks (nothing changes).
+    async fn plan_and_check(&self) -> anyhow::Result<Planned> {
+        let (up, bundle) = (self.up, &self.bundle);
+        let live = self.history.live().await?;
+        let installed = state::read(self.kube(), bundle.namespace(), live.deployed).await?;
+        up.preconditions(&installed, bundle)?;
+        if let Some(open) = &live.open {
+            self.progress.event(Event::Resuming {
+                open,
+                precheck: up.mode == Mode::Precheck,
+            });
+        }
+        let plan = plan::build(self.kube(), bundle, &installed, &up.inputs).await?;
+        let applied: Vec<ObjectKey> = plan.rendered.objects.iter().map(|o| o.key()).collect();
+        let pruned: Vec<ObjectKey> = plan.prunes().map(|c| c.key.clone()).collect();
+        let missing = permissions::missing(self.kube(), &applied, &pruned).await?;
+        let ctx = checks::context(Phase::Precheck, bundle, &installed, &plan, None)?;
+        let found = [
+            checks::permission_findings(&missing),
+            checks::rejection_findings(&plan),
+        ]
+        .concat();
+        let pre = self
+            .checker
+            .run(self.kube(), Phase::Precheck, &ctx, found, &up.overrides)
             .await?;
-        show_findings(ui, &pre_upgrade);
-        if pre_upgrade.blocked {
+        self.progress.event(Event::Planned {
+            plan: &plan,
+            installed: &installed,
+            diffs: up.diff || up.mode == Mode::Precheck || up.dry_run,
+            replaced: &self.checker.replacements(),
+        });
+        self.progress.event(Event::Checked(&pre));
+        Ok(Planned {
+            installed,
+            plan,
+            pre,
+            open: live.open,
+        })
+    }
+
+    /// The report of a run that changes nothing (a precheck, a refusal, a dry run).
+    fn unchanged(&self, planned: Planned, result: Option<RunResult>) -> Report {
+        let code = if planned.pre.blocked {
+            Code::Blocked
+        } else {
+            Code::Ok
+        };
+        Report {
+            plan: planned.plan,
+            installed: planned.installed,
+            pre: planned.pre,
+            post: None,
+            replaced: self.checker.replacements(),
+            result,
+            data_plane: None,
+            code,
+        }
+    }
+
+    /// Every object validated by the API server, nothing stored.
+    async fn dry_run(&self, plan: &Plan) -> anyhow::Result<RunResult> {
+        let (validated, deferred) = dry_run(self.kube(), plan).await?;
+        Ok(RunResult {
+            status: "dry-run".into(),
+            revision: None,
+            seconds: self.started.elapsed().as_secs_f64(),
+            message: format!(
+                "dry run: {validated} objects validated by the server{}, nothing changed",
+                if deferred > 0 {
+                    format!(" ({deferred} wait for the namespace this run would create)")
+                } else {
+                    String::new()
+                }
+            ),
+            components: vec![],
+            data_plane: None,
+        })
+    }
+
+    /// Everything done while holding the lock: last checks, record, apply, verify; then
+    /// record the outcome, or restore the state before the run.
+    async fn locked(&self, planned: &Planned) -> anyhow::Result<Finished> {
+        let pre_upgrade = self.pre_upgrade_checks(planned).await?;
+        let mut rec = self.begin(planned, &pre_upgrade).await?;
+        let plan = &planned.plan;
+        self.progress.event(Event::Started {
+            plan,
+            revision: rec.revision,
+        });
+        let opts = apply::Options {
+            readiness_timeout: self.up.readiness_timeout,
+            interrupted: self.progress.interrupt_flag(),
+        };
+        let pruned: Vec<ObjectKey> = plan.prunes().map(|c| c.key.clone()).collect();
+        let target = apply::Target {
+            layout: &self.bundle.manifest.components,
+            namespace: self.bundle.namespace(),
+            rendered: &plan.rendered,
+            prune: &pruned,
+            version: &plan.target_version,
+        };
+        let applied = apply::run(self.kube(), &target, &opts, self.progress).await;
+        let post = self.post_upgrade_checks(planned, &applied).await?;
+        let failure = match applied {
+            Ok(report) if !post.blocked => return self.deployed(plan, rec, report, post).await,
+            Ok(_) => {
+                let codes: Vec<String> = post.errors().map(|f| f.code.clone()).collect();
+                format!("post-upgrade check(s) failed: {}", codes.join(", "))
+            }
+            Err(f) => f.to_string(),
+        };
+        let (code, message) = self.recover(plan, &mut rec, &failure).await?;
+        let result = RunResult {
+            status: if code == Code::RolledBack {
+                "rolled-back".into()
+            } else {
+                "failed".into()
+            },
+            revision: Some(rec.revision),
+            seconds: self.started.elapsed().as_secs_f64(),
+            message,
+            components: vec![],
+            data_plane: None,
+        };
+        Ok((code, result, post, None))
+    }
+
+    async fn pre_upgrade_checks(&self, planned: &Planned) -> anyhow::Result<Outcome> {
+        let Planned {
+            installed, plan, ..
+        } = planned;
+        let ctx = checks::context(Phase::PreUpgrade, &self.bundle, installed, plan, None)?;
+        let outcome = self
+            .checker
+            .run(
+                self.kube(),
+                Phase::PreUpgrade,
+                &ctx,
+                vec![],
+                &self.up.overrides,
+            )
+            .await?;
+        self.progress.event(Event::Checked(&outcome));
+        if outcome.blocked {
             return Err(Exit::new(
                 Code::Blocked,
                 "blocked by a pre-upgrade check; nothing was changed",
             )
             .into());
         }
-        // Before the first change: the objects this run touches, as they are now. A run
-        // that resumes an unfinished one keeps that run's capture (the state before it).
-        let captured = Snapshot::capture(cluster, plan)
+        Ok(outcome)
+    }
+
+    /// Capture the objects the run touches as they are now and record the run as pending:
+    /// from here on a failure can always be undone.
+    async fn begin(&self, planned: &Planned, pre_upgrade: &Outcome) -> anyhow::Result<Release> {
+        let Planned {
+            plan, pre, open, ..
+        } = planned;
+        // A run that resumes an unfinished one keeps that run's capture (the state before it).
+        let captured = Snapshot::capture(self.kube(), plan)
             .await?
             .under(open.as_ref().and_then(|o| o.captured.as_ref()));
-        if let Some(mut o) = open {
-            history
+        if let Some(mut o) = open.clone() {
+            self.history
                 .finish(
                     &mut o,
                     Status::Failed,
@@ -356,150 +451,144 @@ impl Upgrade {
         let mut overridden = pre.overridden.clone();
         overridden.extend(pre_upgrade.overridden.iter().cloned());
         // The record keeps what the user overrode and which builtin checks were replaced.
-        let mut notes = self.overrides.describe(&overridden);
-        notes.extend(checker.replacements());
-        let mut rec = record(bundle, plan, notes);
+        let mut notes = self.up.overrides.describe(&overridden);
+        notes.extend(self.checker.replacements());
+        let mut rec = record(&self.bundle, plan, notes);
         rec.captured = Some(captured);
-        let mut rec = history.begin(rec).await.map_err(|e| {
+        self.history.begin(rec).await.map_err(|e| {
             e.context("cannot record the state before the upgrade (needed to restore it); nothing was changed")
-        })?;
-        ui.say(format!(
-            "\n{} {} (revision {})",
-            ui.paint(&capitalise(&plan.direction.to_string()), Color::Bold),
-            transition(plan),
-            rec.revision
-        ));
-        let interrupted = interrupt_flag(ui);
-        let opts = apply::Options {
-            readiness_timeout: self.readiness_timeout,
-            interrupted: interrupted.clone(),
-        };
-        let pruned: Vec<ObjectKey> = plan.prunes().map(|c| c.key.clone()).collect();
-        let target = apply::Target {
-            layout: &bundle.manifest.components,
-            namespace: bundle.namespace(),
-            rendered: &plan.rendered,
-            prune: &pruned,
-            version: &plan.target_version,
-        };
-        let applied = apply::run(cluster, &target, &opts, ui).await;
-        // Post-upgrade policies see the outcome either way; an error from them is a failure too.
-        let (ok, msg) = match &applied {
-            Ok(_) => (true, format!("control plane at {}", plan.target_version)),
+        })
+    }
+
+    /// Post-upgrade policies see the outcome either way; an error from them is a failure too.
+    async fn post_upgrade_checks(
+        &self,
+        planned: &Planned,
+        applied: &Result<apply::Report, apply::Failure>,
+    ) -> anyhow::Result<Outcome> {
+        let (ok, msg) = match applied {
+            Ok(_) => (
+                true,
+                format!("control plane at {}", planned.plan.target_version),
+            ),
             Err(f) => (false, f.to_string()),
         };
-        let ctx = checks::context(Phase::PostUpgrade, bundle, installed, plan, Some((ok, msg)))?;
-        let post = checker
-            .run(cluster, Phase::PostUpgrade, &ctx, vec![], &self.overrides)
+        let ctx = checks::context(
+            Phase::PostUpgrade,
+            &self.bundle,
+            &planned.installed,
+            &planned.plan,
+            Some((ok, msg)),
+        )?;
+        let post = self
+            .checker
+            .run(
+                self.kube(),
+                Phase::PostUpgrade,
+                &ctx,
+                vec![],
+                &self.up.overrides,
+            )
             .await?;
-        show_findings(ui, &post);
-        let failure = match applied {
-            Ok(report) if !post.blocked => {
-                let elapsed = started.elapsed().as_secs_f64();
-                let description = format!(
-                    "{} to {} complete",
-                    capitalise(&plan.direction.to_string()),
-                    plan.target_version
-                );
-                history
-                    .finish(&mut rec, Status::Deployed, description)
-                    .await?;
-                // The upgrade is done and recorded; a stale installed-state only misleads a
-                // later istioctl, so failing to write it is said, not turned into a failure.
-                if let Err(e) = state::write_installed_state(
-                    cluster,
-                    bundle.namespace(),
-                    &plan.profile,
-                    &plan.values,
-                )
-                .await
-                {
-                    ui.warn(format!(
-                        "istioctl's installed-state IstioOperator could not be updated ({e:#}); istioctl will still see the previous spec"
-                    ));
-                }
-                let message = completion(plan, &report, elapsed);
-                ui.say(format!("\n{}", ui.paint(&message, Color::Green)));
-                let dp = dataplane::report(
-                    cluster,
-                    Some(plan.target_version.clone()),
-                    bundle.namespace(),
-                )
-                .await?;
-                if !ui.json() {
-                    ui.say(format!("\n{}", super::dataplane::outdated_text(&dp)));
-                }
-                let result = RunResult {
-                    status: "deployed".into(),
-                    revision: Some(rec.revision),
-                    seconds: elapsed,
-                    message,
-                    components: report.components,
-                    data_plane: Some(serde_json::to_value(&dp)?),
-                };
-                return Ok((Code::Ok, result, Some(post)));
-            }
-            Ok(_) => {
-                let codes: Vec<String> = post.errors().map(|f| f.code.clone()).collect();
-                format!("post-upgrade check(s) failed: {}", codes.join(", "))
-            }
-            Err(f) => f.to_string(),
+        self.progress.event(Event::Checked(&post));
+        Ok(post)
+    }
+
+    /// Record the run as deployed and read the data plane it left behind.
+    async fn deployed(
+        &self,
+        plan: &Plan,
+        mut rec: Release,
+        report: apply::Report,
+        post: Outcome,
+    ) -> anyhow::Result<Finished> {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let description = format!(
+            "{} to {} complete",
+            capitalise(&plan.direction.to_string()),
+            plan.target_version
+        );
+        self.history
+            .finish(&mut rec, Status::Deployed, description)
+            .await?;
+        let namespace = self.bundle.namespace();
+        // The upgrade is done and recorded; a stale installed-state only misleads a
+        // later istioctl, so failing to write it is said, not turned into a failure.
+        if let Err(e) =
+            state::write_installed_state(self.kube(), namespace, &plan.profile, &plan.values).await
+        {
+            self.progress.event(Event::Warning(&format!(
+                "istioctl's installed-state IstioOperator could not be updated ({e:#}); istioctl will still see the previous spec"
+            )));
+        }
+        let message = completion(plan, &report, elapsed);
+        let dp =
+            dataplane::report(self.kube(), Some(plan.target_version.clone()), namespace).await?;
+        let result = RunResult {
+            status: "deployed".into(),
+            revision: Some(rec.revision),
+            seconds: elapsed,
+            message,
+            components: report.components,
+            data_plane: Some(serde_json::to_value(&dp)?),
         };
-        let (code, message) = if self.no_rollback {
+        Ok((Code::Ok, result, post, Some(dp)))
+    }
+
+    /// After a failure: leave it (`--no-rollback`, recorded as failed) or put back the
+    /// state captured before the run. Returns the exit code and what to tell.
+    async fn recover(
+        &self,
+        plan: &Plan,
+        rec: &mut Release,
+        failure: &str,
+    ) -> anyhow::Result<(Code, String)> {
+        if self.up.no_rollback {
             let msg = format!(
                 "{failure}; left as is (--no-rollback). The cluster is between {} and {}: run `meshup rollback` to restore, or fix and re-run the upgrade",
                 plan.current_version.as_deref().unwrap_or("nothing"),
                 plan.target_version
             );
-            history
-                .finish(&mut rec, Status::Failed, msg.clone())
+            self.history
+                .finish(rec, Status::Failed, msg.clone())
                 .await?;
-            (Code::NotRestored, msg)
+            return Ok((Code::NotRestored, msg));
+        }
+        let to = rec
+            .captured
+            .as_ref()
+            .map(|c| c.describe())
+            .unwrap_or_default();
+        self.progress.event(Event::RollingBack {
+            failure,
+            to: &to,
+            timeout: self.up.rollback_timeout,
+        });
+        let opts = apply::Options {
+            readiness_timeout: self.up.rollback_timeout,
+            interrupted: Arc::new(AtomicBool::new(false)),
+        };
+        let outcome = super::rollback::restore_run(
+            self.kube(),
+            &self.history,
+            rec,
+            Some(failure),
+            &opts,
+            self.progress,
+        )
+        .await?;
+        let code = if outcome.code == Code::Ok {
+            Code::RolledBack
         } else {
-            ui.say(format!("{} {failure}", ui.paint("failed:", Color::Red)));
-            let to = rec
-                .captured
-                .as_ref()
-                .map(|c| c.describe())
-                .unwrap_or_default();
-            ui.say(format!(
-                "rolling back to {to} (timeout {} s)",
-                self.rollback_timeout.as_secs()
-            ));
-            let opts = apply::Options {
-                readiness_timeout: self.rollback_timeout,
-                interrupted: Arc::new(AtomicBool::new(false)),
-            };
-            let outcome =
-                super::rollback::restore_run(cluster, history, &mut rec, Some(&failure), &opts, ui)
-                    .await?;
-            let code = if outcome.code == Code::Ok {
-                Code::RolledBack
-            } else {
-                Code::NotRestored
-            };
-            (code, outcome.message)
+            Code::NotRestored
         };
-        let result = RunResult {
-            status: if code == Code::RolledBack {
-                "rolled-back".into()
-            } else {
-                "failed".into()
-            },
-            revision: Some(rec.revision),
-            seconds: started.elapsed().as_secs_f64(),
-            message: message.clone(),
-            components: vec![],
-            data_plane: None,
-        };
-        ui.say(ui.paint(&message, Color::Red));
-        Ok((code, result, Some(post)))
+        Ok((code, outcome.message))
     }
 }
 
 /// Server-side dry-run of every object: validation by the API server, nothing stored.
 /// Objects in a namespace the plan itself creates cannot be checked before it exists.
-async fn dry_run(cluster: &Cluster, plan: &Plan) -> anyhow::Result<(usize, usize)> {
+async fn dry_run(cluster: &dyn Kube, plan: &Plan) -> anyhow::Result<(usize, usize)> {
     let created_ns: Vec<&str> = plan
         .changes
         .iter()
@@ -525,7 +614,7 @@ async fn dry_run(cluster: &Cluster, plan: &Plan) -> anyhow::Result<(usize, usize
 
 /// The lock and history live in the control-plane namespace, so on a first install it is
 /// created (from the bundle's own Namespace object) before anything else.
-async fn ensure_namespace(cluster: &Cluster, plan: &Plan) -> anyhow::Result<()> {
+async fn ensure_namespace(cluster: &dyn Kube, plan: &Plan) -> anyhow::Result<()> {
     let key = ObjectKey {
         api_version: "v1".into(),
         kind: "Namespace".into(),

@@ -1,0 +1,84 @@
+//! What an action tells the person running it while it works, as events.
+//!
+//! Actions and the code they call (apply, restore) never print: they send an `Event` to a
+//! `Progress`, and return a typed report at the end. The CLI implements `Progress` with
+//! the terminal (`action::present::Narrator`: lines, colours, bars); tests record the
+//! events or ignore them.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use crate::apply::ComponentReport;
+use crate::checks::Outcome;
+use crate::history::Release;
+use crate::plan::Plan;
+use crate::state::Installed;
+
+/// One thing worth saying while an action runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// The policies were compiled (only the first run pays this: they are cached).
+    PoliciesCompiled(Duration),
+    /// An earlier run left the cluster unfinished; this run goes on from there
+    /// (`precheck`: it only would).
+    Resuming { open: &'a Release, precheck: bool },
+    /// What the run would change, before anything is changed; `replaced` names the
+    /// builtin policies that policy files replace.
+    Planned {
+        plan: &'a Plan,
+        installed: &'a Installed,
+        diffs: bool,
+        replaced: &'a [String],
+    },
+    /// The findings of one phase of checks.
+    Checked(&'a Outcome),
+    /// The upgrade lock was expired and taken over from its holder.
+    LockTakenOver(&'a str),
+    /// Changes begin, recorded as `revision`.
+    Started { plan: &'a Plan, revision: u32 },
+    /// A workload's rollout is watched from now on.
+    WaitStarted { workload: &'a str },
+    /// The watched workload changed.
+    Waiting {
+        workload: &'a str,
+        ready: u64,
+        desired: u64,
+        message: &'a str,
+    },
+    /// The wait ended: "ready", or why not.
+    WaitEnded { workload: &'a str, outcome: &'a str },
+    /// A component was applied ("applied") or put back ("restored") and is ready.
+    ComponentDone {
+        report: &'a ComponentReport,
+        verb: &'static str,
+    },
+    /// The run failed and the state before it is being put back.
+    RollingBack {
+        failure: &'a str,
+        to: &'a str,
+        timeout: Duration,
+    },
+    /// What a rollback is about to do (one line).
+    RollbackChosen(&'a str),
+    /// Something went wrong that does not change the outcome.
+    Warning(&'a str),
+}
+
+/// Where an action's events go.
+pub trait Progress: Sync {
+    fn event(&self, event: Event<'_>);
+
+    /// Called when the changes begin: a flag that an interrupt sets (the CLI listens to
+    /// SIGINT/SIGTERM from then on). Applying stops after the component in progress.
+    fn interrupt_flag(&self) -> Arc<AtomicBool> {
+        Arc::new(AtomicBool::new(false))
+    }
+}
+
+/// Says nothing (library callers).
+pub struct Silent;
+
+impl Progress for Silent {
+    fn event(&self, _: Event<'_>) {}
+}
