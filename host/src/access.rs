@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use kube::api::{Api, ApiResource, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, ListParams, Patch, PatchParams, PostParams};
 use serde_json::Value;
 
 use crate::cluster::{self, Cluster, Error, Result};
@@ -153,7 +153,31 @@ impl Kube for Cluster {
         selector: Option<&str>,
         page: Option<String>,
     ) -> Result<Page> {
-        Cluster::list_page(self, api_version, kind, namespace, selector, page).await
+        let api = self.api(api_version, kind, namespace).await?;
+        let mut lp = ListParams::default().limit(500);
+        if let Some(s) = selector {
+            lp = lp.labels(s);
+        }
+        if let Some(c) = &page {
+            lp = lp.continue_token(c);
+        }
+        let doing = || format!("listing {kind} ({api_version})");
+        let list = api.list(&lp).await.map_err(Error::api(doing()))?;
+        let mut items = Vec::with_capacity(list.items.len());
+        for o in &list.items {
+            let mut v = cluster::to_value(o).map_err(cluster::malformed(doing()))?;
+            // A real API server leaves apiVersion and kind out of list items; put them
+            // back so every object read names its type (what `ObjectKey::of` keys on).
+            if let Some(m) = v.as_object_mut() {
+                m.entry("apiVersion").or_insert_with(|| api_version.into());
+                m.entry("kind").or_insert_with(|| kind.into());
+            }
+            items.push(v);
+        }
+        Ok(Page {
+            items,
+            next: list.metadata.continue_.filter(|c| !c.is_empty()),
+        })
     }
 
     async fn apply(&self, obj: &Value, dry_run: bool) -> Result<Value> {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use kube::{Client, Config};
@@ -248,43 +248,6 @@ impl Cluster {
         obj.as_ref()
             .map(|o| to_value(o).map_err(malformed(format!("reading {key}"))))
             .transpose()
-    }
-
-    /// One page of a kind's objects (at most 500), optionally in one namespace and by
-    /// label selector; `page` is the continue token of the previous page.
-    pub async fn list_page(
-        &self,
-        api_version: &str,
-        kind: &str,
-        namespace: Option<&str>,
-        selector: Option<&str>,
-        page: Option<String>,
-    ) -> Result<crate::access::Page> {
-        let api = self.api(api_version, kind, namespace).await?;
-        let mut lp = ListParams::default().limit(500);
-        if let Some(s) = selector {
-            lp = lp.labels(s);
-        }
-        if let Some(c) = &page {
-            lp = lp.continue_token(c);
-        }
-        let doing = || format!("listing {kind} ({api_version})");
-        let list = api.list(&lp).await.map_err(Error::api(doing()))?;
-        let mut items = Vec::with_capacity(list.items.len());
-        for o in &list.items {
-            let mut v = to_value(o).map_err(malformed(doing()))?;
-            // A real API server leaves apiVersion and kind out of list items; put them
-            // back so every object read names its type (what `ObjectKey::of` keys on).
-            if let Some(m) = v.as_object_mut() {
-                m.entry("apiVersion").or_insert_with(|| api_version.into());
-                m.entry("kind").or_insert_with(|| kind.into());
-            }
-            items.push(v);
-        }
-        Ok(crate::access::Page {
-            items,
-            next: list.metadata.continue_.filter(|c| !c.is_empty()),
-        })
     }
 
     /// The dynamic API of `obj`'s kind, its key and the object as kube's type.

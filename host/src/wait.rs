@@ -208,27 +208,42 @@ pub async fn until_rolled_out(
                 to_value(&obj).map_err(|e| watch_err(format!("reading the object: {e}")))?
             }
         };
-        match rollout(&obj) {
-            Rollout::Done { ready, desired } => {
-                progress(ready, desired, "ready");
-                return Ok(started.elapsed());
-            }
-            Rollout::Failed { message } => {
-                return Err(WaitError::Failed {
-                    kind: kind.into(),
-                    namespace: namespace.into(),
-                    name: name.into(),
-                    message,
-                });
-            }
-            Rollout::Progressing {
-                ready,
-                desired,
-                message,
-            } => {
-                progress(ready, desired, &message);
-                last = message;
-            }
+        if let Some(message) = observe(kind, namespace, name, &obj, &mut progress)? {
+            last = message;
+        } else {
+            return Ok(started.elapsed());
+        }
+    }
+}
+
+/// What one observed state of a watched workload means: `Ok(None)` rolled out,
+/// `Ok(Some(message))` still rolling out (what it waits for), `Err` the controller gave
+/// up. `progress` hears (ready, desired, message) unless it failed.
+pub fn observe(
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    obj: &Value,
+    progress: &mut (impl FnMut(u64, u64, &str) + ?Sized),
+) -> Result<Option<String>, WaitError> {
+    match rollout(obj) {
+        Rollout::Done { ready, desired } => {
+            progress(ready, desired, "ready");
+            Ok(None)
+        }
+        Rollout::Failed { message } => Err(WaitError::Failed {
+            kind: kind.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+            message,
+        }),
+        Rollout::Progressing {
+            ready,
+            desired,
+            message,
+        } => {
+            progress(ready, desired, &message);
+            Ok(Some(message))
         }
     }
 }

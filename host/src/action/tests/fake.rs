@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::access::{Kube, OnProgress, Page};
 use crate::cluster::{Error, Result, without_server_fields};
 use crate::render::ObjectKey;
-use crate::wait::{self, Rollout, WaitError};
+use crate::wait::{self, WaitError};
 
 /// How a workload whose template runs a given image fails to roll out.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -355,32 +355,15 @@ impl Kube for FakeCluster {
         let obj = self
             .object(kind, Some(namespace), name)
             .unwrap_or(Value::Null);
-        let (kind, namespace, name) = (kind.to_string(), namespace.to_string(), name.to_string());
-        match wait::rollout(&obj) {
-            Rollout::Done { ready, desired } => {
-                progress(ready, desired, "ready");
-                Ok(Duration::ZERO)
-            }
-            Rollout::Failed { message } => Err(WaitError::Failed {
-                kind,
-                namespace,
-                name,
-                message,
+        match wait::observe(kind, namespace, name, &obj, progress)? {
+            None => Ok(Duration::ZERO),
+            Some(last) => Err(WaitError::Timeout {
+                kind: kind.into(),
+                namespace: namespace.into(),
+                name: name.into(),
+                secs: 1,
+                last,
             }),
-            Rollout::Progressing {
-                ready,
-                desired,
-                message,
-            } => {
-                progress(ready, desired, &message);
-                Err(WaitError::Timeout {
-                    kind,
-                    namespace,
-                    name,
-                    secs: 1,
-                    last: message,
-                })
-            }
         }
     }
 }
