@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::access::Kube;
-use crate::bundle::Component;
+use crate::bundle::{Component, Role};
 use crate::progress::{Event, Progress};
 use crate::render::{self, ObjectKey, Rendered};
 use crate::state;
@@ -155,12 +155,8 @@ pub async fn run(
         &workloads(rendered.objects.iter().map(|o| &o.value)),
     )
     .await?;
-    if rendered
-        .objects
-        .iter()
-        .any(|o| o.kind() == "Deployment" && o.name() == "istiod")
-    {
-        verify(cluster, namespace, target_version).await?;
+    for w in control_plane_workloads(layout, namespace, rendered) {
+        verify_version(cluster, &w, target_version).await?;
     }
     let mut pruned = Vec::new();
     for key in prune {
@@ -464,42 +460,96 @@ pub async fn verify_workloads(cluster: &dyn Kube, expected: &[Workload]) -> Resu
     }
 }
 
-/// Every control-plane pod of the in-place revision runs the target version.
-pub async fn verify(
-    cluster: &dyn Kube,
+/// The workloads the bundle's `control-plane` components declare for readiness, as this
+/// release renders them: what must report the target version afterwards.
+fn control_plane_workloads(
+    layout: &[Component],
     namespace: &str,
+    rendered: &Rendered,
+) -> Vec<(Workload, Value)> {
+    let declared = layout
+        .iter()
+        .filter(|c| c.role == Role::ControlPlane)
+        .flat_map(|c| &c.readiness);
+    declared
+        .filter_map(|r| {
+            rendered
+                .objects
+                .iter()
+                .find(|o| o.kind() == r.kind && o.name() == r.name)
+        })
+        .filter_map(|o| {
+            let w = workloads([&o.value]).pop()?;
+            let labels = o.value["spec"]["template"]["metadata"]["labels"].clone();
+            Some((
+                Workload {
+                    namespace: o.namespace().unwrap_or(namespace).to_string(),
+                    ..w
+                },
+                labels,
+            ))
+        })
+        .collect()
+}
+
+/// Every pod of a control-plane workload (the pods carrying all its pod template's labels,
+/// so another revision's pods beside it are not counted) runs `target_version`, as its
+/// main container's image tag says, and is ready.
+async fn verify_version(
+    cluster: &dyn Kube,
+    (w, template_labels): &(Workload, Value),
     target_version: &str,
 ) -> Result<(), Failure> {
-    let deployments = cluster
-        .list("apps/v1", "Deployment", Some(namespace), Some("app=istiod"))
-        .await
-        .map_err(|e| Failure::Verify(format!("{e:#}")))?;
-    let pods = cluster
-        .list("v1", "Pod", Some(namespace), Some("app=istiod"))
-        .await
-        .map_err(|e| Failure::Verify(format!("{e:#}")))?;
-    let cps = state::control_planes(&deployments, &pods);
-    let Some(cp) = cps.iter().find(|c| c.revision == state::DEFAULT_REVISION) else {
-        return Err(Failure::Verify(format!(
-            "no istiod Deployment in {namespace}"
-        )));
+    let failed = |e: crate::cluster::Error| Failure::Verify(format!("{e:#}"));
+    let key = ObjectKey {
+        api_version: "apps/v1".into(),
+        kind: w.kind.clone(),
+        namespace: Some(w.namespace.clone()),
+        name: w.name.clone(),
     };
-    let wrong: Vec<String> = cp
-        .pods
-        .iter()
-        .filter(|p| p.version != target_version || !p.ready)
-        .map(|p| {
-            format!(
-                "{} runs {}{}",
-                p.pod,
-                p.version,
-                if p.ready { "" } else { " (not ready)" }
-            )
-        })
-        .collect();
-    if cp.pods.is_empty() || !wrong.is_empty() {
+    if cluster.get(&key).await.map_err(failed)?.is_none() {
         return Err(Failure::Verify(format!(
-            "expected every istiod pod at {target_version}: {}",
+            "no {} {} in {}",
+            w.name, w.kind, w.namespace
+        )));
+    }
+    let main = w
+        .images
+        .first()
+        .map(|(name, _)| name.as_str())
+        .unwrap_or_default();
+    let pods = cluster
+        .list("v1", "Pod", Some(&w.namespace), Some(&w.selector))
+        .await
+        .map_err(failed)?;
+    let ours = pods.iter().filter(|p| {
+        p["metadata"]["deletionTimestamp"].is_null()
+            && template_labels
+                .as_object()
+                .is_none_or(|l| l.iter().all(|(k, v)| &p["metadata"]["labels"][k] == v))
+    });
+    let mut counted = 0;
+    let mut wrong = Vec::new();
+    for p in ours {
+        let Some(version) = state::container_image(&p["spec"], main).and_then(state::image_version)
+        else {
+            continue;
+        };
+        counted += 1;
+        let ready = state::pod_ready(p);
+        if version != target_version || !ready {
+            wrong.push(format!(
+                "{} runs {version}{}",
+                p["metadata"]["name"].as_str().unwrap_or("?"),
+                if ready { "" } else { " (not ready)" }
+            ));
+        }
+    }
+    if counted == 0 || !wrong.is_empty() {
+        wrong.sort();
+        return Err(Failure::Verify(format!(
+            "expected every {} pod at {target_version}: {}",
+            w.name,
             if wrong.is_empty() {
                 "no pods".to_string()
             } else {

@@ -1,6 +1,25 @@
 //! One file per user action (like Helm's `pkg/action`): each is a struct whose fields
 //! are the options and a `run` that reads like the user story. The CLI only fills
 //! the structs; tests and the demo build them directly.
+//!
+//! How one upgrade goes from the command line to the cluster:
+//! - `cli` fills an [`upgrade::Upgrade`] from the flags and an [`Env`] (the one
+//!   configuration every action receives: where the cluster and the history are, the
+//!   policy configuration), then calls `Upgrade::run(&env, &narrator)`.
+//! - `run` loads the bundle and the policies, connects ([`Env::connect`]: a
+//!   [`crate::access::Kube`] and the release [`crate::history::History`]) and goes step
+//!   by step: plan and check, confirm, lock ([`crate::lock`]), pre-upgrade checks,
+//!   capture and record as pending, apply ([`crate::apply`]), post-upgrade checks, then
+//!   record `deployed`, or restore the capture ([`rollback::restore_run`]).
+//! - Everything it and the code it calls want to say goes out as a
+//!   [`crate::progress::Event`] to the `Progress` it was given; it returns a typed
+//!   report ([`upgrade::Report`]). The changing actions (upgrade, rollback) never print;
+//!   `present` is the CLI's side: `present::Narrator` turns events into lines and bars,
+//!   and `present::upgrade`/`present::rollback` print a report as text or as the one
+//!   JSON document and choose the exit code. (The read-only actions, status, history
+//!   and dataplane, still print their tables through `Env::ui`.)
+//! - Cluster access is only the `Kube` trait: `cluster::Cluster` against a real API
+//!   server, an in-memory fake in this module's tests (Helm's `action_test.go` pattern).
 
 pub mod dataplane;
 pub mod demo;
