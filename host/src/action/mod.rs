@@ -31,7 +31,7 @@ pub mod status;
 pub mod template;
 pub mod upgrade;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::access::Kube;
 use crate::checks::Checker;
@@ -49,6 +49,8 @@ pub struct Env {
     pub history_max: usize,
     pub policy_config: Option<std::path::PathBuf>,
     pub audit_log: Option<std::path::PathBuf>,
+    /// The policy checker, loaded by the first action that needs it and kept.
+    checker: OnceLock<Arc<Checker>>,
 }
 
 /// Where the cluster and the release history are.
@@ -86,7 +88,14 @@ impl Env {
             history_max: 10,
             policy_config: None,
             audit_log: None,
+            checker: OnceLock::new(),
         }
+    }
+
+    /// This configuration with `checker` as its (already loaded) policy checker.
+    pub fn with_checker(self, checker: Arc<Checker>) -> Env {
+        let _ = self.checker.set(checker);
+        self
     }
 
     /// Connect and check the API server answers (one clear error if not).
@@ -128,8 +137,12 @@ impl Env {
     }
 
     /// The policy checker: builtin policies plus the policy configuration's.
-    pub fn checker(&self) -> anyhow::Result<Checker> {
-        Checker::load(self.policy_config.as_deref(), self.audit_log.as_deref())
+    pub fn checker(&self) -> anyhow::Result<Arc<Checker>> {
+        if let Some(c) = self.checker.get() {
+            return Ok(c.clone());
+        }
+        let loaded = Checker::load(self.policy_config.as_deref(), self.audit_log.as_deref())?;
+        Ok(self.checker.get_or_init(|| Arc::new(loaded)).clone())
     }
 }
 

@@ -168,7 +168,7 @@ struct Run<'a> {
     kube: Arc<dyn Kube>,
     history: History,
     bundle: Bundle,
-    checker: Checker,
+    checker: Arc<Checker>,
     progress: &'a dyn Progress,
     started: Instant,
 }

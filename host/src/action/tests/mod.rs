@@ -5,7 +5,7 @@
 mod fake;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -14,7 +14,7 @@ use self::fake::{FakeCluster, Stall};
 use super::rollback::Rollback;
 use super::upgrade::{Mode, Report, Upgrade};
 use super::{Backend, Env};
-use crate::checks::Overrides;
+use crate::checks::{Checker, Overrides};
 use crate::exit::{Code, Exit};
 use crate::history::{History, Memory, Release, Status};
 use crate::plan::Inputs;
@@ -63,9 +63,18 @@ fn fixture() -> Fixture {
     Fixture {
         kube,
         releases,
-        env: Env::with_backend(backend, Ui::quiet()),
+        env: Env::with_backend(backend, Ui::quiet()).with_checker(builtin_policies()),
         events: Recorder::default(),
     }
+}
+
+/// The builtin policies, loaded once for every test (the fixture's actions share them as
+/// the runs of one CLI process would).
+fn builtin_policies() -> Arc<Checker> {
+    static LOADED: OnceLock<Arc<Checker>> = OnceLock::new();
+    LOADED
+        .get_or_init(|| Arc::new(Checker::load(None, None).expect("builtin policies load")))
+        .clone()
 }
 
 fn bundle(version: &str) -> PathBuf {
