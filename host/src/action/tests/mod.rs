@@ -388,3 +388,23 @@ fn assert_same_objects(before: &Contents, after: &Contents) {
         assert_eq!(Some(was), after.get(key), "{key:?} is back as it was");
     }
 }
+
+#[tokio::test]
+async fn control_plane_pods_off_the_target_version_fail_verification_and_are_restored() {
+    let f = fixture();
+    f.installed().await;
+    let before = f.kube.contents();
+    // The images run and are ready, but their tag is not the release's version.
+    let mut up = upgrade(Mode::Upgrade, "1.8.6");
+    up.inputs.set = vec!["tag=1.8.5".into()];
+    let report = f.run(up).await.unwrap();
+    assert_eq!(report.code, Code::RolledBack);
+    let message = report.result.unwrap().message;
+    assert!(
+        message.contains(
+            "verifying versions: expected every istiod pod at 1.8.6: istiod-0 runs 1.8.5"
+        ),
+        "{message}"
+    );
+    assert_same_objects(&before, &f.kube.contents());
+}
