@@ -212,35 +212,7 @@ impl Upgrade {
                 planned.plan.direction, planned.plan.target_version
             ),
         )?;
-        ensure_namespace(run.kube.as_ref(), &planned.plan).await?;
-        let lock = Lock::acquire(
-            run.kube.clone(),
-            run.bundle.namespace(),
-            crate::lock::duration(),
-        )
-        .await?;
-        if let Some(who) = &lock.took_over {
-            progress.event(Event::LockTakenOver(who));
-        }
-        let outcome = run.locked(&planned).await;
-        crate::lock::release_or_warn(lock, progress).await;
-        let (code, result, post, data_plane) = outcome?;
-        let Planned {
-            installed,
-            plan,
-            pre,
-            ..
-        } = planned;
-        Ok(Report {
-            plan,
-            installed,
-            pre,
-            post: Some(post),
-            replaced: run.checker.replacements(),
-            result: Some(result),
-            data_plane,
-            code,
-        })
+        run.change(planned).await
     }
 
     fn preconditions(&self, installed: &Installed, bundle: &Bundle) -> anyhow::Result<()> {
@@ -273,6 +245,33 @@ type Finished = (Code, RunResult, Outcome, Option<dataplane::Report>);
 impl Run<'_> {
     fn kube(&self) -> &dyn Kube {
         self.kube.as_ref()
+    }
+
+    /// Take the lock, make the change (or undo it), let the lock go, and report.
+    async fn change(&self, planned: Planned) -> anyhow::Result<Report> {
+        ensure_namespace(self.kube(), &planned.plan).await?;
+        let lock = Lock::acquire(
+            self.kube.clone(),
+            self.bundle.namespace(),
+            crate::lock::duration(),
+        )
+        .await?;
+        if let Some(who) = &lock.took_over {
+            self.progress.event(Event::LockTakenOver(who));
+        }
+        let outcome = self.locked(&planned).await;
+        crate::lock::release_or_warn(lock, self.progress).await;
+        let (code, result, post, data_plane) = outcome?;
+        Ok(Report {
+            plan: planned.plan,
+            installed: planned.installed,
+            pre: planned.pre,
+            post: Some(post),
+            replaced: self.checker.replacements(),
+            result: Some(result),
+            data_plane,
+            code,
+        })
     }
 
     /// Read what is installed, plan the change and run the prechecks (nothing changes).
