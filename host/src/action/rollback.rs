@@ -340,8 +340,53 @@ impl Revision<'_> {
         opts: &apply::Options,
         progress: &dyn Progress,
     ) -> anyhow::Result<Outcome> {
+        let rev = self.rev;
+        let mut rec = self.begin(&rendered, &prune).await?;
+        let target = apply::Target {
+            layout: &rev.components,
+            namespace: &rev.namespace,
+            rendered: &rendered,
+            prune: &prune,
+            version: &rev.version,
+        };
+        let applied = apply::run(self.kube, &target, opts, progress).await;
+        let (status, code, message) = match applied {
+            Ok(_) => (
+                Status::Deployed,
+                Code::Ok,
+                format!(
+                    "control plane back at {} (revision {}, verified)",
+                    rev.version, rev.revision
+                ),
+            ),
+            Err(f) => {
+                let expected = apply::workloads(rendered.objects.iter().map(|o| &o.value));
+                let to = format!("revision {} ({})", rev.revision, rev.version);
+                let next = format!(
+                    "`meshup rollback --to {}` retries it; `meshup rollback` puts back the state before it",
+                    rev.revision
+                );
+                let msg = not_restored(self.kube, &expected, &to, &f, None, &next).await;
+                (Status::Failed, Code::NotRestored, msg)
+            }
+        };
+        self.history
+            .finish(&mut rec, status, message.clone())
+            .await?;
+        Ok(Outcome {
+            code,
+            status,
+            restored_revision: Some(rev.revision),
+            revision: rec.revision,
+            version: Some(rev.version.clone()),
+            message,
+        })
+    }
+
+    /// Close an unfinished run, capture what the rollback touches and record it as pending.
+    async fn begin(&self, rendered: &Rendered, prune: &[ObjectKey]) -> anyhow::Result<Release> {
         let Revision {
-            kube: cluster,
+            kube,
             history,
             all,
             rev,
@@ -374,8 +419,8 @@ impl Revision<'_> {
             .chain(prune.iter().cloned())
             .map(|k| (k.clone(), component_of(&k)));
         let current_version = live.deployed.as_ref().map(|d| d.version.clone());
-        let captured = Snapshot::capture_keys(cluster, touched, current_version).await?;
-        let mut rec = history
+        let captured = Snapshot::capture_keys(kube, touched, current_version).await?;
+        history
             .begin(Release {
                 action: Action::Rollback,
                 description: format!("rollback to revision {} in progress", rev.revision),
@@ -387,44 +432,7 @@ impl Revision<'_> {
             .await
             .map_err(|e| {
                 e.context("cannot record the rollback before starting it; nothing was changed")
-            })?;
-        let target = apply::Target {
-            layout: &rev.components,
-            namespace: &rev.namespace,
-            rendered: &rendered,
-            prune: &prune,
-            version: &rev.version,
-        };
-        let applied = apply::run(cluster, &target, opts, progress).await;
-        let (status, code, message) = match applied {
-            Ok(_) => (
-                Status::Deployed,
-                Code::Ok,
-                format!(
-                    "control plane back at {} (revision {}, verified)",
-                    rev.version, rev.revision
-                ),
-            ),
-            Err(f) => {
-                let expected = apply::workloads(rendered.objects.iter().map(|o| &o.value));
-                let to = format!("revision {} ({})", rev.revision, rev.version);
-                let next = format!(
-                    "`meshup rollback --to {}` retries it; `meshup rollback` puts back the state before it",
-                    rev.revision
-                );
-                let msg = not_restored(cluster, &expected, &to, &f, None, &next).await;
-                (Status::Failed, Code::NotRestored, msg)
-            }
-        };
-        history.finish(&mut rec, status, message.clone()).await?;
-        Ok(Outcome {
-            code,
-            status,
-            restored_revision: Some(rev.revision),
-            revision: rec.revision,
-            version: Some(rev.version.clone()),
-            message,
-        })
+            })
     }
 }
 
