@@ -47,6 +47,46 @@ pub enum PatchType {
     Apply,
 }
 
+/// A patch as the API received it: its type and its undecoded body.
+#[derive(Debug, Clone, Copy)]
+pub struct Patch<'a> {
+    pub ty: PatchType,
+    pub body: &'a [u8],
+}
+
+impl Patch<'_> {
+    fn decode(&self) -> ApiResult<Value> {
+        match self.ty {
+            PatchType::Apply => serde_yaml::from_slice::<Value>(self.body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}"))),
+            _ => serde_json::from_slice(self.body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}"))),
+        }
+    }
+}
+
+/// Server-side apply records who owns which field, so it needs a manager.
+fn apply_manager_given(o: &WriteOpts) -> ApiResult<()> {
+    if o.manager.is_empty() {
+        return Err(ApiError::bad_request(
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+        ));
+    }
+    Ok(())
+}
+
+/// A name in the body must be the one in the URL.
+fn name_matches_url(body: &Value, name: &str) -> ApiResult<()> {
+    if let Some(bn) = body.pointer("/metadata/name").and_then(Value::as_str)
+        && bn != name
+    {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({bn}) does not match the name on the URL ({name})"
+        )));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Propagation {
     #[default]
@@ -453,13 +493,7 @@ impl Cluster {
     ) -> ApiResult<Value> {
         let _g = self.lock();
         let old = self.get(rt, ns, name)?;
-        if let Some(bn) = body.pointer("/metadata/name").and_then(Value::as_str)
-            && bn != name
-        {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({bn}) does not match the name on the URL ({name})"
-            )));
-        }
+        name_matches_url(&body, name)?;
         if let Some(rv) = body
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
@@ -476,81 +510,31 @@ impl Cluster {
         self.finish_update(rt, &old.full(), body, sub, o, true)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Patches an object (`sub`: the status subresource); server-side apply
+    /// creates it when missing. Returns the object and whether it was created.
     pub fn patch(
         &self,
         rt: &ResourceType,
         ns: &str,
         name: &str,
-        pt: PatchType,
-        body: &[u8],
+        p: Patch<'_>,
         o: &WriteOpts,
         sub: Option<&str>,
     ) -> ApiResult<(Value, bool)> {
-        let patch: Value = match pt {
-            PatchType::Apply => serde_yaml::from_slice::<Value>(body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
-            _ => serde_json::from_slice(body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
-        };
+        let patch = p.decode()?;
         let _g = self.lock();
         let ns = if rt.namespaced { ns } else { "" };
-        let old = match self.store.get(&rt.key(), ns, name) {
-            Some(o) => o,
-            None if pt == PatchType::Apply => {
-                if o.manager.is_empty() {
-                    return Err(ApiError::bad_request(
-                        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
-                    ));
-                }
-                if let Some(bn) = patch.pointer("/metadata/name").and_then(Value::as_str)
-                    && bn != name
-                {
-                    return Err(ApiError::bad_request(format!(
-                        "the name of the object ({bn}) does not match the name on the URL ({name})"
-                    )));
-                }
-                let mut body = patch.clone();
-                ensure_map(&mut body, &["metadata"]).insert("name".into(), json!(name));
-                let v = self.create_locked(rt, ns, body, o, Some(&patch))?;
+        let Some(old) = self.store.get(&rt.key(), ns, name) else {
+            if p.ty == PatchType::Apply {
+                let v = self.create_by_apply(rt, ns, name, &patch, o)?;
                 return Ok((v, true));
             }
-            None => return Err(ApiError::not_found(&rt.group, &rt.plural, name)),
+            return Err(ApiError::not_found(&rt.group, &rt.plural, name));
         };
         let old_full = old.full();
-        let mut new = old_full.clone();
-        match pt {
-            PatchType::Merge => crate::patch::merge_patch(&mut new, &patch),
-            PatchType::Strategic => crate::patch::strategic_merge(&mut new, &patch),
-            PatchType::Json => crate::patch::json_patch(&mut new, &patch).map_err(|e| {
-                ApiError::new(
-                    422,
-                    "Invalid",
-                    format!("the server rejected our request due to an error in our request: {e}"),
-                )
-            })?,
-            PatchType::Apply => {
-                if o.manager.is_empty() {
-                    return Err(ApiError::bad_request(
-                        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
-                    ));
-                }
-                if !patch.is_object() {
-                    return Err(ApiError::bad_request("apply patch must be an object"));
-                }
-                self.check_type(rt, &patch)?;
-                if let Some(bn) = patch.pointer("/metadata/name").and_then(Value::as_str)
-                    && bn != name
-                {
-                    return Err(ApiError::bad_request(format!(
-                        "the name of the object ({bn}) does not match the name on the URL ({name})"
-                    )));
-                }
-                new = ssa::apply(&old_full, &patch, &o.manager, &rt.api_version(), o.force)
-                    .map_err(|conflicts| apply_conflict_error(rt, name, &conflicts))?;
-            }
-        }
-        if pt != PatchType::Apply
+        let new = self.patched(rt, name, &old_full, p.ty, &patch, o)?;
+        // A resourceVersion in a non-apply patch is a precondition.
+        if p.ty != PatchType::Apply
             && let Some(rv) = new
                 .pointer("/metadata/resourceVersion")
                 .and_then(Value::as_str)
@@ -563,8 +547,59 @@ impl Cluster {
                 "the object has been modified; please apply your changes to the latest version and try again",
             ));
         }
-        let v = self.finish_update(rt, &old_full, new, sub, o, pt != PatchType::Apply)?;
+        let v = self.finish_update(rt, &old_full, new, sub, o, p.ty != PatchType::Apply)?;
         Ok((v, false))
+    }
+
+    /// Server-side apply of an object that does not exist yet creates it.
+    fn create_by_apply(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        patch: &Value,
+        o: &WriteOpts,
+    ) -> ApiResult<Value> {
+        apply_manager_given(o)?;
+        name_matches_url(patch, name)?;
+        let mut body = patch.clone();
+        ensure_map(&mut body, &["metadata"]).insert("name".into(), json!(name));
+        self.create_locked(rt, ns, body, o, Some(patch))
+    }
+
+    /// The existing object with the patch applied.
+    fn patched(
+        &self,
+        rt: &ResourceType,
+        name: &str,
+        old_full: &Value,
+        ty: PatchType,
+        patch: &Value,
+        o: &WriteOpts,
+    ) -> ApiResult<Value> {
+        let mut new = old_full.clone();
+        match ty {
+            PatchType::Merge => crate::patch::merge_patch(&mut new, patch),
+            PatchType::Strategic => crate::patch::strategic_merge(&mut new, patch),
+            PatchType::Json => crate::patch::json_patch(&mut new, patch).map_err(|e| {
+                ApiError::new(
+                    422,
+                    "Invalid",
+                    format!("the server rejected our request due to an error in our request: {e}"),
+                )
+            })?,
+            PatchType::Apply => {
+                apply_manager_given(o)?;
+                if !patch.is_object() {
+                    return Err(ApiError::bad_request("apply patch must be an object"));
+                }
+                self.check_type(rt, patch)?;
+                name_matches_url(patch, name)?;
+                new = ssa::apply(old_full, patch, &o.manager, &rt.api_version(), o.force)
+                    .map_err(|conflicts| apply_conflict_error(rt, name, &conflicts))?;
+            }
+        }
+        Ok(new)
     }
 
     pub fn delete(
