@@ -75,6 +75,22 @@ fn apply_manager_given(o: &WriteOpts) -> ApiResult<()> {
     Ok(())
 }
 
+/// A resourceVersion the client sends is a precondition: the object must
+/// not have changed since the client read it.
+fn rv_precondition(rt: &ResourceType, name: &str, rv: Option<&str>, old: &Value) -> ApiResult<()> {
+    match rv {
+        Some(rv) if Some(rv) != get_str(old, &["metadata", "resourceVersion"]) => {
+            Err(ApiError::conflict(
+                &rt.group,
+                &rt.plural,
+                name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A name in the body must be the one in the URL.
 fn name_matches_url(body: &Value, name: &str) -> ApiResult<()> {
     if let Some(bn) = body.pointer("/metadata/name").and_then(Value::as_str)
@@ -494,19 +510,11 @@ impl Cluster {
         let _g = self.lock();
         let old = self.get(rt, ns, name)?;
         name_matches_url(&body, name)?;
-        if let Some(rv) = body
+        let rv = body
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
-            && !rv.is_empty()
-            && Some(rv) != get_str(&old.value, &["metadata", "resourceVersion"])
-        {
-            return Err(ApiError::conflict(
-                &rt.group,
-                &rt.plural,
-                name,
-                "the object has been modified; please apply your changes to the latest version and try again",
-            ));
-        }
+            .filter(|rv| !rv.is_empty());
+        rv_precondition(rt, name, rv, &old.value)?;
         self.finish_update(rt, &old.full(), body, sub, o, true)
     }
 
@@ -533,19 +541,11 @@ impl Cluster {
         };
         let old_full = old.full();
         let new = self.patched(rt, name, &old_full, p.ty, &patch, o)?;
-        // A resourceVersion in a non-apply patch is a precondition.
-        if p.ty != PatchType::Apply
-            && let Some(rv) = new
+        if p.ty != PatchType::Apply {
+            let rv = new
                 .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-            && Some(rv) != get_str(&old.value, &["metadata", "resourceVersion"])
-        {
-            return Err(ApiError::conflict(
-                &rt.group,
-                &rt.plural,
-                name,
-                "the object has been modified; please apply your changes to the latest version and try again",
-            ));
+                .and_then(Value::as_str);
+            rv_precondition(rt, name, rv, &old.value)?;
         }
         let v = self.finish_update(rt, &old_full, new, sub, o, p.ty != PatchType::Apply)?;
         Ok((v, false))

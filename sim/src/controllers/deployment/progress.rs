@@ -322,26 +322,20 @@ mod tests {
 
     #[test]
     fn decisive_phases_set_their_reason() {
-        assert_eq!(
-            reason(progressing(Phase::Paused, None, 600, 0, "r")),
-            "DeploymentPaused"
-        );
-        assert_eq!(
-            reason(progressing(Phase::Complete, None, 600, 0, "r")),
-            "NewReplicaSetAvailable"
-        );
-        assert_eq!(
-            reason(progressing(Phase::Created, None, 600, 0, "r")),
-            "NewReplicaSetCreated"
-        );
-        assert_eq!(
-            reason(progressing(Phase::Progressed, None, 600, 0, "r")),
-            "ReplicaSetUpdated"
-        );
-        assert_eq!(
-            reason(progressing(Phase::Idle, None, 600, 0, "r")),
-            "ReplicaSetUpdated"
-        );
+        let cases = [
+            (Phase::Paused, "DeploymentPaused"),
+            (Phase::Complete, "NewReplicaSetAvailable"),
+            (Phase::Created, "NewReplicaSetCreated"),
+            (Phase::Progressed, "ReplicaSetUpdated"),
+            (Phase::Idle, "ReplicaSetUpdated"),
+        ];
+        for (phase, want) in cases {
+            assert_eq!(
+                reason(progressing(phase, None, 600, 0, "r")),
+                want,
+                "{phase:?}"
+            );
+        }
     }
 
     #[test]
