@@ -61,72 +61,99 @@ pub async fn run(
         timers: Arc::new(Mutex::new(HashSet::new())),
         deadlines: HashMap::new(),
     };
-    let mut all = true;
+    // the first pass covers every namespace (seeded objects)
+    let mut batch = Batch {
+        all: true,
+        ..Batch::default()
+    };
     loop {
-        let mut dirty: BTreeSet<String> = BTreeSet::new();
-        let mut deleted: Vec<Arc<Event>> = Vec::new();
-        if !all {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                ev = rx.recv() => match ev {
-                    Ok(e) => absorb(&e, &mut dirty, &mut deleted),
-                    Err(broadcast::error::RecvError::Lagged(_)) => all = true,
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-                ns = wake.recv() => match ns {
-                    Some(ns) if ns.is_empty() => all = true,
-                    Some(ns) => { dirty.insert(ns); }
-                    None => return,
-                },
-            }
+        batch.drain(&mut rx, &mut wake);
+        ctl.pass(batch);
+        tokio::task::yield_now().await;
+        batch = Batch::default();
+        if !batch.wait(&mut rx, &mut wake, &mut shutdown).await {
+            return;
         }
+    }
+}
+
+/// The work of one pass: namespaces to reconcile, deletions to collect.
+#[derive(Default)]
+struct Batch {
+    dirty: BTreeSet<String>,
+    deleted: Vec<Arc<Event>>,
+    /// Every namespace: at start, after missed events, or when woken with "".
+    all: bool,
+}
+
+impl Batch {
+    fn event(&mut self, e: &Arc<Event>) {
+        let ns = e.obj.namespace();
+        if &*e.key == "/namespaces" {
+            self.dirty.insert(e.obj.name().to_string());
+        } else if !ns.is_empty() {
+            self.dirty.insert(ns.to_string());
+        }
+        // deleted owners have dependents to collect; these kinds own nothing
+        if e.ty == EventType::Deleted
+            && !matches!(
+                &*e.key,
+                "/pods"
+                    | "/events"
+                    | "/endpoints"
+                    | "events.k8s.io/events"
+                    | "discovery.k8s.io/endpointslices"
+            )
+        {
+            self.deleted.push(e.clone());
+        }
+    }
+
+    fn wake(&mut self, ns: String) {
+        if ns.is_empty() {
+            self.all = true;
+        } else {
+            self.dirty.insert(ns);
+        }
+    }
+
+    /// Waits for one event or wake-up; false when the loop must stop.
+    async fn wait(
+        &mut self,
+        rx: &mut broadcast::Receiver<Arc<Event>>,
+        wake: &mut mpsc::UnboundedReceiver<String>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        tokio::select! {
+            _ = shutdown.changed() => false,
+            ev = rx.recv() => match ev {
+                Ok(e) => { self.event(&e); true }
+                Err(broadcast::error::RecvError::Lagged(_)) => { self.all = true; true }
+                Err(broadcast::error::RecvError::Closed) => false,
+            },
+            ns = wake.recv() => match ns {
+                Some(ns) => { self.wake(ns); true }
+                None => false,
+            },
+        }
+    }
+
+    /// Takes everything already queued, so one pass covers a burst.
+    fn drain(
+        &mut self,
+        rx: &mut broadcast::Receiver<Arc<Event>>,
+        wake: &mut mpsc::UnboundedReceiver<String>,
+    ) {
         loop {
             match rx.try_recv() {
-                Ok(e) => absorb(&e, &mut dirty, &mut deleted),
-                Err(broadcast::error::TryRecvError::Lagged(_)) => all = true,
+                Ok(e) => self.event(&e),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => self.all = true,
                 Err(_) => break,
             }
         }
         while let Ok(ns) = wake.try_recv() {
-            if ns.is_empty() {
-                all = true;
-            } else {
-                dirty.insert(ns);
-            }
+            self.wake(ns);
         }
-        if all {
-            all = false;
-            let (nss, _, _) = c.store.list("/namespaces", None, None, 0, &|_| true);
-            dirty.extend(nss.iter().map(|n| n.name().to_string()));
-        }
-        for e in deleted {
-            ctl.gc(&e);
-        }
-        for ns in dirty {
-            ctl.reconcile_ns(&ns);
-        }
-        tokio::task::yield_now().await;
-    }
-}
-
-fn absorb(e: &Arc<Event>, dirty: &mut BTreeSet<String>, deleted: &mut Vec<Arc<Event>>) {
-    let ns = e.obj.namespace();
-    if &*e.key == "/namespaces" {
-        dirty.insert(e.obj.name().to_string());
-    } else if !ns.is_empty() {
-        dirty.insert(ns.to_string());
-    }
-    if e.ty == EventType::Deleted
-        && !matches!(
-            &*e.key,
-            "/pods"
-                | "/events"
-                | "/endpoints"
-                | "events.k8s.io/events"
-                | "discovery.k8s.io/endpointslices"
-        )
-    {
-        deleted.push(e.clone());
     }
 }
 
@@ -217,6 +244,19 @@ impl Ctl {
                 controller_uid(&o.value) == Some(uid) && !deleting(&o.value)
             })
             .0
+    }
+
+    fn pass(&mut self, mut batch: Batch) {
+        if batch.all {
+            let (nss, _, _) = self.c.store.list("/namespaces", None, None, 0, &|_| true);
+            batch.dirty.extend(nss.iter().map(|n| n.name().to_string()));
+        }
+        for e in batch.deleted {
+            self.gc(&e);
+        }
+        for ns in batch.dirty {
+            self.reconcile_ns(&ns);
+        }
     }
 
     fn reconcile_ns(&mut self, ns: &str) {
