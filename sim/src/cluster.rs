@@ -91,6 +91,25 @@ fn rv_precondition(rt: &ResourceType, name: &str, rv: Option<&str>, old: &Value)
     }
 }
 
+/// DeleteOptions preconditions: the uid and resourceVersion the client
+/// names must be the object's.
+fn delete_preconditions(rt: &ResourceType, name: &str, d: &DeleteOpts, old: &Obj) -> ApiResult<()> {
+    if let Some(uid) = &d.uid
+        && uid != old.uid()
+    {
+        return Err(ApiError::conflict(
+            &rt.group,
+            &rt.plural,
+            name,
+            &format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                old.uid()
+            ),
+        ));
+    }
+    rv_precondition(rt, name, d.resource_version.as_deref(), &old.value)
+}
+
 /// A name in the body must be the one in the URL.
 fn name_matches_url(body: &Value, name: &str) -> ApiResult<()> {
     if let Some(bn) = body.pointer("/metadata/name").and_then(Value::as_str)
@@ -622,92 +641,89 @@ impl Cluster {
     ) -> ApiResult<Value> {
         let ns = if rt.namespaced { ns } else { "" };
         let old = self.get(rt, ns, name)?;
-        if let Some(uid) = &d.uid
-            && uid != old.uid()
-        {
-            return Err(ApiError::conflict(
-                &rt.group,
-                &rt.plural,
-                name,
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    old.uid()
-                ),
-            ));
-        }
-        if let Some(rv) = &d.resource_version
-            && Some(rv.as_str()) != get_str(&old.value, &["metadata", "resourceVersion"])
-        {
-            return Err(ApiError::conflict(
-                &rt.group,
-                &rt.plural,
-                name,
-                "the object has been modified; please apply your changes to the latest version and try again",
-            ));
-        }
+        delete_preconditions(rt, name, d, &old)?;
         if d.dry_run {
             return Ok(old.full());
         }
-        let key = rt.key();
-        let already = old.value.pointer("/metadata/deletionTimestamp").is_some();
         if rt.plural == "namespaces" && rt.group.is_empty() {
-            if !already {
-                let mut v = old.full();
-                ensure_map(&mut v, &["metadata"])
-                    .insert("deletionTimestamp".into(), json!(now_rfc3339()));
-                ensure_map(&mut v, &["status"]).insert("phase".into(), json!("Terminating"));
-                let obj = self.store.put(&key, v, EventType::Modified);
-                self.wake_ns(name);
-                return Ok(obj.full());
-            }
-            return Ok(old.full());
+            return Ok(self.start_namespace_termination(rt, name, &old));
         }
         if rt.plural == "customresourcedefinitions" {
-            let obj = self
-                .store
-                .remove(&key, "", name)
-                .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
-            if let Ok(types) = crate::registry::types_from_crd(&obj.value)
-                && let Some(t) = types.first()
-            {
-                self.store.drop_table(&t.key());
-            }
-            self.registry.remove_custom(name);
-            return Ok(obj.full());
+            return self.delete_crd(rt, name);
         }
         if d.propagation == Propagation::Orphan {
             self.orphan_dependents(old.uid(), ns);
         }
         let mut v = old.full();
         if d.propagation == Propagation::Foreground {
-            let meta = ensure_map(&mut v, &["metadata"]);
-            let fins = meta.entry("finalizers").or_insert_with(|| json!([]));
-            if let Some(a) = fins.as_array_mut()
-                && !a.iter().any(|f| f == "foregroundDeletion")
-            {
-                a.push(json!("foregroundDeletion"));
-            }
-            self.foreground
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert((key.clone(), ns.to_string(), name.to_string()));
+            self.add_foreground_finalizer(rt, ns, name, &mut v);
         }
         if !finalizers_empty(&v) {
-            if !already {
-                ensure_map(&mut v, &["metadata"])
-                    .insert("deletionTimestamp".into(), json!(now_rfc3339()));
-                ensure_map(&mut v, &["metadata"])
-                    .insert("deletionGracePeriodSeconds".into(), json!(0));
-            }
-            let obj = self.store.put(&key, v, EventType::Modified);
-            self.wake_ns(ns);
-            return Ok(obj.full());
+            let already = old.value.pointer("/metadata/deletionTimestamp").is_some();
+            return Ok(self.mark_deleting(rt, ns, v, already));
         }
         let obj = self
             .store
-            .remove(&key, ns, name)
+            .remove(&rt.key(), ns, name)
             .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
         Ok(obj.full())
+    }
+
+    /// A namespace is not removed at once: it turns Terminating, and the
+    /// namespace controller removes its contents, then it.
+    fn start_namespace_termination(&self, rt: &ResourceType, name: &str, old: &Obj) -> Value {
+        if old.value.pointer("/metadata/deletionTimestamp").is_some() {
+            return old.full();
+        }
+        let mut v = old.full();
+        ensure_map(&mut v, &["metadata"]).insert("deletionTimestamp".into(), json!(now_rfc3339()));
+        ensure_map(&mut v, &["status"]).insert("phase".into(), json!("Terminating"));
+        let obj = self.store.put(&rt.key(), v, EventType::Modified);
+        self.wake_ns(name);
+        obj.full()
+    }
+
+    /// Deleting a CRD stops serving its type and drops its objects.
+    fn delete_crd(&self, rt: &ResourceType, name: &str) -> ApiResult<Value> {
+        let obj = self
+            .store
+            .remove(&rt.key(), "", name)
+            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+        if let Ok(types) = crate::registry::types_from_crd(&obj.value)
+            && let Some(t) = types.first()
+        {
+            self.store.drop_table(&t.key());
+        }
+        self.registry.remove_custom(name);
+        Ok(obj.full())
+    }
+
+    /// Foreground deletion: the object stays (with a finalizer) until the
+    /// garbage collector has removed its dependents.
+    fn add_foreground_finalizer(&self, rt: &ResourceType, ns: &str, name: &str, v: &mut Value) {
+        let meta = ensure_map(v, &["metadata"]);
+        let fins = meta.entry("finalizers").or_insert_with(|| json!([]));
+        if let Some(a) = fins.as_array_mut()
+            && !a.iter().any(|f| f == "foregroundDeletion")
+        {
+            a.push(json!("foregroundDeletion"));
+        }
+        self.foreground
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((rt.key(), ns.to_string(), name.to_string()));
+    }
+
+    /// An object with finalizers only gets a deletionTimestamp (once).
+    fn mark_deleting(&self, rt: &ResourceType, ns: &str, mut v: Value, already: bool) -> Value {
+        if !already {
+            let meta = ensure_map(&mut v, &["metadata"]);
+            meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+            meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+        }
+        let obj = self.store.put(&rt.key(), v, EventType::Modified);
+        self.wake_ns(ns);
+        obj.full()
     }
 
     /// Namespaced type keys (deduplicated).
