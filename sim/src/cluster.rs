@@ -7,7 +7,7 @@ use crate::registry::{Registry, ResourceType};
 use crate::ssa;
 use crate::store::{EventType, Obj, Store};
 use crate::util::{ensure_map, get_str, new_uid, now_rfc3339, rand_suffix};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -89,6 +89,147 @@ fn rv_precondition(rt: &ResourceType, name: &str, rv: Option<&str>, old: &Value)
         }
         _ => Ok(()),
     }
+}
+
+/// The namespace of a new object is the request's; a different one in the
+/// body is an error, and cluster-scoped objects have none.
+fn place_in_namespace(meta: &mut Map<String, Value>, rt: &ResourceType, ns: &str) -> ApiResult<()> {
+    if !rt.namespaced {
+        meta.remove("namespace");
+        return Ok(());
+    }
+    match meta.get("namespace").and_then(Value::as_str) {
+        Some(bns) if !bns.is_empty() && bns != ns => Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        )),
+        _ => {
+            meta.insert("namespace".into(), json!(ns));
+            Ok(())
+        }
+    }
+}
+
+/// A new object needs a name, or a generateName to make one from (access
+/// reviews need neither).
+fn name_or_generate(meta: &mut Map<String, Value>, rt: &ResourceType) -> ApiResult<()> {
+    if meta
+        .get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty())
+    {
+        return Ok(());
+    }
+    match meta.get("generateName").and_then(Value::as_str) {
+        Some(g) if !g.is_empty() => {
+            let n = format!("{g}{}", rand_suffix());
+            meta.insert("name".into(), json!(n));
+            Ok(())
+        }
+        _ if rt.virtual_create => Ok(()),
+        _ => Err(ApiError::invalid(
+            &rt.kind,
+            "",
+            "metadata.name: Required value: name or generateName is required",
+        )),
+    }
+}
+
+/// Metadata only the server sets on create (a seed may bring its own uid and
+/// creation time).
+fn server_metadata(meta: &mut Map<String, Value>, rt: &ResourceType, o: &WriteOpts) {
+    let keep_uid = o.seed
+        && meta
+            .get("uid")
+            .and_then(Value::as_str)
+            .is_some_and(|u| !u.is_empty());
+    if !keep_uid {
+        meta.insert("uid".into(), json!(new_uid()));
+    }
+    if !(o.seed && meta.contains_key("creationTimestamp")) {
+        meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+    }
+    meta.remove("resourceVersion");
+    meta.remove("deletionTimestamp");
+    meta.remove("selfLink");
+    if has_generation(rt) {
+        meta.insert("generation".into(), json!(1));
+    } else {
+        meta.remove("generation");
+    }
+}
+
+/// What an update may not change: the status (unless it is the status
+/// subresource, which may change only that), and the object's identity.
+fn keep_from_old(rt: &ResourceType, old: &Value, mut new: Value, sub: Option<&str>) -> Value {
+    if sub == Some("status") {
+        let status = new.get("status").cloned();
+        new = old.clone();
+        match status {
+            Some(s) => new["status"] = s,
+            None => {
+                new.as_object_mut().expect("object").remove("status");
+            }
+        }
+    } else if rt.status {
+        match old.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                new.as_object_mut().expect("object").remove("status");
+            }
+        }
+    }
+    let m = new.as_object_mut().expect("object");
+    m.insert("apiVersion".into(), json!(rt.api_version()));
+    m.insert("kind".into(), json!(rt.kind));
+    let meta = ensure_map(&mut new, &["metadata"]);
+    for k in [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "generation",
+    ] {
+        match old.pointer(&format!("/metadata/{k}")) {
+            Some(v) => {
+                meta.insert(k.into(), v.clone());
+            }
+            None => {
+                meta.remove(k);
+            }
+        }
+    }
+    meta.remove("resourceVersion");
+    new
+}
+
+/// managedFields of a new object: the applier owns what it applied (and,
+/// as with a real server, an applied status of a type with a status
+/// subresource is dropped); a plain create is one Update entry.
+fn track_create(
+    rt: &ResourceType,
+    mut v: Value,
+    o: &WriteOpts,
+    applied: Option<&Value>,
+) -> ApiResult<Value> {
+    match applied {
+        Some(a) => {
+            v = ssa::apply(&v, a, &o.manager, &rt.api_version(), true)
+                .map_err(|_| ApiError::internal("apply on create"))?;
+            if let Some(m) = v.as_object_mut()
+                && rt.status
+                && rt.plural != "pods"
+                && rt.plural != "namespaces"
+                && rt.plural != "customresourcedefinitions"
+            {
+                m.remove("status");
+            }
+            admission::default(rt, &mut v);
+        }
+        None if !o.seed => ssa::track_update(None, &mut v, &o.manager, &rt.api_version(), None),
+        None => {}
+    }
+    Ok(v)
 }
 
 /// DeleteOptions preconditions: the uid and resourceVersion the client
@@ -226,60 +367,9 @@ impl Cluster {
         m.insert("apiVersion".into(), json!(rt.api_version()));
         m.insert("kind".into(), json!(rt.kind));
         let meta = ensure_map(&mut body, &["metadata"]);
-        if rt.namespaced {
-            match meta.get("namespace").and_then(Value::as_str) {
-                Some(bns) if !bns.is_empty() && bns != ns => {
-                    return Err(ApiError::bad_request(
-                        "the namespace of the provided object does not match the namespace sent on the request",
-                    ));
-                }
-                _ => {
-                    meta.insert("namespace".into(), json!(ns));
-                }
-            }
-        } else {
-            meta.remove("namespace");
-        }
-        let name = meta
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        if name.is_empty() {
-            match meta.get("generateName").and_then(Value::as_str) {
-                Some(g) if !g.is_empty() => {
-                    let n = format!("{g}{}", rand_suffix());
-                    meta.insert("name".into(), json!(n));
-                }
-                _ if rt.virtual_create => {}
-                _ => {
-                    return Err(ApiError::invalid(
-                        &rt.kind,
-                        "",
-                        "metadata.name: Required value: name or generateName is required",
-                    ));
-                }
-            }
-        }
-        let keep_uid = o.seed
-            && meta
-                .get("uid")
-                .and_then(Value::as_str)
-                .is_some_and(|u| !u.is_empty());
-        if !keep_uid {
-            meta.insert("uid".into(), json!(new_uid()));
-        }
-        if !(o.seed && meta.contains_key("creationTimestamp")) {
-            meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
-        }
-        meta.remove("resourceVersion");
-        meta.remove("deletionTimestamp");
-        meta.remove("selfLink");
-        if has_generation(rt) {
-            meta.insert("generation".into(), json!(1));
-        } else {
-            meta.remove("generation");
-        }
+        place_in_namespace(meta, rt, ns)?;
+        name_or_generate(meta, rt)?;
+        server_metadata(meta, rt, o);
         if rt.status && !o.seed && rt.plural != "namespaces" {
             body.as_object_mut().expect("object").remove("status");
         }
@@ -362,44 +452,9 @@ impl Cluster {
             return Err(ApiError::already_exists(&rt.group, &rt.plural, &name));
         }
         let nso = self.check_namespace(rt, ns)?;
-        if rt.plural == "pods" && rt.group.is_empty() && !o.seed {
-            admission::inject_sidecar(&self.store, nso.as_ref().map(|n| &n.value), &mut v);
-            let ip = self.next_pod_ip();
-            let st = admission::pod_status(&v, &ip, false, false);
-            v["status"] = st;
-        }
-        if rt.plural == "services" && rt.group.is_empty() {
-            let spec = ensure_map(&mut v, &["spec"]);
-            if !spec.contains_key("clusterIP") {
-                let n = self.svc_ip.fetch_add(1, Ordering::Relaxed);
-                let ip = format!("10.96.{}.{}", (n >> 8) & 0xff, n & 0xff);
-                spec.insert("clusterIP".into(), json!(ip));
-                spec.insert("clusterIPs".into(), json!([ip]));
-            }
-        }
-        if rt.plural == "customresourcedefinitions" {
-            admission::crd_status(&mut v);
-        }
+        self.on_create(rt, nso.as_deref(), &mut v, o);
         if !o.seed || v.pointer("/metadata/managedFields").is_none() {
-            match applied {
-                Some(a) => {
-                    v = ssa::apply(&v, a, &o.manager, &rt.api_version(), true)
-                        .map_err(|_| ApiError::internal("apply on create"))?;
-                    if let Some(m) = v.as_object_mut()
-                        && rt.status
-                        && rt.plural != "pods"
-                        && rt.plural != "namespaces"
-                        && rt.plural != "customresourcedefinitions"
-                    {
-                        m.remove("status");
-                    }
-                    admission::default(rt, &mut v);
-                }
-                None if !o.seed => {
-                    ssa::track_update(None, &mut v, &o.manager, &rt.api_version(), None)
-                }
-                None => {}
-            }
+            v = track_create(rt, v, o, applied)?;
         }
         if o.dry_run {
             return Ok(v);
@@ -409,6 +464,29 @@ impl Cluster {
             self.register_crd(&obj.value);
         }
         Ok(obj.full())
+    }
+
+    /// What the cluster adds to a new object of some kinds: a pod's
+    /// sidecar and pending status, a Service's cluster IP, a CRD's status.
+    fn on_create(&self, rt: &ResourceType, nso: Option<&Obj>, v: &mut Value, o: &WriteOpts) {
+        if rt.plural == "pods" && rt.group.is_empty() && !o.seed {
+            admission::inject_sidecar(&self.store, nso.map(|n| &n.value), v);
+            let ip = self.next_pod_ip();
+            let st = admission::pod_status(v, &ip, false, false);
+            v["status"] = st;
+        }
+        if rt.plural == "services" && rt.group.is_empty() {
+            let spec = ensure_map(v, &["spec"]);
+            if !spec.contains_key("clusterIP") {
+                let n = self.svc_ip.fetch_add(1, Ordering::Relaxed);
+                let ip = format!("10.96.{}.{}", (n >> 8) & 0xff, n & 0xff);
+                spec.insert("clusterIP".into(), json!(ip));
+                spec.insert("clusterIPs".into(), json!([ip]));
+            }
+        }
+        if rt.plural == "customresourcedefinitions" {
+            admission::crd_status(v);
+        }
     }
 
     fn register_crd(&self, crd: &Value) {
@@ -432,48 +510,7 @@ impl Cluster {
             return Err(ApiError::bad_request("the object must be a JSON object"));
         }
         self.check_type(rt, &new)?;
-        if sub == Some("status") {
-            let status = new.get("status").cloned();
-            let mut merged = old.clone();
-            match status {
-                Some(s) => merged["status"] = s,
-                None => {
-                    merged.as_object_mut().expect("object").remove("status");
-                }
-            }
-            new = merged;
-        } else if rt.status {
-            match old.get("status") {
-                Some(s) => new["status"] = s.clone(),
-                None => {
-                    new.as_object_mut().expect("object").remove("status");
-                }
-            }
-        }
-        {
-            let m = new.as_object_mut().expect("object");
-            m.insert("apiVersion".into(), json!(rt.api_version()));
-            m.insert("kind".into(), json!(rt.kind));
-        }
-        let meta = ensure_map(&mut new, &["metadata"]);
-        for k in [
-            "name",
-            "namespace",
-            "uid",
-            "creationTimestamp",
-            "deletionTimestamp",
-            "generation",
-        ] {
-            match old.pointer(&format!("/metadata/{k}")) {
-                Some(v) => {
-                    meta.insert(k.into(), v.clone());
-                }
-                None => {
-                    meta.remove(k);
-                }
-            }
-        }
-        meta.remove("resourceVersion");
+        new = keep_from_old(rt, old, new, sub);
         admission::default(rt, &mut new);
         admission::validate(rt, &new, Some(old))?;
         if rt.plural == "customresourcedefinitions" {
