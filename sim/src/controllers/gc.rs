@@ -60,7 +60,7 @@ impl Ctl {
     }
 
     /// Whether the owner an ownerReference names (by uid) still exists.
-    fn owner_alive(&self, r: &Value, dependent_ns: &str) -> bool {
+    pub(super) fn owner_alive(&self, r: &Value, dependent_ns: &str) -> bool {
         let rt = self.c.registry.by_kind(
             r["apiVersion"].as_str().unwrap_or(""),
             r["kind"].as_str().unwrap_or(""),

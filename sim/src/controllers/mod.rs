@@ -303,7 +303,11 @@ impl Ctl {
         for o in orphans {
             let r = owner_ref(owner, kind, "apps/v1");
             self.c.modify(key, ns, o.name(), |v| {
-                if controller_uid(v).is_some() {
+                // Checked under the write lock: an owner deleted since this
+                // sync read it (say with propagationPolicy=Orphan) must not
+                // take its orphans back, or the garbage collector would
+                // then remove them.
+                if controller_uid(v).is_some() || !self.owner_alive(&r, ns) {
                     return false;
                 }
                 let meta = ensure_map(v, &["metadata"]);
@@ -341,5 +345,91 @@ impl Ctl {
             };
             let _ = self.c.create(&rt, ns, ev, &wo);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::faults::FaultConfig;
+    use crate::registry::Registry;
+    use std::time::Duration;
+
+    fn cluster() -> Arc<Cluster> {
+        let (wake, _) = mpsc::unbounded_channel();
+        let c = Cluster::new(
+            Registry::new(),
+            FaultConfig::default(),
+            "v1.30.4".into(),
+            Duration::ZERO,
+            wake,
+            100,
+        );
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
+        crate::seed::load(&c, vec![ns]).expect("namespace");
+        Arc::new(c)
+    }
+
+    fn ctl(c: &Arc<Cluster>) -> Ctl {
+        Ctl {
+            pods_rt: c.registry.lookup("", "v1", "pods").expect("pods"),
+            rs_rt: c.registry.lookup("apps", "v1", "replicasets").expect("rs"),
+            ep_rt: c.registry.lookup("", "v1", "endpoints").expect("endpoints"),
+            c: c.clone(),
+            timers: Arc::new(Mutex::new(HashSet::new())),
+            deadlines: HashMap::new(),
+        }
+    }
+
+    fn write(c: &Cluster, resource: (&str, &str), obj: Value) -> Value {
+        let rt = c
+            .registry
+            .lookup(resource.0, "v1", resource.1)
+            .expect("type");
+        c.create(&rt, "default", obj, &WriteOpts::default())
+            .expect("create")
+    }
+
+    fn workload(kind: &str, name: &str) -> Value {
+        let labels = json!({"app": "web"});
+        json!({"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name, "labels": labels},
+               "spec": {"replicas": 0, "selector": {"matchLabels": labels},
+                        "template": {"metadata": {"labels": labels},
+                                     "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
+    }
+
+    fn owners(c: &Cluster) -> Value {
+        let rs = c.store.get(RS, "default", "orphan").expect("rs");
+        rs.value
+            .pointer("/metadata/ownerReferences")
+            .cloned()
+            .unwrap_or(json!([]))
+    }
+
+    #[test]
+    fn orphans_are_adopted_by_a_matching_owner() {
+        let c = cluster();
+        let d = write(&c, ("apps", "deployments"), workload("Deployment", "web"));
+        write(
+            &c,
+            ("apps", "replicasets"),
+            workload("ReplicaSet", "orphan"),
+        );
+        ctl(&c).adopt(RS, "default", &d, "Deployment");
+        assert_eq!(owners(&c)[0]["uid"], d["metadata"]["uid"]);
+    }
+
+    #[test]
+    fn an_owner_deleted_since_it_was_read_adopts_nothing() {
+        let c = cluster();
+        let d = write(&c, ("apps", "deployments"), workload("Deployment", "web"));
+        write(
+            &c,
+            ("apps", "replicasets"),
+            workload("ReplicaSet", "orphan"),
+        );
+        c.remove(DEPLOY, "default", "web");
+        ctl(&c).adopt(RS, "default", &d, "Deployment");
+        assert_eq!(owners(&c), json!([]));
     }
 }
