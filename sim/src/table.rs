@@ -132,6 +132,14 @@ fn int_or_string(v: Option<&Value>) -> String {
     }
 }
 
+/// The array at a JSON pointer, empty when absent.
+fn array_at(o: &Value, pointer: &str) -> Vec<Value> {
+    o.pointer(pointer)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
 fn name(o: &Value) -> Value {
     json!(s(o, &["metadata", "name"]))
 }
@@ -194,11 +202,7 @@ fn cells(rt: &ResourceType, o: &Value) -> Vec<Value> {
 /// READY as ready/total containers; STATUS is the phase unless the pod is
 /// terminating or a container waits (e.g. `ImagePullBackOff`).
 fn pod_cells(o: &Value, age: Value) -> Vec<Value> {
-    let statuses = o
-        .pointer("/status/containerStatuses")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let statuses = array_at(o, "/status/containerStatuses");
     let total = o
         .pointer("/spec/containers")
         .and_then(Value::as_array)
@@ -230,11 +234,7 @@ fn pod_cells(o: &Value, age: Value) -> Vec<Value> {
 }
 
 fn deployment_cells(o: &Value, age: Value) -> Vec<Value> {
-    let containers = o
-        .pointer("/spec/template/spec/containers")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let containers = array_at(o, "/spec/template/spec/containers");
     let field =
         |k: &str| -> Vec<&str> { containers.iter().filter_map(|c| c[k].as_str()).collect() };
     vec![

@@ -45,25 +45,17 @@ fn check_containers(kind: &str, name: &str, spec: Option<&Value>, at: &str) -> A
         .filter(|c| !c.is_empty())
         .ok_or_else(|| ApiError::invalid(kind, name, format!("{at}.containers: Required value")))?;
     for (i, c) in containers.iter().enumerate() {
-        if c.get("name")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            return Err(ApiError::invalid(
-                kind,
-                name,
-                format!("{at}.containers[{i}].name: Required value"),
-            ));
-        }
-        if c.get("image")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            return Err(ApiError::invalid(
-                kind,
-                name,
-                format!("{at}.containers[{i}].image: Required value"),
-            ));
+        for field in ["name", "image"] {
+            if c.get(field)
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                return Err(ApiError::invalid(
+                    kind,
+                    name,
+                    format!("{at}.containers[{i}].{field}: Required value"),
+                ));
+            }
         }
     }
     Ok(())

@@ -53,14 +53,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut rx = c.store.subscribe();
-    let mut ctl = Ctl {
-        pods_rt: c.registry.lookup("", "v1", "pods").expect("pods"),
-        rs_rt: c.registry.lookup("apps", "v1", "replicasets").expect("rs"),
-        ep_rt: c.registry.lookup("", "v1", "endpoints").expect("endpoints"),
-        c: c.clone(),
-        timers: Arc::new(Mutex::new(HashSet::new())),
-        deadlines: HashMap::new(),
-    };
+    let mut ctl = Ctl::new(c);
     // the first pass covers every namespace (seeded objects)
     let mut batch = Batch {
         all: true,
@@ -233,6 +226,17 @@ fn template_hash(template: &Value) -> String {
 }
 
 impl Ctl {
+    fn new(c: Arc<Cluster>) -> Self {
+        Ctl {
+            pods_rt: c.registry.lookup("", "v1", "pods").expect("pods"),
+            rs_rt: c.registry.lookup("apps", "v1", "replicasets").expect("rs"),
+            ep_rt: c.registry.lookup("", "v1", "endpoints").expect("endpoints"),
+            c,
+            timers: Arc::new(Mutex::new(HashSet::new())),
+            deadlines: HashMap::new(),
+        }
+    }
+
     fn list(&self, key: &str, ns: &str) -> Vec<Arc<Obj>> {
         self.c.store.list(key, Some(ns), None, 0, &|_| true).0
     }
@@ -371,14 +375,7 @@ mod tests {
     }
 
     fn ctl(c: &Arc<Cluster>) -> Ctl {
-        Ctl {
-            pods_rt: c.registry.lookup("", "v1", "pods").expect("pods"),
-            rs_rt: c.registry.lookup("apps", "v1", "replicasets").expect("rs"),
-            ep_rt: c.registry.lookup("", "v1", "endpoints").expect("endpoints"),
-            c: c.clone(),
-            timers: Arc::new(Mutex::new(HashSet::new())),
-            deadlines: HashMap::new(),
-        }
+        Ctl::new(c.clone())
     }
 
     fn write(c: &Cluster, resource: (&str, &str), obj: Value) -> Value {
@@ -406,8 +403,8 @@ mod tests {
             .unwrap_or(json!([]))
     }
 
-    #[test]
-    fn orphans_are_adopted_by_a_matching_owner() {
+    /// Deployment `web` and a ReplicaSet `orphan` its selector matches.
+    fn deployment_and_orphan() -> (Arc<Cluster>, Value) {
         let c = cluster();
         let d = write(&c, ("apps", "deployments"), workload("Deployment", "web"));
         write(
@@ -415,19 +412,19 @@ mod tests {
             ("apps", "replicasets"),
             workload("ReplicaSet", "orphan"),
         );
+        (c, d)
+    }
+
+    #[test]
+    fn orphans_are_adopted_by_a_matching_owner() {
+        let (c, d) = deployment_and_orphan();
         ctl(&c).adopt(RS, "default", &d, "Deployment");
         assert_eq!(owners(&c)[0]["uid"], d["metadata"]["uid"]);
     }
 
     #[test]
     fn an_owner_deleted_since_it_was_read_adopts_nothing() {
-        let c = cluster();
-        let d = write(&c, ("apps", "deployments"), workload("Deployment", "web"));
-        write(
-            &c,
-            ("apps", "replicasets"),
-            workload("ReplicaSet", "orphan"),
-        );
+        let (c, d) = deployment_and_orphan();
         c.remove(DEPLOY, "default", "web");
         ctl(&c).adopt(RS, "default", &d, "Deployment");
         assert_eq!(owners(&c), json!([]));
