@@ -7,17 +7,9 @@ use std::cmp::Ordering;
 /// `1.9.0-rc.10` < `1.9.0`); unparseable tags sort first, then by text.
 pub use meshup_vocab::version::cmp_tags as cmp;
 
-/// What moving from `current` to `target` is (also what a policy's context says).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Direction {
-    Install,
-    /// The default of a policy context read from a file that leaves it out.
-    #[default]
-    Upgrade,
-    Downgrade,
-    Reinstall,
-}
+/// What moving from `current` to `target` is: the WIT enum a policy's context carries
+/// (see `policy::bindings`).
+pub use crate::policy::bindings::Direction;
 
 impl Direction {
     pub fn between(current: Option<&str>, target: &str) -> Direction {
@@ -29,17 +21,6 @@ impl Direction {
                 Ordering::Equal => Direction::Reinstall,
             },
         }
-    }
-}
-
-impl std::fmt::Display for Direction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Direction::Install => "install",
-            Direction::Upgrade => "upgrade",
-            Direction::Downgrade => "downgrade",
-            Direction::Reinstall => "reinstall",
-        })
     }
 }
 
