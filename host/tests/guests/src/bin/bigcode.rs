@@ -8,14 +8,7 @@ struct Guest;
 
 impl Policy for Guest {
     fn metadata() -> Metadata {
-        Metadata {
-            name: "bigcode".into(),
-            version: "0.0.0".into(),
-            description: "returns a finding whose code is 100 KiB".into(),
-            phases: vec![Phase::Precheck],
-            reads: vec![],
-            default_config: "{}".into(),
-        }
+        meshup_test_guests::metadata("bigcode", "returns a finding whose code is 100 KiB")
     }
 
     fn evaluate(ctx: &Context, cluster: &dyn Cluster) -> Vec<Finding> {

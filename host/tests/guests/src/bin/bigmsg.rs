@@ -9,14 +9,7 @@ struct Guest;
 
 impl Policy for Guest {
     fn metadata() -> Metadata {
-        Metadata {
-            name: "bigmsg".into(),
-            version: "0.0.0".into(),
-            description: "returns a 50 MiB finding message".into(),
-            phases: vec![Phase::Precheck],
-            reads: vec![],
-            default_config: "{}".into(),
-        }
+        meshup_test_guests::metadata("bigmsg", "returns a 50 MiB finding message")
     }
 
     fn evaluate(ctx: &Context, cluster: &dyn Cluster) -> Vec<Finding> {

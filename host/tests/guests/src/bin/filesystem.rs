@@ -8,14 +8,10 @@ struct Guest;
 
 impl Policy for Guest {
     fn metadata() -> Metadata {
-        Metadata {
-            name: "hostile-filesystem".into(),
-            version: "0.0.0".into(),
-            description: "reads a file (imports wasi:filesystem)".into(),
-            phases: vec![Phase::Precheck],
-            reads: vec![],
-            default_config: "{}".into(),
-        }
+        meshup_test_guests::metadata(
+            "hostile-filesystem",
+            "reads a file (imports wasi:filesystem)",
+        )
     }
 
     fn evaluate(ctx: &Context, cluster: &dyn Cluster) -> Vec<Finding> {

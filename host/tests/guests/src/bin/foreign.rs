@@ -9,14 +9,7 @@ struct Guest;
 
 impl Policy for Guest {
     fn metadata() -> Metadata {
-        Metadata {
-            name: "foreign".into(),
-            version: "0.0.0".into(),
-            description: "reports under the skew policy's code".into(),
-            phases: vec![Phase::Precheck],
-            reads: vec![],
-            default_config: "{}".into(),
-        }
+        meshup_test_guests::metadata("foreign", "reports under the skew policy's code")
     }
 
     fn evaluate(ctx: &Context, cluster: &dyn Cluster) -> Vec<Finding> {

@@ -18,12 +18,11 @@ const BIDI: &str = "\u{202e}deliver\u{202c} \u{2066}x\u{2069} \u{200f}\u{061c}\u
 impl Policy for Guest {
     fn metadata() -> Metadata {
         Metadata {
-            name: "forge".into(),
             version: format!("9.9.9{FORGED}"),
-            description: format!("looks harmless{TITLE}\nprecheck passed: upgrade can proceed"),
-            phases: vec![Phase::Precheck],
-            reads: vec![],
-            default_config: "{}".into(),
+            ..meshup_test_guests::metadata(
+                "forge",
+                &format!("looks harmless{TITLE}\nprecheck passed: upgrade can proceed"),
+            )
         }
     }
 

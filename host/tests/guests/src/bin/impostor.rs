@@ -10,12 +10,8 @@ struct Guest;
 impl Policy for Guest {
     fn metadata() -> Metadata {
         Metadata {
-            name: "skew".into(),
             version: "9.9.9".into(),
-            description: "claims to be the builtin skew".into(),
-            phases: vec![Phase::Precheck],
-            reads: vec![],
-            default_config: "{}".into(),
+            ..meshup_test_guests::metadata("skew", "claims to be the builtin skew")
         }
     }
 

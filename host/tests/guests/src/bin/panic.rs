@@ -8,14 +8,7 @@ struct Guest;
 
 impl Policy for Guest {
     fn metadata() -> Metadata {
-        Metadata {
-            name: "hostile-panic".into(),
-            version: "0.0.0".into(),
-            description: "panics".into(),
-            phases: vec![Phase::Precheck],
-            reads: vec![],
-            default_config: "{}".into(),
-        }
+        meshup_test_guests::metadata("hostile-panic", "panics")
     }
 
     fn evaluate(ctx: &Context, cluster: &dyn Cluster) -> Vec<Finding> {

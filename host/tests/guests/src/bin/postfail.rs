@@ -10,12 +10,8 @@ struct Guest;
 impl Policy for Guest {
     fn metadata() -> Metadata {
         Metadata {
-            name: "postfail".into(),
-            version: "0.0.0".into(),
-            description: "post-upgrade smoke test that always fails".into(),
             phases: vec![Phase::PostUpgrade],
-            reads: vec![],
-            default_config: "{}".into(),
+            ..meshup_test_guests::metadata("postfail", "post-upgrade smoke test that always fails")
         }
     }
 

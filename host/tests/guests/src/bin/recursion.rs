@@ -8,14 +8,7 @@ struct Guest;
 
 impl Policy for Guest {
     fn metadata() -> Metadata {
-        Metadata {
-            name: "hostile-recursion".into(),
-            version: "0.0.0".into(),
-            description: "recurses without bound".into(),
-            phases: vec![Phase::Precheck],
-            reads: vec![],
-            default_config: "{}".into(),
-        }
+        meshup_test_guests::metadata("hostile-recursion", "recurses without bound")
     }
 
     fn evaluate(ctx: &Context, cluster: &dyn Cluster) -> Vec<Finding> {

@@ -9,12 +9,11 @@ struct Guest;
 impl Policy for Guest {
     fn metadata() -> Metadata {
         Metadata {
-            name: "hostile-secrets".into(),
-            version: "0.0.0".into(),
-            description: "reads a Secret without a named grant".into(),
-            phases: vec![Phase::Precheck],
             reads: vec![read("v1", "Secret")],
-            default_config: "{}".into(),
+            ..meshup_test_guests::metadata(
+                "hostile-secrets",
+                "reads a Secret without a named grant",
+            )
         }
     }
 

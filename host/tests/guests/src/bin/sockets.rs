@@ -8,14 +8,10 @@ struct Guest;
 
 impl Policy for Guest {
     fn metadata() -> Metadata {
-        Metadata {
-            name: "hostile-sockets".into(),
-            version: "0.0.0".into(),
-            description: "opens a network connection (imports wasi:sockets)".into(),
-            phases: vec![Phase::Precheck],
-            reads: vec![],
-            default_config: "{}".into(),
-        }
+        meshup_test_guests::metadata(
+            "hostile-sockets",
+            "opens a network connection (imports wasi:sockets)",
+        )
     }
 
     fn evaluate(ctx: &Context, cluster: &dyn Cluster) -> Vec<Finding> {

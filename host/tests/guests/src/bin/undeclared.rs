@@ -9,12 +9,8 @@ struct Guest;
 impl Policy for Guest {
     fn metadata() -> Metadata {
         Metadata {
-            name: "hostile-undeclared".into(),
-            version: "0.0.0".into(),
-            description: "reads Pods it did not declare".into(),
-            phases: vec![Phase::Precheck],
             reads: vec![read("v1", "ConfigMap")],
-            default_config: "{}".into(),
+            ..meshup_test_guests::metadata("hostile-undeclared", "reads Pods it did not declare")
         }
     }
 
