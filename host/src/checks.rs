@@ -147,8 +147,7 @@ pub fn context(
     plan: &Plan,
     outcome: Option<(bool, String)>,
 ) -> anyhow::Result<PolicyContext> {
-    use crate::bundle::Role;
-    use policy::{ApplyOutcome, ComponentInfo, ComponentRole, VersionRange};
+    use policy::{ApplyOutcome, ComponentInfo, VersionRange};
     let prev = plan.previous.as_ref();
     let or_empty = |v: Option<&Value>| v.cloned().unwrap_or_else(|| json!({}));
     Ok(PolicyContext {
@@ -169,11 +168,7 @@ pub fn context(
             .iter()
             .map(|c| ComponentInfo {
                 name: c.name.clone(),
-                role: match c.role {
-                    Role::Base => ComponentRole::Base,
-                    Role::ControlPlane => ComponentRole::ControlPlane,
-                    Role::Gateway => ComponentRole::Gateway,
-                },
+                role: c.role,
             })
             .collect(),
         kubernetes_version: installed
