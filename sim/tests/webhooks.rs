@@ -80,6 +80,22 @@ fn server(version: &str, env: Value) -> Value {
             "spec": {"containers": [{"name": "server", "image": format!("example.com/agent-server:{version}"), "env": env}]}}}})
 }
 
+/// Namespaces `platform` (the agent server at 2.1 with `env`, and its Service) and `apps`
+/// (agents on).
+async fn agent_server(sim: &Sim, env: Value) {
+    namespace(sim, "platform", json!({})).await;
+    namespace(sim, "apps", json!({"example.com/agents": "on"})).await;
+    let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "agent-server"},
+        "spec": {"selector": {"app": "agent-server"}, "ports": [{"port": 443}]}});
+    post(sim, "/api/v1/namespaces/platform/services", service).await;
+    post(
+        sim,
+        "/apis/apps/v1/namespaces/platform/deployments",
+        server("2.1", env),
+    )
+    .await;
+}
+
 const SERVER: &str = "/apis/apps/v1/namespaces/platform/deployments/agent-server";
 const CONFIGS: &str = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations";
 
@@ -111,17 +127,8 @@ async fn webhooks_are_chosen_by_their_rules_and_selectors_and_mutate_as_defined(
         ..SimConfig::default()
     })
     .await;
-    namespace(&sim, "platform", json!({})).await;
-    namespace(&sim, "apps", json!({"example.com/agents": "on"})).await;
+    agent_server(&sim, json!([{"name": "TIER", "value": "gold"}])).await;
     namespace(&sim, "legacy", json!({"example.com/agents": "off"})).await;
-    post(&sim, "/api/v1/namespaces/platform/services", json!({"apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "agent-server"}, "spec": {"selector": {"app": "agent-server"}, "ports": [{"port": 443}]}})).await;
-    post(
-        &sim,
-        "/apis/apps/v1/namespaces/platform/deployments",
-        server("2.1", json!([{"name": "TIER", "value": "gold"}])),
-    )
-    .await;
 
     // created before the webhook configuration exists: not mutated
     let early = pod(&sim, "apps", json!({"name": "early"})).await;
@@ -225,16 +232,7 @@ async fn webhooks_are_chosen_by_their_rules_and_selectors_and_mutate_as_defined(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_backends_a_webhook_configuration_changes_nothing() {
     let sim = start_with(SimConfig::default()).await;
-    namespace(&sim, "platform", json!({})).await;
-    namespace(&sim, "apps", json!({"example.com/agents": "on"})).await;
-    post(&sim, "/api/v1/namespaces/platform/services", json!({"apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "agent-server"}, "spec": {"selector": {"app": "agent-server"}, "ports": [{"port": 443}]}})).await;
-    post(
-        &sim,
-        "/apis/apps/v1/namespaces/platform/deployments",
-        server("2.1", json!([])),
-    )
-    .await;
+    agent_server(&sim, json!([])).await;
     post(&sim, CONFIGS, configuration()).await;
     let p = pod(&sim, "apps", json!({"name": "p"})).await;
     assert_eq!(containers(&p), ["app=example.com/app:1"]);

@@ -126,119 +126,53 @@ mod tests {
     use crate::registry::Registry;
     use serde_json::json;
 
-    fn matches(rule: Value, group: &str, plural: &str, subresource: &str, operation: &str) -> bool {
+    /// Whether a rule matches `op` on `target` (`group/resource/subresource`).
+    fn matches(rule: &Value, target: &str, op: &str) -> bool {
+        let mut parts = target.splitn(3, '/');
+        let (group, plural) = (parts.next().unwrap(), parts.next().unwrap());
         let registry = Registry::new();
         let rt = registry.lookup(group, "v1", plural).expect("a served type");
         let req = Request {
-            operation,
+            operation: op,
             resource: &rt,
-            subresource,
+            subresource: parts.next().unwrap_or(""),
             namespace: None,
         };
-        rule_matches(&rule, &req)
+        rule_matches(rule, &req)
     }
 
-    fn rule(resources: &[&str], scope: Option<&str>) -> Value {
-        let mut r = json!({"operations": ["CREATE", "UPDATE"], "apiGroups": ["", "apps"], "apiVersions": ["v1"], "resources": resources});
-        if let Some(s) = scope {
-            r["scope"] = json!(s);
+    /// A rule for CREATE and UPDATE in the core and apps groups, v1.
+    fn rule(resources: &str, scope: &str) -> Value {
+        json!({"operations": ["CREATE", "UPDATE"], "apiGroups": ["", "apps"], "apiVersions": ["v1"],
+            "resources": resources.split(',').collect::<Vec<_>>(), "scope": scope})
+    }
+
+    #[test]
+    fn rules_by_resource_subresource_operation_group_and_scope() {
+        // (resources, scope, target, operation, matches)
+        let cases = [
+            ("pods", "*", "/pods", "CREATE", true),
+            ("pods", "*", "/pods/status", "UPDATE", false),
+            ("pods/status", "*", "/pods/status", "UPDATE", true),
+            ("pods/*", "*", "/pods/status", "UPDATE", true),
+            ("pods/*", "*", "/pods", "CREATE", true),
+            ("*", "*", "apps/deployments", "CREATE", true),
+            ("*", "*", "apps/deployments/scale", "UPDATE", false),
+            ("*/scale", "*", "apps/deployments/scale", "UPDATE", true),
+            ("*/*", "*", "/services", "CREATE", true),
+            ("pods", "*", "/pods", "DELETE", false),
+            ("*", "*", "rbac.authorization.k8s.io/roles", "CREATE", false),
+            ("*", "Cluster", "/pods", "CREATE", false),
+            ("*", "Cluster", "/namespaces", "CREATE", true),
+            ("*", "Namespaced", "/pods", "CREATE", true),
+            ("*", "Namespaced", "/nodes", "CREATE", false),
+        ];
+        for (resources, scope, target, op, want) in cases {
+            let r = rule(resources, scope);
+            assert_eq!(matches(&r, target, op), want, "{r} for {op} {target}");
         }
-        r
-    }
-
-    #[test]
-    fn resources_and_subresources() {
-        let pods = rule(&["pods"], None);
-        assert!(matches(pods.clone(), "", "pods", "", "CREATE"));
-        assert!(
-            !matches(pods, "", "pods", "status", "UPDATE"),
-            "`pods` is not its subresources"
-        );
-        assert!(matches(
-            rule(&["pods/status"], None),
-            "",
-            "pods",
-            "status",
-            "UPDATE"
-        ));
-        assert!(matches(
-            rule(&["pods/*"], None),
-            "",
-            "pods",
-            "status",
-            "UPDATE"
-        ));
-        assert!(matches(rule(&["pods/*"], None), "", "pods", "", "CREATE"));
-        assert!(matches(
-            rule(&["*"], None),
-            "apps",
-            "deployments",
-            "",
-            "CREATE"
-        ));
-        assert!(!matches(
-            rule(&["*"], None),
-            "apps",
-            "deployments",
-            "scale",
-            "UPDATE"
-        ));
-        assert!(matches(
-            rule(&["*/scale"], None),
-            "apps",
-            "deployments",
-            "scale",
-            "UPDATE"
-        ));
-        assert!(matches(rule(&["*/*"], None), "", "services", "", "CREATE"));
-    }
-
-    #[test]
-    fn operations_groups_versions_and_scope() {
-        assert!(!matches(rule(&["pods"], None), "", "pods", "", "DELETE"));
-        assert!(!matches(
-            rule(&["*"], None),
-            "rbac.authorization.k8s.io",
-            "roles",
-            "",
-            "CREATE"
-        ));
         let any = json!({"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"]});
-        assert!(matches(
-            any,
-            "rbac.authorization.k8s.io",
-            "roles",
-            "",
-            "DELETE"
-        ));
-        assert!(!matches(
-            rule(&["*"], Some("Cluster")),
-            "",
-            "pods",
-            "",
-            "CREATE"
-        ));
-        assert!(matches(
-            rule(&["*"], Some("Cluster")),
-            "",
-            "namespaces",
-            "",
-            "CREATE"
-        ));
-        assert!(matches(
-            rule(&["*"], Some("Namespaced")),
-            "",
-            "pods",
-            "",
-            "CREATE"
-        ));
-        assert!(!matches(
-            rule(&["*"], Some("Namespaced")),
-            "",
-            "nodes",
-            "",
-            "CREATE"
-        ));
+        assert!(matches(&any, "rbac.authorization.k8s.io/roles", "DELETE"));
     }
 
     #[test]
