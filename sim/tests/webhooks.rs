@@ -253,3 +253,33 @@ fn bad_backend_definitions_are_refused_with_where_and_what() {
     );
     assert!(err("backends: [{servise: s}]").contains("not a valid definition"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeded_objects_are_not_sent_to_webhooks() {
+    let ns = |name: &str, labels: Value| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}});
+    let old = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "old", "namespace": "apps"},
+        "spec": {"containers": [{"name": "app", "image": "example.com/app:1"}]}});
+    let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "agent-server", "namespace": "platform"},
+        "spec": {"selector": {"app": "agent-server"}, "ports": [{"port": 443}]}});
+    let sim = start_with(SimConfig {
+        webhook_backends: WebhookBackends::from_yaml(BACKENDS).unwrap(),
+        seed_objects: vec![
+            ns("platform", json!({})),
+            ns("apps", json!({"example.com/agents": "on"})),
+            service,
+            server("2.1", json!([])),
+            configuration(),
+            old,
+        ],
+        ..SimConfig::default()
+    })
+    .await;
+    let (_, seeded) = ahttp(&sim, "GET", "/api/v1/namespaces/apps/pods/old", None).await;
+    assert_eq!(containers(&seeded), ["app=example.com/app:1"]);
+    let new = pod(&sim, "apps", json!({"name": "new"})).await;
+    assert_eq!(
+        containers(&new),
+        ["app=example.com/app:1", "agent=example.com/agent:2.1"]
+    );
+    sim.shutdown().await;
+}
