@@ -489,7 +489,7 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
             tokio::task::spawn_blocking(move || run_policy(&g, cmd)).await?
         }
         Command::Sim(args) => {
-            meshup_sim::cli::run(args).await?;
+            meshup_sim::cli::run(args, crate::sim_webhooks::shipped()?).await?;
             Ok(Code::Ok)
         }
     }

@@ -68,6 +68,7 @@ fn code_of_one(e: &(dyn std::error::Error + 'static)) -> Option<Code> {
         || e.is::<crate::yaml::Error>()
         || e.is::<crate::iop::Error>()
         || e.is::<crate::policy::Error>()
+        || e.is::<meshup_sim::BackendConfigError>()
     {
         return Some(Code::BadInput);
     }

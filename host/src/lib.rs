@@ -22,6 +22,7 @@ pub mod prune;
 pub mod render;
 pub mod restore;
 pub mod retry;
+pub mod sim_webhooks;
 pub mod state;
 pub mod ui;
 pub mod values;

@@ -1,6 +1,6 @@
 //! `meshup sim` flags and entry point.
 
-use crate::{Sim, SimConfig};
+use crate::{Sim, SimConfig, WebhookBackends};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,15 +25,25 @@ pub struct SimArgs {
     /// Kubernetes version reported by /version.
     #[arg(long, default_value = crate::DEFAULT_K8S_VERSION)]
     pub kubernetes_version: String,
+    /// What the servers behind mutating webhooks do (YAML; none run).
+    #[arg(long, value_name = "FILE")]
+    pub webhook_backends: Option<PathBuf>,
 }
 
-pub async fn run(args: SimArgs) -> anyhow::Result<()> {
+/// Runs the simulator until SIGINT/SIGTERM; `--webhook-backends FILE`
+/// replaces `default_backends`.
+pub async fn run(args: SimArgs, default_backends: WebhookBackends) -> anyhow::Result<()> {
+    let webhook_backends = match &args.webhook_backends {
+        Some(path) => WebhookBackends::from_file(path)?,
+        None => default_backends,
+    };
     let sim = Sim::start(SimConfig {
         port: args.port,
         seed: args.seed.clone(),
         ready_delay: Duration::from_millis(args.ready_delay_ms),
         faults: args.faults.clone(),
         kubernetes_version: args.kubernetes_version.clone(),
+        webhook_backends,
         ..SimConfig::default()
     })
     .await?;

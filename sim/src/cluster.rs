@@ -21,6 +21,8 @@ pub struct Cluster {
     pub log: Mutex<RequestLog>,
     pub version: RwLock<String>,
     pub ready_delay: Duration,
+    /// What the servers behind mutating webhooks do (none run).
+    pub webhook_backends: admission::WebhookBackends,
     write: Mutex<()>,
     ip: AtomicU32,
     svc_ip: AtomicU32,
@@ -35,7 +37,7 @@ pub struct WriteOpts {
     pub dry_run: bool,
     pub manager: String,
     pub force: bool,
-    /// Seeding: keep status, no admission side effects (injection).
+    /// Seeding: keep status, no admission side effects (mutating webhooks).
     pub seed: bool,
 }
 
@@ -321,6 +323,7 @@ impl Cluster {
             }),
             version: RwLock::new(version),
             ready_delay,
+            webhook_backends: admission::WebhookBackends::default(),
             write: Mutex::new(()),
             ip: AtomicU32::new(1),
             svc_ip: AtomicU32::new(10),
@@ -466,11 +469,19 @@ impl Cluster {
         Ok(obj.full())
     }
 
-    /// What the cluster adds to a new object of some kinds: a pod's
-    /// sidecar and pending status, a Service's cluster IP, a CRD's status.
+    /// What the cluster adds to a new object: mutating webhooks' changes,
+    /// a pod's pending status, a Service's cluster IP, a CRD's status.
     fn on_create(&self, rt: &ResourceType, nso: Option<&Obj>, v: &mut Value, o: &WriteOpts) {
+        if !o.seed {
+            let req = admission::webhooks::Request {
+                operation: "CREATE",
+                resource: rt,
+                subresource: "",
+                namespace: nso.map(|n| &n.value),
+            };
+            admission::webhooks::mutate(&self.store, &self.webhook_backends, &req, v);
+        }
         if rt.plural == "pods" && rt.group.is_empty() && !o.seed {
-            admission::inject_sidecar(&self.store, nso.map(|n| &n.value), v);
             let ip = self.next_pod_ip();
             let st = admission::pod_status(v, &ip, false, false);
             v["status"] = st;

@@ -11,6 +11,9 @@
 //!   the same as YAML): error bursts, 429s, latency, dropped watches, update
 //!   conflicts, outages, never-ready workloads, denied access reviews, the
 //!   reported Kubernetes version;
+//! - simulated webhook backends ([`WebhookBackends`], `--webhook-backends
+//!   FILE`): what the server behind a MutatingWebhookConfiguration's webhook
+//!   does, since none runs;
 //! - `GET /sim/v1/requests[?mutating=true]` → `{"requests": [RequestRecord]}`,
 //!   `DELETE /sim/v1/requests` resets it. `/sim/` paths are never faulted or logged.
 //!
@@ -40,6 +43,7 @@ pub mod store;
 pub mod table;
 pub mod util;
 
+pub use admission::{BackendConfigError, WebhookBackends};
 pub use controllers::{ANN_NEVER_READY, ANN_READY_DELAY};
 pub use faults::{FaultConfig, RequestRecord};
 
@@ -73,6 +77,9 @@ pub struct SimConfig {
     pub kubernetes_version: String,
     /// Watch events kept for resuming watches; older versions get 410.
     pub watch_history: usize,
+    /// What the servers behind mutating webhooks do (none run); empty: a
+    /// webhook configuration changes nothing.
+    pub webhook_backends: WebhookBackends,
 }
 
 impl Default for SimConfig {
@@ -86,6 +93,7 @@ impl Default for SimConfig {
             fault_config: None,
             kubernetes_version: DEFAULT_K8S_VERSION.to_string(),
             watch_history: 50_000,
+            webhook_backends: WebhookBackends::default(),
         }
     }
 }
@@ -134,14 +142,16 @@ impl Sim {
             (None, None) => FaultConfig::default(),
         };
         let (wake_tx, wake_rx) = tokio::sync::mpsc::unbounded_channel();
-        let cluster = Arc::new(cluster::Cluster::new(
+        let mut cluster = cluster::Cluster::new(
             registry::Registry::new(),
             faults,
             cfg.kubernetes_version.clone(),
             cfg.ready_delay,
             wake_tx,
             cfg.watch_history,
-        ));
+        );
+        cluster.webhook_backends = cfg.webhook_backends.clone();
+        let cluster = Arc::new(cluster);
         seed::load(&cluster, builtin_objects())?;
         if let Some(p) = &cfg.seed {
             let text = std::fs::read_to_string(p)

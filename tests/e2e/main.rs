@@ -3,6 +3,7 @@
 mod common;
 mod demo;
 mod faults;
+mod injection;
 mod inputs;
 mod istioctl;
 mod lifecycle;

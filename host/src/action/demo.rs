@@ -71,6 +71,7 @@ impl Demo {
             // Inside the supported range of both releases the demo uses (Istio's published
             // ranges: 1.7 supports Kubernetes 1.16-1.18, 1.8 supports 1.16-1.19).
             kubernetes_version: "v1.18.20".into(),
+            webhook_backends: crate::sim_webhooks::shipped()?,
             ..Default::default()
         })
         .await?;

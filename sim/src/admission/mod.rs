@@ -1,13 +1,15 @@
 //! Admission: per-kind defaulting, validation, status the kubelet and
-//! apiextensions server would write, and Istio-style sidecar injection.
+//! apiextensions server would write, and mutating webhooks (decided from
+//! their configurations, performed by simulated backends).
 
+pub mod backend;
 mod defaults;
-mod sidecar;
 mod status;
 mod validation;
+pub mod webhooks;
 
+pub use backend::{BackendConfigError, WebhookBackends};
 pub use defaults::default;
-pub use sidecar::inject_sidecar;
 pub use status::{crd_status, pod_ready, pod_status};
 pub use validation::validate;
 

@@ -1,0 +1,118 @@
+//! Facts of a simulated webhook server: read from the pod template of the
+//! Deployment(s) its Service selects, the way the real server would know its
+//! own image and environment. A new version of the server's Deployment is
+//! what later admissions see (the template, not running pods).
+
+use super::ServerFact;
+use crate::selector::LabelSelector;
+use crate::store::{Obj, Store};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Every fact by name; `None` when one cannot be read and has no default.
+pub fn facts(
+    store: &Store,
+    webhook: &Value,
+    wanted: &BTreeMap<String, ServerFact>,
+) -> Option<BTreeMap<String, String>> {
+    if wanted.is_empty() {
+        return Some(BTreeMap::new());
+    }
+    let servers = server_deployments(store, webhook);
+    wanted
+        .iter()
+        .map(|(name, fact)| {
+            let value = servers
+                .iter()
+                .find_map(|d| read(d, fact))
+                .or_else(|| fact.default.clone())?;
+            let value = if fact.empty_if.as_ref() == Some(&value) {
+                String::new()
+            } else {
+                value
+            };
+            Some((name.clone(), value))
+        })
+        .collect()
+}
+
+/// The Deployments, by name, whose pods the Service named in the webhook's
+/// `clientConfig.service` selects (none for a URL webhook or a missing Service).
+fn server_deployments(store: &Store, webhook: &Value) -> Vec<Arc<Obj>> {
+    let service = |k: &str| {
+        webhook
+            .pointer(&format!("/clientConfig/service/{k}"))
+            .and_then(Value::as_str)
+    };
+    let (Some(ns), Some(name)) = (service("namespace"), service("name")) else {
+        return Vec::new();
+    };
+    let Some(svc) = store.get("/services", ns, name) else {
+        return Vec::new();
+    };
+    // A Service without a selector selects no pods.
+    let Some(selector) = svc
+        .value
+        .pointer("/spec/selector")
+        .and_then(Value::as_object)
+        .filter(|m| !m.is_empty())
+        .map(LabelSelector::from_map)
+    else {
+        return Vec::new();
+    };
+    let (deployments, _, _) = store.list("apps/deployments", Some(ns), None, 0, &|d| {
+        selector.matches(
+            d.value
+                .pointer("/spec/template/metadata/labels")
+                .and_then(Value::as_object),
+        )
+    });
+    deployments
+}
+
+fn read(deployment: &Obj, fact: &ServerFact) -> Option<String> {
+    let container = deployment
+        .value
+        .pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|c| c["name"] == fact.container.as_str())?;
+    match &fact.env {
+        Some(var) => container
+            .get("env")
+            .and_then(Value::as_array)?
+            .iter()
+            .find(|e| e["name"] == var.as_str())?
+            .get("value")?
+            .as_str()
+            .map(String::from),
+        None => container
+            .get("image")
+            .and_then(Value::as_str)
+            .map(image_tag),
+    }
+}
+
+/// The tag of an image reference; `latest` when it names none (a `:` inside
+/// the registry host, as in `host:5000/img`, is not a tag).
+pub fn image_tag(image: &str) -> String {
+    image
+        .rsplit_once(':')
+        .filter(|(_, t)| !t.contains('/'))
+        .map(|(_, t)| t.to_string())
+        .unwrap_or_else(|| "latest".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::image_tag;
+
+    #[test]
+    fn image_tags() {
+        assert_eq!(image_tag("example.com/injector:1.7.8"), "1.7.8");
+        assert_eq!(image_tag("example.com/injector"), "latest");
+        assert_eq!(image_tag("localhost:5000/injector"), "latest");
+        assert_eq!(image_tag("localhost:5000/injector:v2"), "v2");
+    }
+}
