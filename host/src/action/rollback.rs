@@ -144,7 +144,7 @@ impl Rollback {
                 format!("Roll back to revision {} ({})?", r.revision, r.version)
             }
         };
-        super::prompt::confirm(self.yes, &question)?;
+        crate::progress::confirmed(progress, self.yes, &question)?;
         let lock = Lock::acquire(conn.kube.clone(), ns, crate::lock::duration()).await?;
         if let Some(who) = &lock.took_over {
             progress.event(Event::LockTakenOver(who));

@@ -92,7 +92,6 @@ pub struct RunResult {
 }
 
 use super::present::{capitalise, completion};
-use super::prompt::confirm;
 use crate::restore::Snapshot;
 
 /// What an upgrade (or install, or precheck) found and did: the CLI prints it, as text or
@@ -205,7 +204,8 @@ impl Upgrade {
             let result = run.dry_run(&planned.plan).await?;
             return Ok(run.unchanged(planned, Some(result)));
         }
-        confirm(
+        crate::progress::confirmed(
+            progress,
             self.yes,
             &format!(
                 "Proceed with the {} to {}?",
