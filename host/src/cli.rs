@@ -11,6 +11,7 @@ use crate::action::present::{self, Narrator};
 use crate::action::{self, Env};
 use crate::checks::Overrides;
 use crate::cluster::Target;
+use crate::discovery::Discovery;
 use crate::exit::{self, Code};
 use crate::plan::Inputs;
 use crate::policy::{RuntimeOptions, commands as policy_cmd};
@@ -418,6 +419,7 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
         Command::Status { cluster, namespace } => {
             let status = action::status::Status {
                 namespace: Some(namespace),
+                discovery: Discovery::newest_shipped().clone(),
             };
             present::status(ui, &status.run(&env(g, &cluster, 10)).await?)
         }
@@ -451,6 +453,7 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
             } => {
                 let status = action::dataplane::DataplaneStatus {
                     namespace: Some(control_plane_namespace),
+                    discovery: Discovery::newest_shipped().clone(),
                 };
                 present::dataplane_status(ui, &status.run(&env(g, &cluster, 10)).await?)
             }
@@ -468,6 +471,7 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
                     concurrency,
                     timeout,
                     dry_run,
+                    discovery: Discovery::newest_shipped().clone(),
                 };
                 let env = env(g, &cluster, 10);
                 let restarted = restart.run(&env, &Narrator::new(ui)).await?;

@@ -10,6 +10,7 @@ pub mod checks;
 pub mod cli;
 pub mod cluster;
 pub mod dataplane;
+pub mod discovery;
 pub mod exit;
 pub mod history;
 pub mod iop;

@@ -6,11 +6,15 @@ use std::time::Duration;
 use super::{DEFAULT_NAMESPACE, Env};
 use crate::cluster::Cluster;
 use crate::dataplane::{self, Report, RestartOptions, RestartReport};
+use crate::discovery::Discovery;
 use crate::progress::{Event, Progress};
 use crate::state;
 
 pub struct DataplaneStatus {
     pub namespace: Option<String>,
+    /// How the control plane and the sidecars are found (no bundle is named: the CLI
+    /// gives `Discovery::newest_shipped`).
+    pub discovery: Discovery,
 }
 
 pub struct DataplaneRestart {
@@ -19,6 +23,8 @@ pub struct DataplaneRestart {
     pub concurrency: usize,
     pub timeout: Duration,
     pub dry_run: bool,
+    /// As for `DataplaneStatus`.
+    pub discovery: Discovery,
 }
 
 /// What a restart did (or, in a dry run, would do).
@@ -28,10 +34,11 @@ pub struct Restarted {
     pub outcome: RestartReport,
 }
 
-async fn read(env: &Env, ns: &str) -> anyhow::Result<(Cluster, Report)> {
+async fn read(env: &Env, discovery: &Discovery, ns: &str) -> anyhow::Result<(Cluster, Report)> {
     let cluster = env.cluster().await?;
-    let installed = state::read(&cluster, ns, None).await?;
-    let report = dataplane::report(&cluster, installed.version().map(str::to_string), ns).await?;
+    let installed = state::read(&cluster, discovery, ns, None).await?;
+    let version = installed.version().map(str::to_string);
+    let report = dataplane::report(&cluster, discovery, version, ns).await?;
     Ok((cluster, report))
 }
 
@@ -39,7 +46,7 @@ impl DataplaneStatus {
     /// Proxy versions per workload, against the control plane's version.
     pub async fn run(&self, env: &Env) -> anyhow::Result<Report> {
         let ns = self.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
-        Ok(read(env, ns).await?.1)
+        Ok(read(env, &self.discovery, ns).await?.1)
     }
 }
 
@@ -50,7 +57,7 @@ impl DataplaneRestart {
             .control_plane_namespace
             .as_deref()
             .unwrap_or(DEFAULT_NAMESPACE);
-        let (cluster, report) = read(env, ns).await?;
+        let (cluster, report) = read(env, &self.discovery, ns).await?;
         let opts = RestartOptions {
             namespaces: self.namespaces.clone(),
             concurrency: self.concurrency,

@@ -14,6 +14,7 @@ use super::upgrade::{Mode, Upgrade};
 use crate::access::Kube;
 use crate::checks::Overrides;
 use crate::cluster::Target;
+use crate::discovery::Discovery;
 use crate::exit::{Code, Exit, code_of};
 use crate::plan::Inputs;
 use crate::ui::{Color, Format, Ui};
@@ -104,7 +105,10 @@ impl Demo {
         let conn = env.connect().await?;
         seed_workloads(conn.kube.as_ref()).await?;
         wait_workloads(conn.kube.as_ref()).await?;
-        let status = super::status::Status { namespace: None };
+        let status = super::status::Status {
+            namespace: None,
+            discovery: Discovery::newest_shipped().clone(),
+        };
         present::status(&ui, &status.run(&env).await?)?;
 
         step(
@@ -132,13 +136,17 @@ impl Demo {
             concurrency: 4,
             timeout: Duration::from_secs(60),
             dry_run: false,
+            discovery: Discovery::newest_shipped().clone(),
         };
         let restarted = restart.run(&env, &Narrator::new(&ui)).await;
         expect(
             restarted.and_then(|r| present::dataplane_restart(&ui, &r)),
             Code::Ok,
         )?;
-        let dataplane = super::dataplane::DataplaneStatus { namespace: None };
+        let dataplane = super::dataplane::DataplaneStatus {
+            namespace: None,
+            discovery: Discovery::newest_shipped().clone(),
+        };
         present::dataplane_status(&ui, &dataplane.run(&env).await?)?;
 
         step(

@@ -6,11 +6,15 @@ use serde_json::Value;
 
 use super::{DEFAULT_NAMESPACE, Env, PRODUCT};
 use crate::dataplane;
+use crate::discovery::Discovery;
 use crate::state::{self, Installed};
 use crate::wait::{DeploymentStatus, Rollout, StatusViewer};
 
 pub struct Status {
     pub namespace: Option<String>,
+    /// How the control plane and the sidecars are found (no bundle is named: the CLI
+    /// gives `Discovery::newest_shipped`).
+    pub discovery: Discovery,
 }
 
 /// One Deployment of the control-plane namespace and how its rollout stands.
@@ -70,13 +74,13 @@ impl Status {
         let cluster = conn.kube.as_ref();
         let ns = self.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
         let release = env.history(&conn, ns, PRODUCT).deployed().await?;
-        let installed = state::read(cluster, ns, release).await?;
+        let installed = state::read(cluster, &self.discovery, ns, release).await?;
         let deployments = cluster
             .list("apps/v1", "Deployment", Some(ns), None)
             .await?;
         let workloads = deployments.iter().map(workload).collect();
-        let data_plane =
-            dataplane::report(cluster, installed.version().map(str::to_string), ns).await?;
+        let version = installed.version().map(str::to_string);
+        let data_plane = dataplane::report(cluster, &self.discovery, version, ns).await?;
         Ok(Report {
             namespace: ns.to_string(),
             installed,

@@ -465,7 +465,10 @@ async fn without_anyone_to_ask_a_run_without_yes_is_refused() {
 async fn status_reports_the_release_control_plane_and_workloads() {
     let f = fixture();
     f.installed().await;
-    let status = super::status::Status { namespace: None };
+    let status = super::status::Status {
+        namespace: None,
+        discovery: crate::discovery::Discovery::newest_shipped().clone(),
+    };
     let report = status.run(&f.env).await.unwrap();
     assert_eq!(report.namespace, "istio-system");
     let release = report.installed.release.as_ref().expect("recorded release");
