@@ -11,7 +11,6 @@ use crate::action::present::{self, Narrator};
 use crate::action::{self, Env};
 use crate::checks::Overrides;
 use crate::cluster::Target;
-use crate::discovery::Discovery;
 use crate::exit::{self, Code};
 use crate::plan::Inputs;
 use crate::policy::{RuntimeOptions, commands as policy_cmd};
@@ -159,14 +158,14 @@ pub enum Command {
         #[command(flatten)]
         cluster: ClusterArgs,
         /// Control-plane namespace.
-        #[arg(long, default_value = action::DEFAULT_NAMESPACE)]
+        #[arg(long, default_value_t = action::default_namespace().to_string())]
         namespace: String,
     },
     /// Recorded releases.
     History {
         #[command(flatten)]
         cluster: ClusterArgs,
-        #[arg(long, default_value = action::DEFAULT_NAMESPACE)]
+        #[arg(long, default_value_t = action::default_namespace().to_string())]
         namespace: String,
     },
     /// Re-apply a recorded revision (default: the previous successful one).
@@ -176,7 +175,7 @@ pub enum Command {
         /// Revision to restore.
         #[arg(long)]
         to: Option<u32>,
-        #[arg(long, default_value = action::DEFAULT_NAMESPACE)]
+        #[arg(long, default_value_t = action::default_namespace().to_string())]
         namespace: String,
         #[arg(short = 'y', long = "yes")]
         yes: bool,
@@ -259,7 +258,7 @@ pub enum DataplaneCommand {
     Status {
         #[command(flatten)]
         cluster: ClusterArgs,
-        #[arg(long = "control-plane-namespace", default_value = action::DEFAULT_NAMESPACE)]
+        #[arg(long = "control-plane-namespace", default_value_t = action::default_namespace().to_string())]
         control_plane_namespace: String,
     },
     /// Rolling-restart outdated workloads, namespace by namespace.
@@ -269,7 +268,7 @@ pub enum DataplaneCommand {
         /// Only these namespaces (repeatable; default: every namespace with outdated proxies).
         #[arg(long = "namespace", short = 'n')]
         namespaces: Vec<String>,
-        #[arg(long = "control-plane-namespace", default_value = action::DEFAULT_NAMESPACE)]
+        #[arg(long = "control-plane-namespace", default_value_t = action::default_namespace().to_string())]
         control_plane_namespace: String,
         /// Restarts in flight at once within a namespace.
         #[arg(long, default_value_t = 4)]
@@ -419,7 +418,7 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
         Command::Status { cluster, namespace } => {
             let status = action::status::Status {
                 namespace: Some(namespace),
-                discovery: Discovery::newest_shipped().clone(),
+                discovery: crate::shipped::newest().discovery.clone(),
             };
             present::status(ui, &status.run(&env(g, &cluster, 10)).await?)
         }
@@ -453,7 +452,7 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
             } => {
                 let status = action::dataplane::DataplaneStatus {
                     namespace: Some(control_plane_namespace),
-                    discovery: Discovery::newest_shipped().clone(),
+                    discovery: crate::shipped::newest().discovery.clone(),
                 };
                 present::dataplane_status(ui, &status.run(&env(g, &cluster, 10)).await?)
             }
@@ -471,7 +470,7 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
                     concurrency,
                     timeout,
                     dry_run,
-                    discovery: Discovery::newest_shipped().clone(),
+                    discovery: crate::shipped::newest().discovery.clone(),
                 };
                 let env = env(g, &cluster, 10);
                 let restarted = restart.run(&env, &Narrator::new(ui)).await?;

@@ -4,8 +4,6 @@
 //! sidecar container of the data plane, and where the release's own installer records
 //! what it installed. Generic code asks these facts; only bundles state them.
 
-use std::sync::LazyLock;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -56,61 +54,15 @@ impl Discovery {
             .unwrap_or(DEFAULT_REVISION)
             .to_string()
     }
-
-    /// The discovery facts of the newest bundle this binary ships, for the actions that
-    /// read the cluster before any bundle is named (`status`, `dataplane`): they take no
-    /// `--bundle`, and the newest release is the one whose facts its predecessors share
-    /// (each bundle's own facts are used whenever a bundle is known). A test keeps this
-    /// the newest of `bundles/`.
-    pub fn newest_shipped() -> &'static Discovery {
-        static SHIPPED: LazyLock<Discovery> = LazyLock::new(|| {
-            parse_section(NEWEST_SHIPPED_MANIFEST)
-                .expect("the shipped bundle's discovery section parses (tested)")
-        });
-        &SHIPPED
-    }
-}
-
-/// The manifest of the newest shipped bundle, compiled in.
-const NEWEST_SHIPPED_MANIFEST: &str = include_str!("../../bundles/istio-1.9.5/bundle.yaml");
-
-/// The `discovery:` section of a bundle manifest's text.
-fn parse_section(manifest: &str) -> Result<Discovery, serde_yaml::Error> {
-    #[derive(Deserialize)]
-    struct Section {
-        discovery: Discovery,
-    }
-    serde_yaml::from_str::<Section>(manifest).map(|s| s.discovery)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Every shipped bundle declares its discovery facts; the compiled-in ones are the
-    /// newest bundle's (add a release: point `NEWEST_SHIPPED_MANIFEST` at it).
-    #[test]
-    fn the_compiled_in_facts_are_the_newest_shipped_bundles() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles");
-        let mut newest: Option<(semver::Version, Discovery)> = None;
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let bundle = crate::bundle::Bundle::load(&entry.unwrap().path()).unwrap();
-            let version = bundle.version().clone();
-            if newest.as_ref().is_none_or(|(v, _)| *v < version) {
-                newest = Some((version, bundle.manifest.discovery));
-            }
-        }
-        let (version, discovery) = newest.expect("bundles are shipped");
-        assert!(
-            NEWEST_SHIPPED_MANIFEST.contains(&format!("\nversion: {version}\n")),
-            "the compiled-in manifest is not the newest bundle's ({version})"
-        );
-        assert_eq!(Discovery::newest_shipped(), &discovery);
-    }
-
     #[test]
     fn objects_without_a_revision_label_are_the_in_place_revision() {
-        let d = Discovery::newest_shipped();
+        let d = &crate::shipped::newest().discovery;
         let labelled = serde_json::json!({ d.revision_label.clone(): "canary" });
         assert_eq!(d.revision_of(&labelled), "canary");
         assert_eq!(d.revision_of(&serde_json::json!({})), DEFAULT_REVISION);

@@ -23,6 +23,7 @@ pub mod prune;
 pub mod render;
 pub mod restore;
 pub mod retry;
+pub mod shipped;
 pub mod state;
 pub mod ui;
 pub mod values;

@@ -358,7 +358,7 @@ mod tests {
             pod("b", "default", "1.7.8"),
             pod("c", "canary", "1.8.6"),
         ];
-        let cps = control_planes(Discovery::newest_shipped(), &deps, &pods);
+        let cps = control_planes(&crate::shipped::newest().discovery, &deps, &pods);
         assert_eq!(cps[0].revision, "default");
         assert_eq!(cps[0].version.as_deref(), Some("1.7.8"));
         assert_eq!(cps[1].version.as_deref(), Some("1.8.6"));
@@ -373,7 +373,7 @@ mod tests {
         let installed = Installed {
             kubernetes_version: "v1.30.0".into(),
             namespace: "istio-system".into(),
-            control_planes: control_planes(Discovery::newest_shipped(), &deps, &pods),
+            control_planes: control_planes(&crate::shipped::newest().discovery, &deps, &pods),
             method: InstallMethod::Unknown,
             release: None,
         };

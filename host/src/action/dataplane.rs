@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{DEFAULT_NAMESPACE, Env};
+use super::{Env, default_namespace};
 use crate::cluster::Cluster;
 use crate::dataplane::{self, Report, RestartOptions, RestartReport};
 use crate::discovery::Discovery;
@@ -13,7 +13,7 @@ use crate::state;
 pub struct DataplaneStatus {
     pub namespace: Option<String>,
     /// How the control plane and the sidecars are found (no bundle is named: the CLI
-    /// gives `Discovery::newest_shipped`).
+    /// gives the newest shipped bundle's, `shipped::newest`).
     pub discovery: Discovery,
 }
 
@@ -45,7 +45,7 @@ async fn read(env: &Env, discovery: &Discovery, ns: &str) -> anyhow::Result<(Clu
 impl DataplaneStatus {
     /// Proxy versions per workload, against the control plane's version.
     pub async fn run(&self, env: &Env) -> anyhow::Result<Report> {
-        let ns = self.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
+        let ns = self.namespace.as_deref().unwrap_or(default_namespace());
         Ok(read(env, &self.discovery, ns).await?.1)
     }
 }
@@ -56,7 +56,7 @@ impl DataplaneRestart {
         let ns = self
             .control_plane_namespace
             .as_deref()
-            .unwrap_or(DEFAULT_NAMESPACE);
+            .unwrap_or(default_namespace());
         let (cluster, report) = read(env, &self.discovery, ns).await?;
         let opts = RestartOptions {
             namespaces: self.namespaces.clone(),

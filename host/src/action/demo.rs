@@ -14,7 +14,6 @@ use super::upgrade::{Mode, Upgrade};
 use crate::access::Kube;
 use crate::checks::Overrides;
 use crate::cluster::Target;
-use crate::discovery::Discovery;
 use crate::exit::{Code, Exit, code_of};
 use crate::plan::Inputs;
 use crate::ui::{Color, Format, Ui};
@@ -107,7 +106,7 @@ impl Demo {
         wait_workloads(conn.kube.as_ref()).await?;
         let status = super::status::Status {
             namespace: None,
-            discovery: Discovery::newest_shipped().clone(),
+            discovery: crate::shipped::newest().discovery.clone(),
         };
         present::status(&ui, &status.run(&env).await?)?;
 
@@ -136,7 +135,7 @@ impl Demo {
             concurrency: 4,
             timeout: Duration::from_secs(60),
             dry_run: false,
-            discovery: Discovery::newest_shipped().clone(),
+            discovery: crate::shipped::newest().discovery.clone(),
         };
         let restarted = restart.run(&env, &Narrator::new(&ui)).await;
         expect(
@@ -145,7 +144,7 @@ impl Demo {
         )?;
         let dataplane = super::dataplane::DataplaneStatus {
             namespace: None,
-            discovery: Discovery::newest_shipped().clone(),
+            discovery: crate::shipped::newest().discovery.clone(),
         };
         present::dataplane_status(&ui, &dataplane.run(&env).await?)?;
 

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{DEFAULT_NAMESPACE, Env, PRODUCT};
+use super::{Env, default_namespace, product};
 
 pub struct ListHistory {
     pub namespace: Option<String>,
@@ -33,8 +33,8 @@ pub struct Report {
 impl ListHistory {
     pub async fn run(&self, env: &Env) -> anyhow::Result<Report> {
         let conn = env.connect().await?;
-        let ns = self.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
-        let releases = env.history(&conn, ns, PRODUCT).all().await?;
+        let ns = self.namespace.as_deref().unwrap_or(default_namespace());
+        let releases = env.history(&conn, ns, product()).all().await?;
         let releases = releases
             .iter()
             .map(|r| Row {

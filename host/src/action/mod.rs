@@ -144,10 +144,17 @@ impl Env {
     }
 }
 
-/// The product name releases are recorded under (one mesh per cluster).
-pub const PRODUCT: &str = "istio";
-/// Where the control plane lives when no bundle says otherwise.
-pub const DEFAULT_NAMESPACE: &str = "istio-system";
+/// The product name releases are recorded under (one mesh per cluster): the newest
+/// shipped bundle's, so that every action finds the same history with or without a bundle.
+pub fn product() -> &'static str {
+    &crate::shipped::newest().name
+}
+
+/// Where the control plane lives when no bundle says otherwise (the newest shipped
+/// bundle's namespace).
+pub fn default_namespace() -> &'static str {
+    &crate::shipped::newest().namespace
+}
 
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{DEFAULT_NAMESPACE, Env, PRODUCT};
+use super::{Env, default_namespace, product};
 use crate::dataplane;
 use crate::discovery::Discovery;
 use crate::state::{self, Installed};
@@ -13,7 +13,7 @@ use crate::wait::{DeploymentStatus, Rollout, StatusViewer};
 pub struct Status {
     pub namespace: Option<String>,
     /// How the control plane and the sidecars are found (no bundle is named: the CLI
-    /// gives `Discovery::newest_shipped`).
+    /// gives the newest shipped bundle's, `shipped::newest`).
     pub discovery: Discovery,
 }
 
@@ -72,8 +72,8 @@ impl Status {
     pub async fn run(&self, env: &Env) -> anyhow::Result<Report> {
         let conn = env.connect().await?;
         let cluster = conn.kube.as_ref();
-        let ns = self.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
-        let release = env.history(&conn, ns, PRODUCT).deployed().await?;
+        let ns = self.namespace.as_deref().unwrap_or(default_namespace());
+        let release = env.history(&conn, ns, product()).deployed().await?;
         let installed = state::read(cluster, &self.discovery, ns, release).await?;
         let deployments = cluster
             .list("apps/v1", "Deployment", Some(ns), None)

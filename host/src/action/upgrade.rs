@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Env, PRODUCT};
+use super::{Env, product};
 use crate::access::Kube;
 use crate::apply;
 use crate::bundle::Bundle;
@@ -186,7 +186,7 @@ impl Upgrade {
             progress.event(Event::PoliciesCompiled(loading.elapsed()));
         }
         let conn = env.connect().await?;
-        let history = env.history(&conn, bundle.namespace(), PRODUCT);
+        let history = env.history(&conn, bundle.namespace(), product());
         let run = Run {
             up: self,
             kube: conn.kube,

@@ -467,7 +467,7 @@ async fn status_reports_the_release_control_plane_and_workloads() {
     f.installed().await;
     let status = super::status::Status {
         namespace: None,
-        discovery: crate::discovery::Discovery::newest_shipped().clone(),
+        discovery: crate::shipped::newest().discovery.clone(),
     };
     let report = status.run(&f.env).await.unwrap();
     assert_eq!(report.namespace, "istio-system");
