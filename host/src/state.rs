@@ -380,4 +380,40 @@ mod tests {
         assert!(installed.mixed_versions());
         assert_eq!(installed.in_place().unwrap().pods.len(), 2);
     }
+
+    /// Nothing of the control plane's names is built in: another release's facts find
+    /// its control plane by its own revision label and version container.
+    #[test]
+    fn control_planes_are_found_by_the_bundles_facts() {
+        let facts: Discovery = serde_yaml::from_str(
+            "controlPlane: {selector: app=server, container: server}\nrevisionLabel: example.com/rev\nproxyContainer: envoy",
+        )
+        .unwrap();
+        let deps = vec![
+            json!({"metadata": {"name": "server", "labels": {"app": "server"}}, "spec": {"replicas": 1}}),
+            json!({"metadata": {"name": "server-next", "labels": {"app": "server", "example.com/rev": "next"}}, "spec": {"replicas": 1}}),
+        ];
+        let pod = |name: &str, labels: Value, tag: &str| {
+            json!({"metadata": {"name": name, "labels": labels},
+                   "spec": {"containers": [{"name": "sidecar", "image": "example.com/other:9.9.9"},
+                                           {"name": "server", "image": format!("example.com/server:{tag}")}]}})
+        };
+        let pods = vec![
+            pod("a", json!({"app": "server"}), "2.0.0"),
+            pod(
+                "b",
+                json!({"app": "server", "example.com/rev": "next"}),
+                "3.0.0",
+            ),
+        ];
+        let cps = control_planes(&facts, &deps, &pods);
+        let found: Vec<(&str, Option<&str>)> = cps
+            .iter()
+            .map(|c| (c.revision.as_str(), c.version.as_deref()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![(DEFAULT_REVISION, Some("2.0.0")), ("next", Some("3.0.0"))]
+        );
+    }
 }
