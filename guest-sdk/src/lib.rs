@@ -33,6 +33,7 @@ pub use bindings::meshup::policy::types::{
 };
 pub use cluster::{Cluster, HostCluster};
 pub use finding::{FindingExt, error, info, warning};
+pub use meshup_vocab::selector::Selector;
 pub use serde_json::{self, Value, json};
 pub use version::Version;
 

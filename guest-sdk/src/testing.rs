@@ -2,7 +2,9 @@
 
 use serde_json::Value;
 
-use crate::{Cluster, Component, ComponentRole, Context, Direction, Phase, VersionRange, obj};
+use crate::{
+    Cluster, Component, ComponentRole, Context, Direction, Phase, Selector, VersionRange, obj,
+};
 
 /// A realistic precheck context: upgrade 1.7.8 → 1.8.6 in `istio-system`, installed by meshup.
 pub fn context() -> Context {
@@ -47,7 +49,9 @@ pub fn context() -> Context {
     }
 }
 
-/// An in-memory cluster for native tests. Label selectors support `k=v`, `k!=v`, `k`, `!k`.
+/// An in-memory cluster for native tests. Label selectors are parsed and matched by the
+/// shared vocabulary, as the host does: the full syntax (`in`, `notin`, ...), and a
+/// malformed selector is an error, not an empty answer.
 #[derive(Default, Clone)]
 pub struct FakeCluster {
     pub objects: Vec<Value>,
@@ -67,25 +71,6 @@ impl FakeCluster {
             && obj::str_at(o, "kind") == Some(kind)
             && namespace.is_none_or(|ns| obj::namespace(o) == ns)
     }
-}
-
-fn selector_matches(o: &Value, selector: &str) -> bool {
-    selector
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .all(|term| {
-            if let Some((k, v)) = term.split_once("!=") {
-                obj::label(o, k.trim()) != Some(v.trim())
-            } else if let Some((k, v)) = term.split_once('=') {
-                obj::label(o, k.trim().trim_end_matches('='))
-                    == Some(v.trim().trim_start_matches('='))
-            } else if let Some(k) = term.strip_prefix('!') {
-                obj::label(o, k.trim()).is_none()
-            } else {
-                obj::label(o, term).is_some()
-            }
-        })
 }
 
 impl Cluster for FakeCluster {
@@ -118,12 +103,79 @@ impl Cluster for FakeCluster {
         if let Some(d) = &self.deny {
             return Err(d.clone());
         }
+        let selector = label_selector
+            .map(Selector::parse)
+            .transpose()
+            .map_err(|e| e.to_string())?;
         Ok(self
             .objects
             .iter()
             .filter(|o| Self::matches(o, api_version, kind, namespace))
-            .filter(|o| label_selector.is_none_or(|s| selector_matches(o, s)))
+            .filter(|o| selector.as_ref().is_none_or(|s| s.matches_object(o)))
             .cloned()
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cluster() -> FakeCluster {
+        let pod = |name: &str, labels: Value| {
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": name, "namespace": "istio-system", "labels": labels}})
+        };
+        FakeCluster::new(vec![
+            pod(
+                "istiod-1",
+                json!({"app": "istiod", "istio.io/rev": "1-8-6"}),
+            ),
+            pod(
+                "istiod-2",
+                json!({"app": "istiod", "istio.io/rev": "default"}),
+            ),
+            pod("gateway", json!({"app": "istio-ingressgateway"})),
+        ])
+    }
+
+    fn names(selector: &str) -> Vec<String> {
+        cluster()
+            .list("v1", "Pod", Some("istio-system"), Some(selector))
+            .unwrap_or_else(|e| panic!("{selector}: {e}"))
+            .iter()
+            .map(|o| obj::name(o).to_string())
+            .collect()
+    }
+
+    /// The fake answers set-based selectors as the host does (it used to split `in (a,b)`
+    /// on its comma and answer nothing, so a policy's native test could pass where the host
+    /// answers differently).
+    #[test]
+    fn set_based_selectors_answer_like_the_host() {
+        assert_eq!(
+            names("app in (istiod, istio-ingressgateway)"),
+            ["istiod-1", "istiod-2", "gateway"]
+        );
+        assert_eq!(
+            names("app=istiod,istio.io/rev notin (default)"),
+            ["istiod-1"]
+        );
+        assert_eq!(
+            names("istio.io/rev in (1-8-6,default)"),
+            ["istiod-1", "istiod-2"]
+        );
+        assert_eq!(names("app==istiod,!istio.io/rev"), Vec::<String>::new());
+        assert_eq!(names("app!=istiod"), ["gateway"]);
+        assert_eq!(names(""), ["istiod-1", "istiod-2", "gateway"]);
+    }
+
+    #[test]
+    fn malformed_selector_is_an_error() {
+        let err = cluster()
+            .list("v1", "Pod", None, Some("app in istiod"))
+            .unwrap_err();
+        assert!(err.contains("invalid label selector"), "{err}");
     }
 }

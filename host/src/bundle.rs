@@ -265,15 +265,7 @@ fn validate_manifest(path: &Path, m: &Manifest) -> Result<()> {
 
 /// `"1.24"` or `"v1.24.3"` → `(1, 24)`.
 pub fn parse_minor(v: &str) -> Option<(u64, u64)> {
-    let v = v.trim().trim_start_matches('v');
-    let mut it = v.split(['.', '-', '+']);
-    let major = it.next()?.parse().ok()?;
-    let minor = it
-        .next()?
-        .trim_end_matches(|c: char| !c.is_ascii_digit())
-        .parse()
-        .ok()?;
-    Some((major, minor))
+    meshup_vocab::Version::parse(v).map(|v| (v.major, v.minor))
 }
 
 fn load_profiles(dir: &Path, hasher: &mut Sha256) -> Result<BTreeMap<String, Value>> {

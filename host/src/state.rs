@@ -112,9 +112,7 @@ impl Installed {
 
 /// The tag of an image reference: `docker.io/istio/pilot:1.7.4-distroless` → `1.7.4`.
 pub fn image_version(image: &str) -> Option<String> {
-    let after_slash = image.rsplit('/').next()?;
-    let tag = after_slash.split_once(':')?.1;
-    let tag = tag.split('@').next()?;
+    let tag = meshup_vocab::version::image_tag(image)?;
     let tag = tag.strip_suffix("-distroless").unwrap_or(tag);
     Some(tag.to_string())
 }

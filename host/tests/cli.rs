@@ -404,7 +404,7 @@ fn forged_policy_text_reaches_the_terminal_escaped_and_attributed() {
     let out = stdout(&o);
     assert!(
         out.contains(&format!("policy forge ({})", origin("forge")))
-            && out.contains("(file meshup_guest_forge.wasm sha256:"),
+            && out.contains("(file forge.wasm sha256:"),
         "{out}"
     );
     assert!(
@@ -530,7 +530,7 @@ fn policy_list_shows_a_name_taken_only_by_replacing_the_builtin() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let refused = stdout(&o)
         .lines()
-        .find(|l| l.contains("meshup_guest_impostor.wasm"))
+        .find(|l| l.contains("impostor.wasm"))
         .unwrap()
         .to_string();
     assert!(

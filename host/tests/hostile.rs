@@ -129,12 +129,8 @@ fn every_hostile_policy_fails_cleanly_and_the_next_one_runs() {
         "too-many-findings",
         "returned 100000 findings",
     );
-    failed("meshup_guest_sockets.wasm", "refused", "wasi:sockets/");
-    failed(
-        "meshup_guest_filesystem.wasm",
-        "refused",
-        "wasi:filesystem/",
-    );
+    failed("sockets.wasm", "refused", "wasi:sockets/");
+    failed("filesystem.wasm", "refused", "wasi:filesystem/");
     failed("tampered.wasm", "refused", "sha256 mismatch");
     failed("not-a-component.wasm", "refused", "not a WebAssembly file");
 

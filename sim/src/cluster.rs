@@ -7,7 +7,7 @@ use crate::registry::{Registry, ResourceType};
 use crate::ssa;
 use crate::store::{EventType, Obj, Store};
 use crate::util::{ensure_map, get_str, new_uid, now_rfc3339, rand_suffix};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -45,6 +45,222 @@ pub enum PatchType {
     Json,
     Strategic,
     Apply,
+}
+
+/// A patch as the API received it: its type and its undecoded body.
+#[derive(Debug, Clone, Copy)]
+pub struct Patch<'a> {
+    pub ty: PatchType,
+    pub body: &'a [u8],
+}
+
+impl Patch<'_> {
+    fn decode(&self) -> ApiResult<Value> {
+        match self.ty {
+            PatchType::Apply => serde_yaml::from_slice::<Value>(self.body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}"))),
+            _ => serde_json::from_slice(self.body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}"))),
+        }
+    }
+}
+
+/// Server-side apply records who owns which field, so it needs a manager.
+fn apply_manager_given(o: &WriteOpts) -> ApiResult<()> {
+    if o.manager.is_empty() {
+        return Err(ApiError::bad_request(
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+        ));
+    }
+    Ok(())
+}
+
+/// A resourceVersion the client sends is a precondition: the object must
+/// not have changed since the client read it.
+fn rv_precondition(rt: &ResourceType, name: &str, rv: Option<&str>, old: &Value) -> ApiResult<()> {
+    match rv {
+        Some(rv) if Some(rv) != get_str(old, &["metadata", "resourceVersion"]) => {
+            Err(ApiError::conflict(
+                &rt.group,
+                &rt.plural,
+                name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The namespace of a new object is the request's; a different one in the
+/// body is an error, and cluster-scoped objects have none.
+fn place_in_namespace(meta: &mut Map<String, Value>, rt: &ResourceType, ns: &str) -> ApiResult<()> {
+    if !rt.namespaced {
+        meta.remove("namespace");
+        return Ok(());
+    }
+    match meta.get("namespace").and_then(Value::as_str) {
+        Some(bns) if !bns.is_empty() && bns != ns => Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        )),
+        _ => {
+            meta.insert("namespace".into(), json!(ns));
+            Ok(())
+        }
+    }
+}
+
+/// A new object needs a name, or a generateName to make one from (access
+/// reviews need neither).
+fn name_or_generate(meta: &mut Map<String, Value>, rt: &ResourceType) -> ApiResult<()> {
+    if meta
+        .get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty())
+    {
+        return Ok(());
+    }
+    match meta.get("generateName").and_then(Value::as_str) {
+        Some(g) if !g.is_empty() => {
+            let n = format!("{g}{}", rand_suffix());
+            meta.insert("name".into(), json!(n));
+            Ok(())
+        }
+        _ if rt.virtual_create => Ok(()),
+        _ => Err(ApiError::invalid(
+            &rt.kind,
+            "",
+            "metadata.name: Required value: name or generateName is required",
+        )),
+    }
+}
+
+/// Metadata only the server sets on create (a seed may bring its own uid and
+/// creation time).
+fn server_metadata(meta: &mut Map<String, Value>, rt: &ResourceType, o: &WriteOpts) {
+    let keep_uid = o.seed
+        && meta
+            .get("uid")
+            .and_then(Value::as_str)
+            .is_some_and(|u| !u.is_empty());
+    if !keep_uid {
+        meta.insert("uid".into(), json!(new_uid()));
+    }
+    if !(o.seed && meta.contains_key("creationTimestamp")) {
+        meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+    }
+    meta.remove("resourceVersion");
+    meta.remove("deletionTimestamp");
+    meta.remove("selfLink");
+    if has_generation(rt) {
+        meta.insert("generation".into(), json!(1));
+    } else {
+        meta.remove("generation");
+    }
+}
+
+/// What an update may not change: the status (unless it is the status
+/// subresource, which may change only that), and the object's identity.
+fn keep_from_old(rt: &ResourceType, old: &Value, mut new: Value, sub: Option<&str>) -> Value {
+    if sub == Some("status") {
+        let status = new.get("status").cloned();
+        new = old.clone();
+        match status {
+            Some(s) => new["status"] = s,
+            None => {
+                new.as_object_mut().expect("object").remove("status");
+            }
+        }
+    } else if rt.status {
+        match old.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                new.as_object_mut().expect("object").remove("status");
+            }
+        }
+    }
+    let m = new.as_object_mut().expect("object");
+    m.insert("apiVersion".into(), json!(rt.api_version()));
+    m.insert("kind".into(), json!(rt.kind));
+    let meta = ensure_map(&mut new, &["metadata"]);
+    for k in [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "generation",
+    ] {
+        match old.pointer(&format!("/metadata/{k}")) {
+            Some(v) => {
+                meta.insert(k.into(), v.clone());
+            }
+            None => {
+                meta.remove(k);
+            }
+        }
+    }
+    meta.remove("resourceVersion");
+    new
+}
+
+/// managedFields of a new object: the applier owns what it applied (and,
+/// as with a real server, an applied status of a type with a status
+/// subresource is dropped); a plain create is one Update entry.
+fn track_create(
+    rt: &ResourceType,
+    mut v: Value,
+    o: &WriteOpts,
+    applied: Option<&Value>,
+) -> ApiResult<Value> {
+    match applied {
+        Some(a) => {
+            v = ssa::apply(&v, a, &o.manager, &rt.api_version(), true)
+                .map_err(|_| ApiError::internal("apply on create"))?;
+            if let Some(m) = v.as_object_mut()
+                && rt.status
+                && rt.plural != "pods"
+                && rt.plural != "namespaces"
+                && rt.plural != "customresourcedefinitions"
+            {
+                m.remove("status");
+            }
+            admission::default(rt, &mut v);
+        }
+        None if !o.seed => ssa::track_update(None, &mut v, &o.manager, &rt.api_version(), None),
+        None => {}
+    }
+    Ok(v)
+}
+
+/// DeleteOptions preconditions: the uid and resourceVersion the client
+/// names must be the object's.
+fn delete_preconditions(rt: &ResourceType, name: &str, d: &DeleteOpts, old: &Obj) -> ApiResult<()> {
+    if let Some(uid) = &d.uid
+        && uid != old.uid()
+    {
+        return Err(ApiError::conflict(
+            &rt.group,
+            &rt.plural,
+            name,
+            &format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                old.uid()
+            ),
+        ));
+    }
+    rv_precondition(rt, name, d.resource_version.as_deref(), &old.value)
+}
+
+/// A name in the body must be the one in the URL.
+fn name_matches_url(body: &Value, name: &str) -> ApiResult<()> {
+    if let Some(bn) = body.pointer("/metadata/name").and_then(Value::as_str)
+        && bn != name
+    {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({bn}) does not match the name on the URL ({name})"
+        )));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -151,60 +367,9 @@ impl Cluster {
         m.insert("apiVersion".into(), json!(rt.api_version()));
         m.insert("kind".into(), json!(rt.kind));
         let meta = ensure_map(&mut body, &["metadata"]);
-        if rt.namespaced {
-            match meta.get("namespace").and_then(Value::as_str) {
-                Some(bns) if !bns.is_empty() && bns != ns => {
-                    return Err(ApiError::bad_request(
-                        "the namespace of the provided object does not match the namespace sent on the request",
-                    ));
-                }
-                _ => {
-                    meta.insert("namespace".into(), json!(ns));
-                }
-            }
-        } else {
-            meta.remove("namespace");
-        }
-        let name = meta
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        if name.is_empty() {
-            match meta.get("generateName").and_then(Value::as_str) {
-                Some(g) if !g.is_empty() => {
-                    let n = format!("{g}{}", rand_suffix());
-                    meta.insert("name".into(), json!(n));
-                }
-                _ if rt.virtual_create => {}
-                _ => {
-                    return Err(ApiError::invalid(
-                        &rt.kind,
-                        "",
-                        "metadata.name: Required value: name or generateName is required",
-                    ));
-                }
-            }
-        }
-        let keep_uid = o.seed
-            && meta
-                .get("uid")
-                .and_then(Value::as_str)
-                .is_some_and(|u| !u.is_empty());
-        if !keep_uid {
-            meta.insert("uid".into(), json!(new_uid()));
-        }
-        if !(o.seed && meta.contains_key("creationTimestamp")) {
-            meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
-        }
-        meta.remove("resourceVersion");
-        meta.remove("deletionTimestamp");
-        meta.remove("selfLink");
-        if has_generation(rt) {
-            meta.insert("generation".into(), json!(1));
-        } else {
-            meta.remove("generation");
-        }
+        place_in_namespace(meta, rt, ns)?;
+        name_or_generate(meta, rt)?;
+        server_metadata(meta, rt, o);
         if rt.status && !o.seed && rt.plural != "namespaces" {
             body.as_object_mut().expect("object").remove("status");
         }
@@ -287,44 +452,9 @@ impl Cluster {
             return Err(ApiError::already_exists(&rt.group, &rt.plural, &name));
         }
         let nso = self.check_namespace(rt, ns)?;
-        if rt.plural == "pods" && rt.group.is_empty() && !o.seed {
-            admission::inject_sidecar(&self.store, nso.as_ref().map(|n| &n.value), &mut v);
-            let ip = self.next_pod_ip();
-            let st = admission::pod_status(&v, &ip, false, false);
-            v["status"] = st;
-        }
-        if rt.plural == "services" && rt.group.is_empty() {
-            let spec = ensure_map(&mut v, &["spec"]);
-            if !spec.contains_key("clusterIP") {
-                let n = self.svc_ip.fetch_add(1, Ordering::Relaxed);
-                let ip = format!("10.96.{}.{}", (n >> 8) & 0xff, n & 0xff);
-                spec.insert("clusterIP".into(), json!(ip));
-                spec.insert("clusterIPs".into(), json!([ip]));
-            }
-        }
-        if rt.plural == "customresourcedefinitions" {
-            admission::crd_status(&mut v);
-        }
+        self.on_create(rt, nso.as_deref(), &mut v, o);
         if !o.seed || v.pointer("/metadata/managedFields").is_none() {
-            match applied {
-                Some(a) => {
-                    v = ssa::apply(&v, a, &o.manager, &rt.api_version(), true)
-                        .map_err(|_| ApiError::internal("apply on create"))?;
-                    if let Some(m) = v.as_object_mut()
-                        && rt.status
-                        && rt.plural != "pods"
-                        && rt.plural != "namespaces"
-                        && rt.plural != "customresourcedefinitions"
-                    {
-                        m.remove("status");
-                    }
-                    admission::default(rt, &mut v);
-                }
-                None if !o.seed => {
-                    ssa::track_update(None, &mut v, &o.manager, &rt.api_version(), None)
-                }
-                None => {}
-            }
+            v = track_create(rt, v, o, applied)?;
         }
         if o.dry_run {
             return Ok(v);
@@ -334,6 +464,29 @@ impl Cluster {
             self.register_crd(&obj.value);
         }
         Ok(obj.full())
+    }
+
+    /// What the cluster adds to a new object of some kinds: a pod's
+    /// sidecar and pending status, a Service's cluster IP, a CRD's status.
+    fn on_create(&self, rt: &ResourceType, nso: Option<&Obj>, v: &mut Value, o: &WriteOpts) {
+        if rt.plural == "pods" && rt.group.is_empty() && !o.seed {
+            admission::inject_sidecar(&self.store, nso.map(|n| &n.value), v);
+            let ip = self.next_pod_ip();
+            let st = admission::pod_status(v, &ip, false, false);
+            v["status"] = st;
+        }
+        if rt.plural == "services" && rt.group.is_empty() {
+            let spec = ensure_map(v, &["spec"]);
+            if !spec.contains_key("clusterIP") {
+                let n = self.svc_ip.fetch_add(1, Ordering::Relaxed);
+                let ip = format!("10.96.{}.{}", (n >> 8) & 0xff, n & 0xff);
+                spec.insert("clusterIP".into(), json!(ip));
+                spec.insert("clusterIPs".into(), json!([ip]));
+            }
+        }
+        if rt.plural == "customresourcedefinitions" {
+            admission::crd_status(v);
+        }
     }
 
     fn register_crd(&self, crd: &Value) {
@@ -357,48 +510,7 @@ impl Cluster {
             return Err(ApiError::bad_request("the object must be a JSON object"));
         }
         self.check_type(rt, &new)?;
-        if sub == Some("status") {
-            let status = new.get("status").cloned();
-            let mut merged = old.clone();
-            match status {
-                Some(s) => merged["status"] = s,
-                None => {
-                    merged.as_object_mut().expect("object").remove("status");
-                }
-            }
-            new = merged;
-        } else if rt.status {
-            match old.get("status") {
-                Some(s) => new["status"] = s.clone(),
-                None => {
-                    new.as_object_mut().expect("object").remove("status");
-                }
-            }
-        }
-        {
-            let m = new.as_object_mut().expect("object");
-            m.insert("apiVersion".into(), json!(rt.api_version()));
-            m.insert("kind".into(), json!(rt.kind));
-        }
-        let meta = ensure_map(&mut new, &["metadata"]);
-        for k in [
-            "name",
-            "namespace",
-            "uid",
-            "creationTimestamp",
-            "deletionTimestamp",
-            "generation",
-        ] {
-            match old.pointer(&format!("/metadata/{k}")) {
-                Some(v) => {
-                    meta.insert(k.into(), v.clone());
-                }
-                None => {
-                    meta.remove(k);
-                }
-            }
-        }
-        meta.remove("resourceVersion");
+        new = keep_from_old(rt, old, new, sub);
         admission::default(rt, &mut new);
         admission::validate(rt, &new, Some(old))?;
         if rt.plural == "customresourcedefinitions" {
@@ -453,76 +565,79 @@ impl Cluster {
     ) -> ApiResult<Value> {
         let _g = self.lock();
         let old = self.get(rt, ns, name)?;
-        if let Some(bn) = body.pointer("/metadata/name").and_then(Value::as_str)
-            && bn != name
-        {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({bn}) does not match the name on the URL ({name})"
-            )));
-        }
-        if let Some(rv) = body
+        name_matches_url(&body, name)?;
+        let rv = body
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
-            && !rv.is_empty()
-            && Some(rv) != get_str(&old.value, &["metadata", "resourceVersion"])
-        {
-            return Err(ApiError::conflict(
-                &rt.group,
-                &rt.plural,
-                name,
-                "the object has been modified; please apply your changes to the latest version and try again",
-            ));
-        }
+            .filter(|rv| !rv.is_empty());
+        rv_precondition(rt, name, rv, &old.value)?;
         self.finish_update(rt, &old.full(), body, sub, o, true)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Patches an object (`sub`: the status subresource); server-side apply
+    /// creates it when missing. Returns the object and whether it was created.
     pub fn patch(
         &self,
         rt: &ResourceType,
         ns: &str,
         name: &str,
-        pt: PatchType,
-        body: &[u8],
+        p: Patch<'_>,
         o: &WriteOpts,
         sub: Option<&str>,
     ) -> ApiResult<(Value, bool)> {
-        let patch: Value = match pt {
-            PatchType::Apply => serde_yaml::from_slice::<Value>(body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
-            _ => serde_json::from_slice(body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
-        };
+        let patch = p.decode()?;
         let _g = self.lock();
         let ns = if rt.namespaced { ns } else { "" };
-        let old = match self.store.get(&rt.key(), ns, name) {
-            Some(o) => o,
-            None if pt == PatchType::Apply => {
-                if o.manager.is_empty() {
-                    return Err(ApiError::bad_request(
-                        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
-                    ));
-                }
-                if let Some(bn) = patch.pointer("/metadata/name").and_then(Value::as_str)
-                    && bn != name
-                {
-                    return Err(ApiError::bad_request(format!(
-                        "the name of the object ({bn}) does not match the name on the URL ({name})"
-                    )));
-                }
-                let mut body = patch.clone();
-                ensure_map(&mut body, &["metadata"]).insert("name".into(), json!(name));
-                let v = self.create_locked(rt, ns, body, o, Some(&patch))?;
+        let Some(old) = self.store.get(&rt.key(), ns, name) else {
+            if p.ty == PatchType::Apply {
+                let v = self.create_by_apply(rt, ns, name, &patch, o)?;
                 return Ok((v, true));
             }
-            None => return Err(ApiError::not_found(&rt.group, &rt.plural, name)),
+            return Err(ApiError::not_found(&rt.group, &rt.plural, name));
         };
         let old_full = old.full();
+        let new = self.patched(rt, name, &old_full, p.ty, &patch, o)?;
+        if p.ty != PatchType::Apply {
+            let rv = new
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str);
+            rv_precondition(rt, name, rv, &old.value)?;
+        }
+        let v = self.finish_update(rt, &old_full, new, sub, o, p.ty != PatchType::Apply)?;
+        Ok((v, false))
+    }
+
+    /// Server-side apply of an object that does not exist yet creates it.
+    fn create_by_apply(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        patch: &Value,
+        o: &WriteOpts,
+    ) -> ApiResult<Value> {
+        apply_manager_given(o)?;
+        name_matches_url(patch, name)?;
+        let mut body = patch.clone();
+        ensure_map(&mut body, &["metadata"]).insert("name".into(), json!(name));
+        self.create_locked(rt, ns, body, o, Some(patch))
+    }
+
+    /// The existing object with the patch applied.
+    fn patched(
+        &self,
+        rt: &ResourceType,
+        name: &str,
+        old_full: &Value,
+        ty: PatchType,
+        patch: &Value,
+        o: &WriteOpts,
+    ) -> ApiResult<Value> {
         let mut new = old_full.clone();
-        match pt {
-            PatchType::Merge => crate::patch::merge_patch(&mut new, &patch),
-            PatchType::Strategic => crate::patch::strategic_merge(&mut new, &patch),
-            PatchType::Json => crate::patch::json_patch(&mut new, &patch).map_err(|e| {
+        match ty {
+            PatchType::Merge => crate::patch::merge_patch(&mut new, patch),
+            PatchType::Strategic => crate::patch::strategic_merge(&mut new, patch),
+            PatchType::Json => crate::patch::json_patch(&mut new, patch).map_err(|e| {
                 ApiError::new(
                     422,
                     "Invalid",
@@ -530,41 +645,17 @@ impl Cluster {
                 )
             })?,
             PatchType::Apply => {
-                if o.manager.is_empty() {
-                    return Err(ApiError::bad_request(
-                        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
-                    ));
-                }
+                apply_manager_given(o)?;
                 if !patch.is_object() {
                     return Err(ApiError::bad_request("apply patch must be an object"));
                 }
-                self.check_type(rt, &patch)?;
-                if let Some(bn) = patch.pointer("/metadata/name").and_then(Value::as_str)
-                    && bn != name
-                {
-                    return Err(ApiError::bad_request(format!(
-                        "the name of the object ({bn}) does not match the name on the URL ({name})"
-                    )));
-                }
-                new = ssa::apply(&old_full, &patch, &o.manager, &rt.api_version(), o.force)
+                self.check_type(rt, patch)?;
+                name_matches_url(patch, name)?;
+                new = ssa::apply(old_full, patch, &o.manager, &rt.api_version(), o.force)
                     .map_err(|conflicts| apply_conflict_error(rt, name, &conflicts))?;
             }
         }
-        if pt != PatchType::Apply
-            && let Some(rv) = new
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-            && Some(rv) != get_str(&old.value, &["metadata", "resourceVersion"])
-        {
-            return Err(ApiError::conflict(
-                &rt.group,
-                &rt.plural,
-                name,
-                "the object has been modified; please apply your changes to the latest version and try again",
-            ));
-        }
-        let v = self.finish_update(rt, &old_full, new, sub, o, pt != PatchType::Apply)?;
-        Ok((v, false))
+        Ok(new)
     }
 
     pub fn delete(
@@ -587,92 +678,89 @@ impl Cluster {
     ) -> ApiResult<Value> {
         let ns = if rt.namespaced { ns } else { "" };
         let old = self.get(rt, ns, name)?;
-        if let Some(uid) = &d.uid
-            && uid != old.uid()
-        {
-            return Err(ApiError::conflict(
-                &rt.group,
-                &rt.plural,
-                name,
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    old.uid()
-                ),
-            ));
-        }
-        if let Some(rv) = &d.resource_version
-            && Some(rv.as_str()) != get_str(&old.value, &["metadata", "resourceVersion"])
-        {
-            return Err(ApiError::conflict(
-                &rt.group,
-                &rt.plural,
-                name,
-                "the object has been modified; please apply your changes to the latest version and try again",
-            ));
-        }
+        delete_preconditions(rt, name, d, &old)?;
         if d.dry_run {
             return Ok(old.full());
         }
-        let key = rt.key();
-        let already = old.value.pointer("/metadata/deletionTimestamp").is_some();
         if rt.plural == "namespaces" && rt.group.is_empty() {
-            if !already {
-                let mut v = old.full();
-                ensure_map(&mut v, &["metadata"])
-                    .insert("deletionTimestamp".into(), json!(now_rfc3339()));
-                ensure_map(&mut v, &["status"]).insert("phase".into(), json!("Terminating"));
-                let obj = self.store.put(&key, v, EventType::Modified);
-                self.wake_ns(name);
-                return Ok(obj.full());
-            }
-            return Ok(old.full());
+            return Ok(self.start_namespace_termination(rt, name, &old));
         }
         if rt.plural == "customresourcedefinitions" {
-            let obj = self
-                .store
-                .remove(&key, "", name)
-                .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
-            if let Ok(types) = crate::registry::types_from_crd(&obj.value)
-                && let Some(t) = types.first()
-            {
-                self.store.drop_table(&t.key());
-            }
-            self.registry.remove_custom(name);
-            return Ok(obj.full());
+            return self.delete_crd(rt, name);
         }
         if d.propagation == Propagation::Orphan {
             self.orphan_dependents(old.uid(), ns);
         }
         let mut v = old.full();
         if d.propagation == Propagation::Foreground {
-            let meta = ensure_map(&mut v, &["metadata"]);
-            let fins = meta.entry("finalizers").or_insert_with(|| json!([]));
-            if let Some(a) = fins.as_array_mut()
-                && !a.iter().any(|f| f == "foregroundDeletion")
-            {
-                a.push(json!("foregroundDeletion"));
-            }
-            self.foreground
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert((key.clone(), ns.to_string(), name.to_string()));
+            self.add_foreground_finalizer(rt, ns, name, &mut v);
         }
         if !finalizers_empty(&v) {
-            if !already {
-                ensure_map(&mut v, &["metadata"])
-                    .insert("deletionTimestamp".into(), json!(now_rfc3339()));
-                ensure_map(&mut v, &["metadata"])
-                    .insert("deletionGracePeriodSeconds".into(), json!(0));
-            }
-            let obj = self.store.put(&key, v, EventType::Modified);
-            self.wake_ns(ns);
-            return Ok(obj.full());
+            let already = old.value.pointer("/metadata/deletionTimestamp").is_some();
+            return Ok(self.mark_deleting(rt, ns, v, already));
         }
         let obj = self
             .store
-            .remove(&key, ns, name)
+            .remove(&rt.key(), ns, name)
             .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
         Ok(obj.full())
+    }
+
+    /// A namespace is not removed at once: it turns Terminating, and the
+    /// namespace controller removes its contents, then it.
+    fn start_namespace_termination(&self, rt: &ResourceType, name: &str, old: &Obj) -> Value {
+        if old.value.pointer("/metadata/deletionTimestamp").is_some() {
+            return old.full();
+        }
+        let mut v = old.full();
+        ensure_map(&mut v, &["metadata"]).insert("deletionTimestamp".into(), json!(now_rfc3339()));
+        ensure_map(&mut v, &["status"]).insert("phase".into(), json!("Terminating"));
+        let obj = self.store.put(&rt.key(), v, EventType::Modified);
+        self.wake_ns(name);
+        obj.full()
+    }
+
+    /// Deleting a CRD stops serving its type and drops its objects.
+    fn delete_crd(&self, rt: &ResourceType, name: &str) -> ApiResult<Value> {
+        let obj = self
+            .store
+            .remove(&rt.key(), "", name)
+            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+        if let Ok(types) = crate::registry::types_from_crd(&obj.value)
+            && let Some(t) = types.first()
+        {
+            self.store.drop_table(&t.key());
+        }
+        self.registry.remove_custom(name);
+        Ok(obj.full())
+    }
+
+    /// Foreground deletion: the object stays (with a finalizer) until the
+    /// garbage collector has removed its dependents.
+    fn add_foreground_finalizer(&self, rt: &ResourceType, ns: &str, name: &str, v: &mut Value) {
+        let meta = ensure_map(v, &["metadata"]);
+        let fins = meta.entry("finalizers").or_insert_with(|| json!([]));
+        if let Some(a) = fins.as_array_mut()
+            && !a.iter().any(|f| f == "foregroundDeletion")
+        {
+            a.push(json!("foregroundDeletion"));
+        }
+        self.foreground
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((rt.key(), ns.to_string(), name.to_string()));
+    }
+
+    /// An object with finalizers only gets a deletionTimestamp (once).
+    fn mark_deleting(&self, rt: &ResourceType, ns: &str, mut v: Value, already: bool) -> Value {
+        if !already {
+            let meta = ensure_map(&mut v, &["metadata"]);
+            meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+            meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+        }
+        let obj = self.store.put(&rt.key(), v, EventType::Modified);
+        self.wake_ns(ns);
+        obj.full()
     }
 
     /// Namespaced type keys (deduplicated).

@@ -1,99 +1,23 @@
 //! Label and field selectors.
+//!
+//! Label selectors are parsed and matched by `meshup-vocab`, the vocabulary crate shared
+//! with the host and the policy SDK: it is plain Kubernetes (apimachinery's selector
+//! grammar) with nothing of meshup in it, so the simulator stays ignorant of meshup while
+//! every part answers a selector the same way. What only an API server needs stays
+//! here: building selectors from `metav1.LabelSelector` objects and Service maps, and
+//! field selectors (a per-kind list of supported fields).
 
+use meshup_vocab::selector::{Requirement as Req, Selector};
 use serde_json::{Map, Value};
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Req {
-    Eq(String, String),
-    NotEq(String, String),
-    In(String, Vec<String>),
-    NotIn(String, Vec<String>),
-    Exists(String),
-    NotExists(String),
-}
-
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct LabelSelector {
-    pub reqs: Vec<Req>,
-}
-
-fn split_top(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut depth = 0;
-    let mut cur = String::new();
-    for c in s.chars() {
-        match c {
-            '(' => {
-                depth += 1;
-                cur.push(c)
-            }
-            ')' => {
-                depth -= 1;
-                cur.push(c)
-            }
-            ',' if depth == 0 => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out.into_iter()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
-fn parse_set(s: &str) -> Result<Vec<String>, String> {
-    let s = s.trim();
-    let inner = s
-        .strip_prefix('(')
-        .and_then(|x| x.strip_suffix(')'))
-        .ok_or_else(|| format!("expected (values) in selector, got {s:?}"))?;
-    Ok(inner
-        .split(',')
-        .map(|x| x.trim().to_string())
-        .filter(|x| !x.is_empty())
-        .collect())
-}
-
-fn valid_key(k: &str) -> bool {
-    !k.is_empty()
-        && k.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
-}
+pub struct LabelSelector(Selector);
 
 impl LabelSelector {
     pub fn parse(s: &str) -> Result<Self, String> {
-        let mut reqs = Vec::new();
-        for part in split_top(s) {
-            let req = if let Some(k) = part.strip_prefix('!') {
-                Req::NotExists(k.trim().to_string())
-            } else if let Some((k, v)) = part.split_once("!=") {
-                Req::NotEq(k.trim().into(), v.trim().into())
-            } else if let Some((k, v)) = part.split_once("==") {
-                Req::Eq(k.trim().into(), v.trim().into())
-            } else if let Some((k, v)) = part.split_once('=') {
-                Req::Eq(k.trim().into(), v.trim().into())
-            } else if let Some(idx) = part.find(" notin ").or_else(|| part.find(" notin(")) {
-                Req::NotIn(part[..idx].trim().into(), parse_set(&part[idx + 6..])?)
-            } else if let Some(idx) = part.find(" in ").or_else(|| part.find(" in(")) {
-                Req::In(part[..idx].trim().into(), parse_set(&part[idx + 3..])?)
-            } else {
-                Req::Exists(part.trim().to_string())
-            };
-            let key = match &req {
-                Req::Eq(k, _)
-                | Req::NotEq(k, _)
-                | Req::In(k, _)
-                | Req::NotIn(k, _)
-                | Req::Exists(k)
-                | Req::NotExists(k) => k,
-            };
-            if !valid_key(key) {
-                return Err(format!("invalid label selector {s:?}: bad key {key:?}"));
-            }
-            reqs.push(req);
-        }
-        Ok(LabelSelector { reqs })
+        Selector::parse(s)
+            .map(LabelSelector)
+            .map_err(|e| e.to_string())
     }
 
     /// From a `metav1.LabelSelector` object (matchLabels + matchExpressions).
@@ -130,33 +54,24 @@ impl LabelSelector {
                 });
             }
         }
-        Ok(LabelSelector { reqs })
+        Ok(LabelSelector(Selector::from_requirements(reqs)))
     }
 
     /// From a plain map selector (Service `spec.selector`).
     pub fn from_map(m: &Map<String, Value>) -> Self {
-        LabelSelector {
-            reqs: m
-                .iter()
+        LabelSelector(Selector::from_requirements(
+            m.iter()
                 .map(|(k, v)| Req::Eq(k.clone(), v.as_str().unwrap_or_default().into()))
                 .collect(),
-        }
+        ))
     }
 
     pub fn is_empty(&self) -> bool {
-        self.reqs.is_empty()
+        self.0.is_empty()
     }
 
     pub fn matches(&self, labels: Option<&Map<String, Value>>) -> bool {
-        let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
-        self.reqs.iter().all(|r| match r {
-            Req::Eq(k, v) => get(k) == Some(v.as_str()),
-            Req::NotEq(k, v) => get(k) != Some(v.as_str()),
-            Req::In(k, vs) => get(k).is_some_and(|x| vs.iter().any(|v| v == x)),
-            Req::NotIn(k, vs) => !get(k).is_some_and(|x| vs.iter().any(|v| v == x)),
-            Req::Exists(k) => get(k).is_some(),
-            Req::NotExists(k) => get(k).is_none(),
-        })
+        self.0.matches_labels(labels)
     }
 
     pub fn matches_obj(&self, obj: &Value) -> bool {

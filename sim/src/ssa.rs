@@ -329,27 +329,27 @@ pub fn apply_merge(target: &mut Value, applied: &Value, field: &str) {
     }
 }
 
-/// Applies `applied` on top of `live` for `manager`. Returns the merged object
-/// with updated managedFields, or the conflicts (when not forced).
-pub fn apply(
+/// Whether an entry is `manager`'s own apply (the set an apply replaces).
+fn is_applier(e: &ManagedEntry, manager: &str) -> bool {
+    e.manager == manager && e.operation == "Apply" && e.subresource.is_none()
+}
+
+/// Fields other managers own that the apply would change: the conflicts,
+/// with where each is owned (entry index, path) so forcing can take them.
+fn conflicts(
+    entries: &[ManagedEntry],
     live: &Value,
     applied: &Value,
+    new_set: &FieldSet,
     manager: &str,
-    api_version: &str,
-    force: bool,
-) -> Result<Value, Vec<Conflict>> {
-    let mut entries = read_managed(live);
-    let new_set = fields_of(applied);
-    let mine = |e: &ManagedEntry| {
-        e.manager == manager && e.operation == "Apply" && e.subresource.is_none()
-    };
+) -> (Vec<Conflict>, Vec<(usize, Vec<String>)>) {
     let mut conflicts = Vec::new();
-    let mut taken: Vec<(usize, Vec<String>)> = Vec::new();
+    let mut taken = Vec::new();
     for (i, e) in entries.iter().enumerate() {
-        if mine(e) || e.subresource.is_some() {
+        if is_applier(e, manager) || e.subresource.is_some() {
             continue;
         }
-        for p in e.fields.intersection(&new_set) {
+        for p in e.fields.intersection(new_set) {
             if p.last().map(String::as_str) == Some(".") {
                 continue;
             }
@@ -363,39 +363,53 @@ pub fn apply(
             }
         }
     }
-    if !conflicts.is_empty() && !force {
-        return Err(conflicts);
-    }
-    for (i, p) in taken {
-        entries[i].fields.remove(&p);
-    }
+    (conflicts, taken)
+}
+
+/// Removes fields this manager applied before and no longer applies, unless
+/// someone else owns them, then the maps that removal left empty.
+fn remove_unapplied(
+    result: &mut Value,
+    entries: &[ManagedEntry],
+    new_set: &FieldSet,
+    manager: &str,
+) {
     let old_set: FieldSet = entries
         .iter()
-        .find(|e| mine(e))
+        .find(|e| is_applier(e, manager))
         .map(|e| e.fields.clone())
         .unwrap_or_default();
-    let mut result = live.clone();
-    // Fields this manager applied before and no longer applies, owned by nobody else.
     let mut removed: Vec<&Vec<String>> = old_set
-        .difference(&new_set)
-        .filter(|p| !entries.iter().any(|e| !mine(e) && e.fields.contains(*p)))
+        .difference(new_set)
+        .filter(|p| {
+            !entries
+                .iter()
+                .any(|e| !is_applier(e, manager) && e.fields.contains(*p))
+        })
         .collect();
     removed.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for p in removed {
-        remove_at(&mut result, p);
-        // prune maps the removal left empty
-        for end in (1..p.len()).rev() {
-            let prefix = &p[..end];
-            if prefix.last().is_some_and(|s| s.starts_with("f:"))
-                && value_at(&result, prefix)
-                    .is_some_and(|v| v.as_object().is_some_and(|m| m.is_empty()))
-            {
-                remove_at(&mut result, prefix);
-            } else {
-                break;
-            }
+        remove_at(result, p);
+        prune_empty_parents(result, p);
+    }
+}
+
+fn prune_empty_parents(result: &mut Value, p: &[String]) {
+    for end in (1..p.len()).rev() {
+        let prefix = &p[..end];
+        if prefix.last().is_some_and(|s| s.starts_with("f:"))
+            && value_at(result, prefix).is_some_and(|v| v.as_object().is_some_and(|m| m.is_empty()))
+        {
+            remove_at(result, prefix);
+        } else {
+            break;
         }
     }
+}
+
+/// The applied object without what an apply cannot set (status, server-set
+/// metadata).
+fn applicable(applied: &Value) -> Value {
     let mut body = applied.clone();
     if let Some(m) = body.as_object_mut() {
         m.remove("status");
@@ -407,9 +421,18 @@ pub fn apply(
             meta.remove("generation");
         }
     }
-    apply_merge(&mut result, &body, "");
+    body
+}
+
+/// The manager's Apply entry now owns exactly `new_set`.
+fn record_apply(
+    entries: &mut Vec<ManagedEntry>,
+    manager: &str,
+    api_version: &str,
+    new_set: FieldSet,
+) {
     let now = now_rfc3339();
-    match entries.iter_mut().find(|e| mine(e)) {
+    match entries.iter_mut().find(|e| is_applier(e, manager)) {
         Some(e) => {
             e.fields = new_set;
             e.time = now;
@@ -424,6 +447,31 @@ pub fn apply(
             fields: new_set,
         }),
     }
+}
+
+/// Applies `applied` on top of `live` for `manager`. Returns the merged object
+/// with updated managedFields, or the conflicts (when not forced).
+pub fn apply(
+    live: &Value,
+    applied: &Value,
+    manager: &str,
+    api_version: &str,
+    force: bool,
+) -> Result<Value, Vec<Conflict>> {
+    let mut entries = read_managed(live);
+    let new_set = fields_of(applied);
+    let (conflicts, taken) = conflicts(&entries, live, applied, &new_set, manager);
+    if !conflicts.is_empty() && !force {
+        return Err(conflicts);
+    }
+    // forcing takes the conflicting fields from their owners
+    for (i, p) in taken {
+        entries[i].fields.remove(&p);
+    }
+    let mut result = live.clone();
+    remove_unapplied(&mut result, &entries, &new_set, manager);
+    apply_merge(&mut result, &applicable(applied), "");
+    record_apply(&mut entries, manager, api_version, new_set);
     write_managed(&mut result, &entries);
     Ok(result)
 }

@@ -152,6 +152,7 @@ pub struct Store {
     history_cap: usize,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Since {
     /// Start from the current state (synthetic ADDED events for everything).
     Now,

@@ -123,87 +123,51 @@ fn columns(rt: &ResourceType) -> Vec<Value> {
     c
 }
 
-fn cells(rt: &ResourceType, o: &Value) -> Vec<Value> {
-    let name = json!(s(o, &["metadata", "name"]));
-    let a = json!(age(o));
-    let ios = |v: Option<&Value>| match v {
+/// An int-or-string field as kubectl prints it.
+fn int_or_string(v: Option<&Value>) -> String {
+    match v {
         Some(Value::Number(x)) => x.to_string(),
         Some(Value::String(x)) => x.clone(),
         _ => "N/A".into(),
-    };
+    }
+}
+
+/// The array at a JSON pointer, empty when absent.
+fn array_at(o: &Value, pointer: &str) -> Vec<Value> {
+    o.pointer(pointer)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn name(o: &Value) -> Value {
+    json!(s(o, &["metadata", "name"]))
+}
+
+fn none_if_empty(items: Vec<String>) -> Value {
+    json!(if items.is_empty() {
+        "<none>".to_string()
+    } else {
+        items.join(",")
+    })
+}
+
+/// The row cells of one object, matching [`columns`] (one printer per kind,
+/// as kubectl's server-side printers are).
+fn cells(rt: &ResourceType, o: &Value) -> Vec<Value> {
+    let a = json!(age(o));
     match (rt.group.as_str(), rt.plural.as_str()) {
-        ("", "pods") => {
-            let statuses = o
-                .pointer("/status/containerStatuses")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let total = o
-                .pointer("/spec/containers")
-                .and_then(Value::as_array)
-                .map(|a| a.len())
-                .unwrap_or(0);
-            let ready = statuses.iter().filter(|c| c["ready"] == true).count();
-            let restarts: i64 = statuses
-                .iter()
-                .map(|c| c["restartCount"].as_i64().unwrap_or(0))
-                .sum();
-            let mut status = s(o, &["status", "phase"]);
-            if o.pointer("/metadata/deletionTimestamp").is_some() {
-                status = "Terminating".into();
-            } else if let Some(w) = statuses
-                .iter()
-                .find_map(|c| c.pointer("/state/waiting/reason").and_then(Value::as_str))
-            {
-                status = w.to_string();
-            }
-            vec![
-                name,
-                json!(format!("{ready}/{total}")),
-                json!(status),
-                json!(restarts.to_string()),
-                a,
-                json!(get_str(o, &["status", "podIP"]).unwrap_or("<none>")),
-                json!(get_str(o, &["spec", "nodeName"]).unwrap_or("<none>")),
-            ]
-        }
-        ("apps", "deployments") => {
-            let containers = o
-                .pointer("/spec/template/spec/containers")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let names: Vec<&str> = containers
-                .iter()
-                .filter_map(|c| c["name"].as_str())
-                .collect();
-            let images: Vec<&str> = containers
-                .iter()
-                .filter_map(|c| c["image"].as_str())
-                .collect();
-            vec![
-                name,
-                json!(format!(
-                    "{}/{}",
-                    n(o, &["status", "readyReplicas"]),
-                    n(o, &["spec", "replicas"])
-                )),
-                json!(n(o, &["status", "updatedReplicas"])),
-                json!(n(o, &["status", "availableReplicas"])),
-                a,
-                json!(names.join(",")),
-                json!(images.join(",")),
-            ]
-        }
+        ("", "pods") => pod_cells(o, a),
+        ("apps", "deployments") => deployment_cells(o, a),
         ("apps", "replicasets") => vec![
-            name,
+            name(o),
             json!(n(o, &["spec", "replicas"])),
             json!(n(o, &["status", "replicas"])),
             json!(n(o, &["status", "readyReplicas"])),
             a,
         ],
         ("apps", "daemonsets") => vec![
-            name,
+            name(o),
             json!(n(o, &["status", "desiredNumberScheduled"])),
             json!(n(o, &["status", "currentNumberScheduled"])),
             json!(n(o, &["status", "numberReady"])),
@@ -211,93 +175,130 @@ fn cells(rt: &ResourceType, o: &Value) -> Vec<Value> {
             json!(n(o, &["status", "numberAvailable"])),
             a,
         ],
-        ("", "services") => {
-            let ports: Vec<String> = o
-                .pointer("/spec/ports")
-                .and_then(Value::as_array)
-                .map(|ps| {
-                    ps.iter()
-                        .map(|p| {
-                            format!(
-                                "{}/{}",
-                                ios(p.get("port")),
-                                p["protocol"].as_str().unwrap_or("TCP")
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            vec![
-                name,
-                json!(s(o, &["spec", "type"])),
-                json!(get_str(o, &["spec", "clusterIP"]).unwrap_or("<none>")),
-                json!("<none>"),
-                json!(if ports.is_empty() {
-                    "<none>".to_string()
-                } else {
-                    ports.join(",")
-                }),
-                a,
-            ]
-        }
-        ("", "namespaces") => vec![name, json!(s(o, &["status", "phase"])), a],
+        ("", "services") => service_cells(o, a),
+        ("", "namespaces") => vec![name(o), json!(s(o, &["status", "phase"])), a],
         ("", "nodes") => vec![
-            name,
+            name(o),
             json!("Ready"),
             json!("control-plane"),
             a,
             json!(s(o, &["status", "nodeInfo", "kubeletVersion"])),
         ],
-        ("", "endpoints") => {
-            let mut eps = Vec::new();
-            for sub in o
-                .get("subsets")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-            {
-                for ad in sub
-                    .get("addresses")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default()
-                {
-                    for p in sub
-                        .get("ports")
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default()
-                    {
-                        eps.push(format!(
-                            "{}:{}",
-                            ad["ip"].as_str().unwrap_or(""),
-                            ios(p.get("port"))
-                        ));
-                    }
-                }
-            }
-            vec![
-                name,
-                json!(if eps.is_empty() {
-                    "<none>".to_string()
-                } else {
-                    eps.join(",")
-                }),
-                a,
-            ]
-        }
+        ("", "endpoints") => vec![name(o), none_if_empty(endpoint_addresses(o)), a],
         ("policy", "poddisruptionbudgets") => vec![
-            name,
-            json!(ios(o.pointer("/spec/minAvailable"))),
-            json!(ios(o.pointer("/spec/maxUnavailable"))),
+            name(o),
+            json!(int_or_string(o.pointer("/spec/minAvailable"))),
+            json!(int_or_string(o.pointer("/spec/maxUnavailable"))),
             json!(n(o, &["status", "disruptionsAllowed"])),
             a,
         ],
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
-            vec![name, json!(s(o, &["metadata", "creationTimestamp"]))]
+            vec![name(o), json!(s(o, &["metadata", "creationTimestamp"]))]
         }
-        _ => vec![name, a],
+        _ => vec![name(o), a],
     }
+}
+
+/// READY as ready/total containers; STATUS is the phase unless the pod is
+/// terminating or a container waits (e.g. `ImagePullBackOff`).
+fn pod_cells(o: &Value, age: Value) -> Vec<Value> {
+    let statuses = array_at(o, "/status/containerStatuses");
+    let total = o
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map(|a| a.len())
+        .unwrap_or(0);
+    let ready = statuses.iter().filter(|c| c["ready"] == true).count();
+    let restarts: i64 = statuses
+        .iter()
+        .map(|c| c["restartCount"].as_i64().unwrap_or(0))
+        .sum();
+    let mut status = s(o, &["status", "phase"]);
+    if o.pointer("/metadata/deletionTimestamp").is_some() {
+        status = "Terminating".into();
+    } else if let Some(w) = statuses
+        .iter()
+        .find_map(|c| c.pointer("/state/waiting/reason").and_then(Value::as_str))
+    {
+        status = w.to_string();
+    }
+    vec![
+        name(o),
+        json!(format!("{ready}/{total}")),
+        json!(status),
+        json!(restarts.to_string()),
+        age,
+        json!(get_str(o, &["status", "podIP"]).unwrap_or("<none>")),
+        json!(get_str(o, &["spec", "nodeName"]).unwrap_or("<none>")),
+    ]
+}
+
+fn deployment_cells(o: &Value, age: Value) -> Vec<Value> {
+    let containers = array_at(o, "/spec/template/spec/containers");
+    let field =
+        |k: &str| -> Vec<&str> { containers.iter().filter_map(|c| c[k].as_str()).collect() };
+    vec![
+        name(o),
+        json!(format!(
+            "{}/{}",
+            n(o, &["status", "readyReplicas"]),
+            n(o, &["spec", "replicas"])
+        )),
+        json!(n(o, &["status", "updatedReplicas"])),
+        json!(n(o, &["status", "availableReplicas"])),
+        age,
+        json!(field("name").join(",")),
+        json!(field("image").join(",")),
+    ]
+}
+
+fn service_cells(o: &Value, age: Value) -> Vec<Value> {
+    let ports: Vec<String> = o
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .map(|ps| {
+            ps.iter()
+                .map(|p| {
+                    format!(
+                        "{}/{}",
+                        int_or_string(p.get("port")),
+                        p["protocol"].as_str().unwrap_or("TCP")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    vec![
+        name(o),
+        json!(s(o, &["spec", "type"])),
+        json!(get_str(o, &["spec", "clusterIP"]).unwrap_or("<none>")),
+        json!("<none>"),
+        none_if_empty(ports),
+        age,
+    ]
+}
+
+/// `ip:port` for every ready address and port of every subset.
+fn endpoint_addresses(o: &Value) -> Vec<String> {
+    let list = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut eps = Vec::new();
+    for sub in list(o, "subsets") {
+        for ad in list(&sub, "addresses") {
+            for p in list(&sub, "ports") {
+                eps.push(format!(
+                    "{}:{}",
+                    ad["ip"].as_str().unwrap_or(""),
+                    int_or_string(p.get("port"))
+                ));
+            }
+        }
+    }
+    eps
 }
 
 /// A Table for the given objects.
@@ -321,4 +322,64 @@ pub fn table<'a>(
         "columnDefinitions": columns(rt),
         "rows": rows,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_status_shows_a_waiting_reason_or_terminating() {
+        let pod = json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "a"}, {"name": "b"}]},
+            "status": {"phase": "Pending", "containerStatuses": [
+                {"ready": true, "restartCount": 2},
+                {"ready": false, "restartCount": 1, "state": {"waiting": {"reason": "ImagePullBackOff"}}},
+            ]},
+        });
+        let row = pod_cells(&pod, json!("1s"));
+        assert_eq!(
+            row[..4],
+            [
+                json!("p"),
+                json!("1/2"),
+                json!("ImagePullBackOff"),
+                json!("3")
+            ]
+        );
+        assert_eq!(row[5], json!("<none>"));
+        let mut gone = pod.clone();
+        gone["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        assert_eq!(pod_cells(&gone, json!("1s"))[2], json!("Terminating"));
+    }
+
+    #[test]
+    fn endpoints_list_every_address_and_port() {
+        let ep = json!({"subsets": [{
+            "addresses": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}],
+            "ports": [{"port": 80}, {"port": "http"}],
+        }]});
+        assert_eq!(
+            endpoint_addresses(&ep),
+            [
+                "10.0.0.1:80",
+                "10.0.0.1:http",
+                "10.0.0.2:80",
+                "10.0.0.2:http"
+            ]
+        );
+        assert_eq!(
+            none_if_empty(endpoint_addresses(&json!({}))),
+            json!("<none>")
+        );
+    }
+
+    #[test]
+    fn ages_read_like_kubectl() {
+        assert_eq!(human(59), "59s");
+        assert_eq!(human(150), "2m30s");
+        assert_eq!(human(3 * 3600 + 60), "3h1m");
+        assert_eq!(human(50 * 3600), "2d2h");
+    }
 }

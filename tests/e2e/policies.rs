@@ -147,7 +147,7 @@ fn a_replaced_builtin_is_recorded_in_history() {
     run.expect(0);
     assert!(
         run.stdout
-            .contains("note: builtin:skew replaced by skew (file meshup_guest_impostor.wasm"),
+            .contains("note: builtin:skew replaced by skew (file impostor.wasm"),
         "{}",
         run.stdout
     );

@@ -6,59 +6,12 @@ use serde_json::Value;
 
 use super::bindings::meshup::policy::types as wit;
 
-/// When in the upgrade flow policies run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Phase {
-    #[default]
-    Precheck,
-    PreUpgrade,
-    PostUpgrade,
-}
-
-impl Phase {
-    pub const ALL: [Phase; 3] = [Phase::Precheck, Phase::PreUpgrade, Phase::PostUpgrade];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Precheck => "precheck",
-            Phase::PreUpgrade => "pre-upgrade",
-            Phase::PostUpgrade => "post-upgrade",
-        }
-    }
-    pub(crate) fn to_wit(self) -> wit::Phase {
-        match self {
-            Phase::Precheck => wit::Phase::Precheck,
-            Phase::PreUpgrade => wit::Phase::PreUpgrade,
-            Phase::PostUpgrade => wit::Phase::PostUpgrade,
-        }
-    }
-    pub(crate) fn from_wit(p: wit::Phase) -> Phase {
-        match p {
-            wit::Phase::Precheck => Phase::Precheck,
-            wit::Phase::PreUpgrade => Phase::PreUpgrade,
-            wit::Phase::PostUpgrade => Phase::PostUpgrade,
-        }
-    }
-}
-
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// When in the upgrade flow policies run, and the role of a bundle component: the WIT
+/// enums themselves (see `bindings`).
+pub use super::bindings::{ComponentRole, Phase};
 
 /// What the run does to the control plane: the plan's own direction.
 pub use crate::version::Direction;
-
-/// The role of a bundle component.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ComponentRole {
-    Base,
-    ControlPlane,
-    Gateway,
-}
 
 /// One component of the target bundle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,13 +79,8 @@ impl PolicyContext {
     /// The WIT record given to `evaluate`.
     pub fn to_wit(&self) -> wit::Context {
         wit::Context {
-            phase: self.phase.to_wit(),
-            direction: match self.direction {
-                Direction::Install => wit::Direction::Install,
-                Direction::Upgrade => wit::Direction::Upgrade,
-                Direction::Downgrade => wit::Direction::Downgrade,
-                Direction::Reinstall => wit::Direction::Reinstall,
-            },
+            phase: self.phase,
+            direction: self.direction,
             current_version: self.current_version.clone(),
             target_version: self.target_version.clone(),
             revision: self.revision.clone(),
@@ -143,11 +91,7 @@ impl PolicyContext {
                 .iter()
                 .map(|c| wit::Component {
                     name: c.name.clone(),
-                    role: match c.role {
-                        ComponentRole::Base => wit::ComponentRole::Base,
-                        ComponentRole::ControlPlane => wit::ComponentRole::ControlPlane,
-                        ComponentRole::Gateway => wit::ComponentRole::Gateway,
-                    },
+                    role: c.role,
                 })
                 .collect(),
             kubernetes_version: self.kubernetes_version.clone(),
@@ -174,29 +118,7 @@ impl PolicyContext {
 }
 
 /// The current time as RFC 3339 UTC with seconds (`2026-11-25T11:40:00Z`).
-pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
+pub use meshup_vocab::time::now as now_rfc3339;
 
 #[cfg(test)]
 mod tests {

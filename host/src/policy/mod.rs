@@ -47,24 +47,8 @@ pub struct RuntimeOptions {
     pub audit_log: Option<PathBuf>,
 }
 
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warning,
-    Error,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        }
-    }
-}
+/// How bad a finding is: the WIT enum itself.
+pub use bindings::Severity;
 
 /// One result of one policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

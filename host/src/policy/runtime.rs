@@ -17,7 +17,7 @@ use super::grants::Grant;
 use super::sandbox::{self, HostCall, HostState, Limits, LogLine};
 use super::snapshot::ClusterReader;
 use super::text;
-use super::{Finding, Outcome, Severity};
+use super::{Finding, Outcome};
 
 /// Epoch tick of the deadline ticker.
 pub const TICK: Duration = Duration::from_millis(2);
@@ -200,7 +200,6 @@ impl Runtime {
             description: text::truncate(m.description, limits.description_bytes),
             phases: m.phases.into_iter().fold(vec![], |mut seen, p| {
                 // Each phase once, however often the guest lists it.
-                let p = Phase::from_wit(p);
                 if !seen.contains(&p) {
                     seen.push(p);
                 }
@@ -434,11 +433,7 @@ impl Finding {
             policy: policy.to_string(),
             source: String::new(),
             code: text::truncate(f.code, limits.code_bytes),
-            severity: match f.severity {
-                wit::Severity::Info => Severity::Info,
-                wit::Severity::Warning => Severity::Warning,
-                wit::Severity::Error => Severity::Error,
-            },
+            severity: f.severity,
             message: text::truncate(f.message, message_bytes),
             remediation: f.remediation.map(|r| text::truncate(r, message_bytes)),
             subject: f.subject.map(|s| text::truncate(s, limits.subject_bytes)),

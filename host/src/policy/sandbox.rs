@@ -425,14 +425,8 @@ impl HostState {
             head.to_string()
         };
         self.log_used += len.min(left);
-        let level = match level {
-            wit::log::Level::Debug => "debug",
-            wit::log::Level::Info => "info",
-            wit::log::Level::Warn => "warn",
-            wit::log::Level::Error => "error",
-        };
         self.logs.push(LogLine {
-            level: level.into(),
+            level: level.as_str().into(),
             message,
         });
     }

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context as _;
+use meshup_vocab::Selector;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -126,104 +127,16 @@ impl ClusterReader for Snapshot {
         namespace: Option<&str>,
         label_selector: Option<&str>,
     ) -> Result<Vec<Value>, String> {
-        let selector = match label_selector {
-            Some(sel) => Some(Selector::parse(sel)?),
-            None => None,
-        };
+        let selector = label_selector
+            .map(Selector::parse)
+            .transpose()
+            .map_err(|e| e.to_string())?;
         Ok(self
             .of_kind(api_version, kind)
             .filter(|o| namespace.is_none_or(|ns| s(o, &["metadata", "namespace"]) == ns))
-            .filter(|o| selector.as_ref().is_none_or(|sel| sel.matches(o)))
+            .filter(|o| selector.as_ref().is_none_or(|sel| sel.matches_object(o)))
             .cloned()
             .collect())
-    }
-}
-
-/// A Kubernetes label selector: `a=b`, `a==b`, `a!=b`, `a`, `!a`, `a in (x,y)`, `a notin (x)`.
-#[derive(Debug, PartialEq)]
-pub struct Selector(Vec<Req>);
-
-#[derive(Debug, PartialEq)]
-enum Req {
-    Eq(String, String),
-    Ne(String, String),
-    Exists(String),
-    NotExists(String),
-    In(String, Vec<String>),
-    NotIn(String, Vec<String>),
-}
-
-impl Selector {
-    pub fn parse(text: &str) -> Result<Selector, String> {
-        // Split on commas outside parentheses.
-        let mut terms = vec![];
-        let (mut depth, mut cur) = (0, String::new());
-        for c in text.chars() {
-            match c {
-                '(' => depth += 1,
-                ')' => depth -= 1,
-                ',' if depth == 0 => {
-                    terms.push(std::mem::take(&mut cur));
-                    continue;
-                }
-                _ => {}
-            }
-            cur.push(c);
-        }
-        terms.push(cur);
-        let bad = |t: &str| format!("invalid label selector {text:?} at {t:?}");
-        let mut reqs = vec![];
-        for t in terms.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
-            let set = |rest: &str| -> Result<Vec<String>, String> {
-                let inner = rest
-                    .trim()
-                    .strip_prefix('(')
-                    .and_then(|r| r.strip_suffix(')'))
-                    .ok_or_else(|| bad(t))?;
-                Ok(inner
-                    .split(',')
-                    .map(|v| v.trim().to_string())
-                    .filter(|v| !v.is_empty())
-                    .collect())
-            };
-            let req = if let Some((k, v)) = t.split_once("!=") {
-                Req::Ne(k.trim().into(), v.trim().into())
-            } else if let Some((k, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
-                Req::Eq(k.trim().into(), v.trim().into())
-            } else if let Some((k, rest)) = t.split_once(" notin ") {
-                Req::NotIn(k.trim().into(), set(rest)?)
-            } else if let Some((k, rest)) = t.split_once(" in ") {
-                Req::In(k.trim().into(), set(rest)?)
-            } else if let Some(k) = t.strip_prefix('!') {
-                Req::NotExists(k.trim().into())
-            } else if t
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
-            {
-                Req::Exists(t.into())
-            } else {
-                return Err(bad(t));
-            };
-            reqs.push(req);
-        }
-        Ok(Selector(reqs))
-    }
-
-    pub fn matches(&self, obj: &Value) -> bool {
-        let label = |k: &str| {
-            obj.get("metadata")
-                .and_then(|m| m.get("labels"))
-                .and_then(|l| l.get(k))
-                .and_then(Value::as_str)
-        };
-        self.0.iter().all(|r| match r {
-            Req::Eq(k, v) => label(k) == Some(v),
-            Req::Ne(k, v) => label(k) != Some(v),
-            Req::Exists(k) => label(k).is_some(),
-            Req::NotExists(k) => label(k).is_none(),
-            Req::In(k, vs) => label(k).is_some_and(|l| vs.iter().any(|v| v == l)),
-            Req::NotIn(k, vs) => label(k).is_none_or(|l| vs.iter().all(|v| v != l)),
-        })
     }
 }
 
