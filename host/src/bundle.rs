@@ -76,6 +76,8 @@ pub struct Manifest {
     pub kubernetes: KubeRange,
     /// The control-plane namespace.
     pub namespace: String,
+    /// How the release's installed control plane and data plane are found.
+    pub discovery: crate::discovery::Discovery,
     /// Components in apply order.
     pub components: Vec<Component>,
     /// Labels every object carries (values are templates: istioctl's owner labels, so that

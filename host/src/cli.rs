@@ -158,14 +158,14 @@ pub enum Command {
         #[command(flatten)]
         cluster: ClusterArgs,
         /// Control-plane namespace.
-        #[arg(long, default_value = action::DEFAULT_NAMESPACE)]
+        #[arg(long, default_value_t = action::default_namespace().to_string())]
         namespace: String,
     },
     /// Recorded releases.
     History {
         #[command(flatten)]
         cluster: ClusterArgs,
-        #[arg(long, default_value = action::DEFAULT_NAMESPACE)]
+        #[arg(long, default_value_t = action::default_namespace().to_string())]
         namespace: String,
     },
     /// Re-apply a recorded revision (default: the previous successful one).
@@ -175,7 +175,7 @@ pub enum Command {
         /// Revision to restore.
         #[arg(long)]
         to: Option<u32>,
-        #[arg(long, default_value = action::DEFAULT_NAMESPACE)]
+        #[arg(long, default_value_t = action::default_namespace().to_string())]
         namespace: String,
         #[arg(short = 'y', long = "yes")]
         yes: bool,
@@ -258,7 +258,7 @@ pub enum DataplaneCommand {
     Status {
         #[command(flatten)]
         cluster: ClusterArgs,
-        #[arg(long = "control-plane-namespace", default_value = action::DEFAULT_NAMESPACE)]
+        #[arg(long = "control-plane-namespace", default_value_t = action::default_namespace().to_string())]
         control_plane_namespace: String,
     },
     /// Rolling-restart outdated workloads, namespace by namespace.
@@ -268,7 +268,7 @@ pub enum DataplaneCommand {
         /// Only these namespaces (repeatable; default: every namespace with outdated proxies).
         #[arg(long = "namespace", short = 'n')]
         namespaces: Vec<String>,
-        #[arg(long = "control-plane-namespace", default_value = action::DEFAULT_NAMESPACE)]
+        #[arg(long = "control-plane-namespace", default_value_t = action::default_namespace().to_string())]
         control_plane_namespace: String,
         /// Restarts in flight at once within a namespace.
         #[arg(long, default_value_t = 4)]
@@ -356,13 +356,10 @@ fn init_tracing() {
 }
 
 fn env(g: &Global, cluster: &ClusterArgs, history_max: usize) -> Env {
-    let mut env = Env::new(
-        Target {
-            kubeconfig: g.kubeconfig.clone(),
-            context: cluster.context.clone(),
-        },
-        Ui::new(g.output),
-    );
+    let mut env = Env::new(Target {
+        kubeconfig: g.kubeconfig.clone(),
+        context: cluster.context.clone(),
+    });
     env.history_max = history_max;
     env.policy_config = g.policy_config.clone();
     env.audit_log = g.audit_log.clone();
@@ -372,6 +369,7 @@ fn env(g: &Global, cluster: &ClusterArgs, history_max: usize) -> Env {
 async fn run(cli: Cli) -> anyhow::Result<Code> {
     use action::upgrade::Mode;
     let g = &cli.global;
+    let ui = &Ui::new(g.output);
     match cli.command {
         Command::Install {
             cluster,
@@ -380,7 +378,7 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
             apply,
         } => {
             let run = upgrade_of(Mode::Install, &bundle, checks, &apply);
-            upgrade(g, &cluster, run, apply.history_max).await
+            upgrade(g, ui, &cluster, run, apply.history_max).await
         }
         Command::Upgrade {
             cluster,
@@ -395,7 +393,7 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
                 rollback_timeout,
                 ..upgrade_of(Mode::Upgrade, &bundle, checks, &apply)
             };
-            upgrade(g, &cluster, run, apply.history_max).await
+            upgrade(g, ui, &cluster, run, apply.history_max).await
         }
         Command::Precheck {
             cluster,
@@ -415,21 +413,20 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
                 rollback_timeout: Duration::ZERO,
                 ..upgrade_of(Mode::Precheck, &bundle, checks, &apply)
             };
-            upgrade(g, &cluster, run, apply.history_max).await
+            upgrade(g, ui, &cluster, run, apply.history_max).await
         }
         Command::Status { cluster, namespace } => {
-            action::status::Status {
+            let status = action::status::Status {
                 namespace: Some(namespace),
-            }
-            .run(&env(g, &cluster, 10))
-            .await
+                discovery: crate::shipped::newest().discovery.clone(),
+            };
+            present::status(ui, &status.run(&env(g, &cluster, 10)).await?)
         }
         Command::History { cluster, namespace } => {
-            action::history::ListHistory {
+            let history = action::history::ListHistory {
                 namespace: Some(namespace),
-            }
-            .run(&env(g, &cluster, 10))
-            .await
+            };
+            present::history(ui, &history.run(&env(g, &cluster, 10)).await?)
         }
         Command::Rollback {
             cluster,
@@ -445,8 +442,8 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
                 readiness_timeout,
             };
             let env = env(g, &cluster, 10);
-            let report = rollback.run(&env, &Narrator::new(&env.ui)).await?;
-            present::rollback(&env.ui, &report)
+            let report = rollback.run(&env, &Narrator::new(ui)).await?;
+            present::rollback(ui, &report)
         }
         Command::Dataplane { command } => match command {
             DataplaneCommand::Status {
@@ -455,8 +452,9 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
             } => {
                 let status = action::dataplane::DataplaneStatus {
                     namespace: Some(control_plane_namespace),
+                    discovery: crate::shipped::newest().discovery.clone(),
                 };
-                status.run(&env(g, &cluster, 10)).await
+                present::dataplane_status(ui, &status.run(&env(g, &cluster, 10)).await?)
             }
             DataplaneCommand::Restart {
                 cluster,
@@ -472,15 +470,21 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
                     concurrency,
                     timeout,
                     dry_run,
+                    discovery: crate::shipped::newest().discovery.clone(),
                 };
-                restart.run(&env(g, &cluster, 10)).await
+                let env = env(g, &cluster, 10);
+                let restarted = restart.run(&env, &Narrator::new(ui)).await?;
+                present::dataplane_restart(ui, &restarted)
             }
         },
-        Command::Template { bundle } => action::template::Template {
-            bundle: bundle.bundle.clone(),
-            inputs: bundle.inputs(),
+        Command::Template { bundle } => {
+            let template = action::template::Template {
+                bundle: bundle.bundle.clone(),
+                inputs: bundle.inputs(),
+            };
+            print!("{}", template.run()?);
+            Ok(Code::Ok)
         }
-        .run(),
         Command::Demo { bundles, keep } => action::demo::Demo { bundles, keep }.run(g.output).await,
         // Policies are synchronous, and wasmtime-wasi's sync bindings must not block an
         // async worker: they run on the blocking pool, as in the upgrade flow.
@@ -522,11 +526,12 @@ fn upgrade_of(
 /// Run an install/upgrade/precheck, narrating it, and print its report.
 async fn upgrade(
     g: &Global,
+    ui: &Ui,
     cluster: &ClusterArgs,
     run: action::upgrade::Upgrade,
     history_max: usize,
 ) -> anyhow::Result<Code> {
     let env = env(g, cluster, history_max);
-    let report = run.run(&env, &Narrator::new(&env.ui)).await?;
-    present::upgrade(&env.ui, &report)
+    let report = run.run(&env, &Narrator::new(ui)).await?;
+    present::upgrade(ui, &report)
 }

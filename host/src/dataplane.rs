@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::access::Kube;
 use crate::cluster::Cluster;
+use crate::discovery::Discovery;
 use crate::state::{container_image, image_version};
 use crate::version;
 
@@ -101,9 +102,14 @@ pub fn owner(pod: &Value) -> String {
     }
 }
 
-/// Fold one pod into the per-workload tally; pods without a sidecar are not counted.
-fn tally(acc: &mut BTreeMap<(String, String), BTreeMap<String, usize>>, pod: &Value) -> bool {
-    let Some(v) = container_image(&pod["spec"], "istio-proxy").and_then(image_version) else {
+/// Fold one pod into the per-workload tally; pods without a `proxy` sidecar container
+/// are not counted.
+fn tally(
+    acc: &mut BTreeMap<(String, String), BTreeMap<String, usize>>,
+    pod: &Value,
+    proxy: &str,
+) -> bool {
+    let Some(v) = container_image(&pod["spec"], proxy).and_then(image_version) else {
         return false;
     };
     let ns = pod["metadata"]["namespace"]
@@ -117,9 +123,11 @@ fn tally(acc: &mut BTreeMap<(String, String), BTreeMap<String, usize>>, pod: &Va
     true
 }
 
-/// Read every pod (paginated) and report proxy versions per workload, skipping `skip_namespace`.
+/// Read every pod (paginated) and report proxy versions per workload (the sidecar
+/// `discovery` names), skipping `skip_namespace`.
 pub async fn report(
     cluster: &dyn Kube,
+    discovery: &Discovery,
     control_plane_version: Option<String>,
     skip_namespace: &str,
 ) -> anyhow::Result<Report> {
@@ -135,7 +143,7 @@ pub async fn report(
             if p["metadata"]["namespace"].as_str() == Some(skip_namespace) {
                 continue;
             }
-            pods += usize::from(tally(&mut acc, p));
+            pods += usize::from(tally(&mut acc, p, &discovery.proxy_container));
         }
         match page.next {
             Some(c) => next = Some(c),
@@ -277,6 +285,7 @@ mod tests {
     #[test]
     fn pods_fold_into_workloads() {
         let mut acc = BTreeMap::new();
+        let tally = |acc: &mut _, pod: &Value| tally(acc, pod, "istio-proxy");
         assert!(tally(
             &mut acc,
             &pod("shop", "cart-5d9f-a", "cart-5d9f", "5d9f", "1.7.8")

@@ -355,8 +355,8 @@ fn prune_candidates(previous: Option<&Previous>, target: &Rendered) -> Vec<Chang
         .collect()
 }
 
-/// Objects in the cluster that carry a component's ownership labels (istioctl's
-/// `operator.istio.io/component`) but that neither the target nor the previous release
+/// Objects in the cluster that carry a component's ownership labels (the installer's
+/// component label, as the bundle declares it) but that neither the target nor the previous release
 /// renders: what an older release, or another installer, left of a component this bundle
 /// owns. Only kinds the releases render are looked at, in the control-plane namespace or
 /// cluster-wide; what may be removed at all is `prune::removable`'s rule.
@@ -399,7 +399,10 @@ async fn owned_leftovers(
                     .as_deref()
                     .is_none_or(|ns| ns == bundle.namespace());
                 // Another control plane's (a canary revision's) objects are not ours.
-                let ours = crate::state::revision_of(&o["metadata"]["labels"])
+                let ours = bundle
+                    .manifest
+                    .discovery
+                    .revision_of(&o["metadata"]["labels"])
                     == crate::state::DEFAULT_REVISION;
                 if here && ours && !known.contains(&key) && crate::prune::removable(&key) {
                     out.push(Change {

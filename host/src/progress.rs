@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::apply::ComponentReport;
 use crate::checks::Outcome;
+use crate::exit::{Code, Exit};
 use crate::history::Release;
 use crate::plan::Plan;
 use crate::state::Installed;
@@ -61,6 +62,11 @@ pub enum Event<'a> {
     },
     /// What a rollback is about to do (one line).
     RollbackChosen(&'a str),
+    /// A data-plane workload was restarted (its rollout took `Ok(time)`), or not (why).
+    Restarted {
+        workload: &'a str,
+        result: Result<Duration, &'a str>,
+    },
     /// Something went wrong that does not change the outcome.
     Warning(&'a str),
 }
@@ -68,6 +74,12 @@ pub enum Event<'a> {
 /// Where an action's events go.
 pub trait Progress: Sync {
     fn event(&self, event: Event<'_>);
+
+    /// Asked once before an action changes anything: whether to go ahead. The default
+    /// has no one to ask and refuses, as the CLI does without a terminal.
+    fn confirm(&self, _question: &str) -> anyhow::Result<bool> {
+        Err(no_one_to_ask().into())
+    }
 
     /// Called when the changes begin: a flag that an interrupt sets (the CLI listens to
     /// SIGINT/SIGTERM from then on). Applying stops after the component in progress.
@@ -81,4 +93,21 @@ pub struct Silent;
 
 impl Progress for Silent {
     fn event(&self, _: Event<'_>) {}
+}
+
+/// The refusal to ask when no one can answer.
+pub fn no_one_to_ask() -> Exit {
+    Exit::bad_input(
+        "refusing to prompt without a terminal: pass -y to proceed without confirmation (or --dry-run to only look)",
+    )
+}
+
+/// Go ahead if `yes` was given or the person confirms `question`; otherwise the run is
+/// aborted (exit 4) before anything changed.
+pub fn confirmed(progress: &dyn Progress, yes: bool, question: &str) -> anyhow::Result<()> {
+    if yes || progress.confirm(question)? {
+        Ok(())
+    } else {
+        Err(Exit::new(Code::Aborted, "aborted at the prompt; nothing was changed").into())
+    }
 }

@@ -12,6 +12,7 @@ use serde_json::Value;
 use anyhow::Context as _;
 
 use crate::access::Kube;
+use crate::discovery::Discovery;
 use crate::history::Release;
 
 pub const DEFAULT_REVISION: &str = "default";
@@ -24,8 +25,9 @@ pub enum InstallMethod {
     None,
     /// meshup history exists.
     Meshup,
-    /// `istioctl install`: the `installed-state` IstioOperator keeps its profile and the
-    /// fully expanded spec (profile merged in; `plan::previous` takes the profile back out).
+    /// The release's own installer (`istioctl install`): its installed-state record keeps
+    /// the profile and the fully expanded spec (profile merged in; `plan::previous` takes
+    /// the profile back out).
     Istioctl { profile: String, spec: Value },
     /// Helm labels/annotations on the control plane.
     Helm { release: String },
@@ -45,14 +47,14 @@ impl InstallMethod {
     }
 }
 
-/// One istiod (in-place `default` revision or a canary such as `1-9-5`).
+/// One control plane (the in-place `default` revision or a canary such as `1-9-5`).
 #[derive(Debug, Clone, Serialize)]
 pub struct ControlPlane {
     pub revision: String,
     pub deployment: String,
     /// The version most pods run (the newest if tied).
     pub version: Option<String>,
-    /// Every pod and the version its `discovery` container runs.
+    /// Every pod and the version its control-plane container runs.
     pub pods: Vec<PodVersion>,
     pub ready: String,
 }
@@ -135,34 +137,26 @@ pub fn pod_ready(pod: &Value) -> bool {
         && pod["metadata"]["deletionTimestamp"].is_null()
 }
 
-/// The control-plane revision an object belongs to (`istio.io/rev`, else the in-place one).
-pub fn revision_of(labels: &Value) -> String {
-    labels["istio.io/rev"]
-        .as_str()
-        .unwrap_or(DEFAULT_REVISION)
-        .to_string()
-}
-
-/// Read the installed state of the mesh in `namespace`.
+/// Read the installed state of the mesh in `namespace`, found as `discovery` says.
 pub async fn read(
     cluster: &dyn Kube,
+    discovery: &Discovery,
     namespace: &str,
     release: Option<Release>,
 ) -> anyhow::Result<Installed> {
     let kubernetes_version = cluster.server_version().await?;
+    let selector = Some(discovery.control_plane.selector.as_str());
     let deployments = cluster
-        .list("apps/v1", "Deployment", Some(namespace), Some("app=istiod"))
+        .list("apps/v1", "Deployment", Some(namespace), selector)
         .await?;
-    let pods = cluster
-        .list("v1", "Pod", Some(namespace), Some("app=istiod"))
-        .await?;
-    let control_planes = control_planes(&deployments, &pods);
+    let pods = cluster.list("v1", "Pod", Some(namespace), selector).await?;
+    let control_planes = control_planes(discovery, &deployments, &pods);
     let method = if release.is_some() {
         InstallMethod::Meshup
     } else if control_planes.is_empty() {
         InstallMethod::None
     } else {
-        detect_method(cluster, namespace, &deployments).await?
+        detect_method(cluster, discovery, namespace, &deployments).await?
     };
     Ok(Installed {
         kubernetes_version,
@@ -173,21 +167,26 @@ pub async fn read(
     })
 }
 
-/// Group istiod Deployments and their pods by revision.
-pub fn control_planes(deployments: &[Value], pods: &[Value]) -> Vec<ControlPlane> {
+/// Group the control plane's Deployments and their pods by revision.
+pub fn control_planes(
+    discovery: &Discovery,
+    deployments: &[Value],
+    pods: &[Value],
+) -> Vec<ControlPlane> {
+    let container = discovery.control_plane.container.as_str();
     let mut out = Vec::new();
     for d in deployments {
-        let revision = revision_of(&d["metadata"]["labels"]);
+        let revision = discovery.revision_of(&d["metadata"]["labels"]);
         let mut versions: BTreeMap<String, usize> = BTreeMap::new();
         let mut pod_versions = Vec::new();
         for p in pods
             .iter()
-            .filter(|p| revision_of(&p["metadata"]["labels"]) == revision)
+            .filter(|p| discovery.revision_of(&p["metadata"]["labels"]) == revision)
         {
             if !p["metadata"]["deletionTimestamp"].is_null() {
                 continue;
             }
-            let Some(v) = container_image(&p["spec"], "discovery").and_then(image_version) else {
+            let Some(v) = container_image(&p["spec"], container).and_then(image_version) else {
                 continue;
             };
             *versions.entry(v.clone()).or_default() += 1;
@@ -202,7 +201,7 @@ pub fn control_planes(deployments: &[Value], pods: &[Value]) -> Vec<ControlPlane
         }
         // With no pods yet, fall back to the Deployment's template.
         let template =
-            container_image(&d["spec"]["template"]["spec"], "discovery").and_then(image_version);
+            container_image(&d["spec"]["template"]["spec"], container).and_then(image_version);
         let version = versions
             .iter()
             .max_by(|a, b| a.1.cmp(b.1).then_with(|| crate::version::cmp(a.0, b.0)))
@@ -234,46 +233,36 @@ pub fn control_planes(deployments: &[Value], pods: &[Value]) -> Vec<ControlPlane
 
 async fn detect_method(
     cluster: &dyn Kube,
+    discovery: &Discovery,
     namespace: &str,
     deployments: &[Value],
 ) -> anyhow::Result<InstallMethod> {
-    for d in deployments {
-        let labels = &d["metadata"]["labels"];
-        let annotations = &d["metadata"]["annotations"];
-        if labels["app.kubernetes.io/managed-by"] == "Helm"
-            || annotations["meta.helm.sh/release-name"].is_string()
-        {
-            let release = annotations["meta.helm.sh/release-name"]
-                .as_str()
-                .unwrap_or("istiod")
-                .to_string();
-            return Ok(InstallMethod::Helm { release });
-        }
+    if let Some(release) = deployments.iter().find_map(helm_release) {
+        return Ok(InstallMethod::Helm { release });
     }
-    // istioctl keeps what it installed in an IstioOperator named installed-state[-<rev>].
-    // An error here means the CRD is not installed: not an istioctl install.
-    let operators = cluster
-        .list(
-            "install.istio.io/v1alpha1",
-            "IstioOperator",
-            Some(namespace),
-            None,
-        )
+    let Some(state) = &discovery.installed_state else {
+        return Ok(InstallMethod::Unknown);
+    };
+    // The installer keeps what it installed in one object named NAME[-<rev>].
+    // An error here means its kind is not served: not an install of it.
+    let records = cluster
+        .list(&state.api_version, &state.kind, Some(namespace), None)
         .await
         .unwrap_or_default();
-    if let Some(iop) = operators.iter().find(|o| {
+    let revision_prefix = format!("{}-", state.name);
+    if let Some(record) = records.iter().find(|o| {
         o["metadata"]["name"]
             .as_str()
-            .is_some_and(|n| n == INSTALLED_STATE || n.starts_with("installed-state-"))
+            .is_some_and(|n| n == state.name || n.starts_with(&revision_prefix))
     }) {
-        let spec = iop["spec"].clone();
+        let spec = record["spec"].clone();
         let profile = spec["profile"].as_str().unwrap_or("default").to_string();
         return Ok(InstallMethod::Istioctl { profile, spec });
     }
-    let istioctl_labels = deployments
+    let installer_labels = deployments
         .iter()
-        .any(|d| d["metadata"]["labels"]["operator.istio.io/component"].is_string());
-    if istioctl_labels {
+        .any(|d| d["metadata"]["labels"][&state.component_label].is_string());
+    if installer_labels {
         return Ok(InstallMethod::Istioctl {
             profile: "default".into(),
             spec: Value::Object(Default::default()),
@@ -282,23 +271,43 @@ async fn detect_method(
     Ok(InstallMethod::Unknown)
 }
 
-/// After a run that changed the control plane, keep istioctl's `installed-state` (if the
-/// cluster has one) true, as istioctl writes it: the profile and the fully expanded spec
-/// of what now runs, so that the user can go back to istioctl. Returns whether it was
-/// written.
+/// The Helm release a control-plane Deployment belongs to, if Helm installed it (its
+/// labels or annotations say so; without a release name, the Deployment's name).
+fn helm_release(d: &Value) -> Option<String> {
+    let meta = &d["metadata"];
+    let release = meta["annotations"]["meta.helm.sh/release-name"].as_str();
+    if meta["labels"]["app.kubernetes.io/managed-by"] != "Helm" && release.is_none() {
+        return None;
+    }
+    Some(
+        release
+            .or(meta["name"].as_str())
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+/// After a run that changed the control plane, keep the installer's installed-state
+/// record (if the cluster has one) true, as the installer writes it: the profile and the
+/// fully expanded spec of what now runs, so that the user can go back to that installer.
+/// Returns whether it was written.
 pub async fn write_installed_state(
     cluster: &dyn Kube,
+    discovery: &Discovery,
     namespace: &str,
     profile: &str,
     spec: &Value,
 ) -> anyhow::Result<bool> {
-    let key = crate::render::ObjectKey {
-        api_version: crate::iop::API_VERSION.into(),
-        kind: crate::iop::KIND.into(),
-        namespace: Some(namespace.into()),
-        name: INSTALLED_STATE.into(),
+    let Some(state) = &discovery.installed_state else {
+        return Ok(false);
     };
-    // No installed-state (or no IstioOperator kind at all): istioctl never installed here.
+    let key = crate::render::ObjectKey {
+        api_version: state.api_version.clone(),
+        kind: state.kind.clone(),
+        namespace: Some(namespace.into()),
+        name: state.name.clone(),
+    };
+    // No installed-state (or its kind is not served at all): never installed that way here.
     let Some(mut obj) = cluster.get_if_served(&key).await? else {
         return Ok(false);
     };
@@ -308,12 +317,9 @@ pub async fn write_installed_state(
     cluster
         .replace(&obj)
         .await
-        .with_context(|| format!("updating istioctl's {key}"))?;
+        .with_context(|| format!("updating the installed-state record {key}"))?;
     Ok(true)
 }
-
-/// The name istioctl gives the IstioOperator it records an in-place install in.
-pub const INSTALLED_STATE: &str = "installed-state";
 
 #[cfg(test)]
 mod tests {
@@ -350,7 +356,7 @@ mod tests {
             pod("b", "default", "1.7.8"),
             pod("c", "canary", "1.8.6"),
         ];
-        let cps = control_planes(&deps, &pods);
+        let cps = control_planes(&crate::shipped::newest().discovery, &deps, &pods);
         assert_eq!(cps[0].revision, "default");
         assert_eq!(cps[0].version.as_deref(), Some("1.7.8"));
         assert_eq!(cps[1].version.as_deref(), Some("1.8.6"));
@@ -365,11 +371,47 @@ mod tests {
         let installed = Installed {
             kubernetes_version: "v1.30.0".into(),
             namespace: "istio-system".into(),
-            control_planes: control_planes(&deps, &pods),
+            control_planes: control_planes(&crate::shipped::newest().discovery, &deps, &pods),
             method: InstallMethod::Unknown,
             release: None,
         };
         assert!(installed.mixed_versions());
         assert_eq!(installed.in_place().unwrap().pods.len(), 2);
+    }
+
+    /// Nothing of the control plane's names is built in: another release's facts find
+    /// its control plane by its own revision label and version container.
+    #[test]
+    fn control_planes_are_found_by_the_bundles_facts() {
+        let facts: Discovery = serde_yaml::from_str(
+            "controlPlane: {selector: app=server, container: server}\nrevisionLabel: example.com/rev\nproxyContainer: envoy",
+        )
+        .unwrap();
+        let deps = vec![
+            json!({"metadata": {"name": "server", "labels": {"app": "server"}}, "spec": {"replicas": 1}}),
+            json!({"metadata": {"name": "server-next", "labels": {"app": "server", "example.com/rev": "next"}}, "spec": {"replicas": 1}}),
+        ];
+        let pod = |name: &str, labels: Value, tag: &str| {
+            json!({"metadata": {"name": name, "labels": labels},
+                   "spec": {"containers": [{"name": "sidecar", "image": "example.com/other:9.9.9"},
+                                           {"name": "server", "image": format!("example.com/server:{tag}")}]}})
+        };
+        let pods = vec![
+            pod("a", json!({"app": "server"}), "2.0.0"),
+            pod(
+                "b",
+                json!({"app": "server", "example.com/rev": "next"}),
+                "3.0.0",
+            ),
+        ];
+        let cps = control_planes(&facts, &deps, &pods);
+        let found: Vec<(&str, Option<&str>)> = cps
+            .iter()
+            .map(|c| (c.revision.as_str(), c.version.as_deref()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![(DEFAULT_REVISION, Some("2.0.0")), ("next", Some("3.0.0"))]
+        );
     }
 }

@@ -277,7 +277,7 @@ fn check(version: &str, minor: &str, profile: &str) -> Vec<String> {
     let want = expected(&dir.join(format!("istio-{minor}")));
     let got = rendered(&bundle, profile);
     let want = without_autoscaling(want, &bundle, profile, &got);
-    let mut errs = Vec::new();
+    let mut errs = discovery_errors(&bundle, &dir.join(format!("istio-{minor}")));
     let components: BTreeSet<&str> = got.keys().map(String::as_str).collect();
     for c in components {
         let (w, g) = (
@@ -297,6 +297,100 @@ fn check(version: &str, minor: &str, profile: &str) -> Vec<String> {
                         .into_iter()
                         .map(|e| format!("{c} {k:?}: {e}")),
                 );
+            }
+        }
+    }
+    errs
+}
+
+/// Whether the facts the bundle's `discovery:` declares hold in the release's own output:
+/// its control-plane Deployment matches the selector, carries the revision label and runs
+/// the version container; its gateways run the proxy container; the golden serves the
+/// installed-state kind (a CRD), and the bundle labels its components with the component
+/// label.
+fn discovery_errors(bundle: &Bundle, dir: &Path) -> Vec<String> {
+    let d = &bundle.manifest.discovery;
+    let mut errs = Vec::new();
+    let selector: Vec<(&str, &str)> = d
+        .control_plane
+        .selector
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    let has_container = |o: &Value, name: &str| {
+        o["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["name"] == name))
+    };
+    let deployments: Vec<Value> = docs(&dir.join("helm-istiod.yaml"))
+        .into_iter()
+        .filter(|o| o["kind"] == "Deployment")
+        .collect();
+    let control_planes: Vec<&Value> = deployments
+        .iter()
+        .filter(|o| {
+            selector
+                .iter()
+                .all(|(k, v)| o["metadata"]["labels"][*k] == *v)
+        })
+        .collect();
+    if control_planes.is_empty() {
+        errs.push(format!(
+            "discovery: no Deployment matches {}",
+            d.control_plane.selector
+        ));
+    }
+    for o in control_planes {
+        if !has_container(o, &d.control_plane.container) {
+            errs.push(format!(
+                "discovery: {:?} has no container {}",
+                key(o),
+                d.control_plane.container
+            ));
+        }
+        if !o["metadata"]["labels"][&d.revision_label].is_string() {
+            errs.push(format!(
+                "discovery: {:?} has no label {}",
+                key(o),
+                d.revision_label
+            ));
+        }
+    }
+    let golden = docs(&dir.join("golden-all-on.yaml"));
+    let gateways: Vec<&Value> = golden
+        .iter()
+        .filter(|o| o["kind"] == "Deployment" && key(o).2.contains("gateway"))
+        .collect();
+    if gateways.is_empty()
+        || !gateways
+            .iter()
+            .all(|o| has_container(o, &d.proxy_container))
+    {
+        errs.push(format!(
+            "discovery: the gateways do not all run {}",
+            d.proxy_container
+        ));
+    }
+    if let Some(state) = &d.installed_state {
+        let served = golden.iter().any(|o| {
+            o["kind"] == "CustomResourceDefinition"
+                && o["spec"]["group"] == group(&state.api_version)
+                && o["spec"]["names"]["kind"] == state.kind.as_str()
+        });
+        if !served {
+            errs.push(format!(
+                "discovery: no CRD serves {} {}",
+                state.api_version, state.kind
+            ));
+        }
+        // `manifest generate` leaves the component label out before 1.8 (istioctl adds it
+        // when it applies): what must hold is that the bundle labels components with it.
+        for c in &bundle.manifest.components {
+            if !c.labels.contains_key(&state.component_label) {
+                errs.push(format!(
+                    "discovery: component {} is not labelled {}",
+                    c.name, state.component_label
+                ));
             }
         }
     }

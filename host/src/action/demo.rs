@@ -85,21 +85,17 @@ impl Demo {
             "   try it with: kubectl --kubeconfig {} get pods -A",
             kubeconfig.display()
         ));
-        let env = Env::new(
-            Target {
-                kubeconfig: Some(kubeconfig.clone()),
-                context: None,
-            },
-            Ui::new(format),
-        );
+        let env = Env::new(Target {
+            kubeconfig: Some(kubeconfig.clone()),
+            context: None,
+        });
 
         step(
             &ui,
             2,
             "Install Istio 1.7.8 (the oldest-but-one bundle) with the default profile.",
         );
-        self.upgrade(&env, Mode::Install, &bundles, "istio-1.7.8", Code::Ok)
-            .await?;
+        upgrade(&ui, &env, Mode::Install, &bundles, "istio-1.7.8", Code::Ok).await?;
 
         step(
             &ui,
@@ -109,23 +105,25 @@ impl Demo {
         let conn = env.connect().await?;
         seed_workloads(conn.kube.as_ref()).await?;
         wait_workloads(conn.kube.as_ref()).await?;
-        super::status::Status { namespace: None }.run(&env).await?;
+        let status = super::status::Status {
+            namespace: None,
+            discovery: crate::shipped::newest().discovery.clone(),
+        };
+        present::status(&ui, &status.run(&env).await?)?;
 
         step(
             &ui,
             4,
             "Precheck the upgrade to 1.8.6: every policy runs in its sandbox; nothing changes.",
         );
-        self.upgrade(&env, Mode::Precheck, &bundles, "istio-1.8.6", Code::Ok)
-            .await?;
+        upgrade(&ui, &env, Mode::Precheck, &bundles, "istio-1.8.6", Code::Ok).await?;
 
         step(
             &ui,
             5,
             "Upgrade in place to 1.8.6, component by component, waiting on each with a watch.",
         );
-        self.upgrade(&env, Mode::Upgrade, &bundles, "istio-1.8.6", Code::Ok)
-            .await?;
+        upgrade(&ui, &env, Mode::Upgrade, &bundles, "istio-1.8.6", Code::Ok).await?;
 
         step(
             &ui,
@@ -138,19 +136,25 @@ impl Demo {
             concurrency: 4,
             timeout: Duration::from_secs(60),
             dry_run: false,
+            discovery: crate::shipped::newest().discovery.clone(),
         };
-        expect(restart.run(&env).await, Code::Ok)?;
-        super::dataplane::DataplaneStatus { namespace: None }
-            .run(&env)
-            .await?;
+        let restarted = restart.run(&env, &Narrator::new(&ui)).await;
+        expect(
+            restarted.and_then(|r| present::dataplane_restart(&ui, &r)),
+            Code::Ok,
+        )?;
+        let dataplane = super::dataplane::DataplaneStatus {
+            namespace: None,
+            discovery: crate::shipped::newest().discovery.clone(),
+        };
+        present::dataplane_status(&ui, &dataplane.run(&env).await?)?;
 
         step(
             &ui,
             7,
             "Downgrade back to 1.7.8: the same command with the older bundle, the same checks.",
         );
-        self.upgrade(&env, Mode::Upgrade, &bundles, "istio-1.7.8", Code::Ok)
-            .await?;
+        upgrade(&ui, &env, Mode::Upgrade, &bundles, "istio-1.7.8", Code::Ok).await?;
 
         step(
             &ui,
@@ -161,7 +165,8 @@ impl Demo {
             never_ready: vec!["istiod".into()],
             ..Default::default()
         });
-        self.upgrade_within(
+        upgrade_within(
+            &ui,
             &env,
             Mode::Upgrade,
             &bundles,
@@ -177,13 +182,19 @@ impl Demo {
             9,
             "Try to jump two minors, 1.7.8 → 1.9.5: the skew policy blocks it (exit 3), nothing changes.",
         );
-        self.upgrade(&env, Mode::Upgrade, &bundles, "istio-1.9.5", Code::Blocked)
-            .await?;
+        upgrade(
+            &ui,
+            &env,
+            Mode::Upgrade,
+            &bundles,
+            "istio-1.9.5",
+            Code::Blocked,
+        )
+        .await?;
 
         step(&ui, 10, "History: every run is recorded in the cluster.");
-        super::history::ListHistory { namespace: None }
-            .run(&env)
-            .await?;
+        let history = super::history::ListHistory { namespace: None };
+        present::history(&ui, &history.run(&env).await?)?;
 
         ui.say(format!(
             "\n{} in {:.1} s. Every step above is a meshup command you can run against a real cluster.",
@@ -202,45 +213,45 @@ impl Demo {
         let _ = std::fs::remove_dir_all(&dir);
         Ok(Code::Ok)
     }
+}
 
-    /// One install/precheck/upgrade step with -y, which must end with `want`.
-    async fn upgrade(
-        &self,
-        env: &Env,
-        mode: Mode,
-        bundles: &Path,
-        bundle: &str,
-        want: Code,
-    ) -> anyhow::Result<()> {
-        self.upgrade_within(env, mode, bundles, bundle, Duration::from_secs(60), want)
-            .await
-    }
+/// One install/precheck/upgrade step with -y, which must end with `want`.
+async fn upgrade(
+    ui: &Ui,
+    env: &Env,
+    mode: Mode,
+    bundles: &Path,
+    bundle: &str,
+    want: Code,
+) -> anyhow::Result<()> {
+    let timeout = Duration::from_secs(60);
+    upgrade_within(ui, env, mode, bundles, bundle, timeout, want).await
+}
 
-    /// The same with its own readiness timeout.
-    async fn upgrade_within(
-        &self,
-        env: &Env,
-        mode: Mode,
-        bundles: &Path,
-        bundle: &str,
-        readiness_timeout: Duration,
-        want: Code,
-    ) -> anyhow::Result<()> {
-        let run = Upgrade {
-            mode,
-            bundle: bundles.join(bundle),
-            inputs: Inputs::default(),
-            yes: true,
-            dry_run: false,
-            overrides: Overrides::default(),
-            readiness_timeout,
-            rollback_timeout: Duration::from_secs(60),
-            no_rollback: false,
-            diff: false,
-        };
-        let report = run.run(env, &Narrator::new(&env.ui)).await;
-        expect(report.and_then(|r| present::upgrade(&env.ui, &r)), want)
-    }
+/// The same with its own readiness timeout.
+async fn upgrade_within(
+    ui: &Ui,
+    env: &Env,
+    mode: Mode,
+    bundles: &Path,
+    bundle: &str,
+    readiness_timeout: Duration,
+    want: Code,
+) -> anyhow::Result<()> {
+    let run = Upgrade {
+        mode,
+        bundle: bundles.join(bundle),
+        inputs: Inputs::default(),
+        yes: true,
+        dry_run: false,
+        overrides: Overrides::default(),
+        readiness_timeout,
+        rollback_timeout: Duration::from_secs(60),
+        no_rollback: false,
+        diff: false,
+    };
+    let report = run.run(env, &Narrator::new(ui)).await;
+    expect(report.and_then(|r| present::upgrade(ui, &r)), want)
 }
 
 fn step(ui: &Ui, n: u32, text: &str) {

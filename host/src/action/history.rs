@@ -2,34 +2,40 @@
 
 use serde::Serialize;
 
-use super::{DEFAULT_NAMESPACE, Env, PRODUCT, print_json};
-use crate::exit::Code;
-use crate::ui::table;
+use super::{Env, default_namespace, product};
 
 pub struct ListHistory {
     pub namespace: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Row {
-    revision: u32,
-    updated: String,
-    action: String,
-    version: String,
-    digest: String,
-    status: String,
-    description: String,
+/// One recorded revision as `meshup history` shows it.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub revision: u32,
+    pub updated: String,
+    pub action: String,
+    pub version: String,
+    pub digest: String,
+    pub status: String,
+    pub description: String,
     /// Overridden checks and replaced builtin policies, as recorded.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    overridden: Vec<String>,
+    pub overridden: Vec<String>,
+}
+
+/// The releases recorded in one namespace, oldest first.
+#[derive(Debug)]
+pub struct Report {
+    pub namespace: String,
+    pub releases: Vec<Row>,
 }
 
 impl ListHistory {
-    pub async fn run(&self, env: &Env) -> anyhow::Result<Code> {
+    pub async fn run(&self, env: &Env) -> anyhow::Result<Report> {
         let conn = env.connect().await?;
-        let ns = self.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
-        let releases = env.history(&conn, ns, PRODUCT).all().await?;
-        let rows: Vec<Row> = releases
+        let ns = self.namespace.as_deref().unwrap_or(default_namespace());
+        let releases = env.history(&conn, ns, product()).all().await?;
+        let releases = releases
             .iter()
             .map(|r| Row {
                 revision: r.revision,
@@ -42,38 +48,9 @@ impl ListHistory {
                 overridden: r.overridden.clone(),
             })
             .collect();
-        if env.ui.json() {
-            print_json(&serde_json::json!({ "namespace": ns, "releases": rows }))?;
-        } else if rows.is_empty() {
-            env.ui.say(format!("no meshup releases in namespace {ns}"));
-        } else {
-            let cells: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.revision.to_string(),
-                        r.updated.clone(),
-                        r.action.clone(),
-                        r.version.clone(),
-                        r.digest.clone(),
-                        r.status.clone(),
-                        r.description.clone(),
-                    ]
-                })
-                .collect();
-            env.ui.say(table(
-                &[
-                    "REVISION",
-                    "UPDATED",
-                    "ACTION",
-                    "VERSION",
-                    "BUNDLE DIGEST",
-                    "STATUS",
-                    "DESCRIPTION",
-                ],
-                &cells,
-            ));
-        }
-        Ok(Code::Ok)
+        Ok(Report {
+            namespace: ns.to_string(),
+            releases,
+        })
     }
 }

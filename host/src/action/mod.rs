@@ -16,8 +16,10 @@
 //!   report ([`upgrade::Report`]). The changing actions (upgrade, rollback) never print;
 //!   `present` is the CLI's side: `present::Narrator` turns events into lines and bars,
 //!   and `present::upgrade`/`present::rollback` print a report as text or as the one
-//!   JSON document and choose the exit code. (The read-only actions, status, history
-//!   and dataplane, still print their tables through `Env::ui`.)
+//!   JSON document and choose the exit code. The read-only actions (status, history,
+//!   dataplane, template) return reports too, which `present` prints the same way, and
+//!   the question before a change is `Progress::confirm`: no action touches the
+//!   terminal.
 //! - Cluster access is only the `Kube` trait: `cluster::Cluster` against a real API
 //!   server, an in-memory fake in this module's tests (Helm's `action_test.go` pattern).
 
@@ -25,7 +27,6 @@ pub mod dataplane;
 pub mod demo;
 pub mod history;
 pub mod present;
-pub mod prompt;
 pub mod rollback;
 pub mod status;
 pub mod template;
@@ -37,14 +38,12 @@ use crate::access::Kube;
 use crate::checks::Checker;
 use crate::cluster::{Cluster, Target};
 use crate::history::{Driver, History, Secrets};
-use crate::ui::Ui;
 
 /// What every action needs from outside (Helm's `action.Configuration`): where the
-/// cluster and the release history are, the policy configuration, and the terminal for
-/// the read-only actions that print tables. Nothing here connects until an action asks.
+/// cluster and the release history are, and the policy configuration. Nothing here
+/// connects until an action asks.
 pub struct Env {
     pub backend: Backend,
-    pub ui: Ui,
     /// Revisions kept in history.
     pub history_max: usize,
     pub policy_config: Option<std::path::PathBuf>,
@@ -77,14 +76,13 @@ enum Releases {
 }
 
 impl Env {
-    pub fn new(target: Target, ui: Ui) -> Env {
-        Env::with_backend(Backend::Kubeconfig(target), ui)
+    pub fn new(target: Target) -> Env {
+        Env::with_backend(Backend::Kubeconfig(target))
     }
 
-    pub fn with_backend(backend: Backend, ui: Ui) -> Env {
+    pub fn with_backend(backend: Backend) -> Env {
         Env {
             backend,
-            ui,
             history_max: 10,
             policy_config: None,
             audit_log: None,
@@ -146,12 +144,17 @@ impl Env {
     }
 }
 
-/// The product name releases are recorded under (one mesh per cluster).
-pub const PRODUCT: &str = "istio";
-/// Where the control plane lives when no bundle says otherwise.
-pub const DEFAULT_NAMESPACE: &str = "istio-system";
+/// The product name releases are recorded under (one mesh per cluster): the newest
+/// shipped bundle's, so that every action finds the same history with or without a bundle.
+pub fn product() -> &'static str {
+    &crate::shipped::newest().name
+}
 
-pub use crate::ui::print_json;
+/// Where the control plane lives when no bundle says otherwise (the newest shipped
+/// bundle's namespace).
+pub fn default_namespace() -> &'static str {
+    &crate::shipped::newest().namespace
+}
 
 #[cfg(test)]
 mod tests;

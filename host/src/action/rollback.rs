@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use super::{DEFAULT_NAMESPACE, Env, PRODUCT};
+use super::{Env, default_namespace, product};
 use crate::access::Kube;
 use crate::apply::{self, Failure};
 use crate::exit::{Code, Exit};
@@ -118,10 +118,10 @@ impl Rollback {
     /// Choose what to put back, confirm, lock, put it back and verify it, record it.
     pub async fn run(&self, env: &Env, progress: &dyn Progress) -> anyhow::Result<Report> {
         let started = Instant::now();
-        let ns = self.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
+        let ns = self.namespace.as_deref().unwrap_or(default_namespace());
         let conn = env.connect().await?;
         let kube = conn.kube.as_ref();
-        let history = env.history(&conn, ns, PRODUCT);
+        let history = env.history(&conn, ns, product());
         let all = history.all().await?;
         let target = choose(&all, self.to).map_err(Exit::bad_input)?;
         // A revision's manifests are parsed once: for the summary line and for the apply.
@@ -144,7 +144,7 @@ impl Rollback {
                 format!("Roll back to revision {} ({})?", r.revision, r.version)
             }
         };
-        super::prompt::confirm(self.yes, &question)?;
+        crate::progress::confirmed(progress, self.yes, &question)?;
         let lock = Lock::acquire(conn.kube.clone(), ns, crate::lock::duration()).await?;
         if let Some(who) = &lock.took_over {
             progress.event(Event::LockTakenOver(who));

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use crate::bundle::Bundle;
-use crate::exit::Code;
 use crate::plan::{self, Inputs};
 
 pub struct Template {
@@ -12,12 +11,12 @@ pub struct Template {
 }
 
 impl Template {
-    pub fn run(&self) -> anyhow::Result<Code> {
+    /// The rendered manifest (multi-document YAML).
+    pub fn run(&self) -> anyhow::Result<String> {
         let bundle = Bundle::load(&self.bundle)?;
         crate::render::lint(&bundle)?;
         let (_, _, _, rendered) =
             plan::values_and_render(&bundle, &self.inputs, None, crate::state::DEFAULT_REVISION)?;
-        print!("{}", rendered.manifest());
-        Ok(Code::Ok)
+        Ok(rendered.manifest())
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Env, PRODUCT};
+use super::{Env, product};
 use crate::access::Kube;
 use crate::apply;
 use crate::bundle::Bundle;
@@ -92,7 +92,6 @@ pub struct RunResult {
 }
 
 use super::present::{capitalise, completion};
-use super::prompt::confirm;
 use crate::restore::Snapshot;
 
 /// What an upgrade (or install, or precheck) found and did: the CLI prints it, as text or
@@ -187,7 +186,7 @@ impl Upgrade {
             progress.event(Event::PoliciesCompiled(loading.elapsed()));
         }
         let conn = env.connect().await?;
-        let history = env.history(&conn, bundle.namespace(), PRODUCT);
+        let history = env.history(&conn, bundle.namespace(), product());
         let run = Run {
             up: self,
             kube: conn.kube,
@@ -205,7 +204,8 @@ impl Upgrade {
             let result = run.dry_run(&planned.plan).await?;
             return Ok(run.unchanged(planned, Some(result)));
         }
-        confirm(
+        crate::progress::confirmed(
+            progress,
             self.yes,
             &format!(
                 "Proceed with the {} to {}?",
@@ -278,7 +278,9 @@ impl Run<'_> {
     async fn plan_and_check(&self) -> anyhow::Result<Planned> {
         let (up, bundle) = (self.up, &self.bundle);
         let live = self.history.live().await?;
-        let installed = state::read(self.kube(), bundle.namespace(), live.deployed).await?;
+        let discovery = &bundle.manifest.discovery;
+        let installed =
+            state::read(self.kube(), discovery, bundle.namespace(), live.deployed).await?;
         up.preconditions(&installed, bundle)?;
         if let Some(open) = &live.open {
             self.progress.event(Event::Resuming {
@@ -511,18 +513,30 @@ impl Run<'_> {
             .finish(&mut rec, Status::Deployed, description)
             .await?;
         let namespace = self.bundle.namespace();
+        let discovery = &self.bundle.manifest.discovery;
         // The upgrade is done and recorded; a stale installed-state only misleads a
         // later istioctl, so failing to write it is said, not turned into a failure.
-        if let Err(e) =
-            state::write_installed_state(self.kube(), namespace, &plan.profile, &plan.values).await
+        if let Err(e) = state::write_installed_state(
+            self.kube(),
+            discovery,
+            namespace,
+            &plan.profile,
+            &plan.values,
+        )
+        .await
         {
             self.progress.event(Event::Warning(&format!(
                 "istioctl's installed-state IstioOperator could not be updated ({e:#}); istioctl will still see the previous spec"
             )));
         }
         let message = completion(plan, &report, elapsed);
-        let dp =
-            dataplane::report(self.kube(), Some(plan.target_version.clone()), namespace).await?;
+        let dp = dataplane::report(
+            self.kube(),
+            discovery,
+            Some(plan.target_version.clone()),
+            namespace,
+        )
+        .await?;
         let result = RunResult {
             status: "deployed".into(),
             revision: Some(rec.revision),

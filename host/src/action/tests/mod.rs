@@ -19,7 +19,6 @@ use crate::exit::{Code, Exit};
 use crate::history::{History, Memory, Release, Status};
 use crate::plan::Inputs;
 use crate::progress::{Event, Progress};
-use crate::ui::Ui;
 
 /// The configuration every action of a test receives, and what it records.
 struct Fixture {
@@ -63,7 +62,7 @@ fn fixture() -> Fixture {
     Fixture {
         kube,
         releases,
-        env: Env::with_backend(backend, Ui::quiet()).with_checker(builtin_policies()),
+        env: Env::with_backend(backend).with_checker(builtin_policies()),
         events: Recorder::default(),
     }
 }
@@ -407,4 +406,103 @@ async fn control_plane_pods_off_the_target_version_fail_verification_and_are_res
         "{message}"
     );
     assert_same_objects(&before, &f.kube.contents());
+}
+
+/// Answers the question before a change as told, and remembers what it was asked.
+struct Answer {
+    yes: bool,
+    asked: Mutex<Vec<String>>,
+}
+
+impl Progress for Answer {
+    fn event(&self, _: Event<'_>) {}
+
+    fn confirm(&self, question: &str) -> anyhow::Result<bool> {
+        self.asked.lock().unwrap().push(question.to_string());
+        Ok(self.yes)
+    }
+}
+
+#[tokio::test]
+async fn a_declined_confirmation_aborts_and_changes_nothing() {
+    let f = fixture();
+    f.installed().await;
+    let before = f.kube.contents();
+    let no = Answer {
+        yes: false,
+        asked: Mutex::default(),
+    };
+    let up = Upgrade {
+        yes: false,
+        ..upgrade(Mode::Upgrade, "1.8.6")
+    };
+    assert_eq!(code_of(up.run(&f.env, &no).await), Code::Aborted);
+    assert_eq!(
+        *no.asked.lock().unwrap(),
+        vec!["Proceed with the upgrade to 1.8.6?".to_string()]
+    );
+    assert_same_objects(&before, &f.kube.contents());
+    assert_eq!(f.statuses().await, vec![(1, Status::Deployed)]);
+}
+
+#[tokio::test]
+async fn without_anyone_to_ask_a_run_without_yes_is_refused() {
+    let f = fixture();
+    f.installed().await;
+    let up = Upgrade {
+        yes: false,
+        ..upgrade(Mode::Upgrade, "1.8.6")
+    };
+    let Err(err) = up.run(&f.env, &crate::progress::Silent).await else {
+        panic!("a run without -y and without anyone to ask went ahead");
+    };
+    assert_eq!(crate::exit::code_of(&err), Code::BadInput, "{err:#}");
+    assert!(err.to_string().contains("pass -y"), "{err:#}");
+    assert_eq!(f.statuses().await, vec![(1, Status::Deployed)]);
+}
+
+#[tokio::test]
+async fn status_reports_the_release_control_plane_and_workloads() {
+    let f = fixture();
+    f.installed().await;
+    let status = super::status::Status {
+        namespace: None,
+        discovery: crate::shipped::newest().discovery.clone(),
+    };
+    let report = status.run(&f.env).await.unwrap();
+    assert_eq!(report.namespace, "istio-system");
+    let release = report.installed.release.as_ref().expect("recorded release");
+    assert_eq!((release.revision, release.version.as_str()), (1, "1.7.8"));
+    let cp = report.installed.in_place().expect("in-place control plane");
+    assert_eq!(cp.version.as_deref(), Some("1.7.8"));
+    let istiod = report
+        .workloads
+        .iter()
+        .find(|w| w.name == "istiod")
+        .expect("istiod listed");
+    assert_eq!(
+        (istiod.version.as_str(), istiod.state.as_str()),
+        ("1.7.8", "ready")
+    );
+    let doc = serde_json::to_value(report.doc()).unwrap();
+    assert_eq!(doc["release"]["version"], "1.7.8");
+    assert_eq!(doc["install_method"], "meshup");
+}
+
+#[tokio::test]
+async fn history_lists_every_revision_oldest_first() {
+    let f = fixture();
+    f.installed().await;
+    f.run(upgrade(Mode::Upgrade, "1.8.6")).await.unwrap();
+    let list = super::history::ListHistory { namespace: None };
+    let report = list.run(&f.env).await.unwrap();
+    let rows: Vec<(u32, &str, &str)> = report
+        .releases
+        .iter()
+        .map(|r| (r.revision, r.version.as_str(), r.status.as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![(1, "1.7.8", "superseded"), (2, "1.8.6", "deployed")]
+    );
 }

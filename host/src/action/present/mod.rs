@@ -5,7 +5,16 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use super::{print_json, rollback, upgrade};
+mod dataplane;
+mod history;
+mod status;
+mod terminal;
+
+pub use dataplane::{dataplane_restart, dataplane_status, outdated_text};
+pub use history::history;
+pub use status::status;
+
+use super::{rollback, upgrade};
 use crate::apply;
 use crate::checks::Outcome;
 use crate::exit::Code;
@@ -14,7 +23,7 @@ use crate::plan::{self, Plan};
 use crate::policy::{Severity, text};
 use crate::progress::{Event, Progress};
 use crate::state::{self, Installed};
-use crate::ui::{Bar, Color, Ui};
+use crate::ui::{Bar, Color, Ui, print_json};
 use crate::version::Direction;
 
 /// "control plane now at 1.8.6 (istiod 2/2, ingress 2/2) in 14.2 s"
@@ -284,12 +293,24 @@ impl Progress for Narrator<'_> {
             Event::RollbackChosen(what) => {
                 ui.say(format!("{} {what}", ui.paint("Rollback:", Color::Bold)))
             }
+            Event::Restarted { workload, result } => ui.say(match result {
+                Ok(took) => format!(
+                    "  {} {workload} ({:.1} s)",
+                    ui.paint("restarted", Color::Green),
+                    took.as_secs_f64()
+                ),
+                Err(e) => format!("  {} {workload}: {e}", ui.paint("failed", Color::Red)),
+            }),
             Event::Warning(text) => ui.warn(text),
         }
     }
 
+    fn confirm(&self, question: &str) -> anyhow::Result<bool> {
+        terminal::ask(question)
+    }
+
     fn interrupt_flag(&self) -> Arc<AtomicBool> {
-        super::prompt::interrupt_flag(self.ui)
+        terminal::interrupt_flag(self.ui)
     }
 }
 
@@ -345,7 +366,7 @@ pub fn upgrade(ui: &Ui, report: &upgrade::Report) -> anyhow::Result<Code> {
         Some(r) if r.status == "deployed" => {
             ui.say(format!("\n{}", ui.paint(&r.message, Color::Green)));
             if let Some(dp) = report.data_plane.as_ref().filter(|_| !ui.json()) {
-                ui.say(format!("\n{}", super::dataplane::outdated_text(dp)));
+                ui.say(format!("\n{}", outdated_text(dp)));
             }
         }
         Some(r) => ui.say(ui.paint(&r.message, Color::Red)),

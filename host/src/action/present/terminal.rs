@@ -1,32 +1,26 @@
-//! Asking before changing anything, and hearing Ctrl-C while changing it.
+//! The terminal side of asking before changing anything, and of hearing Ctrl-C while
+//! changing it (`present::Narrator` answers `Progress::confirm` and
+//! `Progress::interrupt_flag` with these).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::exit::{Code, Exit};
+use crate::exit::Code;
+use crate::progress::no_one_to_ask;
 use crate::ui::Ui;
 
-/// `Proceed? [y/N]`, never waiting on a missing terminal.
-pub fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
+/// `Proceed? [y/N]` on the terminal; without one, the refusal (never waiting on a
+/// missing terminal).
+pub fn ask(question: &str) -> anyhow::Result<bool> {
     use std::io::{BufRead, IsTerminal, Write};
-    if yes {
-        return Ok(());
-    }
     if !std::io::stdin().is_terminal() {
-        return Err(Exit::bad_input(
-            "refusing to prompt without a terminal: pass -y to proceed without confirmation (or --dry-run to only look)",
-        )
-        .into());
+        return Err(no_one_to_ask().into());
     }
     eprint!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
-    if matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
-        Ok(())
-    } else {
-        Err(Exit::new(Code::Aborted, "aborted at the prompt; nothing was changed").into())
-    }
+    Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
 }
 
 /// A flag set by the first SIGINT/SIGTERM; the second one exits at once (leaving a
