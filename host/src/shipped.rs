@@ -44,7 +44,10 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles");
         let latest = std::fs::read_dir(&dir)
             .unwrap()
-            .map(|entry| Bundle::load(&entry.unwrap().path()).unwrap())
+            .map(|entry| entry.unwrap().path())
+            // bundles/ also holds files that are not bundles (sim-webhooks.yaml).
+            .filter(|path| path.join(crate::bundle::MANIFEST_FILE).is_file())
+            .map(|path| Bundle::load(&path).unwrap())
             .max_by(|a, b| a.version().cmp(b.version()))
             .expect("bundles are shipped");
         let version = latest.version();
