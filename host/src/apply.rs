@@ -35,6 +35,30 @@ pub struct ComponentReport {
     pub seconds: f64,
 }
 
+impl ComponentReport {
+    /// The component is ready: its report, said as `verb` ("applied", "restored").
+    pub fn done(
+        progress: &dyn Progress,
+        name: &str,
+        objects: usize,
+        ready: String,
+        started: Instant,
+        verb: &'static str,
+    ) -> ComponentReport {
+        let report = ComponentReport {
+            name: name.to_string(),
+            objects,
+            ready,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        progress.event(Event::ComponentDone {
+            report: &report,
+            verb,
+        });
+        report
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub components: Vec<ComponentReport>,
@@ -138,17 +162,14 @@ pub async fn run(
             progress,
         )
         .await?;
-        let report = ComponentReport {
-            name: c.name.clone(),
-            objects: objs.len(),
+        components.push(ComponentReport::done(
+            progress,
+            &c.name,
+            objs.len(),
             ready,
-            seconds: t.elapsed().as_secs_f64(),
-        };
-        progress.event(Event::ComponentDone {
-            report: &report,
-            verb: "applied",
-        });
-        components.push(report);
+            t,
+            "applied",
+        ));
     }
     verify_workloads(
         cluster,

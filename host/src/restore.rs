@@ -19,7 +19,7 @@ use crate::apply::{self, ComponentReport, Failure, Report};
 use crate::bundle::Component;
 use crate::cluster::without_server_fields;
 use crate::plan::{Action, Plan};
-use crate::progress::{Event, Progress};
+use crate::progress::Progress;
 use crate::prune;
 use crate::render::ObjectKey;
 
@@ -173,17 +173,14 @@ pub async fn restore(
         }
         let workloads = apply::workloads(objs.iter().copied());
         let ready = apply::wait_workloads(cluster, name, &workloads, opts, progress).await?;
-        let report = ComponentReport {
-            name: name.to_string(),
-            objects: objs.len(),
+        components.push(ComponentReport::done(
+            progress,
+            name,
+            objs.len(),
             ready,
-            seconds: t.elapsed().as_secs_f64(),
-        };
-        progress.event(Event::ComponentDone {
-            report: &report,
-            verb: "restored",
-        });
-        components.push(report);
+            t,
+            "restored",
+        ));
     }
     let created = snapshot.created();
     for key in created.iter().rev() {
