@@ -422,35 +422,8 @@ pub fn has_kubectl() -> bool {
         .unwrap_or(false)
 }
 
-/// The result of one meshup run.
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-    pub fn all(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr)
-    }
-    #[track_caller]
-    pub fn expect(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code, code,
-            "exit code\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-}
+/// The result of one meshup run (shared with the real tier).
+pub use meshup_real_tests::Run;
 
 pub fn run(args: &[&str], stdin: Option<&str>) -> Run {
     let mut cmd = Command::new(meshup_bin());
@@ -473,12 +446,7 @@ pub fn run(args: &[&str], stdin: Option<&str>) -> Run {
             .write_all(input.as_bytes())
             .unwrap();
     }
-    let out = child.wait_with_output().expect("wait meshup");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from_output(child.wait_with_output().expect("wait meshup"))
 }
 
 /// One compiled-policy cache shared by the test runs (what a user's machine would have).

@@ -1,12 +1,13 @@
 //! One real cluster (`tests/real/cluster up`), and every client run inside its namespace.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::audit::AuditLog;
+use crate::run::Run;
 
 /// Why the tier cannot run here.
 #[derive(Debug)]
@@ -27,46 +28,6 @@ pub struct Cluster {
     /// The directory with the pinned kube-apiserver, kubectl, ... (kubectl matches the server).
     pub bin: PathBuf,
     pub meshup: PathBuf,
-}
-
-/// The output of one client run.
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    pub(crate) fn from(out: Output) -> Run {
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    #[track_caller]
-    pub fn expect(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code, code,
-            "exit code\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-
-    pub fn all(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr)
-    }
 }
 
 /// The repository's `tests/real` directory.
@@ -211,7 +172,7 @@ impl Cluster {
             .env("MESHUP_CACHE_DIR", policy_cache())
             .output()
             .expect("run meshup");
-        Run::from(out)
+        Run::from_output(out)
     }
 
     /// kubectl (the tier's own, same version as the server) as the admin user.
@@ -223,7 +184,7 @@ impl Cluster {
             .args(args)
             .output()
             .expect("run kubectl");
-        Run::from(out)
+        Run::from_output(out)
     }
 
     /// kubectl that must succeed; its stdout.

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::cluster::{Cluster, Run, tier_dir};
+use crate::cluster::{Cluster, tier_dir};
+use crate::run::Run;
 
 fn script() -> Command {
     let mut cmd = Command::new(tier_dir().join("istioctl"));
@@ -57,6 +58,6 @@ impl Cluster {
             .arg(&self.kubeconfig)
             .output()
             .expect("run istioctl");
-        Run::from(out)
+        Run::from_output(out)
     }
 }

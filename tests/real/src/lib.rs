@@ -9,6 +9,8 @@ pub mod audit;
 pub mod cluster;
 pub mod compare;
 pub mod istioctl;
+pub mod run;
 pub mod runner;
 
-pub use cluster::{Cluster, Run};
+pub use cluster::Cluster;
+pub use run::Run;

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 mod api_cases;
 mod bench;
 
+use meshup_real_tests::Run;
 use meshup_real_tests::audit::describe;
-use meshup_real_tests::cluster::{Cluster, Run, bundle};
+use meshup_real_tests::cluster::{Cluster, bundle};
 use meshup_real_tests::compare::{Endpoint, SimProcess, divergences};
 use meshup_real_tests::istioctl;
 use meshup_real_tests::runner::{self, Test};
