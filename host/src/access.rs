@@ -41,6 +41,10 @@ pub trait Kube: Send + Sync {
     /// review). `Error::NotServed` for a kind the server does not know.
     async fn resource(&self, api_version: &str, kind: &str) -> Result<ApiResource>;
 
+    /// Whether the API server lists `resource` (a resource or subresource name, such as
+    /// `serviceaccounts/token`) in `api_version`'s discovery document.
+    async fn serves(&self, api_version: &str, resource: &str) -> Result<bool>;
+
     async fn get(&self, key: &ObjectKey) -> Result<Option<Value>>;
 
     /// One page of a kind's objects, optionally in one namespace and by label selector.
@@ -139,6 +143,10 @@ impl Kube for Cluster {
 
     async fn resource(&self, api_version: &str, kind: &str) -> Result<ApiResource> {
         Ok(Cluster::resource(self, api_version, kind).await?.0)
+    }
+
+    async fn serves(&self, api_version: &str, resource: &str) -> Result<bool> {
+        Cluster::serves(self, api_version, resource).await
     }
 
     async fn get(&self, key: &ObjectKey) -> Result<Option<Value>> {

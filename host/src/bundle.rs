@@ -17,6 +17,7 @@ use crate::yaml;
 
 pub const MANIFEST_FILE: &str = "bundle.yaml";
 pub const DEFAULT_PROFILE: &str = "default";
+pub const CHARTS_FILE: &str = "charts.yaml";
 
 /// A bundle that cannot be used: always the user's input (exit 2), always naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +89,38 @@ pub struct Manifest {
     /// `hub`): inputs and istioctl's installed-state are normalised through them.
     #[serde(default)]
     pub aliases: Vec<crate::iop::Alias>,
+    /// Values the installer chooses from the cluster it installs to (istioctl's
+    /// cluster-specific settings): never the user's, and derived the same way for a target.
+    #[serde(default)]
+    pub cluster_specific: Vec<ClusterSpecific>,
+    /// How the release's installer merges IstioOperator trees (profiles, files, inputs).
+    #[serde(default)]
+    pub merge: values::MergeRule,
+}
+
+/// A value chosen from the cluster: `then` where the condition holds, else `else` (left
+/// unset when there is no `else`). One condition: `ifServed` (the API server lists a
+/// resource or subresource, such as `serviceaccounts/token`, in an apiVersion) or
+/// `ifKubernetesAtLeast` (its `major.minor`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClusterSpecific {
+    /// The spec path it sets, mapping keys only (`values.global.jwtPolicy`).
+    pub path: String,
+    #[serde(default)]
+    pub if_served: Option<Served>,
+    #[serde(default)]
+    pub if_kubernetes_at_least: Option<String>,
+    pub then: Value,
+    #[serde(default, rename = "else")]
+    pub otherwise: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Served {
+    pub api_version: String,
+    pub resource: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -138,8 +171,14 @@ pub struct Template {
 pub struct Bundle {
     pub dir: PathBuf,
     pub manifest: Manifest,
-    /// Each profile's full values tree (named profiles are merged over `default`).
+    /// Each profile's full values tree (named profiles are merged over `default`), exactly
+    /// as the release's installer expands it: what a user did not set.
     pub profiles: BTreeMap<String, Value>,
+    /// `charts.yaml`: the charts' own defaults for what templates read and no profile sets
+    /// (under every profile when rendering; never taken for a profile's or a user's value).
+    pub charts: Value,
+    /// What inputs are checked against: the charts' defaults under the default profile.
+    pub schema: Value,
     /// Templates per component name, in file-name order.
     pub templates: BTreeMap<String, Vec<Template>>,
     /// sha256 over every file of the bundle (paths and contents), hex.
@@ -158,12 +197,16 @@ impl Bundle {
         let manifest_src = read(&manifest_path, &mut hasher, MANIFEST_FILE)?;
         let manifest: Manifest = yaml::parse(&manifest_path, &manifest_src)?;
         validate_manifest(&manifest_path, &manifest)?;
-        let profiles = load_profiles(dir, &mut hasher)?;
+        let charts = load_charts(dir, &mut hasher)?;
+        let profiles = load_profiles(dir, &manifest.merge, &mut hasher)?;
         let templates = load_templates(dir, &manifest, &mut hasher)?;
+        let schema = with_charts(&charts, &profiles[DEFAULT_PROFILE]);
         Ok(Bundle {
             dir: dir.to_path_buf(),
             manifest,
             profiles,
+            charts,
+            schema,
             templates,
             digest: hex::encode(hasher.finalize()),
         })
@@ -190,9 +233,16 @@ impl Bundle {
         })
     }
 
-    /// The schema inputs are checked against: the default profile.
+    /// The schema inputs are checked against: the charts' defaults under the default
+    /// profile.
     pub fn schema(&self) -> &Value {
-        &self.profiles[DEFAULT_PROFILE]
+        &self.schema
+    }
+
+    /// What templates render from before the cluster's and the user's values: the charts'
+    /// defaults with `profile` (an expanded profile) merged over them.
+    pub fn with_charts(&self, profile: &Value) -> Value {
+        with_charts(&self.charts, profile)
     }
 
     pub fn component(&self, name: &str) -> Option<&Component> {
@@ -231,6 +281,23 @@ fn validate_manifest(path: &Path, m: &Manifest) -> Result<()> {
     if m.components.is_empty() {
         return Err(bad("components: at least one component is needed".into()));
     }
+    for c in &m.cluster_specific {
+        let conditions = [c.if_served.is_some(), c.if_kubernetes_at_least.is_some()];
+        if conditions.iter().filter(|set| **set).count() != 1 {
+            return Err(bad(format!(
+                "clusterSpecific `{}`: give exactly one of ifServed, ifKubernetesAtLeast",
+                c.path
+            )));
+        }
+        if let Some(v) = &c.if_kubernetes_at_least {
+            parse_minor(v).ok_or_else(|| {
+                bad(format!(
+                    "clusterSpecific `{}`: `{v}` is not `major.minor`",
+                    c.path
+                ))
+            })?;
+        }
+    }
     let mut seen = std::collections::BTreeSet::new();
     for c in &m.components {
         if !seen.insert(&c.name) {
@@ -253,7 +320,36 @@ pub fn parse_minor(v: &str) -> Option<(u64, u64)> {
     meshup_vocab::Version::parse(v).map(|v| (v.major, v.minor))
 }
 
-fn load_profiles(dir: &Path, hasher: &mut Sha256) -> Result<BTreeMap<String, Value>> {
+/// The charts' defaults lie under every component the way a chart's rendered objects lie
+/// under istioctl's `k8s` overlays (a strategic merge on the objects, lists keyed by name).
+fn with_charts(charts: &Value, profile: &Value) -> Value {
+    let mut out = charts.clone();
+    values::merge(&mut out, profile);
+    out
+}
+
+/// `charts.yaml`, optional (a bundle whose profiles set everything has none).
+fn load_charts(dir: &Path, hasher: &mut Sha256) -> Result<Value> {
+    let path = dir.join(CHARTS_FILE);
+    if !path.is_file() {
+        return Ok(Value::Object(Default::default()));
+    }
+    let text = read(&path, hasher, CHARTS_FILE)?;
+    match yaml::parse::<Value>(&path, &text)? {
+        Value::Null => Ok(Value::Object(Default::default())),
+        tree @ Value::Object(_) => Ok(tree),
+        _ => Err(invalid(
+            &path,
+            "the charts' defaults must be a mapping of values",
+        )),
+    }
+}
+
+fn load_profiles(
+    dir: &Path,
+    rule: &values::MergeRule,
+    hasher: &mut Sha256,
+) -> Result<BTreeMap<String, Value>> {
     let pdir = dir.join("profiles");
     let default_path = pdir.join(format!("{DEFAULT_PROFILE}.yaml"));
     if !default_path.is_file() {
@@ -281,13 +377,13 @@ fn load_profiles(dir: &Path, hasher: &mut Sha256) -> Result<BTreeMap<String, Val
         }
         overlays.insert(name, (path, tree));
     }
+    // Named profiles are the release's own, merged over `default` as its installer merges
+    // them; they may set what `default` does not (1.7's `minimal` sets an addon's `enabled`).
     let default = overlays[DEFAULT_PROFILE].1.clone();
     let mut profiles = BTreeMap::new();
-    for (name, (path, tree)) in overlays {
-        // A named profile may only set values the default profile knows, with the same types.
-        crate::iop::validate(&default, &tree).map_err(|e| invalid(&path, e.to_string()))?;
+    for (name, (_, tree)) in overlays {
         let mut full = default.clone();
-        values::merge(&mut full, &tree);
+        rule.merge(&mut full, &tree);
         profiles.insert(name, full);
     }
     Ok(profiles)
@@ -372,7 +468,7 @@ mod bundle_tests {
     fn shipped_bundle_loads_and_renders_reproducibly() {
         let b = Bundle::load(&shipped("istio-1.7.8")).unwrap();
         assert_eq!(b.version().to_string(), "1.7.8");
-        let values = b.profile("default").unwrap();
+        let values = &b.with_charts(b.profile("default").unwrap());
         let one = render(&b, values, "default").unwrap();
         let two = render(&b, values, "default").unwrap();
         assert_eq!(one.manifest(), two.manifest());
@@ -407,14 +503,14 @@ mod bundle_tests {
     #[test]
     fn profiles_switch_components() {
         let b = Bundle::load(&shipped("istio-1.7.8")).unwrap();
-        let minimal = render(&b, b.profile("minimal").unwrap(), "default").unwrap();
+        let minimal = render(&b, &b.with_charts(b.profile("minimal").unwrap()), "default").unwrap();
         assert!(
             minimal
                 .objects
                 .iter()
                 .all(|o| o.component != "ingress-gateway")
         );
-        let demo = render(&b, b.profile("demo").unwrap(), "default").unwrap();
+        let demo = render(&b, &b.with_charts(b.profile("demo").unwrap()), "default").unwrap();
         assert!(
             demo.objects
                 .iter()

@@ -181,8 +181,14 @@ pub fn context(
         },
         values_old: or_empty(prev.and_then(|p| p.values.as_ref())),
         values_new: plan.values.clone(),
-        profile_defaults_old: or_empty(prev.and_then(|p| p.profile_defaults.as_ref())),
-        profile_defaults_new: plan.profile_defaults.clone(),
+        // The defaults as the templates read them (charts' under the profile), so that a
+        // value Istio moved from its profiles into its charts is no change.
+        profile_defaults_old: or_empty(plan.effective_defaults.as_ref().map(|d| &d.old)),
+        profile_defaults_new: plan
+            .effective_defaults
+            .as_ref()
+            .map(|d| d.new.clone())
+            .unwrap_or_else(|| bundle.with_charts(&plan.profile_defaults)),
         profile_old: prev.map(|p| p.profile.clone()).unwrap_or_default(),
         profile_new: plan.profile.clone(),
         overlay_old: or_empty(prev.map(|p| &p.overlay)),
@@ -208,6 +214,40 @@ pub fn permission_findings(missing: &[crate::permissions::Missing]) -> Vec<Findi
         remediation: Some("grant these verbs (e.g. a ClusterRoleBinding to cluster-admin for the upgrade), or run as a user who has them".into()),
         subject: None,
     }]
+}
+
+/// The host's finding for a value the installer chose from the cluster (istioctl's
+/// cluster-specific settings) that this run chooses differently for this cluster: never a
+/// value the user set, and never changed without a word.
+pub fn cluster_specific_findings(plan: &Plan) -> Vec<Finding> {
+    plan.cluster_specific_changes
+        .iter()
+        .map(|c| {
+            let show = |v: &Value| match v {
+                Value::String(s) => s.clone(),
+                Value::Null => "(unset)".into(),
+                v => v.to_string(),
+            };
+            Finding {
+                policy: "host".into(),
+                source: "host".into(),
+                code: "plan.cluster-specific".into(),
+                severity: Severity::Warning,
+                message: format!(
+                    "{} is {} where the control plane runs now (its installer chose it from the cluster); for this cluster the target chooses {}",
+                    c.path,
+                    show(&c.old),
+                    show(&c.new)
+                ),
+                remediation: Some(format!(
+                    "to keep it: --set {}={}",
+                    c.path,
+                    show(&c.old)
+                )),
+                subject: Some(c.path.clone()),
+            }
+        })
+        .collect()
 }
 
 /// The host's finding for objects the API server refuses in the dry-run.

@@ -166,6 +166,20 @@ impl Cluster {
     }
 
     /// `GET /version` (with retries).
+    /// Whether `api_version`'s discovery document lists `resource` (subresources too).
+    pub async fn serves(&self, api_version: &str, resource: &str) -> Result<bool> {
+        let listed = if api_version.contains('/') {
+            self.client.list_api_group_resources(api_version).await
+        } else {
+            self.client.list_core_api_resources(api_version).await
+        };
+        match listed {
+            Ok(list) => Ok(list.resources.iter().any(|r| r.name == resource)),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) => Err(Error::api(format!("discovering {api_version}"))(e)),
+        }
+    }
+
     pub async fn server_version(&self) -> Result<String> {
         self.version_within(&self.client, Duration::from_secs(60))
             .await

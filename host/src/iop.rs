@@ -71,6 +71,7 @@ const K8S_FIELDS: &[(&str, Kind)] = &[
     ("nodeSelector", Kind::Mapping),
     ("podAnnotations", Kind::Mapping),
     ("podDisruptionBudget", Kind::Mapping),
+    ("readinessProbe", Kind::Mapping),
     ("replicaCount", Kind::Number),
     ("resources", Kind::Mapping),
     ("service", Kind::Mapping),
@@ -118,11 +119,13 @@ pub struct UserInput {
     pub overlay: Value,
 }
 
-/// Build the user's overlay from `-f` IstioOperator files (in order) then `--set` (in order),
-/// validated against `schema` (the bundle's default profile).
+/// Build the user's overlay from `-f` IstioOperator files (in order, merged by the
+/// installer's `rule`) then `--set` (in order), validated against `schema` (the bundle's
+/// default profile over its charts' defaults).
 pub fn overlay_from(
     schema: &Value,
     aliases: &[Alias],
+    rule: &values::MergeRule,
     files: &[impl AsRef<Path>],
     sets: &[String],
 ) -> Result<UserInput, Error> {
@@ -134,7 +137,7 @@ pub fn overlay_from(
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        values::merge(&mut overlay, &spec);
+        rule.merge(&mut overlay, &spec);
     }
     for s in sets {
         apply_set(schema, aliases, &mut overlay, s).map_err(|message| Error::Set {
@@ -808,7 +811,14 @@ mod tests {
         .unwrap();
         let bad = dir.join("values.yaml");
         std::fs::write(&bad, "pilot:\n  traceSampling: 5.0\n").unwrap();
-        let got = overlay_from(&schema(), &aliases(), &[&good], &[]).unwrap();
+        let got = overlay_from(
+            &schema(),
+            &aliases(),
+            &values::MergeRule::default(),
+            &[&good],
+            &[],
+        )
+        .unwrap();
         assert_eq!(got.profile.as_deref(), Some("demo"));
         assert_eq!(
             got.overlay,
@@ -816,7 +826,14 @@ mod tests {
         );
         let err = format!(
             "{:#}",
-            overlay_from(&schema(), &aliases(), &[&bad], &[]).unwrap_err()
+            overlay_from(
+                &schema(),
+                &aliases(),
+                &values::MergeRule::default(),
+                &[&bad],
+                &[]
+            )
+            .unwrap_err()
         );
         assert!(err.contains("not an IstioOperator"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);

@@ -82,8 +82,24 @@ pub struct Plan {
     pub profile_default_changes: Vec<ValueChange>,
     /// Values the user set last time that this run would revert.
     pub reverted_values: Vec<ValueChange>,
+    /// Values the installer chose from the cluster that this run chooses differently.
+    pub cluster_specific_changes: Vec<ValueChange>,
+    /// The spec as istioctl's installed-state records it (profile, cluster, user).
+    #[serde(skip)]
+    pub installer_spec: Value,
+    /// Both releases' defaults as templates read them (what policies compare).
+    #[serde(skip)]
+    pub effective_defaults: Option<EffectiveDefaults>,
     #[serde(skip)]
     pub rendered: Rendered,
+}
+
+/// The installed and the target release's defaults as their templates read them: each
+/// release's charts' defaults under its profile.
+#[derive(Debug, Clone)]
+pub struct EffectiveDefaults {
+    pub old: Value,
+    pub new: Value,
 }
 
 /// The user's inputs for a run.
@@ -120,20 +136,30 @@ pub fn previous(installed: &Installed, target: &Bundle) -> anyhow::Result<Option
     })
 }
 
-/// istioctl stores the fully expanded spec. What the user set is that spec minus the
-/// installed release's profile (the bundle of the running version, beside the target
-/// bundle; the target's own when that one is not at hand), read in the installed
-/// release's spelling (its aliases).
+/// istioctl stores the fully expanded spec: its profile merged with what the user set, its
+/// own hub and tag, and the values it chose from the cluster. What the user set is that
+/// spec minus Istio's expansion of the installed release's profile (the bundle of the
+/// installed minor beside the target, whatever its patch), read in that release's spelling
+/// (its aliases), without the release's hub and tag and the cluster-specific values. With
+/// no bundle of the installed minor at hand, what the user set cannot be told apart from
+/// what the profile set: the overlay is left unknown (`None` profile defaults).
 pub fn from_istioctl(
     running: Option<String>,
     profile: &str,
     spec: &Value,
     target: &Bundle,
 ) -> Previous {
-    let installed_bundle = running
-        .as_deref()
-        .and_then(|v| sibling_bundle(target, v))
-        .unwrap_or_else(|| target.clone());
+    let installed_bundle = running.as_deref().and_then(|v| bundle_of_minor(target, v));
+    let Some(installed_bundle) = installed_bundle else {
+        return Previous {
+            version: running,
+            profile: profile.to_string(),
+            profile_defaults: None,
+            overlay: Value::Object(Default::default()),
+            values: None,
+            manifest: None,
+        };
+    };
     let profile_tree = installed_bundle
         .profile(profile)
         .or_else(|_| installed_bundle.profile(crate::bundle::DEFAULT_PROFILE))
@@ -144,12 +170,20 @@ pub fn from_istioctl(
         &installed_bundle.manifest.aliases,
         crate::iop::Source::InstalledState,
     );
+    let cluster = take_cluster_specific(&mut spec, &installed_bundle);
+    drop_release_image(&mut spec, &profile_tree, running.as_deref());
     if let Some(m) = spec.as_object_mut() {
         m.remove("profile");
     }
-    let overlay = values::subtract(&spec, &profile_tree, &crate::iop::is_free_form);
-    let mut merged = profile_tree.clone();
-    values::merge(&mut merged, &overlay);
+    // What the charts default and the profile leaves unset is no more the user's than what
+    // the profile sets (a `meshConfig.accessLogFile` of the profile's is a user's value).
+    let mut unset_by_user = installed_bundle.charts.clone();
+    installed_bundle
+        .manifest
+        .merge
+        .merge(&mut unset_by_user, &profile_tree);
+    let overlay = values::subtract(&spec, &unset_by_user, &crate::iop::is_free_form);
+    let merged = layered(&installed_bundle, &profile_tree, &cluster, &overlay);
     let manifest = render::render(&installed_bundle, &merged, crate::state::DEFAULT_REVISION).ok();
     Previous {
         version: running,
@@ -161,16 +195,66 @@ pub fn from_istioctl(
     }
 }
 
-/// The bundle of release `version` in the directory that holds `target`, if there is one.
-fn sibling_bundle(target: &Bundle, version: &str) -> Option<Bundle> {
-    let dir = target
-        .dir
-        .parent()?
-        .join(format!("{}-{version}", target.manifest.name));
-    if dir == target.dir {
-        return Some(target.clone());
+/// Rendering values, layer over layer: the charts' defaults under the installer's spec
+/// (`installer_spec`).
+fn layered(bundle: &Bundle, profile: &Value, cluster: &Value, overlay: &Value) -> Value {
+    bundle.with_charts(&installer_spec(bundle, profile, cluster, overlay))
+}
+
+/// The spec as the installer merges it: the profile, the values chosen from the cluster,
+/// the user's; each merged the installer's way.
+fn installer_spec(bundle: &Bundle, profile: &Value, cluster: &Value, overlay: &Value) -> Value {
+    let rule = &bundle.manifest.merge;
+    let mut spec = profile.clone();
+    rule.merge(&mut spec, cluster);
+    rule.merge(&mut spec, overlay);
+    spec
+}
+
+/// Remove the bundle's cluster-specific paths from `spec`, returning them as a tree: the
+/// installer chose them from the cluster, the user did not.
+fn take_cluster_specific(spec: &mut Value, bundle: &Bundle) -> Value {
+    let mut taken = Value::Object(Default::default());
+    for c in &bundle.manifest.cluster_specific {
+        let path: Vec<&str> = c.path.split('.').collect();
+        if let Some(v) = values::remove(spec, &path) {
+            values::insert(&mut taken, &path, v);
+        }
     }
-    Bundle::load(&dir).ok()
+    taken
+}
+
+/// The release's own image registry and tag are never the user's: `hub` as the profile
+/// has it, `tag` naming the installed version (`1.8.4`, `1.8.4-distroless`).
+fn drop_release_image(spec: &mut Value, profile: &Value, running: Option<&str>) {
+    let Some(m) = spec.as_object_mut() else {
+        return;
+    };
+    if m.get("hub") == profile.get("hub") {
+        m.remove("hub");
+    }
+    let tag_version = m
+        .get("tag")
+        .and_then(Value::as_str)
+        .and_then(|t| crate::state::image_version(&format!("image:{t}")));
+    if tag_version.is_some() && tag_version.as_deref() == running {
+        m.remove("tag");
+    }
+}
+
+/// The bundle of `version`'s minor release beside `target` (the newest patch there), or
+/// `target` itself when it is of that minor.
+fn bundle_of_minor(target: &Bundle, version: &str) -> Option<Bundle> {
+    let minor = crate::bundle::parse_minor(version)?;
+    let same_minor = |b: &Bundle| (b.version().major, b.version().minor) == minor;
+    let siblings = std::fs::read_dir(target.dir.parent()?).ok()?;
+    let newest = siblings
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join(crate::bundle::MANIFEST_FILE).is_file())
+        .filter_map(|p| Bundle::load(&p).ok())
+        .filter(|b| b.manifest.name == target.manifest.name && same_minor(b))
+        .max_by(|a, b| a.version().cmp(b.version()));
+    newest.or_else(|| same_minor(target).then(|| target.clone()))
 }
 
 /// A recorded release as the previous one. Its manifest says what a run may prune, so an
@@ -192,17 +276,33 @@ pub fn from_release(r: &Release, running: Option<String>) -> anyhow::Result<Prev
     })
 }
 
-/// Compute values and rendered objects (no cluster I/O): the part `--dry-run`, precheck and
-/// upgrade share with `meshup template`.
+/// One run's values, layer by layer.
+#[derive(Debug, Clone)]
+pub struct Values {
+    pub profile: String,
+    /// The profile, expanded as the release's installer expands it.
+    pub defaults: Value,
+    /// The values the installer would choose from this cluster (cluster-specific).
+    pub cluster: Value,
+    /// What the user set in this run (`-f`, `--set`).
+    pub overlay: Value,
+    /// What templates render from: charts' defaults, profile, cluster, user.
+    pub merged: Value,
+}
+
+/// Compute values and rendered objects (no cluster I/O; `cluster` holds the values already
+/// chosen from it): the part `--dry-run`, precheck and upgrade share with `meshup template`.
 pub fn values_and_render(
     bundle: &Bundle,
     inputs: &Inputs,
     previous: Option<&Previous>,
     revision: &str,
-) -> anyhow::Result<(String, Value, Value, Rendered)> {
+    cluster: Value,
+) -> anyhow::Result<(Values, Rendered)> {
     let input = crate::iop::overlay_from(
         bundle.schema(),
         &bundle.manifest.aliases,
+        &bundle.manifest.merge,
         &inputs.value_files,
         &inputs.set,
     )?;
@@ -219,15 +319,47 @@ pub fn values_and_render(
         .unwrap_or_else(|| crate::bundle::DEFAULT_PROFILE.to_string());
     let defaults = bundle.profile(&profile)?.clone();
     let overlay = input.overlay;
-    let mut merged = defaults.clone();
-    values::merge(&mut merged, &overlay);
+    let merged = layered(bundle, &defaults, &cluster, &overlay);
     let rendered = render::render(bundle, &merged, revision).map_err(|e| {
         crate::exit::Exit::bad_input(format!(
             "rendering {} with these values: {e:#}",
             bundle.id()
         ))
     })?;
-    Ok((profile, defaults, overlay, rendered))
+    let values = Values {
+        profile,
+        defaults,
+        cluster,
+        overlay,
+        merged,
+    };
+    Ok((values, rendered))
+}
+
+/// The values the bundle's installer chooses from the cluster (istioctl's cluster-specific
+/// settings), as it would choose them for this cluster.
+pub async fn cluster_specific(cluster: &dyn Kube, bundle: &Bundle) -> anyhow::Result<Value> {
+    let mut out = Value::Object(Default::default());
+    for c in &bundle.manifest.cluster_specific {
+        let holds = match (&c.if_served, &c.if_kubernetes_at_least) {
+            (Some(s), _) => cluster.serves(&s.api_version, &s.resource).await?,
+            (None, Some(min)) => {
+                let running = crate::bundle::parse_minor(&cluster.server_version().await?);
+                running.is_some() && running >= crate::bundle::parse_minor(min)
+            }
+            (None, None) => false,
+        };
+        let value = if holds {
+            Some(&c.then)
+        } else {
+            c.otherwise.as_ref()
+        };
+        if let Some(v) = value {
+            let path: Vec<&str> = c.path.split('.').collect();
+            values::insert(&mut out, &path, v.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// Build the plan against the live cluster.
@@ -239,10 +371,9 @@ pub async fn build(
 ) -> anyhow::Result<Plan> {
     let previous = previous(installed, bundle)?;
     let revision = crate::state::DEFAULT_REVISION;
-    let (profile, defaults, overlay, rendered) =
-        values_and_render(bundle, inputs, previous.as_ref(), revision)?;
-    let mut merged = defaults.clone();
-    values::merge(&mut merged, &overlay);
+    let chosen = cluster_specific(cluster, bundle).await?;
+    let (values, rendered) =
+        values_and_render(bundle, inputs, previous.as_ref(), revision, chosen)?;
     let current = installed.version().map(str::to_string);
     let target = bundle.version().to_string();
     let mut changes = Vec::new();
@@ -258,15 +389,43 @@ pub async fn build(
     changes.extend(prune_candidates(previous.as_ref(), &rendered));
     let known: BTreeSet<ObjectKey> = changes.iter().map(|c| c.key.clone()).collect();
     changes.extend(owned_leftovers(cluster, bundle, previous.as_ref(), &rendered, &known).await?);
+    // Defaults as they reach the templates (the charts' under the profile), on both sides:
+    // a value Istio moved from a profile into its charts has not changed.
+    let effective_defaults = previous.as_ref().and_then(|p| {
+        let old = p.profile_defaults.as_ref()?;
+        let old_bundle = p
+            .version
+            .as_deref()
+            .and_then(|v| bundle_of_minor(bundle, v));
+        let old = old_bundle.as_ref().unwrap_or(bundle).with_charts(old);
+        Some(EffectiveDefaults {
+            old,
+            new: bundle.with_charts(&values.defaults),
+        })
+    });
     let profile_default_changes = previous
         .as_ref()
-        .and_then(|p| p.profile_defaults.as_ref().filter(|_| p.profile == profile))
-        .map(|old| changed_defaults(old, &defaults, &overlay))
+        .zip(effective_defaults.as_ref())
+        .filter(|(p, _)| p.profile == values.profile)
+        .map(|(_, d)| changed_defaults(&d.old, &d.new, &values.overlay))
         .unwrap_or_default();
     let reverted_values = previous
         .as_ref()
-        .map(|p| reverted(&p.overlay, &overlay, &merged))
+        .map(|p| reverted(&p.overlay, &values.overlay, &values.merged))
         .unwrap_or_default();
+    let cluster_specific_changes = previous
+        .as_ref()
+        .and_then(|p| p.values.as_ref())
+        .map(|old| changed_cluster_specific(bundle, old, &values))
+        .unwrap_or_default();
+    let installer_spec = installer_spec(bundle, &values.defaults, &values.cluster, &values.overlay);
+    let Values {
+        profile,
+        defaults,
+        overlay,
+        merged,
+        ..
+    } = values;
     Ok(Plan {
         bundle: bundle.id(),
         direction: Direction::between(current.as_deref(), &target),
@@ -281,8 +440,34 @@ pub async fn build(
         changes,
         profile_default_changes,
         reverted_values,
+        cluster_specific_changes,
+        effective_defaults,
+        installer_spec,
         rendered,
     })
+}
+
+/// Cluster-specific values that differ from what runs and that the user does not set now:
+/// the installer chose them from the cluster once, and this run chooses again.
+fn changed_cluster_specific(bundle: &Bundle, old: &Value, values: &Values) -> Vec<ValueChange> {
+    bundle
+        .manifest
+        .cluster_specific
+        .iter()
+        .filter_map(|c| {
+            let path: Vec<&str> = c.path.split('.').collect();
+            let set_now = values::lookup(&values.overlay, &path).is_some();
+            let old = values::lookup(old, &path)?.clone();
+            let new = values::lookup(&values.merged, &path)
+                .cloned()
+                .unwrap_or(Value::Null);
+            (!set_now && old != new).then(|| ValueChange {
+                path: c.path.clone(),
+                old,
+                new,
+            })
+        })
+        .collect()
 }
 
 async fn diff_object(cluster: &dyn Kube, o: &render::Object) -> anyhow::Result<Change> {
@@ -420,7 +605,9 @@ async fn owned_leftovers(
     Ok(out)
 }
 
-/// Leaves whose default changed between releases and that the overlay does not set.
+/// Leaves whose default changed between releases and that the overlay does not set. A
+/// value one release has and the other has not is a setting added or dropped (or moved
+/// between Istio's profiles and its charts), not a changed default.
 pub fn changed_defaults(old: &Value, new: &Value, overlay: &Value) -> Vec<ValueChange> {
     let old_leaves: std::collections::BTreeMap<_, _> = values::leaves(old).into_iter().collect();
     let set: BTreeSet<String> = values::leaves(overlay)
@@ -432,7 +619,7 @@ pub fn changed_defaults(old: &Value, new: &Value, overlay: &Value) -> Vec<ValueC
         // The image tag is the release itself, not a behaviour change.
         .filter(|(p, _)| !set.contains(p) && p != "tag")
         .filter_map(|(path, new)| {
-            let old = old_leaves.get(&path).cloned().unwrap_or(Value::Null);
+            let old = old_leaves.get(&path)?.clone();
             (old != new).then_some(ValueChange { path, old, new })
         })
         .collect()
@@ -450,7 +637,7 @@ pub fn reverted(old_overlay: &Value, new_overlay: &Value, merged: &Value) -> Vec
         .filter(|(p, _)| !now.contains(p))
         .filter_map(|(path, old)| {
             let new = merged.get(&path).cloned().unwrap_or(Value::Null);
-            (old != new).then_some(ValueChange { path, old, new })
+            (!values::covers(&new, &old)).then_some(ValueChange { path, old, new })
         })
         .collect()
 }
@@ -529,6 +716,51 @@ mod tests {
                 .iter()
                 .any(|o| o.name() == "istiod-pilot-istio-system")
         );
+    }
+
+    /// What a real istioctl 1.8.4 leaves for `--set profile=demo` and one value of the
+    /// user's on a cluster without third-party tokens: only that value is the user's.
+    #[test]
+    fn an_installed_state_of_another_patch_holds_only_the_users_values() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles");
+        let target = Bundle::load(&dir.join("istio-1.9.5")).unwrap();
+        let installed = Bundle::load(&dir.join("istio-1.8.6")).unwrap();
+        let mut spec = installed.profile("demo").unwrap().clone();
+        spec["profile"] = json!("demo");
+        spec["tag"] = json!("1.8.4");
+        spec["installPackagePath"] = json!("");
+        spec["values"]["global"]["jwtPolicy"] = json!("first-party-jwt");
+        spec["values"]["pilot"]["env"] = json!({"ENABLE_LEGACY_FSGROUP_INJECTION": false});
+        spec["values"]["pilot"]["traceSampling"] = json!(5.0);
+        let prev = from_istioctl(Some("1.8.4".into()), "demo", &spec, &target);
+        assert_eq!(
+            prev.overlay,
+            json!({"values": {"pilot": {"traceSampling": 5.0}}})
+        );
+        // 1.8's demo, not the target's: the installed minor's bundle, whatever its patch.
+        assert_eq!(
+            prev.profile_defaults.as_ref(),
+            installed.profiles.get("demo")
+        );
+        // What istioctl chose from the cluster is what runs, not what the user set.
+        let values = prev.values.unwrap();
+        assert_eq!(values["values"]["global"]["jwtPolicy"], "first-party-jwt");
+        assert_eq!(
+            values["values"]["pilot"]["env"]["ENABLE_LEGACY_FSGROUP_INJECTION"],
+            false
+        );
+    }
+
+    /// Without a bundle of the installed minor, profile values cannot be told from the
+    /// user's: nothing is taken for the user's.
+    #[test]
+    fn an_installed_state_of_an_unknown_minor_claims_no_user_values() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles");
+        let target = Bundle::load(&dir.join("istio-1.9.5")).unwrap();
+        let spec = json!({"tag": "1.5.10", "values": {"pilot": {"traceSampling": 5.0}}});
+        let prev = from_istioctl(Some("1.5.10".into()), "default", &spec, &target);
+        assert_eq!(prev.overlay, json!({}));
+        assert!(prev.profile_defaults.is_none() && prev.manifest.is_none());
     }
 
     #[test]

@@ -153,10 +153,12 @@ pub fn enabled(component: &Component, spec: &Value) -> bool {
 /// bundle is loaded, whichever profile the user later picks.
 pub fn lint(bundle: &Bundle) -> bundle::Result<()> {
     for (name, tree) in &bundle.profiles {
-        render(bundle, tree, "default").map_err(|e| bundle::Error::Render {
-            dir: bundle.dir.clone(),
-            profile: name.clone(),
-            message: format!("{e:#}"),
+        render(bundle, &bundle.with_charts(tree), "default").map_err(|e| {
+            bundle::Error::Render {
+                dir: bundle.dir.clone(),
+                profile: name.clone(),
+                message: format!("{e:#}"),
+            }
         })?;
     }
     Ok(())
@@ -203,12 +205,40 @@ pub fn render(bundle: &Bundle, spec: &Value, revision: &str) -> anyhow::Result<R
             } else {
                 text + "\n"
             };
-            for doc in split_documents(&t.name, &text)? {
+            for mut doc in split_documents(&t.name, &text)? {
+                overlay_env_by_name(&mut doc);
                 objects.push(label(component, &common, &t.name, doc)?);
             }
         }
     }
     Ok(Rendered { objects })
+}
+
+/// A component's `k8s.env` is laid over its container's variables the way istioctl lays it
+/// (a strategic merge keyed by `name`): templates list the chart's variables, then
+/// `k8s.env`, and a later entry of a name replaces the earlier one where that one stood.
+/// (Istio's profiles set variables the charts set too, `POD_NAME`, `ISTIO_META_ROUTER_MODE`.)
+fn overlay_env_by_name(object: &mut Value) {
+    // (`pointer_mut`, not indexing: indexing would add the path to objects without it.)
+    let containers = object
+        .pointer_mut("/spec/template/spec/containers")
+        .and_then(Value::as_array_mut);
+    for c in containers.into_iter().flatten() {
+        let Some(env) = c.get_mut("env").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        let mut merged: Vec<Value> = Vec::with_capacity(env.len());
+        for e in env.drain(..) {
+            match merged
+                .iter_mut()
+                .find(|m| m["name"].is_string() && m["name"] == e["name"])
+            {
+                Some(slot) => *slot = e,
+                None => merged.push(e),
+            }
+        }
+        *env = merged;
+    }
 }
 
 /// A scalar as a Kubernetes string field holds it (`true` → `"true"`, `5` → `"5"`), for
@@ -292,5 +322,21 @@ mod tests {
         assert_eq!(v(json!(5)), "5");
         assert_eq!(v(json!("x")), "x");
         assert_eq!(v(Value::Null), "");
+    }
+
+    #[test]
+    fn later_env_entries_replace_earlier_ones_in_place() {
+        let mut d = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "env": [
+            {"name": "A", "value": "1"}, {"name": "B", "value": "2"}, {"name": "A", "value": "3"},
+            {"name": "C", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}]}}}});
+        overlay_env_by_name(&mut d);
+        let mut namespace = json!({"kind": "Namespace", "metadata": {"name": "x"}});
+        overlay_env_by_name(&mut namespace);
+        assert_eq!(namespace, json!({"kind": "Namespace", "metadata": {"name": "x"}}));
+        assert_eq!(
+            d["spec"]["template"]["spec"]["containers"][0]["env"],
+            json!([{"name": "A", "value": "3"}, {"name": "B", "value": "2"},
+                   {"name": "C", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}])
+        );
     }
 }

@@ -5,7 +5,84 @@
 //! way istioctl's strategic merge does, so an overlay that names one gateway changes that
 //! gateway only. Paths name such items as `[name:<name>]`, which `--set` accepts back.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+/// How an installer merges one IstioOperator tree over another (a named profile over
+/// `default`, `-f` files over each other, the user's over the profile): mappings key by
+/// key, every list replaced whole but those at `by_name` (dotted paths), which merge item by
+/// item on `name`. istioctl 1.7+ merges so (a strategic merge whose only merge keys are the
+/// gateway lists'); 1.6 replaced every list (a JSON merge patch, `by_name` empty).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MergeRule {
+    #[serde(default)]
+    pub by_name: Vec<String>,
+}
+
+impl MergeRule {
+    pub fn merge(&self, base: &mut Value, overlay: &Value) {
+        self.merge_at(base, overlay, &mut Vec::new());
+    }
+
+    fn merge_at(&self, base: &mut Value, overlay: &Value, path: &mut Vec<String>) {
+        match (base, overlay) {
+            (Value::Object(b), Value::Object(o)) => {
+                for (k, v) in o {
+                    path.push(k.clone());
+                    match b.get_mut(k) {
+                        Some(slot) => self.merge_at(slot, v, path),
+                        None => {
+                            b.insert(k.clone(), v.clone());
+                        }
+                    }
+                    path.pop();
+                }
+            }
+            (Value::Array(b), Value::Array(o)) if self.by_name.contains(&path.join(".")) => {
+                for item in o {
+                    match b
+                        .iter_mut()
+                        .find(|x| x["name"].is_string() && x["name"] == item["name"])
+                    {
+                        Some(slot) => self.merge_at(slot, item, path),
+                        None => b.push(item.clone()),
+                    }
+                }
+            }
+            (slot, v) => *slot = v.clone(),
+        }
+    }
+}
+
+/// The value at `path` (mapping keys), if any.
+pub fn lookup<'a>(tree: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(tree, |t, k| t.as_object()?.get(*k))
+}
+
+/// Set `path` (mapping keys) to `value`, creating mappings on the way.
+pub fn insert(tree: &mut Value, path: &[&str], value: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut t = tree;
+    for k in parents {
+        if !t[*k].is_object() {
+            t[*k] = Value::Object(Map::new());
+        }
+        t = &mut t[*k];
+    }
+    t[*last] = value;
+}
+
+/// Remove and return the value at `path` (mapping keys), if any.
+pub fn remove(tree: &mut Value, path: &[&str]) -> Option<Value> {
+    let (last, parents) = path.split_last()?;
+    let parent = parents
+        .iter()
+        .try_fold(tree, |t, k| t.as_object_mut()?.get_mut(*k))?;
+    parent.as_object_mut()?.remove(*last)
+}
 
 /// Deep-merge `overlay` into `base`: mappings merge key by key, lists of named mappings
 /// merge on `name`, anything else replaces.
@@ -110,7 +187,7 @@ fn subtract_at(
     free_form: &dyn Fn(&[String]) -> bool,
 ) -> Value {
     if free_form(path) {
-        return if tree == base {
+        return if covers(base, tree) {
             Value::Null
         } else {
             tree.clone()
@@ -155,6 +232,18 @@ fn subtract_at(
     }
 }
 
+/// Whether `tree` says nothing `base` does not: every mapping key of `tree` is in `base`
+/// with a value it covers in turn; lists and scalars are equal. (An installed-state's
+/// `k8s.service` without the `type` the charts default covers nothing new.)
+pub fn covers(base: &Value, tree: &Value) -> bool {
+    match (base, tree) {
+        (Value::Object(b), Value::Object(t)) => t
+            .iter()
+            .all(|(k, v)| b.get(k).is_some_and(|bv| covers(bv, v))),
+        (b, t) => b == t,
+    }
+}
+
 fn is_empty_diff(v: &Value) -> bool {
     match v {
         Value::Null => true,
@@ -192,6 +281,46 @@ mod tests {
         let mut t = json!({"l": [1, 2]});
         merge(&mut t, &json!({"l": [3]}));
         assert_eq!(t, json!({"l": [3]}));
+    }
+
+    #[test]
+    fn merge_rules_merge_only_their_lists_by_name() {
+        let rule = MergeRule {
+            by_name: vec!["gws".into()],
+        };
+        let mut base = json!({"gws": [{"name": "in", "enabled": true,
+                                       "k8s": {"env": [{"name": "A"}], "r": {"cpu": 1, "mem": 2}}}],
+                              "env": [{"name": "X"}]});
+        rule.merge(
+            &mut base,
+            &json!({"gws": [{"name": "in", "k8s": {"env": [{"name": "B"}], "r": {"cpu": 3}}},
+                            {"name": "eg"}],
+                    "env": [{"name": "Y"}]}),
+        );
+        assert_eq!(
+            base,
+            json!({"gws": [{"name": "in", "enabled": true,
+                            "k8s": {"env": [{"name": "B"}], "r": {"cpu": 3, "mem": 2}}},
+                           {"name": "eg"}],
+                   "env": [{"name": "Y"}]})
+        );
+        // A JSON merge patch's rule: every list replaced.
+        let mut t = json!({"gws": [{"name": "in", "enabled": true}]});
+        MergeRule::default().merge(&mut t, &json!({"gws": [{"name": "in"}]}));
+        assert_eq!(t, json!({"gws": [{"name": "in"}]}));
+    }
+
+    #[test]
+    fn paths_insert_find_and_remove() {
+        let mut t = json!({"values": {"global": {"a": 1}}});
+        insert(&mut t, &["values", "pilot", "env", "X"], json!(false));
+        assert_eq!(
+            lookup(&t, &["values", "pilot", "env", "X"]),
+            Some(&json!(false))
+        );
+        assert_eq!(remove(&mut t, &["values", "global", "a"]), Some(json!(1)));
+        assert_eq!(lookup(&t, &["values", "global", "a"]), None);
+        assert_eq!(remove(&mut t, &["nope", "x"]), None);
     }
 
     #[test]

@@ -29,6 +29,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+#[path = "reference/profiles.rs"]
+mod profiles;
+
 use meshup::bundle::Bundle;
 use serde_json::Value;
 
@@ -97,16 +100,14 @@ fn expected(dir: &Path) -> BTreeMap<&'static str, BTreeMap<Key, Value>> {
 /// What the bundle renders with the golden's inputs (the profile with the egress gateway
 /// on), by istioctl component.
 fn rendered(bundle: &Bundle, profile: &str) -> BTreeMap<String, BTreeMap<Key, Value>> {
-    let input = meshup::iop::overlay_from(
-        bundle.schema(),
-        &bundle.manifest.aliases,
-        &[] as &[PathBuf],
-        &["components.egressGateways[0].enabled=true".to_string()],
-    )
-    .unwrap();
-    let mut spec = bundle.profile(profile).unwrap().clone();
-    meshup::values::merge(&mut spec, &input.overlay);
-    let r = meshup::render::render(bundle, &spec, "default").unwrap();
+    let inputs = meshup::plan::Inputs {
+        profile: Some(profile.to_string()),
+        value_files: vec![],
+        set: vec!["components.egressGateways[0].enabled=true".to_string()],
+    };
+    let (_, r) =
+        meshup::plan::values_and_render(bundle, &inputs, None, "default", serde_json::json!({}))
+            .unwrap();
     let mut out: BTreeMap<String, BTreeMap<Key, Value>> = BTreeMap::new();
     for o in r.objects {
         if o.kind() == "Namespace" {
@@ -277,6 +278,7 @@ fn check(version: &str, minor: &str, profile: &str) -> Vec<String> {
     let want = expected(&dir.join(format!("istio-{minor}")));
     let got = rendered(&bundle, profile);
     let want = without_autoscaling(want, &bundle, profile, &got);
+    let want = with_profile_ports(want, &bundle, profile);
     let mut errs = discovery_errors(&bundle, &dir.join(format!("istio-{minor}")));
     let components: BTreeSet<&str> = got.keys().map(String::as_str).collect();
     for c in components {
@@ -437,6 +439,39 @@ fn without_autoscaling(
                 .unwrap_or(Value::Null);
             if let Some(d) = objects.get_mut(&dep) {
                 d["spec"]["replicas"] = replicas;
+            }
+        }
+    }
+    want
+}
+
+/// The golden renders the default profile. A profile that lists a gateway's Service ports
+/// (demo adds `tcp` 31400) has them laid over the chart's as istioctl lays `k8s.service`
+/// over the rendered Service: a strategic merge keyed by `port`.
+fn with_profile_ports(
+    mut want: BTreeMap<&'static str, BTreeMap<Key, Value>>,
+    bundle: &Bundle,
+    profile: &str,
+) -> BTreeMap<&'static str, BTreeMap<Key, Value>> {
+    let spec = bundle.profile(profile).unwrap();
+    for (list, component) in [
+        ("ingressGateways", "IngressGateways"),
+        ("egressGateways", "EgressGateways"),
+    ] {
+        for gw in spec["components"][list].as_array().into_iter().flatten() {
+            let Some(extra) = gw["k8s"]["service"]["ports"].as_array() else {
+                continue;
+            };
+            let name = gw["name"].as_str().unwrap_or_default().to_string();
+            let key: Key = ("Service".into(), "istio-system".into(), name);
+            let Some(svc) = want.get_mut(component).and_then(|c| c.get_mut(&key)) else {
+                continue;
+            };
+            let ports = svc["spec"]["ports"].as_array_mut().unwrap();
+            for p in extra {
+                if !ports.iter().any(|q| q["port"] == p["port"]) {
+                    ports.push(p.clone());
+                }
             }
         }
     }

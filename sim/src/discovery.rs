@@ -79,6 +79,19 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
                 "verbs": ["get", "patch", "update"],
             }));
         }
+        // Listed as every API server since 1.20 lists it: clients choose their service
+        // account token mode by it (creating tokens is not served: sim/README.md).
+        if t.group.is_empty() && t.plural == "serviceaccounts" {
+            resources.push(json!({
+                "name": "serviceaccounts/token",
+                "singularName": "",
+                "namespaced": true,
+                "group": "authentication.k8s.io",
+                "version": "v1",
+                "kind": "TokenRequest",
+                "verbs": ["create"],
+            }));
+        }
         if t.status {
             resources.push(json!({
                 "name": format!("{}/status", t.plural),

@@ -308,72 +308,153 @@ spec:
 ";
 
 /// What `istioctl install` of `version` with the user's `user_iop` leaves in a cluster (a
-/// YAML seed): the objects the release renders for that IstioOperator (the faithful bundle
-/// through `meshup template`), with the labels istioctl adds when it applies them (the
-/// bundle renders them) and not meshup's, and the `installed-state` IstioOperator holding
-/// the fully expanded spec (the profile merged with the user's file, plus istioctl's legacy
-/// duplicates and chart values meshup does not model). No meshup history.
-pub fn istioctl_seed(version: &str, user_iop: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("iop.yaml");
-    std::fs::write(&file, user_iop).unwrap();
-    let bundle = format!("istio-{version}");
-    let out = run(
-        &[
-            "template",
-            "--bundle",
-            &b(&bundle),
-            "-f",
-            file.to_str().unwrap(),
-        ],
-        None,
-    );
-    out.expect(0);
-    let mut docs: Vec<Value> = serde_yaml::Deserializer::from_str(&out.stdout)
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .filter(|v: &Value| !v.is_null())
-        .collect();
-    for d in &mut docs {
-        // The bundle renders istioctl's apply-time labels; only meshup's own go.
-        let labels = d["metadata"]["labels"].as_object_mut().unwrap();
-        labels.remove("app.kubernetes.io/managed-by");
-        labels.remove("meshup.dev/component");
-        assert_eq!(labels["operator.istio.io/version"], version);
-    }
-    docs.push(installed_state(version, user_iop));
-    docs.iter()
-        .map(|d| serde_yaml::to_string(d).unwrap())
-        .collect::<Vec<_>>()
-        .join("---\n")
+/// YAML seed), with the default profile: see `IstioctlInstall`.
+/// `None` (SKIPPED) without Istio's profile files.
+pub fn istioctl_seed(version: &str, user_iop: &str) -> Option<String> {
+    IstioctlInstall::new(version, user_iop).seed()
 }
 
-/// istioctl's `installed-state`: the profile merged with the user's spec, expanded.
-fn installed_state(version: &str, user_iop: &str) -> Value {
-    let profile_path = bundle(&format!("istio-{version}")).join("profiles/default.yaml");
-    let mut spec: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(profile_path).unwrap()).unwrap();
-    let user: Value = serde_yaml::from_str(user_iop).unwrap();
-    meshup::values::merge(&mut spec, &user["spec"]);
-    spec["profile"] = json!("default");
-    // istioctl also writes the legacy spellings and the charts' own values.
-    spec["values"]["global"]["hub"] = spec["hub"].clone();
-    spec["values"]["global"]["tag"] = spec["tag"].clone();
-    spec["values"]["global"]["arch"] = json!({"amd64": 2, "ppc64le": 2, "s390x": 2});
-    spec["values"]["global"]["meshID"] = json!("");
-    spec["values"]["pilot"]["replicaCount"] = json!(1);
-    spec["values"]["pilot"]["autoscaleMin"] = json!(1);
-    spec["values"]["pilot"]["autoscaleMax"] = json!(5);
-    spec["values"]["gateways"]["istio-ingressgateway"]["type"] = json!("LoadBalancer");
-    json!({
-        "apiVersion": "install.istio.io/v1alpha1",
-        "kind": "IstioOperator",
-        "metadata": {
-            "name": "installed-state",
-            "namespace": "istio-system",
-            "annotations": {"install.istio.io/ignoreReconcile": "true"}
-        },
-        "spec": spec
-    })
+/// An install by a real istioctl of the 1.6-1.9 era, as it leaves a cluster: the objects the
+/// release renders for the profile and the user's IstioOperator (the faithful bundle through
+/// `meshup template`; `host/tests/reference.rs` holds it to Istio's own output), with the
+/// labels istioctl adds when it applies them and not meshup's, and the `installed-state`
+/// IstioOperator built from *Istio's* profile files (`../shared/reference/istio-1.X/
+/// profiles`, merged as that istioctl merges), its hub and tag, the values it chose from the
+/// cluster, and the user's file. No meshup history.
+pub struct IstioctlInstall {
+    /// The release whose bundle renders the objects (`1.8.6`).
+    pub version: String,
+    /// The patch that runs (`1.8.4`): its tag on every image, label and the installed-state.
+    pub running: String,
+    pub profile: String,
+    pub user_iop: String,
+    /// What istioctl chose for `values.global.jwtPolicy` from the cluster it installed to.
+    pub jwt_policy: String,
+}
+
+impl IstioctlInstall {
+    pub fn new(version: &str, user_iop: &str) -> IstioctlInstall {
+        IstioctlInstall {
+            version: version.into(),
+            running: version.into(),
+            profile: "default".into(),
+            user_iop: user_iop.into(),
+            jwt_policy: "third-party-jwt".into(),
+        }
+    }
+
+    /// The seed; `None` (SKIPPED) without Istio's profile files.
+    pub fn seed(&self) -> Option<String> {
+        let minor = self.version.rsplit_once('.').unwrap().0.to_string();
+        let profiles = istio_profiles(&minor)?;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("iop.yaml");
+        std::fs::write(&file, &self.user_iop).unwrap();
+        let tag = format!("tag={}", self.running);
+        let jwt = format!("values.global.jwtPolicy={}", self.jwt_policy);
+        let bundle = b(&format!("istio-{}", self.version));
+        let args = [
+            "template",
+            "--bundle",
+            &bundle,
+            "--profile",
+            &self.profile,
+            "-f",
+            file.to_str().unwrap(),
+            "--set",
+            &tag,
+            "--set",
+            &jwt,
+        ];
+        let out = run(&args, None);
+        out.expect(0);
+        let text = out.stdout.replace(
+            &format!("operator.istio.io/version: {}", self.version),
+            &format!("operator.istio.io/version: {}", self.running),
+        );
+        let mut docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .filter(|v: &Value| !v.is_null())
+            .collect();
+        for d in &mut docs {
+            // The bundle renders istioctl's apply-time labels; only meshup's own go.
+            let labels = d["metadata"]["labels"].as_object_mut().unwrap();
+            labels.remove("app.kubernetes.io/managed-by");
+            labels.remove("meshup.dev/component");
+            assert_eq!(labels["operator.istio.io/version"], self.running.as_str());
+        }
+        docs.push(self.installed_state(&minor, &profiles));
+        let seed = docs
+            .iter()
+            .map(|d| serde_yaml::to_string(d).unwrap())
+            .collect::<Vec<_>>()
+            .join("---\n");
+        Some(seed)
+    }
+
+    /// istioctl's `installed-state` (`GenIOPFromProfile`): Istio's named profile over its
+    /// default, the binary's hub and tag, the cluster's values, then the user's file.
+    fn installed_state(&self, minor: &str, profiles: &Path) -> Value {
+        let spec_of = |name: &str| -> Value {
+            let text = std::fs::read_to_string(profiles.join(format!("{name}.yaml"))).unwrap();
+            serde_yaml::from_str::<Value>(&text).unwrap()["spec"].clone()
+        };
+        // 1.6 merged with a JSON merge patch (lists replaced), 1.7+ merged the gateway lists
+        // by name (host/tests/reference/profiles.rs checks the bundles against the same).
+        let rule = meshup::values::MergeRule {
+            by_name: if minor == "1.6" {
+                vec![]
+            } else {
+                vec![
+                    "components.ingressGateways".into(),
+                    "components.egressGateways".into(),
+                ]
+            },
+        };
+        let mut spec = spec_of("default");
+        if self.profile != "default" {
+            rule.merge(&mut spec, &spec_of(&self.profile));
+        }
+        rule.merge(
+            &mut spec,
+            &json!({"hub": "docker.io/istio", "tag": self.running}),
+        );
+        rule.merge(
+            &mut spec,
+            &json!({"values": {"global": {"jwtPolicy": self.jwt_policy}}}),
+        );
+        let user: Value = serde_yaml::from_str(&self.user_iop).unwrap();
+        rule.merge(&mut spec, &user["spec"]);
+        spec["profile"] = json!(self.profile);
+        spec["installPackagePath"] = json!("");
+        json!({
+            "apiVersion": "install.istio.io/v1alpha1",
+            "kind": "IstioOperator",
+            "metadata": {
+                "name": "installed-state",
+                "namespace": "istio-system",
+                "annotations": {"install.istio.io/ignoreReconcile": "true"}
+            },
+            "spec": spec
+        })
+    }
+}
+
+/// Istio's own profile files of a minor release (`../shared/reference`). Tests that build an
+/// istioctl install need them: without them they say SKIPPED, and under CI=true (where CI
+/// has a copy of shared/ beside the clone) they fail.
+pub fn istio_profiles(minor: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../../shared/reference/istio-{minor}/profiles"));
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let why = format!("{} does not exist (Istio's own profiles)", dir.display());
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("an istioctl install cannot be built under CI=true: {why}");
+    }
+    println!("SKIPPED: istioctl install from Istio's profiles: {why}");
+    None
 }
 
 /// The Deployments of a seed with their replicas (to wait for them before a test starts).

@@ -6,88 +6,125 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-fn findings(doc: &Value, policy: &str) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = doc["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["policy"] == policy)
-        .map(|f| {
-            (
-                f["code"].as_str().unwrap_or_default().to_string(),
-                f["subject"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
-}
-
 fn changed(path: &str) -> (String, String) {
     ("profile-defaults.changed".to_string(), path.to_string())
 }
 
-/// The default-profile values that really differ between the 1.7 and 1.8 bundles (as
-/// between Istio's 1.7 and 1.8 charts): one finding each, whichever way the move goes.
+const INGRESS: &str = "components.ingressGateways[name:istio-ingressgateway]";
+const EGRESS: &str = "components.egressGateways[name:istio-egressgateway]";
+
+/// The defaults that really differ between Istio 1.7's and 1.8's (profile over charts,
+/// the same for default, demo and minimal): the gateways' router mode (`sni-dnat` →
+/// `standard`), the ingress gateway's new `tcp-istiod` port, and the trust domain value.
+/// One finding each, whichever way the move goes.
 fn defaults_1_7_vs_1_8() -> Vec<(String, String)> {
     vec![
-        changed("components.ingressGateways[name:istio-ingressgateway].k8s.service"),
-        changed("meshConfig.disableMixerHttpReports"),
-        changed("values.global.controlPlaneSecurityEnabled"),
-        changed("values.global.externalIstiod"),
+        changed(&format!("{EGRESS}.k8s.env")),
+        changed(&format!("{INGRESS}.k8s.env")),
+        changed(&format!("{INGRESS}.k8s.service")),
         changed("values.global.trustDomain"),
     ]
 }
 
-/// The values of `USER_IOP`, which a run without the user's file would revert: one
-/// finding each.
-fn users_values_reverted() -> Vec<(String, String)> {
-    let revert = |p: &str| ("values-revert.reverted".to_string(), p.to_string());
-    vec![
-        revert("components.pilot.k8s.replicaCount"),
-        revert("meshConfig.accessLogFile"),
-        revert("values.pilot.traceSampling"),
-    ]
-}
-
-/// Likewise between 1.8 and 1.9.
+/// Likewise between 1.8 and 1.9: the injector's object selector, on in 1.9.
 fn defaults_1_8_vs_1_9() -> Vec<(String, String)> {
+    vec![changed(
+        "values.sidecarInjectorWebhook.objectSelector.enabled",
+    )]
+}
+
+/// What `USER_IOP` sets beyond Istio's default profile, with the values it gives: what a
+/// run without the user's file reverts.
+fn users_values() -> Vec<(&'static str, Value)> {
     vec![
-        changed("meshConfig.defaultConfig.proxyMetadata.DNS_AGENT"),
-        changed("values.global.configValidation"),
-        changed("values.sidecarInjectorWebhook.objectSelector.enabled"),
+        ("components.pilot.k8s.replicaCount", json!(2)),
+        ("meshConfig.accessLogFile", json!("/dev/stdout")),
+        ("values.pilot.traceSampling", json!(5.0)),
     ]
 }
 
-/// The precheck of an istioctl 1.7.8 install against 1.8.6 finds what is true and no more:
-/// the two values the user set and this run drops, and the real default changes.
-#[test]
-fn istioctl_install_of_the_previous_minor_prechecks_without_false_findings() {
-    let sim = Sim::start_with(Some(&istioctl_seed("1.7.8", USER_IOP)), &[]);
-    wait_ready(&sim, "istio-system", "istiod", 2);
-    let pre = sim.meshup(&["precheck", "--bundle", &b("istio-1.8.6"), "-o", "json"]);
+/// Beyond Istio's demo profile, which sets `accessLogFile: /dev/stdout` itself.
+fn users_values_over_demo() -> Vec<(&'static str, Value)> {
+    users_values()
+        .into_iter()
+        .filter(|(p, _)| *p != "meshConfig.accessLogFile")
+        .collect()
+}
+
+fn reverted(values: &[(&str, Value)]) -> Vec<(String, String)> {
+    values
+        .iter()
+        .map(|(p, _)| ("values-revert.reverted".to_string(), p.to_string()))
+        .collect()
+}
+
+/// The findings about values: what reverts, which defaults change, what istioctl chose
+/// from the cluster (the pdb policy's, for one, speak of the cluster, not of values).
+fn value_findings(doc: &Value) -> Vec<(String, String)> {
+    let about_values = ["values-revert", "profile-defaults", "plan.cluster-specific"];
+    let mut got: Vec<(String, String)> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            let code = f["code"].as_str().unwrap_or_default();
+            about_values.iter().any(|p| code.starts_with(p))
+        })
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_string(),
+                f["subject"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    got
+}
+
+/// A precheck of what `install` left towards `target`, without the user's file: its
+/// findings about values are exactly the `reverts` and `others` (nothing a profile set,
+/// nothing istioctl chose, never the release's own tag), and the plan's reverted values are
+/// `reverts`, with the values the user gave.
+fn precheck_finds_exactly(
+    install: &IstioctlInstall,
+    target: &str,
+    reverts: &[(&str, Value)],
+    others: Vec<(String, String)>,
+) {
+    let Some(seed) = install.seed() else { return };
+    let sim = Sim::start_with(Some(&seed), &[]);
+    for (name, replicas) in seeded_deployments(&seed) {
+        wait_ready(&sim, "istio-system", &name, replicas);
+    }
+    let pre = sim.meshup(&[
+        "precheck",
+        "--bundle",
+        &b(&format!("istio-{target}")),
+        "-o",
+        "json",
+    ]);
     pre.expect(0);
     let doc = pre.json();
     assert_eq!(doc["plan"]["install_method"], "istioctl", "{doc}");
-    assert_eq!(doc["current_version"], "1.7.8");
-    // What the user set, not what the profile set: the values this run would revert are
-    // exactly the user's three, with the values the user gave.
-    let reverted: Vec<(String, Value)> = doc["plan"]["reverted_values"]
+    assert_eq!(doc["current_version"], install.running.as_str());
+    let mut expected = plus(reverted(reverts), others);
+    expected.sort();
+    let what = format!(
+        "{} {} ({}) → {target}",
+        install.running, install.profile, install.jwt_policy
+    );
+    assert_eq!(value_findings(&doc), expected, "{what}");
+    let got: Vec<(String, Value)> = doc["plan"]["reverted_values"]
         .as_array()
         .unwrap()
         .iter()
         .map(|v| (v["path"].as_str().unwrap().to_string(), v["old"].clone()))
         .collect();
-    assert_eq!(
-        reverted,
-        vec![
-            ("components.pilot.k8s.replicaCount".to_string(), json!(2)),
-            ("meshConfig.accessLogFile".to_string(), json!("/dev/stdout")),
-            ("values.pilot.traceSampling".to_string(), json!(5.0)),
-        ]
-    );
-    assert_eq!(findings(&doc, "values-revert"), users_values_reverted());
-    assert_eq!(findings(&doc, "profile-defaults"), defaults_1_7_vs_1_8());
+    let want: Vec<(String, Value)> = reverts
+        .iter()
+        .map(|(p, v)| (p.to_string(), v.clone()))
+        .collect();
+    assert_eq!(got, want, "{what}");
     // No plan refusal: the selectors are istioctl's own.
     let rejected: Vec<&Value> = doc["plan"]["changes"]
         .as_array()
@@ -96,6 +133,59 @@ fn istioctl_install_of_the_previous_minor_prechecks_without_false_findings() {
         .filter(|c| !c["rejected"].is_null())
         .collect();
     assert!(rejected.is_empty(), "{rejected:?}");
+}
+
+fn plus(mut a: Vec<(String, String)>, b: Vec<(String, String)>) -> Vec<(String, String)> {
+    a.extend(b);
+    a
+}
+
+/// The precheck of an istioctl 1.7.8 install (default profile) against 1.8.6 finds what is
+/// true and no more: the user's three values this run drops, and the real default changes.
+#[test]
+fn istioctl_install_of_the_previous_minor_prechecks_without_false_findings() {
+    let install = IstioctlInstall::new("1.7.8", USER_IOP);
+    precheck_finds_exactly(&install, "1.8.6", &users_values(), defaults_1_7_vs_1_8());
+}
+
+/// As measured on a real istioctl 1.8 install (demo profile, istioctl 1.8.4, a cluster
+/// without third-party tokens): what Istio's demo and default profiles set, the running
+/// patch's tag and the JWT policy istioctl chose are never taken for the user's values. The
+/// JWT policy this cluster gets is a change of its own, said once.
+#[test]
+fn istioctl_1_8_demo_install_reports_only_the_users_values() {
+    let install = IstioctlInstall {
+        running: "1.8.4".into(),
+        profile: "demo".into(),
+        jwt_policy: "first-party-jwt".into(),
+        ..IstioctlInstall::new("1.8.6", USER_IOP)
+    };
+    let others = plus(
+        defaults_1_8_vs_1_9(),
+        vec![(
+            "plan.cluster-specific".into(),
+            "values.global.jwtPolicy".into(),
+        )],
+    );
+    precheck_finds_exactly(&install, "1.9.5", &users_values_over_demo(), others);
+}
+
+/// With nothing set by the user, an install of either profile reverts nothing, up or down.
+#[test]
+fn istioctl_installs_without_user_values_revert_nothing() {
+    let empty = "apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nspec: {}\n";
+    for (version, running, profile, target, defaults) in [
+        ("1.8.6", "1.8.6", "demo", "1.9.5", defaults_1_8_vs_1_9()),
+        ("1.9.5", "1.9.2", "default", "1.8.6", defaults_1_8_vs_1_9()),
+        ("1.7.8", "1.7.8", "demo", "1.8.6", defaults_1_7_vs_1_8()),
+    ] {
+        let install = IstioctlInstall {
+            running: running.into(),
+            profile: profile.into(),
+            ..IstioctlInstall::new(version, empty)
+        };
+        precheck_finds_exactly(&install, target, &[], defaults);
+    }
 }
 
 fn exists(sim: &Sim, path: &str) -> bool {
@@ -139,7 +229,10 @@ fn all_objects() -> std::collections::BTreeSet<String> {
 /// same -f as at install time.
 #[test]
 fn istioctl_1_7_install_goes_up_two_minors_and_back_keeping_the_users_values() {
-    let sim = Sim::start_with(Some(&istioctl_seed("1.7.8", USER_IOP)), &[]);
+    let Some(seed) = istioctl_seed("1.7.8", USER_IOP) else {
+        return;
+    };
+    let sim = Sim::start_with(Some(&seed), &[]);
     wait_ready(&sim, "istio-system", "istiod", 2);
     let iop = sim.dir.path().join("iop.yaml");
     std::fs::write(&iop, USER_IOP).unwrap();
@@ -150,18 +243,15 @@ fn istioctl_1_7_install_goes_up_two_minors_and_back_keeping_the_users_values() {
     step(&sim, &iop, "1.7.8", to_1_7);
 }
 
-/// From what istioctl 1.8.6 left: the precheck without the user's file names exactly the
-/// user's values it would revert and the real default changes; then up and down with it.
+/// From what istioctl 1.8.6 left, up one minor and back down two, with the same -f as at
+/// install time.
 #[test]
 fn istioctl_1_8_install_goes_up_and_down_to_1_7() {
-    let sim = Sim::start_with(Some(&istioctl_seed("1.8.6", USER_IOP)), &[]);
+    let Some(seed) = istioctl_seed("1.8.6", USER_IOP) else {
+        return;
+    };
+    let sim = Sim::start_with(Some(&seed), &[]);
     wait_ready(&sim, "istio-system", "istiod", 2);
-    let pre = sim.meshup(&["precheck", "--bundle", &b("istio-1.9.5"), "-o", "json"]);
-    pre.expect(0);
-    let doc = pre.json();
-    assert_eq!(doc["current_version"], "1.8.6");
-    assert_eq!(findings(&doc, "values-revert"), users_values_reverted());
-    assert_eq!(findings(&doc, "profile-defaults"), defaults_1_8_vs_1_9());
     let iop = sim.dir.path().join("iop.yaml");
     std::fs::write(&iop, USER_IOP).unwrap();
     step(&sim, &iop, "1.9.5", defaults_1_8_vs_1_9());
@@ -266,8 +356,11 @@ fn envoy_filter(name: &str, labels: Value) -> String {
 /// ownership labels and pruned; objects without them, or of another revision, stay.
 #[test]
 fn objects_an_istioctl_install_left_are_pruned_through_its_labels() {
+    let Some(installed) = istioctl_seed("1.7.8", USER_IOP) else {
+        return;
+    };
     let seed = [
-        istioctl_seed("1.7.8", USER_IOP),
+        installed,
         // Istio 1.7's operator snapshot still shipped the 1.5 proxies' filters.
         envoy_filter(
             "stats-filter-1.5",

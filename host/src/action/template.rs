@@ -15,8 +15,15 @@ impl Template {
     pub fn run(&self) -> anyhow::Result<String> {
         let bundle = Bundle::load(&self.bundle)?;
         crate::render::lint(&bundle)?;
-        let (_, _, _, rendered) =
-            plan::values_and_render(&bundle, &self.inputs, None, crate::state::DEFAULT_REVISION)?;
+        // No cluster: the installer's values for one it cannot see (`template` is offline,
+        // as `istioctl manifest generate` is).
+        let (_, rendered) = plan::values_and_render(
+            &bundle,
+            &self.inputs,
+            None,
+            crate::state::DEFAULT_REVISION,
+            serde_json::json!({}),
+        )?;
         Ok(rendered.manifest())
     }
 }

@@ -296,6 +296,7 @@ impl Run<'_> {
         let found = [
             checks::permission_findings(&missing),
             checks::rejection_findings(&plan),
+            checks::cluster_specific_findings(&plan),
         ]
         .concat();
         let pre = self
@@ -521,7 +522,7 @@ impl Run<'_> {
             discovery,
             namespace,
             &plan.profile,
-            &plan.values,
+            &plan.installer_spec,
         )
         .await
         {

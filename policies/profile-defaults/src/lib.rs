@@ -37,47 +37,33 @@ impl Policy for ProfileDefaults {
         paths.dedup();
         paths
             .into_iter()
+            // A value one release has and the other has not is a setting added or
+            // dropped (or moved between Istio's profiles and its charts), not a change.
             .filter(|p| {
-                old.get(*p) != new.get(*p)
-                    && !emptied(&old, &new, p)
-                    && !emptied(&new, &old, p)
+                matches!((old.get(*p), new.get(*p)), (Some(o), Some(n)) if o != n)
                     && !touches(&overlay, p)
                     && !ignored.contains(&p.as_str())
             })
             .map(|p| {
                 let (o, n) = (old.get(p), new.get(p));
                 let msg = format!(
-                    "default of {p} changes {} → {} ({from} → {})",
-                    show(o),
-                    show(n),
+                    "default of {p} changes: {} ({from} → {})",
+                    describe_change(o, n),
                     ctx.target_version
                 );
-                let f = if o.is_some() && n.is_some() {
-                    warning("profile-defaults.changed", msg)
-                } else {
-                    info("profile-defaults.changed", msg)
+                let keep = match o {
+                    Some(v @ (Value::Object(_) | Value::Array(_))) => format!(
+                        "set {p} in your IstioOperator file (-f) to its old value {}",
+                        v
+                    ),
+                    o => format!("--set {p}={}", show(o)),
                 };
-                let keep = o
-                    .map(|v| format!("--set {p}={}", show(Some(v))))
-                    .unwrap_or_else(|| format!("review {p}"));
-                f.with_remediation(format!("to keep the old behaviour: {keep}"))
+                warning("profile-defaults.changed", msg)
+                    .with_remediation(format!("to keep the old behaviour: {keep}"))
                     .with_subject(p.clone())
             })
             .collect()
     }
-}
-
-/// `p` is an empty mapping on one side whose entries the other side lists one by one
-/// (`proxyMetadata: {}` against `proxyMetadata.DNS_AGENT`): those entries say it already.
-fn emptied(
-    a: &std::collections::BTreeMap<String, Value>,
-    b: &std::collections::BTreeMap<String, Value>,
-    p: &str,
-) -> bool {
-    a.get(p)
-        .is_some_and(|v| v.as_object().is_some_and(|m| m.is_empty()))
-        && b.keys()
-            .any(|k| k.strip_prefix(p).is_some_and(|r| r.starts_with('.')))
 }
 
 export_policy!(ProfileDefaults);
@@ -102,18 +88,11 @@ mod tests {
             .iter()
             .map(|f| (f.subject.clone().unwrap(), f.severity))
             .collect();
-        assert_eq!(
-            got,
-            [
-                ("added".to_string(), Severity::Info),
-                ("gone".to_string(), Severity::Info),
-                ("pilot.env.A".to_string(), Severity::Warning),
-                ("pm.DNS".to_string(), Severity::Info)
-            ]
-        );
-        assert!(f[2].message.contains("x → y"), "{}", f[2].message);
+        // Added, dropped and emptied settings are not changed defaults.
+        assert_eq!(got, [("pilot.env.A".to_string(), Severity::Warning)]);
+        assert!(f[0].message.contains("x → y"), "{}", f[0].message);
         assert!(
-            f[2].remediation
+            f[0].remediation
                 .as_deref()
                 .unwrap()
                 .contains("--set pilot.env.A=x")

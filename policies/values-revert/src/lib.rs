@@ -24,7 +24,10 @@ impl Policy for ValuesRevert {
         let new_values = flatten(&parse_json(&ctx.values_new));
         old.iter()
             // Only what this run changes: a value the new profile already has stays.
-            .filter(|(p, v)| !touches(&new_overlay, p) && new_values.get(*p) != Some(*v))
+            // A Kubernetes setting the new values hold with more beside it is kept.
+            .filter(|(p, v)| {
+                !touches(&new_overlay, p) && !new_values.get(*p).is_some_and(|n| covers(n, v))
+            })
             .map(|(p, v)| {
                 warning(
                     "values-revert.reverted",

@@ -265,6 +265,11 @@ impl Kube for FakeCluster {
         )))
     }
 
+    async fn serves(&self, api_version: &str, resource: &str) -> Result<bool> {
+        // What every current API server serves.
+        Ok(api_version == "v1" && resource == "serviceaccounts/token")
+    }
+
     async fn get(&self, key: &ObjectKey) -> Result<Option<Value>> {
         self.check("get", key)?;
         Ok(self.visible().remove(&id(key)))
