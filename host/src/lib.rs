@@ -1,33 +1,26 @@
 //! meshup: upgrades and downgrades a service-mesh control plane in place, safely.
 //!
-//! One module per concept; `cli` only turns flags into calls of the others.
+//! The crate is arranged in layers, each a folder that uses only the layers listed before it
+//! (`host/tests/layers.rs` keeps it so, and keeps the crate free of import cycles):
+//!
+//! - `base`: exit codes, the WIT types, versions, value trees, YAML input, object identity,
+//!   untrusted-text escaping;
+//! - `policy`: the wasmtime runtime for policies, their sandbox, grants, audit and replay;
+//! - `cluster`: the `Kube` trait and its client, watches and rollout status, retries,
+//!   permissions, the upgrade lock;
+//! - `release`: where a target release comes from (`Source`): the built-in bundles, their
+//!   input language (IstioOperator) and discovery facts;
+//! - `installed`: what runs and who installed it (`Installer`): meshup's history,
+//!   istioctl's records, the installed state;
+//! - `engine`: plan and diff, checks, apply, restore, prune, data plane, progress events;
+//! - `action`: one file per user action, each returning a report;
+//! - `cli`: flags, printing of reports, exit codes, the demo, `meshup policy`.
 
-pub mod access;
 pub mod action;
-pub mod apply;
-pub mod bundle;
-pub mod checks;
+pub mod base;
 pub mod cli;
 pub mod cluster;
-pub mod dataplane;
-pub mod discovery;
-pub mod exit;
-pub mod history;
-pub mod iop;
-pub mod lock;
-pub mod permissions;
-pub mod plan;
+pub mod engine;
+pub mod installed;
 pub mod policy;
-pub mod progress;
-pub mod prune;
-pub mod render;
-pub mod restore;
-pub mod retry;
-pub mod shipped;
-pub mod sim_webhooks;
-pub mod state;
-pub mod ui;
-pub mod values;
-pub mod version;
-pub mod wait;
-pub mod yaml;
+pub mod release;

@@ -10,7 +10,8 @@ use std::fs;
 use std::sync::Arc;
 
 use common::*;
-use meshup::exit::{Code, code_of};
+use meshup::base::exit::Code;
+use meshup::cli::exit::code_of;
 use meshup::policy::audit::{self, AuditRecord};
 use meshup::policy::runtime::Runtime;
 use meshup::policy::{

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 #[path = "reference/profiles.rs"]
 mod profiles;
 
-use meshup::bundle::Bundle;
+use meshup::release::bundle::Bundle;
 use serde_json::Value;
 
 const OWNING: &str = "install.operator.istio.io/owning-resource";
@@ -100,14 +100,19 @@ fn expected(dir: &Path) -> BTreeMap<&'static str, BTreeMap<Key, Value>> {
 /// What the bundle renders with the golden's inputs (the profile with the egress gateway
 /// on), by istioctl component.
 fn rendered(bundle: &Bundle, profile: &str) -> BTreeMap<String, BTreeMap<Key, Value>> {
-    let inputs = meshup::plan::Inputs {
+    let inputs = meshup::engine::plan::Inputs {
         profile: Some(profile.to_string()),
         value_files: vec![],
         set: vec!["components.egressGateways[0].enabled=true".to_string()],
     };
-    let (_, r) =
-        meshup::plan::values_and_render(bundle, &inputs, None, "default", serde_json::json!({}))
-            .unwrap();
+    let (_, r) = meshup::engine::plan::values_and_render(
+        bundle,
+        &inputs,
+        None,
+        "default",
+        serde_json::json!({}),
+    )
+    .unwrap();
     let mut out: BTreeMap<String, BTreeMap<Key, Value>> = BTreeMap::new();
     for o in r.objects {
         if o.kind() == "Namespace" {

@@ -401,7 +401,7 @@ impl IstioctlInstall {
         };
         // 1.6 merged with a JSON merge patch (lists replaced), 1.7+ merged the gateway lists
         // by name (host/tests/reference/profiles.rs checks the bundles against the same).
-        let rule = meshup::values::MergeRule {
+        let rule = meshup::base::values::MergeRule {
             by_name: if minor == "1.6" {
                 vec![]
             } else {

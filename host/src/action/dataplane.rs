@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use super::{Env, default_namespace};
-use crate::cluster::Cluster;
-use crate::dataplane::{self, Report, RestartOptions, RestartReport};
-use crate::discovery::Discovery;
-use crate::progress::{Event, Progress};
-use crate::state;
+use crate::cluster::client::Cluster;
+use crate::engine::dataplane::{self, Report, RestartOptions, RestartReport};
+use crate::engine::progress::{Event, Progress};
+use crate::installed::state;
+use crate::release::discovery::Discovery;
 
 pub struct DataplaneStatus {
     pub namespace: Option<String>,

@@ -7,12 +7,12 @@
 //!   configuration every action receives: where the cluster and the history are, the
 //!   policy configuration), then calls `Upgrade::run(&env, &narrator)`.
 //! - `run` loads the bundle and the policies, connects ([`Env::connect`]: a
-//!   [`crate::access::Kube`] and the release [`crate::history::History`]) and goes step
-//!   by step: plan and check, confirm, lock ([`crate::lock`]), pre-upgrade checks,
-//!   capture and record as pending, apply ([`crate::apply`]), post-upgrade checks, then
+//!   [`crate::cluster::kube::Kube`] and the release [`crate::installed::history::History`]) and goes step
+//!   by step: plan and check, confirm, lock ([`crate::cluster::lock`]), pre-upgrade checks,
+//!   capture and record as pending, apply ([`crate::engine::apply`]), post-upgrade checks, then
 //!   record `deployed`, or restore the capture ([`rollback::restore_run`]).
 //! - Everything it and the code it calls want to say goes out as a
-//!   [`crate::progress::Event`] to the `Progress` it was given; it returns a typed
+//!   [`crate::engine::progress::Event`] to the `Progress` it was given; it returns a typed
 //!   report ([`upgrade::Report`]). The changing actions (upgrade, rollback) never print;
 //!   `present` is the CLI's side: `present::Narrator` turns events into lines and bars,
 //!   and `present::upgrade`/`present::rollback` print a report as text or as the one
@@ -24,9 +24,7 @@
 //!   server, an in-memory fake in this module's tests (Helm's `action_test.go` pattern).
 
 pub mod dataplane;
-pub mod demo;
 pub mod history;
-pub mod present;
 pub mod rollback;
 pub mod status;
 pub mod template;
@@ -34,10 +32,10 @@ pub mod upgrade;
 
 use std::sync::{Arc, OnceLock};
 
-use crate::access::Kube;
-use crate::checks::Checker;
-use crate::cluster::{Cluster, Target};
-use crate::history::{Driver, History, Secrets};
+use crate::cluster::client::{Cluster, Target};
+use crate::cluster::kube::Kube;
+use crate::engine::checks::Checker;
+use crate::installed::history::{Driver, History, Secrets};
 
 /// What every action needs from outside (Helm's `action.Configuration`): where the
 /// cluster and the release history are, and the policy configuration. Nothing here
@@ -147,14 +145,28 @@ impl Env {
 /// The product name releases are recorded under (one mesh per cluster): the newest
 /// shipped bundle's, so that every action finds the same history with or without a bundle.
 pub fn product() -> &'static str {
-    &crate::shipped::newest().name
+    &crate::release::shipped::newest().name
 }
 
 /// Where the control plane lives when no bundle says otherwise (the newest shipped
 /// bundle's namespace).
 pub fn default_namespace() -> &'static str {
-    &crate::shipped::newest().namespace
+    &crate::release::shipped::newest().namespace
 }
 
 #[cfg(test)]
 mod tests;
+
+/// Release the lock; a failure to do so never changes a run's outcome (the lock expires by
+/// itself), so it is said as a warning.
+async fn release_lock(
+    lock: crate::cluster::lock::Lock,
+    progress: &dyn crate::engine::progress::Progress,
+) {
+    if let Err(e) = lock.release().await {
+        progress.event(crate::engine::progress::Event::Warning(&format!(
+            "{e:#}; it expires by itself {} s after its last renewal",
+            crate::cluster::lock::duration().as_secs()
+        )));
+    }
+}

@@ -16,15 +16,15 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use super::{Env, default_namespace, product};
-use crate::access::Kube;
-use crate::apply::{self, Failure};
-use crate::exit::{Code, Exit};
-use crate::history::{self, Action, History, Release, Status};
-use crate::lock::Lock;
-use crate::progress::{Event, Progress};
-use crate::prune;
-use crate::render::{ObjectKey, Rendered};
-use crate::restore::{self, Snapshot};
+use crate::base::exit::{Code, Exit};
+use crate::base::object::{ObjectKey, Rendered};
+use crate::cluster::kube::Kube;
+use crate::cluster::lock::Lock;
+use crate::engine::apply::{self, Failure};
+use crate::engine::progress::{Event, Progress};
+use crate::engine::prune;
+use crate::engine::restore;
+use crate::installed::history::{self, Action, History, Release, Status};
 
 pub struct Rollback {
     pub to: Option<u32>,
@@ -144,8 +144,8 @@ impl Rollback {
                 format!("Roll back to revision {} ({})?", r.revision, r.version)
             }
         };
-        crate::progress::confirmed(progress, self.yes, &question)?;
-        let lock = Lock::acquire(conn.kube.clone(), ns, crate::lock::duration()).await?;
+        crate::engine::progress::confirmed(progress, self.yes, &question)?;
+        let lock = Lock::acquire(conn.kube.clone(), ns, crate::cluster::lock::duration()).await?;
         if let Some(who) = &lock.took_over {
             progress.event(Event::LockTakenOver(who));
         }
@@ -168,7 +168,7 @@ impl Rollback {
                 to.apply(steps, &opts, progress).await
             }
         };
-        crate::lock::release_or_warn(lock, progress).await;
+        super::release_lock(lock, progress).await;
         let outcome = outcome?;
         let message = if outcome.code == Code::Ok {
             format!(
@@ -203,7 +203,7 @@ fn describe(all: &[Release], target: &Target, steps: Option<&Steps>) -> String {
                 run.status,
                 snap.objects.iter().filter(|c| c.before.is_some()).count(),
                 snap.describe(),
-                snap.created().len()
+                restore::created(snap).len()
             )
         }
         Target::Revision(rev) => {
@@ -256,7 +256,7 @@ pub async fn restore_run(
             Code::NotRestored,
             not_restored(
                 cluster,
-                &snapshot.workloads(),
+                &restore::workloads(&snapshot),
                 &snapshot.describe(),
                 &f,
                 cause,
@@ -419,7 +419,7 @@ impl Revision<'_> {
             .chain(prune.iter().cloned())
             .map(|k| (k.clone(), component_of(&k)));
         let current_version = live.deployed.as_ref().map(|d| d.version.clone());
-        let captured = Snapshot::capture_keys(kube, touched, current_version).await?;
+        let captured = restore::capture_keys(kube, touched, current_version).await?;
         history
             .begin(Release {
                 action: Action::Rollback,
@@ -482,14 +482,14 @@ mod tests {
     #[test]
     fn an_unfinished_run_with_a_capture_is_undone() {
         let mut open = rel(3, Status::Failed);
-        open.captured = Some(Snapshot::default());
+        open.captured = Some(restore::Snapshot::default());
         let all = vec![rel(1, Status::Superseded), rel(2, Status::Deployed), open];
         assert!(matches!(choose(&all, None), Ok(Target::Capture(r)) if r.revision == 3));
         // `--to` always means a revision.
         assert_eq!(revision(choose(&all, Some(1)).unwrap()), 1);
         // An istioctl install: no deployed release at all, only the failed run.
         let mut only = rel(1, Status::Pending);
-        only.captured = Some(Snapshot::default());
+        only.captured = Some(restore::Snapshot::default());
         assert!(matches!(choose(&[only], None), Ok(Target::Capture(_))));
     }
 }

@@ -5,10 +5,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Env, default_namespace, product};
-use crate::dataplane;
-use crate::discovery::Discovery;
-use crate::state::{self, Installed};
-use crate::wait::{DeploymentStatus, Rollout, StatusViewer};
+use crate::cluster::wait::{DeploymentStatus, Rollout, StatusViewer};
+use crate::engine::dataplane;
+use crate::installed::state::{self, Installed};
+use crate::release::discovery::Discovery;
 
 pub struct Status {
     pub namespace: Option<String>,
@@ -108,7 +108,7 @@ fn workload(d: &Value) -> Workload {
             .as_str()
             .unwrap_or_default()
             .to_string(),
-        component: d["metadata"]["labels"][crate::render::COMPONENT_LABEL]
+        component: d["metadata"]["labels"][crate::base::object::COMPONENT_LABEL]
             .as_str()
             .unwrap_or("-")
             .to_string(),

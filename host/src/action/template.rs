@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use crate::bundle::Bundle;
-use crate::plan::{self, Inputs};
+use crate::engine::plan::{self, Inputs};
+use crate::release::bundle::Bundle;
 
 pub struct Template {
     pub bundle: PathBuf,
@@ -14,14 +14,14 @@ impl Template {
     /// The rendered manifest (multi-document YAML).
     pub fn run(&self) -> anyhow::Result<String> {
         let bundle = Bundle::load(&self.bundle)?;
-        crate::render::lint(&bundle)?;
+        crate::release::bundle::render::lint(&bundle)?;
         // No cluster: the installer's values for one it cannot see (`template` is offline,
         // as `istioctl manifest generate` is).
         let (_, rendered) = plan::values_and_render(
             &bundle,
             &self.inputs,
             None,
-            crate::state::DEFAULT_REVISION,
+            crate::installed::state::DEFAULT_REVISION,
             serde_json::json!({}),
         )?;
         Ok(rendered.manifest())

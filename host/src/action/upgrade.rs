@@ -11,21 +11,21 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Env, product};
-use crate::access::Kube;
-use crate::apply;
-use crate::bundle::Bundle;
-use crate::checks::{self, Checker, Outcome, Overrides};
-use crate::dataplane;
-use crate::exit::{Code, Exit};
-use crate::history::{Action, History, Release, Status};
-use crate::lock::Lock;
-use crate::permissions;
-use crate::plan::{self, Inputs, Plan};
+use crate::base::exit::{Code, Exit};
+use crate::base::object::ObjectKey;
+use crate::base::version::Direction;
+use crate::cluster::kube::Kube;
+use crate::cluster::lock::Lock;
+use crate::cluster::permissions;
+use crate::engine::apply;
+use crate::engine::checks::{self, Checker, Outcome, Overrides};
+use crate::engine::dataplane;
+use crate::engine::plan::{self, Inputs, Plan};
+use crate::engine::progress::{Event, Progress};
+use crate::installed::history::{Action, History, Release, Status};
+use crate::installed::state::{self, Installed};
 use crate::policy::Phase;
-use crate::progress::{Event, Progress};
-use crate::render::ObjectKey;
-use crate::state::{self, Installed};
-use crate::version::Direction;
+use crate::release::bundle::Bundle;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -91,8 +91,7 @@ pub struct RunResult {
     pub data_plane: Option<Value>,
 }
 
-use super::present::{capitalise, completion};
-use crate::restore::Snapshot;
+use crate::base::text::capitalise;
 
 /// What an upgrade (or install, or precheck) found and did: the CLI prints it, as text or
 /// as the JSON document.
@@ -179,7 +178,7 @@ impl Upgrade {
         let started = Instant::now();
         // Everything the user typed is validated before the cluster is touched.
         let bundle = Bundle::load(&self.bundle)?;
-        crate::render::lint(&bundle)?;
+        crate::release::bundle::render::lint(&bundle)?;
         let loading = Instant::now();
         let checker = env.checker()?;
         if loading.elapsed() > Duration::from_secs(1) {
@@ -204,7 +203,7 @@ impl Upgrade {
             let result = run.dry_run(&planned.plan).await?;
             return Ok(run.unchanged(planned, Some(result)));
         }
-        crate::progress::confirmed(
+        crate::engine::progress::confirmed(
             progress,
             self.yes,
             &format!(
@@ -253,14 +252,14 @@ impl Run<'_> {
         let lock = Lock::acquire(
             self.kube.clone(),
             self.bundle.namespace(),
-            crate::lock::duration(),
+            crate::cluster::lock::duration(),
         )
         .await?;
         if let Some(who) = &lock.took_over {
             self.progress.event(Event::LockTakenOver(who));
         }
         let outcome = self.locked(&planned).await;
-        crate::lock::release_or_warn(lock, self.progress).await;
+        super::release_lock(lock, self.progress).await;
         let (code, result, post, data_plane) = outcome?;
         Ok(Report {
             plan: planned.plan,
@@ -438,7 +437,7 @@ impl Run<'_> {
             plan, pre, open, ..
         } = planned;
         // A run that resumes an unfinished one keeps that run's capture (the state before it).
-        let captured = Snapshot::capture(self.kube(), plan)
+        let captured = crate::engine::restore::capture(self.kube(), plan)
             .await?
             .under(open.as_ref().and_then(|o| o.captured.as_ref()));
         if let Some(mut o) = open.clone() {
@@ -647,6 +646,21 @@ async fn ensure_namespace(cluster: &dyn Kube, plan: &Plan) -> anyhow::Result<()>
         .unwrap_or_else(|| serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": plan.namespace}}));
     cluster.apply(&ns, false).await?;
     Ok(())
+}
+
+/// The closing line of a verified upgrade: the target and each component's readiness.
+fn completion(plan: &Plan, report: &apply::Report, secs: f64) -> String {
+    let ready: Vec<String> = report
+        .components
+        .iter()
+        .filter(|c| !c.ready.is_empty())
+        .map(|c| c.ready.clone())
+        .collect();
+    format!(
+        "control plane now at {} ({}) in {secs:.1} s",
+        plan.target_version,
+        ready.join(", ")
+    )
 }
 
 fn record(bundle: &Bundle, plan: &Plan, overridden: Vec<String>) -> Release {

@@ -21,7 +21,7 @@ use super::context::{Phase, PolicyContext, now_rfc3339};
 use super::grants::Grant;
 use super::sandbox::{HostCall, Limits, LogLine};
 use super::{Finding, Outcome};
-use crate::exit::{Code, Exit};
+use crate::base::exit::{Code, Exit};
 
 /// One evaluation, as logged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

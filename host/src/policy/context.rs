@@ -4,14 +4,14 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::bindings::meshup::policy::types as wit;
+use crate::base::wit::meshup::policy::types as wit;
 
 /// When in the upgrade flow policies run, and the role of a bundle component: the WIT
 /// enums themselves (see `bindings`).
-pub use super::bindings::{ComponentRole, Phase};
+pub use crate::base::wit::{ComponentRole, Phase};
 
 /// What the run does to the control plane: the plan's own direction.
-pub use crate::version::Direction;
+pub use crate::base::version::Direction;
 
 /// One component of the target bundle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,10 +9,8 @@
 //! lines), `replay`, `builtin` (embedded defaults), `commands` (`meshup policy …`).
 
 pub mod audit;
-pub mod bindings;
 pub mod builtin;
 pub mod cache;
-pub mod commands;
 pub mod config;
 pub mod context;
 pub mod error;
@@ -22,7 +20,6 @@ pub mod runtime;
 pub mod sandbox;
 pub mod set;
 pub mod snapshot;
-pub mod text;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,7 +45,7 @@ pub struct RuntimeOptions {
 }
 
 /// How bad a finding is: the WIT enum itself.
-pub use bindings::Severity;
+pub use crate::base::wit::Severity;
 
 /// One result of one policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ use super::config::Source;
 use super::runtime::Runtime;
 use super::set::{evaluate_member, member};
 use super::snapshot::ClusterReader;
-use crate::exit::Exit;
+use crate::base::exit::Exit;
 
 /// Answers host calls from the recorded ones.
 pub struct Recorded(pub Vec<super::sandbox::HostCall>);

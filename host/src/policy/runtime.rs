@@ -10,14 +10,14 @@ use serde_json::Value;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
 
-use super::bindings::{PolicyPre, meshup::policy::types as wit};
 use super::cache::{Cache, sha256_hex};
 use super::context::Phase;
 use super::grants::Grant;
 use super::sandbox::{self, HostCall, HostState, Limits, LogLine};
 use super::snapshot::ClusterReader;
-use super::text;
 use super::{Finding, Outcome};
+use crate::base::text;
+use crate::base::wit::{PolicyPre, meshup::policy::types as wit};
 
 /// Epoch tick of the deadline ticker.
 pub const TICK: Duration = Duration::from_millis(2);
@@ -235,7 +235,7 @@ impl Runtime {
         grants: Arc<Vec<Grant>>,
         limits: &Limits,
         cluster: Option<Arc<dyn ClusterReader>>,
-        f: impl FnOnce(&super::bindings::Policy, &mut Store<HostState>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&crate::base::wit::Policy, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> (wasmtime::Result<R>, HostState, Duration) {
         let start = Instant::now();
         let mut store = Store::new(

@@ -11,10 +11,10 @@ use wasmtime::{Engine, ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::meshup::policy as wit;
 use super::grants::{self, Grant, Request};
 use super::snapshot::ClusterReader;
-use super::text;
+use crate::base::text;
+use crate::base::wit::meshup::policy as wit;
 
 /// The WASI interfaces a Rust `wasm32-wasip2` std guest imports (and never calls
 /// unless it panics). They are satisfied by an empty WASI context.

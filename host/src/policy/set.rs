@@ -14,7 +14,8 @@ use super::runtime::{Loaded, Run, Runtime};
 use super::sandbox::Limits;
 use super::snapshot::ClusterReader;
 use super::{Evaluation, Finding, Outcome, RuntimeOptions, Severity, failed_finding};
-use super::{builtin, cache, text};
+use super::{builtin, cache};
+use crate::base::text;
 
 /// One configured policy, loaded (or refused, with the reason).
 pub struct Member {

@@ -7,7 +7,7 @@ use meshup_vocab::Selector;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::exit::Exit;
+use crate::base::exit::Exit;
 
 /// Synchronous, in-memory cluster access for policies. Must never block: host
 /// functions run inside the guest's time budget and cannot be interrupted.

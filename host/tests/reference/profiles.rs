@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use meshup::bundle::Bundle;
+use meshup::release::bundle::Bundle;
 use serde_json::{Value, json};
 
 use super::{docs, reference_dir};

@@ -16,10 +16,10 @@ use kube::api::{ApiResource, GroupVersionKind};
 use kube::core::Status;
 use serde_json::{Value, json};
 
-use crate::access::{Kube, OnProgress, Page};
-use crate::cluster::{Error, Result, without_server_fields};
-use crate::render::ObjectKey;
-use crate::wait::{self, WaitError};
+use crate::base::object::ObjectKey;
+use crate::cluster::client::{Error, Result, without_server_fields};
+use crate::cluster::kube::{Kube, OnProgress, Page};
+use crate::cluster::wait::{self, WaitError};
 
 /// How a workload whose template runs a given image fails to roll out.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -109,7 +109,7 @@ impl FakeCluster {
             .filter(|((kind, _, _), _)| kind == "Service")
             .map(|((_, ns, name), svc)| {
                 let ready = objects.iter().filter(|((kind, pod_ns, _), pod)| {
-                    kind == "Pod" && pod_ns == ns && serves(svc, pod) && crate::state::pod_ready(pod)
+                    kind == "Pod" && pod_ns == ns && serves(svc, pod) && crate::installed::state::pod_ready(pod)
                 });
                 let addresses: Vec<Value> = ready.map(|_| json!({"ip": "10.0.0.1"})).collect();
                 let ep = json!({"apiVersion": "v1", "kind": "Endpoints",

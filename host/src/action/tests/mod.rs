@@ -14,11 +14,11 @@ use self::fake::{FakeCluster, Stall};
 use super::rollback::Rollback;
 use super::upgrade::{Mode, Report, Upgrade};
 use super::{Backend, Env};
-use crate::checks::{Checker, Overrides};
-use crate::exit::{Code, Exit};
-use crate::history::{History, Memory, Release, Status};
-use crate::plan::Inputs;
-use crate::progress::{Event, Progress};
+use crate::base::exit::{Code, Exit};
+use crate::engine::checks::{Checker, Overrides};
+use crate::engine::plan::Inputs;
+use crate::engine::progress::{Event, Progress};
+use crate::installed::history::{History, Memory, Release, Status};
 
 /// The configuration every action of a test receives, and what it records.
 struct Fixture {
@@ -137,7 +137,7 @@ impl Fixture {
 fn code_of(r: anyhow::Result<Report>) -> Code {
     match r {
         Ok(r) => r.code,
-        Err(e) => crate::exit::code_of(&e),
+        Err(e) => crate::cli::exit::code_of(&e),
     }
 }
 
@@ -306,12 +306,12 @@ async fn rollback_to_a_revision_reapplies_it_as_a_new_one() {
     );
     let unknown = rollback(Some(9)).run(&f.env, &f.events).await;
     let e = unknown.err().expect("no revision 9");
-    assert_eq!(crate::exit::code_of(&e), Code::BadInput);
+    assert_eq!(crate::cli::exit::code_of(&e), Code::BadInput);
 }
 
 fn lease(holder: &str, renewed: &str) -> Value {
     json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-        "metadata": {"name": crate::lock::LEASE_NAME, "namespace": "istio-system", "resourceVersion": "1"},
+        "metadata": {"name": crate::cluster::lock::LEASE_NAME, "namespace": "istio-system", "resourceVersion": "1"},
         "spec": {"holderIdentity": holder, "leaseDurationSeconds": 30,
             "acquireTime": renewed, "renewTime": renewed}})
 }
@@ -325,7 +325,7 @@ async fn a_held_lock_refuses_the_run_and_changes_nothing() {
     let before = f.kube.contents();
     let result = f.run(upgrade(Mode::Upgrade, "1.8.6")).await;
     let e = result.err().expect("refused");
-    assert_eq!(crate::exit::code_of(&e), Code::Blocked);
+    assert_eq!(crate::cli::exit::code_of(&e), Code::Blocked);
     let exit = e.downcast_ref::<Exit>().expect("an exit error");
     assert!(
         exit.to_string().contains("holds the upgrade lock")
@@ -353,7 +353,11 @@ async fn an_expired_lock_is_taken_over_and_said() {
     // Released at the end.
     assert!(
         f.kube
-            .object("Lease", Some("istio-system"), crate::lock::LEASE_NAME)
+            .object(
+                "Lease",
+                Some("istio-system"),
+                crate::cluster::lock::LEASE_NAME
+            )
             .is_none()
     );
 }
@@ -453,10 +457,10 @@ async fn without_anyone_to_ask_a_run_without_yes_is_refused() {
         yes: false,
         ..upgrade(Mode::Upgrade, "1.8.6")
     };
-    let Err(err) = up.run(&f.env, &crate::progress::Silent).await else {
+    let Err(err) = up.run(&f.env, &crate::engine::progress::Silent).await else {
         panic!("a run without -y and without anyone to ask went ahead");
     };
-    assert_eq!(crate::exit::code_of(&err), Code::BadInput, "{err:#}");
+    assert_eq!(crate::cli::exit::code_of(&err), Code::BadInput, "{err:#}");
     assert!(err.to_string().contains("pass -y"), "{err:#}");
     assert_eq!(f.statuses().await, vec![(1, Status::Deployed)]);
 }
@@ -467,7 +471,7 @@ async fn status_reports_the_release_control_plane_and_workloads() {
     f.installed().await;
     let status = super::status::Status {
         namespace: None,
-        discovery: crate::shipped::newest().discovery.clone(),
+        discovery: crate::release::shipped::newest().discovery.clone(),
     };
     let report = status.run(&f.env).await.unwrap();
     assert_eq!(report.namespace, "istio-system");

@@ -1,0 +1,50 @@
+//! Istio version tags as the host orders them (`1.8.6`, `1.9.0-beta.1`, `1.8-dev`;
+//! parsed by `meshup_vocab::version`) and the [`Direction`] of a run.
+
+use std::cmp::Ordering;
+
+/// Compare two tags as versions (the shared vocabulary's order: `1.9.0-rc.2` <
+/// `1.9.0-rc.10` < `1.9.0`); unparseable tags sort first, then by text.
+pub use meshup_vocab::version::cmp_tags as cmp;
+
+/// What moving from `current` to `target` is: the WIT enum a policy's context carries
+/// (see `policy::bindings`).
+pub use crate::base::wit::Direction;
+
+impl Direction {
+    pub fn between(current: Option<&str>, target: &str) -> Direction {
+        match current {
+            None => Direction::Install,
+            Some(c) => match cmp(c, target) {
+                Ordering::Less => Direction::Upgrade,
+                Ordering::Greater => Direction::Downgrade,
+                Ordering::Equal => Direction::Reinstall,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn istio_tags() {
+        assert_eq!(cmp("1.8-dev", "1.8.0"), Ordering::Less);
+        assert_eq!(cmp("1.9.0-beta.1", "1.9.0"), Ordering::Less);
+        assert_eq!(cmp("latest", "1.7.8"), Ordering::Less);
+        assert_eq!(
+            Direction::between(Some("1.7.8"), "1.8.6"),
+            Direction::Upgrade
+        );
+        assert_eq!(
+            Direction::between(Some("1.8.6"), "1.7.8"),
+            Direction::Downgrade
+        );
+        assert_eq!(
+            Direction::between(Some("1.8.6"), "1.8.6"),
+            Direction::Reinstall
+        );
+        assert_eq!(Direction::between(None, "1.8.6"), Direction::Install);
+    }
+}

@@ -1,0 +1,314 @@
+//! `meshup demo`: the main job end to end on the built-in simulator, narrated.
+//!
+//! The simulator runs in-process but is reached exactly as a real cluster is: through a
+//! kubeconfig and the `kube` client over HTTP. Every step is a real action.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::present::{self, Narrator};
+use crate::action::Env;
+use crate::action::upgrade::{Mode, Upgrade};
+use crate::base::exit::{Code, Exit};
+use crate::cli::exit::code_of;
+use crate::cli::ui::{Color, Format, Ui};
+use crate::cluster::client::Target;
+use crate::cluster::kube::Kube;
+use crate::engine::checks::Overrides;
+use crate::engine::plan::Inputs;
+
+pub struct Demo {
+    /// Directory holding the shipped bundles.
+    pub bundles: Option<PathBuf>,
+    /// Keep the simulator running at the end (prints how to reach it).
+    pub keep: bool,
+}
+
+/// Find `bundles/`: given, next to the working directory, or in the source tree.
+pub fn bundles_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let candidates = [
+        given.map(Path::to_path_buf),
+        Some(PathBuf::from("bundles")),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.join("istio-1.7.8/bundle.yaml").is_file())
+        .ok_or_else(|| {
+            Exit::bad_input(
+                "cannot find the shipped bundles; pass --bundles DIR (the repository's bundles/)",
+            )
+            .into()
+        })
+}
+
+const WORKLOADS: &[(&str, &str, u32)] = &[
+    ("shop", "frontend", 2),
+    ("shop", "cart", 2),
+    ("shop", "checkout", 1),
+    ("bookinfo", "reviews", 3),
+    ("bookinfo", "ratings", 1),
+];
+
+impl Demo {
+    pub async fn run(&self, format: Format) -> anyhow::Result<Code> {
+        let started = Instant::now();
+        let ui = Ui::new(format);
+        let bundles = bundles_dir(self.bundles.as_deref())?;
+        let dir = std::env::temp_dir().join(format!("meshup-demo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let kubeconfig = dir.join("kubeconfig");
+
+        step(
+            &ui,
+            1,
+            "Start the simulator: a Kubernetes API on loopback with simulated controllers.",
+        );
+        let sim = meshup_sim::Sim::start(meshup_sim::SimConfig {
+            ready_delay: Duration::from_millis(200),
+            // Inside the supported range of both releases the demo uses (Istio's published
+            // ranges: 1.7 supports Kubernetes 1.16-1.18, 1.8 supports 1.16-1.19).
+            kubernetes_version: "v1.18.20".into(),
+            webhook_backends: crate::cli::sim_webhooks::shipped()?,
+            ..Default::default()
+        })
+        .await?;
+        sim.write_kubeconfig(&kubeconfig)?;
+        ui.say(format!(
+            "   listening on {}; kubeconfig {}",
+            sim.url(),
+            kubeconfig.display()
+        ));
+        ui.say(format!(
+            "   try it with: kubectl --kubeconfig {} get pods -A",
+            kubeconfig.display()
+        ));
+        let env = Env::new(Target {
+            kubeconfig: Some(kubeconfig.clone()),
+            context: None,
+        });
+
+        step(
+            &ui,
+            2,
+            "Install Istio 1.7.8 (the oldest-but-one bundle) with the default profile.",
+        );
+        upgrade(&ui, &env, Mode::Install, &bundles, "istio-1.7.8", Code::Ok).await?;
+
+        step(
+            &ui,
+            3,
+            "Deploy workloads in two injected namespaces: their pods get 1.7.8 sidecars.",
+        );
+        let conn = env.connect().await?;
+        seed_workloads(conn.kube.as_ref()).await?;
+        wait_workloads(conn.kube.as_ref()).await?;
+        let status = crate::action::status::Status {
+            namespace: None,
+            discovery: crate::release::shipped::newest().discovery.clone(),
+        };
+        present::status(&ui, &status.run(&env).await?)?;
+
+        step(
+            &ui,
+            4,
+            "Precheck the upgrade to 1.8.6: every policy runs in its sandbox; nothing changes.",
+        );
+        upgrade(&ui, &env, Mode::Precheck, &bundles, "istio-1.8.6", Code::Ok).await?;
+
+        step(
+            &ui,
+            5,
+            "Upgrade in place to 1.8.6, component by component, waiting on each with a watch.",
+        );
+        upgrade(&ui, &env, Mode::Upgrade, &bundles, "istio-1.8.6", Code::Ok).await?;
+
+        step(
+            &ui,
+            6,
+            "Restart the data plane so the workloads pick up 1.8.6 proxies.",
+        );
+        let restart = crate::action::dataplane::DataplaneRestart {
+            control_plane_namespace: None,
+            namespaces: vec![],
+            concurrency: 4,
+            timeout: Duration::from_secs(60),
+            dry_run: false,
+            discovery: crate::release::shipped::newest().discovery.clone(),
+        };
+        let restarted = restart.run(&env, &Narrator::new(&ui)).await;
+        expect(
+            restarted.and_then(|r| present::dataplane_restart(&ui, &r)),
+            Code::Ok,
+        )?;
+        let dataplane = crate::action::dataplane::DataplaneStatus {
+            namespace: None,
+            discovery: crate::release::shipped::newest().discovery.clone(),
+        };
+        present::dataplane_status(&ui, &dataplane.run(&env).await?)?;
+
+        step(
+            &ui,
+            7,
+            "Downgrade back to 1.7.8: the same command with the older bundle, the same checks.",
+        );
+        upgrade(&ui, &env, Mode::Upgrade, &bundles, "istio-1.7.8", Code::Ok).await?;
+
+        step(
+            &ui,
+            8,
+            "A failing upgrade: 1.8.6's istiod never becomes ready (a fault injected into the simulator). meshup puts back what it changed, verifies it, and says so (exit 5).",
+        );
+        sim.set_faults(meshup_sim::FaultConfig {
+            never_ready: vec!["istiod".into()],
+            ..Default::default()
+        });
+        upgrade_within(
+            &ui,
+            &env,
+            Mode::Upgrade,
+            &bundles,
+            "istio-1.8.6",
+            Duration::from_secs(4),
+            Code::RolledBack,
+        )
+        .await?;
+        sim.set_faults(meshup_sim::FaultConfig::default());
+
+        step(
+            &ui,
+            9,
+            "Try to jump two minors, 1.7.8 → 1.9.5: the skew policy blocks it (exit 3), nothing changes.",
+        );
+        upgrade(
+            &ui,
+            &env,
+            Mode::Upgrade,
+            &bundles,
+            "istio-1.9.5",
+            Code::Blocked,
+        )
+        .await?;
+
+        step(&ui, 10, "History: every run is recorded in the cluster.");
+        let history = crate::action::history::ListHistory { namespace: None };
+        present::history(&ui, &history.run(&env).await?)?;
+
+        ui.say(format!(
+            "\n{} in {:.1} s. Every step above is a meshup command you can run against a real cluster.",
+            ui.paint("Demo complete", Color::Green),
+            started.elapsed().as_secs_f64()
+        ));
+        if self.keep {
+            ui.say(format!(
+                "The simulator keeps running at {} (kubeconfig {}); Ctrl-C to stop.",
+                sim.url(),
+                kubeconfig.display()
+            ));
+            tokio::signal::ctrl_c().await?;
+        }
+        sim.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(Code::Ok)
+    }
+}
+
+/// One install/precheck/upgrade step with -y, which must end with `want`.
+async fn upgrade(
+    ui: &Ui,
+    env: &Env,
+    mode: Mode,
+    bundles: &Path,
+    bundle: &str,
+    want: Code,
+) -> anyhow::Result<()> {
+    let timeout = Duration::from_secs(60);
+    upgrade_within(ui, env, mode, bundles, bundle, timeout, want).await
+}
+
+/// The same with its own readiness timeout.
+async fn upgrade_within(
+    ui: &Ui,
+    env: &Env,
+    mode: Mode,
+    bundles: &Path,
+    bundle: &str,
+    readiness_timeout: Duration,
+    want: Code,
+) -> anyhow::Result<()> {
+    let run = Upgrade {
+        mode,
+        bundle: bundles.join(bundle),
+        inputs: Inputs::default(),
+        yes: true,
+        dry_run: false,
+        overrides: Overrides::default(),
+        readiness_timeout,
+        rollback_timeout: Duration::from_secs(60),
+        no_rollback: false,
+        diff: false,
+    };
+    let report = run.run(env, &Narrator::new(ui)).await;
+    expect(report.and_then(|r| present::upgrade(ui, &r)), want)
+}
+
+fn step(ui: &Ui, n: u32, text: &str) {
+    ui.say(format!(
+        "\n{} {}",
+        ui.paint(&format!("[{n}]"), Color::Cyan),
+        ui.paint(text, Color::Bold)
+    ));
+}
+
+/// A demo step must end as the story says; anything else stops the demo with why.
+fn expect(result: anyhow::Result<Code>, want: Code) -> anyhow::Result<()> {
+    let got = match &result {
+        Ok(c) => *c,
+        Err(e) => code_of(e),
+    };
+    if got == want {
+        if let Err(e) = result {
+            eprintln!("   (as expected) {e:#}");
+        }
+        return Ok(());
+    }
+    match result {
+        Err(e) => Err(e.context(format!("demo step expected exit {}", want as u8))),
+        Ok(c) => Err(anyhow::anyhow!(
+            "demo step ended with exit {} instead of {}",
+            c as u8,
+            want as u8
+        )),
+    }
+}
+
+async fn seed_workloads(cluster: &dyn Kube) -> anyhow::Result<()> {
+    for ns in ["shop", "bookinfo"] {
+        let obj = json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns, "labels": {"istio-injection": "enabled"}}});
+        cluster.apply(&obj, false).await?;
+    }
+    for (ns, name, replicas) in WORKLOADS {
+        let labels = json!({"app": name});
+        let obj = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": ns, "labels": labels},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": name, "image": format!("example.com/{name}:1.0")}]}}}});
+        cluster.apply(&obj, false).await?;
+    }
+    Ok(())
+}
+
+async fn wait_workloads(cluster: &dyn Kube) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (ns, name, _) in WORKLOADS {
+        cluster
+            .wait_rolled_out("Deployment", ns, name, deadline, &mut |_, _, _| {})
+            .await?;
+    }
+    Ok(())
+}

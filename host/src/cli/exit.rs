@@ -1,0 +1,80 @@
+//! Exit codes, chosen in one place: each error chain maps to the documented code of the
+//! first error in it that says what it means for the user (`base::exit` defines the codes).
+
+use crate::base::exit::{Code, Exit};
+
+/// The exit code for an error chain, decided here and nowhere else: the first error in the
+/// chain that says what it means for the user (an `Exit`, or a module's typed error that is
+/// the user's input), else `Unexpected`.
+pub fn code_of(err: &anyhow::Error) -> Code {
+    err.chain()
+        .find_map(code_of_one)
+        .unwrap_or(Code::Unexpected)
+}
+
+fn code_of_one(e: &(dyn std::error::Error + 'static)) -> Option<Code> {
+    use crate::cluster::client as cluster;
+    if let Some(e) = e.downcast_ref::<Exit>() {
+        return Some(e.code);
+    }
+    // Input files and references the user gave: the bundle, IstioOperator files and
+    // --set, the policy configuration and policy files.
+    if e.is::<crate::release::bundle::Error>()
+        || e.is::<crate::base::yaml::Error>()
+        || e.is::<crate::release::iop::Error>()
+        || e.is::<crate::policy::Error>()
+        || e.is::<meshup_sim::BackendConfigError>()
+    {
+        return Some(Code::BadInput);
+    }
+    if let Some(e) = e.downcast_ref::<cluster::Error>() {
+        return Some(match e {
+            cluster::Error::Kubeconfig(_) => Code::BadInput,
+            _ => Code::Unexpected,
+        });
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context as _;
+
+    fn code(e: impl Into<anyhow::Error>) -> Code {
+        // Context on top must not hide what the error means.
+        code_of(&Err::<(), _>(e.into()).context("while doing X").unwrap_err())
+    }
+
+    #[test]
+    fn typed_errors_map_to_their_documented_codes() {
+        use crate::cluster::client as cluster;
+        use crate::policy;
+        use crate::release::{bundle, iop};
+        assert_eq!(code(bundle::Error::NotABundle("x".into())), Code::BadInput);
+        assert_eq!(
+            code(iop::Error::Set {
+                expr: "a=b".into(),
+                message: "unknown".into()
+            }),
+            Code::BadInput
+        );
+        assert_eq!(
+            code(policy::Error::Reference("builtin:nope".into())),
+            Code::BadInput
+        );
+        assert_eq!(
+            code(cluster::Error::Kubeconfig("bad".into())),
+            Code::BadInput
+        );
+        assert_eq!(
+            code(cluster::Error::Unreachable {
+                at: "https://127.0.0.1:1".into(),
+                cause: "refused".into()
+            }),
+            Code::Unexpected
+        );
+        assert_eq!(code(Exit::new(Code::Blocked, "no")), Code::Blocked);
+        assert_eq!(code(anyhow::anyhow!("anything else")), Code::Unexpected);
+    }
+}

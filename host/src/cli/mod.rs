@@ -1,0 +1,542 @@
+//! Command-line surface. Each subcommand fills an action's options struct and runs it;
+//! nothing here decides anything about upgrades.
+
+pub mod demo;
+pub mod exit;
+pub mod policy;
+pub mod present;
+pub mod sim_webhooks;
+pub mod ui;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::action::{self, Env};
+use crate::base::exit::Code;
+use crate::cluster::client::Target;
+use crate::engine::checks::Overrides;
+use crate::engine::plan::Inputs;
+use crate::policy::RuntimeOptions;
+use policy as policy_cmd;
+use present::Narrator;
+use ui::{Format, Ui};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "meshup",
+    version,
+    about = "Safe in-place upgrades and downgrades of a service-mesh control plane",
+    after_help = "Exit codes: 0 done, 1 unexpected error, 2 bad input, 3 blocked by a check (or another run's lock), \
+                  4 aborted at the prompt, 5 failed and rolled back, 6 failed and not restored."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long, global = true, env = "MESHUP_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Output format: text for people, json for machines (one document on stdout).
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+    /// Policy configuration file (which policies run, grants, pins, limits).
+    #[arg(long, global = true)]
+    pub policy_config: Option<PathBuf>,
+    /// Append one JSON line per policy evaluation to this file.
+    #[arg(long, global = true)]
+    pub audit_log: Option<PathBuf>,
+}
+
+/// Which cluster (kubectl's `--context`; the kubeconfig is a global flag).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ClusterArgs {
+    /// The kubeconfig context to use.
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BundleArgs {
+    /// Release bundle directory, e.g. bundles/istio-1.8.6.
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// IstioOperator file(s) (install.istio.io/v1alpha1), merged in order over the profile, as istioctl takes them.
+    #[arg(short = 'f', long = "values")]
+    pub values: Vec<PathBuf>,
+    /// Set an istioctl path: path=value, e.g. components.pilot.k8s.replicaCount=2, values.pilot.traceSampling=5.0,
+    /// components.ingressGateways[name:istio-ingressgateway].enabled=false. Repeatable; applied after -f.
+    #[arg(long = "set")]
+    pub set: Vec<String>,
+    /// Profile (default: the IstioOperator's `profile`, else the one used last time, else `default`).
+    #[arg(long)]
+    pub profile: Option<String>,
+}
+
+impl BundleArgs {
+    fn inputs(&self) -> Inputs {
+        Inputs {
+            profile: self.profile.clone(),
+            value_files: self.values.clone(),
+            set: self.set.clone(),
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// Proceed despite every blocking check (recorded in history and the audit log).
+    #[arg(long)]
+    pub force: bool,
+    /// Skip one finding code, e.g. --ignore skew.too-far (repeatable; recorded).
+    #[arg(long = "ignore", value_name = "CODE")]
+    pub ignore: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ApplyArgs {
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long = "yes")]
+    pub yes: bool,
+    /// Do everything up to applying, with server-side dry-run; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How long each component may take to become ready (e.g. 300s, 5m).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "300s")]
+    pub readiness_timeout: Duration,
+    /// Show object diffs in the plan.
+    #[arg(long)]
+    pub diff: bool,
+    /// Revisions kept in history.
+    #[arg(long, default_value_t = 10)]
+    pub history_max: usize,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// First install of a bundle.
+    Install {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        bundle: BundleArgs,
+        #[command(flatten)]
+        checks: CheckArgs,
+        #[command(flatten)]
+        apply: ApplyArgs,
+    },
+    /// Run every check for an upgrade to the bundle; change nothing.
+    Precheck {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        bundle: BundleArgs,
+        #[command(flatten)]
+        checks: CheckArgs,
+        /// Show object diffs.
+        #[arg(long)]
+        diff: bool,
+    },
+    /// Upgrade (or downgrade) the control plane in place to the bundle's version.
+    Upgrade {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        bundle: BundleArgs,
+        #[command(flatten)]
+        checks: CheckArgs,
+        #[command(flatten)]
+        apply: ApplyArgs,
+        /// Leave a failed upgrade as it is instead of restoring the previous release.
+        #[arg(long)]
+        no_rollback: bool,
+        /// Time budget of the automatic rollback (its own, not what is left of the readiness timeout).
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "300s")]
+        rollback_timeout: Duration,
+    },
+    /// The installed release, its workloads, control-plane and data-plane versions.
+    Status {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Control-plane namespace.
+        #[arg(long, default_value_t = action::default_namespace().to_string())]
+        namespace: String,
+    },
+    /// Recorded releases.
+    History {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[arg(long, default_value_t = action::default_namespace().to_string())]
+        namespace: String,
+    },
+    /// Re-apply a recorded revision (default: the previous successful one).
+    Rollback {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Revision to restore.
+        #[arg(long)]
+        to: Option<u32>,
+        #[arg(long, default_value_t = action::default_namespace().to_string())]
+        namespace: String,
+        #[arg(short = 'y', long = "yes")]
+        yes: bool,
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "300s")]
+        readiness_timeout: Duration,
+    },
+    /// Data-plane proxies: which workloads run which version, and rolling restarts.
+    Dataplane {
+        #[command(subcommand)]
+        command: DataplaneCommand,
+    },
+    /// Render a bundle with values and print the manifest (no cluster needed).
+    Template {
+        #[command(flatten)]
+        bundle: BundleArgs,
+    },
+    /// Start the simulator and narrate install, precheck, upgrade, data-plane restart,
+    /// downgrade and a blocked two-minor jump (under a minute, no cluster needed).
+    Demo {
+        /// Directory with the shipped bundles (default: ./bundles).
+        #[arg(long)]
+        bundles: Option<PathBuf>,
+        /// Keep the simulator running afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Inspect, test and audit policies (sandboxed WebAssembly checks).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Run a local Kubernetes-API-compatible cluster (for tests, the demo and policy authors).
+    Sim(meshup_sim::cli::SimArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// The policies that run (from --policy-config, else the defaults), digests and grants.
+    List,
+    /// Metadata, declared reads, imports/exports, sha256 and size of a policy.
+    Inspect {
+        /// FILE.wasm or builtin:NAME.
+        target: String,
+    },
+    /// Evaluate a policy offline; exit 3 when it returns an error finding.
+    Test {
+        /// FILE.wasm or builtin:NAME.
+        target: String,
+        /// The context (JSON, the PolicyContext format).
+        #[arg(long, value_name = "FILE")]
+        context: PathBuf,
+        /// Cluster objects answering reads (multi-document YAML).
+        #[arg(long, value_name = "FILE")]
+        objects: Option<PathBuf>,
+        /// The policy's config (JSON); default: its metadata default-config.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Re-run the evaluations of --audit-log and confirm identical findings.
+    Replay {
+        /// Only the record on this line (1-based).
+        #[arg(long)]
+        line: Option<usize>,
+    },
+}
+
+impl Global {
+    fn json(&self) -> bool {
+        self.output == Format::Json
+    }
+    fn runtime(&self, audit: bool) -> RuntimeOptions {
+        RuntimeOptions {
+            cache_dir: None,
+            audit_log: if audit { self.audit_log.clone() } else { None },
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DataplaneCommand {
+    /// Workloads whose sidecars do not match the control plane, with restart commands.
+    Status {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[arg(long = "control-plane-namespace", default_value_t = action::default_namespace().to_string())]
+        control_plane_namespace: String,
+    },
+    /// Rolling-restart outdated workloads, namespace by namespace.
+    Restart {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Only these namespaces (repeatable; default: every namespace with outdated proxies).
+        #[arg(long = "namespace", short = 'n')]
+        namespaces: Vec<String>,
+        #[arg(long = "control-plane-namespace", default_value_t = action::default_namespace().to_string())]
+        control_plane_namespace: String,
+        /// Restarts in flight at once within a namespace.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// How long each rollout may take.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "300s")]
+        timeout: Duration,
+        /// List what would be restarted; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version itself; usage errors are bad input (exit 2).
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                Code::BadInput as u8
+            } else {
+                0
+            });
+        }
+    };
+    init_tracing();
+    let result = run_async(cli);
+    match result {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(err) => {
+            // Errors may quote a policy's text (a refusal reason, a panic message).
+            eprintln!("error: {}", crate::base::text::escape(&format!("{err:#}")));
+            ExitCode::from(exit::code_of(&err) as u8)
+        }
+    }
+}
+
+fn run_async(cli: Cli) -> anyhow::Result<Code> {
+    let rt = tokio::runtime::Runtime::new()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    rt.block_on(run(cli))
+}
+
+fn run_policy(g: &Global, cmd: PolicyCommand) -> anyhow::Result<Code> {
+    match cmd {
+        PolicyCommand::List => {
+            policy_cmd::list(g.policy_config.as_deref(), g.runtime(false), g.json())
+        }
+        PolicyCommand::Inspect { target } => {
+            policy_cmd::inspect(&target, g.runtime(false), g.json())
+        }
+        PolicyCommand::Test {
+            target,
+            context,
+            objects,
+            config,
+        } => policy_cmd::test(
+            policy_cmd::TestArgs {
+                target,
+                context,
+                objects,
+                config,
+            },
+            g.runtime(true),
+            g.json(),
+        ),
+        PolicyCommand::Replay { line } => {
+            policy_cmd::replay(g.audit_log.as_deref(), line, g.runtime(false), g.json())
+        }
+    }
+}
+
+/// Logs go to stderr, off unless RUST_LOG asks for them.
+fn init_tracing() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "off".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn env(g: &Global, cluster: &ClusterArgs, history_max: usize) -> Env {
+    let mut env = Env::new(Target {
+        kubeconfig: g.kubeconfig.clone(),
+        context: cluster.context.clone(),
+    });
+    env.history_max = history_max;
+    env.policy_config = g.policy_config.clone();
+    env.audit_log = g.audit_log.clone();
+    env
+}
+
+async fn run(cli: Cli) -> anyhow::Result<Code> {
+    use action::upgrade::Mode;
+    let g = &cli.global;
+    let ui = &Ui::new(g.output);
+    match cli.command {
+        Command::Install {
+            cluster,
+            bundle,
+            checks,
+            apply,
+        } => {
+            let run = upgrade_of(Mode::Install, &bundle, checks, &apply);
+            upgrade(g, ui, &cluster, run, apply.history_max).await
+        }
+        Command::Upgrade {
+            cluster,
+            bundle,
+            checks,
+            apply,
+            no_rollback,
+            rollback_timeout,
+        } => {
+            let run = action::upgrade::Upgrade {
+                no_rollback,
+                rollback_timeout,
+                ..upgrade_of(Mode::Upgrade, &bundle, checks, &apply)
+            };
+            upgrade(g, ui, &cluster, run, apply.history_max).await
+        }
+        Command::Precheck {
+            cluster,
+            bundle,
+            checks,
+            diff,
+        } => {
+            let apply = ApplyArgs {
+                yes: false,
+                dry_run: false,
+                readiness_timeout: Duration::ZERO,
+                diff,
+                history_max: 10,
+            };
+            let run = action::upgrade::Upgrade {
+                no_rollback: true,
+                rollback_timeout: Duration::ZERO,
+                ..upgrade_of(Mode::Precheck, &bundle, checks, &apply)
+            };
+            upgrade(g, ui, &cluster, run, apply.history_max).await
+        }
+        Command::Status { cluster, namespace } => {
+            let status = action::status::Status {
+                namespace: Some(namespace),
+                discovery: crate::release::shipped::newest().discovery.clone(),
+            };
+            present::status(ui, &status.run(&env(g, &cluster, 10)).await?)
+        }
+        Command::History { cluster, namespace } => {
+            let history = action::history::ListHistory {
+                namespace: Some(namespace),
+            };
+            present::history(ui, &history.run(&env(g, &cluster, 10)).await?)
+        }
+        Command::Rollback {
+            cluster,
+            to,
+            namespace,
+            yes,
+            readiness_timeout,
+        } => {
+            let rollback = action::rollback::Rollback {
+                to,
+                namespace: Some(namespace),
+                yes,
+                readiness_timeout,
+            };
+            let env = env(g, &cluster, 10);
+            let report = rollback.run(&env, &Narrator::new(ui)).await?;
+            present::rollback(ui, &report)
+        }
+        Command::Dataplane { command } => match command {
+            DataplaneCommand::Status {
+                cluster,
+                control_plane_namespace,
+            } => {
+                let status = action::dataplane::DataplaneStatus {
+                    namespace: Some(control_plane_namespace),
+                    discovery: crate::release::shipped::newest().discovery.clone(),
+                };
+                present::dataplane_status(ui, &status.run(&env(g, &cluster, 10)).await?)
+            }
+            DataplaneCommand::Restart {
+                cluster,
+                namespaces,
+                control_plane_namespace,
+                concurrency,
+                timeout,
+                dry_run,
+            } => {
+                let restart = action::dataplane::DataplaneRestart {
+                    control_plane_namespace: Some(control_plane_namespace),
+                    namespaces,
+                    concurrency,
+                    timeout,
+                    dry_run,
+                    discovery: crate::release::shipped::newest().discovery.clone(),
+                };
+                let env = env(g, &cluster, 10);
+                let restarted = restart.run(&env, &Narrator::new(ui)).await?;
+                present::dataplane_restart(ui, &restarted)
+            }
+        },
+        Command::Template { bundle } => {
+            let template = action::template::Template {
+                bundle: bundle.bundle.clone(),
+                inputs: bundle.inputs(),
+            };
+            print!("{}", template.run()?);
+            Ok(Code::Ok)
+        }
+        Command::Demo { bundles, keep } => demo::Demo { bundles, keep }.run(g.output).await,
+        // Policies are synchronous, and wasmtime-wasi's sync bindings must not block an
+        // async worker: they run on the blocking pool, as in the upgrade flow.
+        Command::Policy(cmd) => {
+            let g = g.clone();
+            tokio::task::spawn_blocking(move || run_policy(&g, cmd)).await?
+        }
+        Command::Sim(args) => {
+            meshup_sim::cli::run(args, crate::cli::sim_webhooks::shipped()?).await?;
+            Ok(Code::Ok)
+        }
+    }
+}
+
+/// The upgrade action as the flags describe it (install's automatic restore: 300 s).
+fn upgrade_of(
+    mode: action::upgrade::Mode,
+    bundle: &BundleArgs,
+    checks: CheckArgs,
+    apply: &ApplyArgs,
+) -> action::upgrade::Upgrade {
+    action::upgrade::Upgrade {
+        mode,
+        bundle: bundle.bundle.clone(),
+        inputs: bundle.inputs(),
+        yes: apply.yes,
+        dry_run: apply.dry_run,
+        overrides: Overrides {
+            force: checks.force,
+            ignore: checks.ignore,
+        },
+        readiness_timeout: apply.readiness_timeout,
+        rollback_timeout: Duration::from_secs(300),
+        no_rollback: false,
+        diff: apply.diff,
+    }
+}
+
+/// Run an install/upgrade/precheck, narrating it, and print its report.
+async fn upgrade(
+    g: &Global,
+    ui: &Ui,
+    cluster: &ClusterArgs,
+    run: action::upgrade::Upgrade,
+    history_max: usize,
+) -> anyhow::Result<Code> {
+    let env = env(g, cluster, history_max);
+    let report = run.run(&env, &Narrator::new(ui)).await?;
+    present::upgrade(ui, &report)
+}

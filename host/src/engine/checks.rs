@@ -1,0 +1,274 @@
+//! Running the checks of a phase: the policies (sandboxed, through `policy`), fed a
+//! snapshot of exactly the cluster objects they are granted, plus the host's own
+//! permission check; then `--force` / `--ignore CODE` decide what still blocks.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::cluster::kube::Kube;
+use crate::engine::plan::Plan;
+use crate::installed::state::Installed;
+use crate::policy::{self, Finding, Phase, PolicyContext, PolicySet, Severity, Snapshot};
+use crate::release::bundle::Bundle;
+
+/// What the user overrides.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub force: bool,
+    pub ignore: Vec<String>,
+}
+
+impl Overrides {
+    /// How history records the overrides.
+    pub fn describe(&self, used: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = used.iter().map(|c| format!("ignored {c}")).collect();
+        if self.force {
+            out.push("forced".into());
+        }
+        out
+    }
+}
+
+/// The result of one phase's checks.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub phase: String,
+    pub findings: Vec<Finding>,
+    /// Error findings that block (not ignored, not forced).
+    pub blocked: bool,
+    /// Error codes that were overridden by `--ignore` or `--force`.
+    pub overridden: Vec<String>,
+}
+
+impl Outcome {
+    pub fn errors(&self) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+    }
+}
+
+/// Loads the policy set once per run and evaluates phases against the cluster.
+pub struct Checker {
+    set: Arc<PolicySet>,
+}
+
+impl Checker {
+    pub fn load(
+        config: Option<&std::path::Path>,
+        audit_log: Option<&std::path::Path>,
+    ) -> anyhow::Result<Checker> {
+        let opts = policy::RuntimeOptions {
+            audit_log: audit_log.map(|p| p.to_path_buf()),
+            ..Default::default()
+        };
+        Ok(Checker {
+            set: Arc::new(PolicySet::load(config, opts)?),
+        })
+    }
+
+    /// `builtin:NAME replaced by …` for each builtin a policy file replaces in this run.
+    pub fn replacements(&self) -> Vec<String> {
+        self.set.replacements()
+    }
+
+    /// Read what the phase's policies are granted, in one list per kind and namespace.
+    pub async fn snapshot(&self, cluster: &dyn Kube, phase: Phase) -> anyhow::Result<Snapshot> {
+        let mut objects = Vec::new();
+        for (api_version, kind, namespaces) in self.set.reads(phase) {
+            let scopes: Vec<Option<&str>> = if namespaces.is_empty() {
+                vec![None]
+            } else {
+                namespaces.iter().map(|n| Some(n.as_str())).collect()
+            };
+            for ns in scopes {
+                // A kind the cluster does not serve simply has no objects.
+                objects.extend(
+                    cluster
+                        .list_if_served(&api_version, &kind, ns, None)
+                        .await?,
+                );
+            }
+        }
+        Ok(Snapshot::from_objects(objects))
+    }
+
+    /// Evaluate one phase and apply the overrides.
+    pub async fn run(
+        &self,
+        cluster: &dyn Kube,
+        phase: Phase,
+        ctx: &PolicyContext,
+        extra: Vec<Finding>,
+        overrides: &Overrides,
+    ) -> anyhow::Result<Outcome> {
+        let snapshot = self.snapshot(cluster, phase).await?;
+        let mut findings = extra;
+        // Evaluation is synchronous (and wasmtime-wasi's sync I/O must not block an async
+        // worker), so it runs on the blocking pool.
+        let (set, ctx) = (self.set.clone(), ctx.clone());
+        let evaluations =
+            tokio::task::spawn_blocking(move || set.evaluate(phase, &ctx, Arc::new(snapshot)))
+                .await?;
+        for e in evaluations {
+            findings.extend(e.findings);
+        }
+        Ok(decide(phase, findings, overrides))
+    }
+}
+
+/// Which errors still block after `--ignore` and `--force`.
+pub fn decide(phase: Phase, findings: Vec<Finding>, overrides: &Overrides) -> Outcome {
+    let mut overridden = Vec::new();
+    let mut blocked = false;
+    for f in findings.iter().filter(|f| f.severity == Severity::Error) {
+        if overrides.ignore.iter().any(|c| c == &f.code) || overrides.force {
+            overridden.push(f.code.clone());
+        } else {
+            blocked = true;
+        }
+    }
+    overridden.dedup();
+    Outcome {
+        phase: phase.as_str().into(),
+        findings,
+        blocked,
+        overridden,
+    }
+}
+
+/// The context every policy sees for this run.
+pub fn context(
+    phase: Phase,
+    bundle: &Bundle,
+    installed: &Installed,
+    plan: &Plan,
+    outcome: Option<(bool, String)>,
+) -> anyhow::Result<PolicyContext> {
+    use policy::{ApplyOutcome, ComponentInfo, VersionRange};
+    let prev = plan.previous.as_ref();
+    let or_empty = |v: Option<&Value>| v.cloned().unwrap_or_else(|| json!({}));
+    Ok(PolicyContext {
+        phase,
+        direction: plan.direction,
+        current_version: plan.current_version.clone(),
+        target_version: plan.target_version.clone(),
+        revision: if installed.control_planes.is_empty() {
+            String::new()
+        } else {
+            installed.revision()
+        },
+        install_method: installed.method.name().to_string(),
+        namespace: plan.namespace.clone(),
+        components: bundle
+            .manifest
+            .components
+            .iter()
+            .map(|c| ComponentInfo {
+                name: c.name.clone(),
+                role: c.role,
+            })
+            .collect(),
+        kubernetes_version: installed
+            .kubernetes_version
+            .trim_start_matches('v')
+            .to_string(),
+        supported_kubernetes: VersionRange {
+            min: bundle.manifest.kubernetes.min.clone(),
+            max: bundle.manifest.kubernetes.max.clone(),
+        },
+        values_old: or_empty(prev.and_then(|p| p.values.as_ref())),
+        values_new: plan.values.clone(),
+        // The defaults as the templates read them (charts' under the profile), so that a
+        // value Istio moved from its profiles into its charts is no change.
+        profile_defaults_old: or_empty(plan.effective_defaults.as_ref().map(|d| &d.old)),
+        profile_defaults_new: plan
+            .effective_defaults
+            .as_ref()
+            .map(|d| d.new.clone())
+            .unwrap_or_else(|| bundle.with_charts(&plan.profile_defaults)),
+        profile_old: prev.map(|p| p.profile.clone()).unwrap_or_default(),
+        profile_new: plan.profile.clone(),
+        overlay_old: or_empty(prev.map(|p| &p.overlay)),
+        overlay_new: plan.overlay.clone(),
+        outcome: outcome.map(|(succeeded, message)| ApplyOutcome { succeeded, message }),
+        config: Value::Null,
+        now: crate::installed::history::now(),
+    })
+}
+
+/// The host's own finding for missing permissions (a policy cannot ask the API this).
+pub fn permission_findings(missing: &[crate::cluster::permissions::Missing]) -> Vec<Finding> {
+    if missing.is_empty() {
+        return vec![];
+    }
+    let list: Vec<String> = missing.iter().map(|m| m.to_string()).collect();
+    vec![Finding {
+        policy: "host".into(),
+        source: "host".into(),
+        code: "permissions.missing".into(),
+        severity: Severity::Error,
+        message: format!("the current user may not: {}", list.join("; ")),
+        remediation: Some("grant these verbs (e.g. a ClusterRoleBinding to cluster-admin for the upgrade), or run as a user who has them".into()),
+        subject: None,
+    }]
+}
+
+/// The host's finding for a value the installer chose from the cluster (istioctl's
+/// cluster-specific settings) that this run chooses differently for this cluster: never a
+/// value the user set, and never changed without a word.
+pub fn cluster_specific_findings(plan: &Plan) -> Vec<Finding> {
+    plan.cluster_specific_changes
+        .iter()
+        .map(|c| {
+            let show = |v: &Value| match v {
+                Value::String(s) => s.clone(),
+                Value::Null => "(unset)".into(),
+                v => v.to_string(),
+            };
+            Finding {
+                policy: "host".into(),
+                source: "host".into(),
+                code: "plan.cluster-specific".into(),
+                severity: Severity::Warning,
+                message: format!(
+                    "{} is {} where the control plane runs now (its installer chose it from the cluster); for this cluster the target chooses {}",
+                    c.path,
+                    show(&c.old),
+                    show(&c.new)
+                ),
+                remediation: Some(format!(
+                    "to keep it: --set {}={}",
+                    c.path,
+                    show(&c.old)
+                )),
+                subject: Some(c.path.clone()),
+            }
+        })
+        .collect()
+}
+
+/// The host's finding for objects the API server refuses in the dry-run.
+pub fn rejection_findings(plan: &Plan) -> Vec<Finding> {
+    plan.changes
+        .iter()
+        .filter_map(|c| {
+            let why = c.rejected.as_ref()?;
+            Some(Finding {
+                policy: "host".into(),
+                source: "host".into(),
+                code: "plan.rejected".into(),
+                severity: Severity::Error,
+                message: format!("the API server refuses the change to {}: {why}", c.object),
+                remediation: Some(
+                    "the live object differs in a field that cannot change (it was not created from this bundle); \
+                     upgrade it with the tool that installed it, or delete it first if that is safe"
+                        .into(),
+                ),
+                subject: Some(c.object.clone()),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,6 @@
+//! What runs and who installed it: meshup's history (the run journal, kept for every
+//! installer), the installed state read from the cluster, and the installers' own records.
+
+pub mod capture;
+pub mod history;
+pub mod state;

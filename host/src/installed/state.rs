@@ -1,0 +1,424 @@
+//! What is installed: control planes (by revision) and the versions their pods really
+//! run, how the mesh was installed (meshup, istioctl, Helm), and the Kubernetes version.
+//!
+//! Versions come from the running pods' images, not from labels: a label says what
+//! someone meant to install, the image says what runs.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use anyhow::Context as _;
+
+use crate::cluster::kube::Kube;
+use crate::installed::history::Release;
+use crate::release::discovery::Discovery;
+
+pub use crate::release::discovery::DEFAULT_REVISION;
+
+/// How the control plane got there.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "method", rename_all = "kebab-case")]
+pub enum InstallMethod {
+    /// Nothing installed.
+    None,
+    /// meshup history exists.
+    Meshup,
+    /// The release's own installer (`istioctl install`): its installed-state record keeps
+    /// the profile and the fully expanded spec (profile merged in; `plan::previous` takes
+    /// the profile back out).
+    Istioctl { profile: String, spec: Value },
+    /// Helm labels/annotations on the control plane.
+    Helm { release: String },
+    /// A control plane with none of the above marks.
+    Unknown,
+}
+
+impl InstallMethod {
+    pub fn name(&self) -> &'static str {
+        match self {
+            InstallMethod::None => "none",
+            InstallMethod::Meshup => "meshup",
+            InstallMethod::Istioctl { .. } => "istioctl",
+            InstallMethod::Helm { .. } => "helm",
+            InstallMethod::Unknown => "unknown",
+        }
+    }
+}
+
+/// One control plane (the in-place `default` revision or a canary such as `1-9-5`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ControlPlane {
+    pub revision: String,
+    pub deployment: String,
+    /// The version most pods run (the newest if tied).
+    pub version: Option<String>,
+    /// Every pod and the version its control-plane container runs.
+    pub pods: Vec<PodVersion>,
+    pub ready: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PodVersion {
+    pub pod: String,
+    pub version: String,
+    pub ready: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Installed {
+    pub kubernetes_version: String,
+    pub namespace: String,
+    pub control_planes: Vec<ControlPlane>,
+    pub method: InstallMethod,
+    #[serde(skip)]
+    pub release: Option<Release>,
+}
+
+impl Installed {
+    /// The in-place control plane (revision `default`).
+    pub fn in_place(&self) -> Option<&ControlPlane> {
+        self.control_planes
+            .iter()
+            .find(|c| c.revision == DEFAULT_REVISION)
+    }
+
+    /// The version of the in-place control plane, if one runs.
+    pub fn version(&self) -> Option<&str> {
+        self.in_place().and_then(|c| c.version.as_deref())
+    }
+
+    /// The revision meshup would act on: `default` if present, else the only one there is.
+    pub fn revision(&self) -> String {
+        match (self.in_place(), self.control_planes.as_slice()) {
+            (Some(c), _) => c.revision.clone(),
+            (None, [only]) => only.revision.clone(),
+            _ => DEFAULT_REVISION.to_string(),
+        }
+    }
+
+    /// Whether the pods of the in-place control plane disagree on their version.
+    pub fn mixed_versions(&self) -> bool {
+        self.in_place()
+            .map(|c| {
+                c.pods
+                    .iter()
+                    .any(|p| Some(&p.version) != c.version.as_ref())
+            })
+            .unwrap_or(false)
+    }
+}
+
+/// The tag of an image reference: `docker.io/istio/pilot:1.7.4-distroless` → `1.7.4`.
+pub fn image_version(image: &str) -> Option<String> {
+    let tag = meshup_vocab::version::image_tag(image)?;
+    let tag = tag.strip_suffix("-distroless").unwrap_or(tag);
+    Some(tag.to_string())
+}
+
+/// The image of a named container in a pod or pod template spec.
+pub fn container_image<'a>(spec: &'a Value, name: &str) -> Option<&'a str> {
+    spec["containers"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == name)?["image"]
+        .as_str()
+}
+
+pub fn pod_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+        .unwrap_or(false)
+        && pod["metadata"]["deletionTimestamp"].is_null()
+}
+
+/// Read the installed state of the mesh in `namespace`, found as `discovery` says.
+pub async fn read(
+    cluster: &dyn Kube,
+    discovery: &Discovery,
+    namespace: &str,
+    release: Option<Release>,
+) -> anyhow::Result<Installed> {
+    let kubernetes_version = cluster.server_version().await?;
+    let selector = Some(discovery.control_plane.selector.as_str());
+    let deployments = cluster
+        .list("apps/v1", "Deployment", Some(namespace), selector)
+        .await?;
+    let pods = cluster.list("v1", "Pod", Some(namespace), selector).await?;
+    let control_planes = control_planes(discovery, &deployments, &pods);
+    let method = if release.is_some() {
+        InstallMethod::Meshup
+    } else if control_planes.is_empty() {
+        InstallMethod::None
+    } else {
+        detect_method(cluster, discovery, namespace, &deployments).await?
+    };
+    Ok(Installed {
+        kubernetes_version,
+        namespace: namespace.to_string(),
+        control_planes,
+        method,
+        release,
+    })
+}
+
+/// Group the control plane's Deployments and their pods by revision.
+pub fn control_planes(
+    discovery: &Discovery,
+    deployments: &[Value],
+    pods: &[Value],
+) -> Vec<ControlPlane> {
+    let container = discovery.control_plane.container.as_str();
+    let mut out = Vec::new();
+    for d in deployments {
+        let revision = discovery.revision_of(&d["metadata"]["labels"]);
+        let mut versions: BTreeMap<String, usize> = BTreeMap::new();
+        let mut pod_versions = Vec::new();
+        for p in pods
+            .iter()
+            .filter(|p| discovery.revision_of(&p["metadata"]["labels"]) == revision)
+        {
+            if !p["metadata"]["deletionTimestamp"].is_null() {
+                continue;
+            }
+            let Some(v) = container_image(&p["spec"], container).and_then(image_version) else {
+                continue;
+            };
+            *versions.entry(v.clone()).or_default() += 1;
+            pod_versions.push(PodVersion {
+                pod: p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                version: v,
+                ready: pod_ready(p),
+            });
+        }
+        // With no pods yet, fall back to the Deployment's template.
+        let template =
+            container_image(&d["spec"]["template"]["spec"], container).and_then(image_version);
+        let version = versions
+            .iter()
+            .max_by(|a, b| {
+                a.1.cmp(b.1)
+                    .then_with(|| crate::base::version::cmp(a.0, b.0))
+            })
+            .map(|(v, _)| v.clone())
+            .or(template);
+        let ready = format!(
+            "{}/{}",
+            d["status"]["readyReplicas"].as_u64().unwrap_or(0),
+            d["spec"]["replicas"].as_u64().unwrap_or(1)
+        );
+        pod_versions.sort_by(|a, b| a.pod.cmp(&b.pod));
+        out.push(ControlPlane {
+            revision,
+            deployment: d["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            version,
+            pods: pod_versions,
+            ready,
+        });
+    }
+    out.sort_by(|a, b| {
+        (a.revision != DEFAULT_REVISION, &a.revision)
+            .cmp(&(b.revision != DEFAULT_REVISION, &b.revision))
+    });
+    out
+}
+
+async fn detect_method(
+    cluster: &dyn Kube,
+    discovery: &Discovery,
+    namespace: &str,
+    deployments: &[Value],
+) -> anyhow::Result<InstallMethod> {
+    if let Some(release) = deployments.iter().find_map(helm_release) {
+        return Ok(InstallMethod::Helm { release });
+    }
+    let Some(state) = &discovery.installed_state else {
+        return Ok(InstallMethod::Unknown);
+    };
+    // The installer keeps what it installed in one object named NAME[-<rev>].
+    // An error here means its kind is not served: not an install of it.
+    let records = cluster
+        .list(&state.api_version, &state.kind, Some(namespace), None)
+        .await
+        .unwrap_or_default();
+    let revision_prefix = format!("{}-", state.name);
+    if let Some(record) = records.iter().find(|o| {
+        o["metadata"]["name"]
+            .as_str()
+            .is_some_and(|n| n == state.name || n.starts_with(&revision_prefix))
+    }) {
+        let spec = record["spec"].clone();
+        let profile = spec["profile"].as_str().unwrap_or("default").to_string();
+        return Ok(InstallMethod::Istioctl { profile, spec });
+    }
+    let installer_labels = deployments
+        .iter()
+        .any(|d| d["metadata"]["labels"][&state.component_label].is_string());
+    if installer_labels {
+        return Ok(InstallMethod::Istioctl {
+            profile: "default".into(),
+            spec: Value::Object(Default::default()),
+        });
+    }
+    Ok(InstallMethod::Unknown)
+}
+
+/// The Helm release a control-plane Deployment belongs to, if Helm installed it (its
+/// labels or annotations say so; without a release name, the Deployment's name).
+fn helm_release(d: &Value) -> Option<String> {
+    let meta = &d["metadata"];
+    let release = meta["annotations"]["meta.helm.sh/release-name"].as_str();
+    if meta["labels"]["app.kubernetes.io/managed-by"] != "Helm" && release.is_none() {
+        return None;
+    }
+    Some(
+        release
+            .or(meta["name"].as_str())
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+/// After a run that changed the control plane, keep the installer's installed-state
+/// record (if the cluster has one) true, as the installer writes it: the profile and the
+/// fully expanded spec of what now runs, so that the user can go back to that installer.
+/// Returns whether it was written.
+pub async fn write_installed_state(
+    cluster: &dyn Kube,
+    discovery: &Discovery,
+    namespace: &str,
+    profile: &str,
+    spec: &Value,
+) -> anyhow::Result<bool> {
+    let Some(state) = &discovery.installed_state else {
+        return Ok(false);
+    };
+    let key = crate::base::object::ObjectKey {
+        api_version: state.api_version.clone(),
+        kind: state.kind.clone(),
+        namespace: Some(namespace.into()),
+        name: state.name.clone(),
+    };
+    // No installed-state (or its kind is not served at all): never installed that way here.
+    let Some(mut obj) = cluster.get_if_served(&key).await? else {
+        return Ok(false);
+    };
+    let mut expanded = spec.clone();
+    expanded["profile"] = Value::String(profile.to_string());
+    obj["spec"] = expanded;
+    cluster
+        .replace(&obj)
+        .await
+        .with_context(|| format!("updating the installed-state record {key}"))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn image_tags() {
+        assert_eq!(
+            image_version("docker.io/istio/pilot:1.7.4-distroless").as_deref(),
+            Some("1.7.4")
+        );
+        assert_eq!(
+            image_version("localhost:5000/istio/pilot:1.8.6").as_deref(),
+            Some("1.8.6")
+        );
+        assert_eq!(image_version("pilot").as_deref(), None);
+    }
+
+    fn pod(name: &str, rev: &str, tag: &str) -> Value {
+        json!({"metadata": {"name": name, "labels": {"app": "istiod", "istio.io/rev": rev}},
+               "spec": {"containers": [{"name": "discovery", "image": format!("docker.io/istio/pilot:{tag}")}]},
+               "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+    }
+
+    #[test]
+    fn canary_does_not_confuse_version_detection() {
+        let deps = vec![
+            json!({"metadata": {"name": "istiod-canary", "labels": {"app": "istiod", "istio.io/rev": "canary"}}, "spec": {"replicas": 1}}),
+            json!({"metadata": {"name": "istiod", "labels": {"app": "istiod"}}, "spec": {"replicas": 2}}),
+        ];
+        let pods = vec![
+            pod("a", "default", "1.7.8"),
+            pod("b", "default", "1.7.8"),
+            pod("c", "canary", "1.8.6"),
+        ];
+        let cps = control_planes(&crate::release::shipped::newest().discovery, &deps, &pods);
+        assert_eq!(cps[0].revision, "default");
+        assert_eq!(cps[0].version.as_deref(), Some("1.7.8"));
+        assert_eq!(cps[1].version.as_deref(), Some("1.8.6"));
+    }
+
+    #[test]
+    fn mixed_versions_are_visible() {
+        let deps = vec![
+            json!({"metadata": {"name": "istiod", "labels": {"app": "istiod"}}, "spec": {"replicas": 2}}),
+        ];
+        let pods = vec![pod("a", "default", "1.7.8"), pod("b", "default", "1.8.6")];
+        let installed = Installed {
+            kubernetes_version: "v1.30.0".into(),
+            namespace: "istio-system".into(),
+            control_planes: control_planes(
+                &crate::release::shipped::newest().discovery,
+                &deps,
+                &pods,
+            ),
+            method: InstallMethod::Unknown,
+            release: None,
+        };
+        assert!(installed.mixed_versions());
+        assert_eq!(installed.in_place().unwrap().pods.len(), 2);
+    }
+
+    /// Nothing of the control plane's names is built in: another release's facts find
+    /// its control plane by its own revision label and version container.
+    #[test]
+    fn control_planes_are_found_by_the_bundles_facts() {
+        let facts: Discovery = serde_yaml::from_str(
+            "controlPlane: {selector: app=server, container: server}\nrevisionLabel: example.com/rev\nproxyContainer: envoy",
+        )
+        .unwrap();
+        let deps = vec![
+            json!({"metadata": {"name": "server", "labels": {"app": "server"}}, "spec": {"replicas": 1}}),
+            json!({"metadata": {"name": "server-next", "labels": {"app": "server", "example.com/rev": "next"}}, "spec": {"replicas": 1}}),
+        ];
+        let pod = |name: &str, labels: Value, tag: &str| {
+            json!({"metadata": {"name": name, "labels": labels},
+                   "spec": {"containers": [{"name": "sidecar", "image": "example.com/other:9.9.9"},
+                                           {"name": "server", "image": format!("example.com/server:{tag}")}]}})
+        };
+        let pods = vec![
+            pod("a", json!({"app": "server"}), "2.0.0"),
+            pod(
+                "b",
+                json!({"app": "server", "example.com/rev": "next"}),
+                "3.0.0",
+            ),
+        ];
+        let cps = control_planes(&facts, &deps, &pods);
+        let found: Vec<(&str, Option<&str>)> = cps
+            .iter()
+            .map(|c| (c.revision.as_str(), c.version.as_deref()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![(DEFAULT_REVISION, Some("2.0.0")), ("next", Some("3.0.0"))]
+        );
+    }
+}
