@@ -100,7 +100,7 @@ fn expected(dir: &Path) -> BTreeMap<&'static str, BTreeMap<Key, Value>> {
 /// What the bundle renders with the golden's inputs (the profile with the egress gateway
 /// on), by istioctl component.
 fn rendered(bundle: &Bundle, profile: &str) -> BTreeMap<String, BTreeMap<Key, Value>> {
-    let inputs = meshup::engine::plan::Inputs {
+    let inputs = meshup::release::source::Inputs {
         profile: Some(profile.to_string()),
         value_files: vec![],
         set: vec!["components.egressGateways[0].enabled=true".to_string()],

@@ -7,7 +7,6 @@ use super::{Env, default_namespace};
 use crate::cluster::client::Cluster;
 use crate::engine::dataplane::{self, Report, RestartOptions, RestartReport};
 use crate::engine::progress::{Event, Progress};
-use crate::installed::state;
 use crate::release::discovery::Discovery;
 
 pub struct DataplaneStatus {
@@ -36,7 +35,7 @@ pub struct Restarted {
 
 async fn read(env: &Env, discovery: &Discovery, ns: &str) -> anyhow::Result<(Cluster, Report)> {
     let cluster = env.cluster().await?;
-    let installed = state::read(&cluster, discovery, ns, None).await?;
+    let installed = crate::installed::discover::read(&cluster, discovery, ns, None).await?;
     let version = installed.version().map(str::to_string);
     let report = dataplane::report(&cluster, discovery, version, ns).await?;
     Ok((cluster, report))

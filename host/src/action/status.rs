@@ -74,7 +74,8 @@ impl Status {
         let cluster = conn.kube.as_ref();
         let ns = self.namespace.as_deref().unwrap_or(default_namespace());
         let release = env.history(&conn, ns, product()).deployed().await?;
-        let installed = state::read(cluster, &self.discovery, ns, release).await?;
+        let installed =
+            crate::installed::discover::read(cluster, &self.discovery, ns, release).await?;
         let deployments = cluster
             .list("apps/v1", "Deployment", Some(ns), None)
             .await?;

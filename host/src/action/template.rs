@@ -1,9 +1,10 @@
-//! `meshup template`: render a bundle with values and print the manifest (no cluster).
+//! `meshup template`: render the target release with values and print the manifest (no
+//! cluster).
 
 use std::path::PathBuf;
 
-use crate::engine::plan::{self, Inputs};
-use crate::release::bundle::Bundle;
+use crate::engine::plan;
+use crate::release::source::Inputs;
 
 pub struct Template {
     pub bundle: PathBuf,
@@ -13,12 +14,11 @@ pub struct Template {
 impl Template {
     /// The rendered manifest (multi-document YAML).
     pub fn run(&self) -> anyhow::Result<String> {
-        let bundle = Bundle::load(&self.bundle)?;
-        crate::release::bundle::render::lint(&bundle)?;
+        let source = crate::release::load_bundle(&self.bundle)?;
         // No cluster: the installer's values for one it cannot see (`template` is offline,
         // as `istioctl manifest generate` is).
         let (_, rendered) = plan::values_and_render(
-            &bundle,
+            &*source,
             &self.inputs,
             None,
             crate::installed::state::DEFAULT_REVISION,

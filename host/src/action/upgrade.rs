@@ -20,12 +20,14 @@ use crate::cluster::permissions;
 use crate::engine::apply;
 use crate::engine::checks::{self, Checker, Outcome, Overrides};
 use crate::engine::dataplane;
-use crate::engine::plan::{self, Inputs, Plan};
+use crate::engine::plan::{self, Plan};
 use crate::engine::progress::{Event, Progress};
 use crate::installed::history::{Action, History, Release, Status};
-use crate::installed::state::{self, Installed};
+use crate::installed::installers;
+use crate::installed::state::Installed;
 use crate::policy::Phase;
-use crate::release::bundle::Bundle;
+use crate::release::source::Inputs;
+use crate::release::source::{Facts, Source};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -165,32 +167,37 @@ struct Run<'a> {
     up: &'a Upgrade,
     kube: Arc<dyn Kube>,
     history: History,
-    bundle: Bundle,
+    source: Box<dyn Source>,
     checker: Arc<Checker>,
     progress: &'a dyn Progress,
     started: Instant,
 }
 
 impl Upgrade {
+    /// The target release, validated before the cluster is touched: the bundle named by
+    /// `--bundle` (a new source is one more flag and one more arm here).
+    fn source(&self) -> anyhow::Result<Box<dyn Source>> {
+        crate::release::load_bundle(&self.bundle)
+    }
+
     /// Plan and check; then (unless only checking) confirm, lock, apply, verify and record,
     /// restoring the state before the run if it fails.
     pub async fn run(&self, env: &Env, progress: &dyn Progress) -> anyhow::Result<Report> {
         let started = Instant::now();
         // Everything the user typed is validated before the cluster is touched.
-        let bundle = Bundle::load(&self.bundle)?;
-        crate::release::bundle::render::lint(&bundle)?;
+        let source = self.source()?;
         let loading = Instant::now();
         let checker = env.checker()?;
         if loading.elapsed() > Duration::from_secs(1) {
             progress.event(Event::PoliciesCompiled(loading.elapsed()));
         }
         let conn = env.connect().await?;
-        let history = env.history(&conn, bundle.namespace(), product());
+        let history = env.history(&conn, &source.facts().namespace, product());
         let run = Run {
             up: self,
             kube: conn.kube,
             history,
-            bundle,
+            source,
             checker,
             progress,
             started,
@@ -214,7 +221,7 @@ impl Upgrade {
         run.change(planned).await
     }
 
-    fn preconditions(&self, installed: &Installed, bundle: &Bundle) -> anyhow::Result<()> {
+    fn preconditions(&self, installed: &Installed, facts: &Facts) -> anyhow::Result<()> {
         let present = installed.version();
         match self.mode {
             Mode::Install if present.is_some() && !self.overrides.force => Err(Exit::new(
@@ -229,7 +236,7 @@ impl Upgrade {
             .into()),
             Mode::Upgrade if installed.control_planes.is_empty() => Err(Exit::bad_input(format!(
                 "nothing to upgrade: no control plane in namespace {}; use `meshup install --bundle {}`",
-                bundle.namespace(),
+                facts.namespace,
                 self.bundle.display()
             ))
             .into()),
@@ -251,7 +258,7 @@ impl Run<'_> {
         ensure_namespace(self.kube(), &planned.plan).await?;
         let lock = Lock::acquire(
             self.kube.clone(),
-            self.bundle.namespace(),
+            &self.source.facts().namespace,
             crate::cluster::lock::duration(),
         )
         .await?;
@@ -275,23 +282,29 @@ impl Run<'_> {
 
     /// Read what is installed, plan the change and run the prechecks (nothing changes).
     async fn plan_and_check(&self) -> anyhow::Result<Planned> {
-        let (up, bundle) = (self.up, &self.bundle);
+        let (up, source) = (self.up, &*self.source);
+        let facts = source.facts();
         let live = self.history.live().await?;
-        let discovery = &bundle.manifest.discovery;
-        let installed =
-            state::read(self.kube(), discovery, bundle.namespace(), live.deployed).await?;
-        up.preconditions(&installed, bundle)?;
+        let discovery = &facts.discovery;
+        let installed = crate::installed::discover::read(
+            self.kube(),
+            discovery,
+            &facts.namespace,
+            live.deployed,
+        )
+        .await?;
+        up.preconditions(&installed, facts)?;
         if let Some(open) = &live.open {
             self.progress.event(Event::Resuming {
                 open,
                 precheck: up.mode == Mode::Precheck,
             });
         }
-        let plan = plan::build(self.kube(), bundle, &installed, &up.inputs).await?;
+        let plan = plan::build(self.kube(), source, &installed, &up.inputs).await?;
         let applied: Vec<ObjectKey> = plan.rendered.objects.iter().map(|o| o.key()).collect();
         let pruned: Vec<ObjectKey> = plan.prunes().map(|c| c.key.clone()).collect();
         let missing = permissions::missing(self.kube(), &applied, &pruned).await?;
-        let ctx = checks::context(Phase::Precheck, bundle, &installed, &plan, None)?;
+        let ctx = checks::context(Phase::Precheck, source, &installed, &plan, None)?;
         let found = [
             checks::permission_findings(&missing),
             checks::rejection_findings(&plan),
@@ -372,8 +385,8 @@ impl Run<'_> {
         };
         let pruned: Vec<ObjectKey> = plan.prunes().map(|c| c.key.clone()).collect();
         let target = apply::Target {
-            layout: &self.bundle.manifest.components,
-            namespace: self.bundle.namespace(),
+            layout: &self.source.facts().components,
+            namespace: &self.source.facts().namespace,
             rendered: &plan.rendered,
             prune: &pruned,
             version: &plan.target_version,
@@ -408,7 +421,7 @@ impl Run<'_> {
         let Planned {
             installed, plan, ..
         } = planned;
-        let ctx = checks::context(Phase::PreUpgrade, &self.bundle, installed, plan, None)?;
+        let ctx = checks::context(Phase::PreUpgrade, &*self.source, installed, plan, None)?;
         let outcome = self
             .checker
             .run(
@@ -454,7 +467,7 @@ impl Run<'_> {
         // The record keeps what the user overrode and which builtin checks were replaced.
         let mut notes = self.up.overrides.describe(&overridden);
         notes.extend(self.checker.replacements());
-        let mut rec = record(&self.bundle, plan, notes);
+        let mut rec = record(self.source.facts(), plan, notes);
         rec.captured = Some(captured);
         self.history.begin(rec).await.map_err(|e| {
             e.context("cannot record the state before the upgrade (needed to restore it); nothing was changed")
@@ -476,7 +489,7 @@ impl Run<'_> {
         };
         let ctx = checks::context(
             Phase::PostUpgrade,
-            &self.bundle,
+            &*self.source,
             &planned.installed,
             &planned.plan,
             Some((ok, msg)),
@@ -512,23 +525,9 @@ impl Run<'_> {
         self.history
             .finish(&mut rec, Status::Deployed, description)
             .await?;
-        let namespace = self.bundle.namespace();
-        let discovery = &self.bundle.manifest.discovery;
-        // The upgrade is done and recorded; a stale installed-state only misleads a
-        // later istioctl, so failing to write it is said, not turned into a failure.
-        if let Err(e) = state::write_installed_state(
-            self.kube(),
-            discovery,
-            namespace,
-            &plan.profile,
-            &plan.installer_spec,
-        )
-        .await
-        {
-            self.progress.event(Event::Warning(&format!(
-                "istioctl's installed-state IstioOperator could not be updated ({e:#}); istioctl will still see the previous spec"
-            )));
-        }
+        let namespace = &self.source.facts().namespace;
+        let discovery = &self.source.facts().discovery;
+        self.record_for_installers(plan).await;
         let message = completion(plan, &report, elapsed);
         let dp = dataplane::report(
             self.kube(),
@@ -546,6 +545,25 @@ impl Run<'_> {
             data_plane: Some(serde_json::to_value(&dp)?),
         };
         Ok((Code::Ok, result, post, Some(dp)))
+    }
+
+    /// The upgrade is done and recorded in meshup's history; each installer's own record
+    /// follows. A stale record only misleads a later run of that installer, so failing to
+    /// write it is said, not turned into a failure.
+    async fn record_for_installers(&self, plan: &Plan) {
+        let facts = self.source.facts();
+        for installer in installers::all() {
+            let written = installer
+                .record(self.kube(), facts, &plan.profile, &plan.installer_spec)
+                .await;
+            if let Err(e) = written {
+                self.progress.event(Event::Warning(&format!(
+                    "{}'s own record could not be updated ({e:#}); {} will still see the previous release",
+                    installer.name(),
+                    installer.name()
+                )));
+            }
+        }
     }
 
     /// After a failure: leave it (`--no-rollback`, recorded as failed) or put back the
@@ -663,7 +681,7 @@ fn completion(plan: &Plan, report: &apply::Report, secs: f64) -> String {
     )
 }
 
-fn record(bundle: &Bundle, plan: &Plan, overridden: Vec<String>) -> Release {
+fn record(facts: &Facts, plan: &Plan, overridden: Vec<String>) -> Release {
     let action = match plan.direction {
         Direction::Install => Action::Install,
         Direction::Upgrade => Action::Upgrade,
@@ -674,16 +692,16 @@ fn record(bundle: &Bundle, plan: &Plan, overridden: Vec<String>) -> Release {
         revision: 0,
         action,
         status: Status::Pending,
-        bundle: bundle.manifest.name.clone(),
+        bundle: facts.product.clone(),
         version: plan.target_version.clone(),
-        digest: bundle.digest.clone(),
+        digest: facts.digest.clone(),
         profile: plan.profile.clone(),
         profile_defaults: plan.profile_defaults.clone(),
         overlay: plan.overlay.clone(),
         values: plan.values.clone(),
         manifest: plan.rendered.manifest(),
-        components: bundle.manifest.components.clone(),
-        namespace: bundle.namespace().to_string(),
+        components: facts.components.clone(),
+        namespace: facts.namespace.clone(),
         description: format!("{} to {} in progress", action, plan.target_version),
         overridden,
         started: String::new(),

@@ -84,6 +84,14 @@ pub fn remove(tree: &mut Value, path: &[&str]) -> Option<Value> {
     parent.as_object_mut()?.remove(*last)
 }
 
+/// A value that differs between two trees.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ValueChange {
+    pub path: String,
+    pub old: Value,
+    pub new: Value,
+}
+
 /// Deep-merge `overlay` into `base`: mappings merge key by key, lists of named mappings
 /// merge on `name`, anything else replaces.
 pub fn merge(base: &mut Value, overlay: &Value) {

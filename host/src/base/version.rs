@@ -24,6 +24,13 @@ impl Direction {
     }
 }
 
+/// The tag of an image reference: `docker.io/istio/pilot:1.7.4-distroless` → `1.7.4`.
+pub fn image_version(image: &str) -> Option<String> {
+    let tag = meshup_vocab::version::image_tag(image)?;
+    let tag = tag.strip_suffix("-distroless").unwrap_or(tag);
+    Some(tag.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ use crate::cli::ui::{Color, Format, Ui};
 use crate::cluster::client::Target;
 use crate::cluster::kube::Kube;
 use crate::engine::checks::Overrides;
-use crate::engine::plan::Inputs;
+use crate::release::source::Inputs;
 
 pub struct Demo {
     /// Directory holding the shipped bundles.

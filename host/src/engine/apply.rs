@@ -163,25 +163,39 @@ pub async fn run(
     })
 }
 
-/// Wait for every readiness workload of a component (that the release renders) at once.
+/// Wait for every readiness workload of a component (that the release renders) at once,
+/// each in the namespace it is rendered in. A component that states none is waited for by
+/// what it renders (`release::components`).
 async fn wait_component(
     cluster: &dyn Kube,
     namespace: &str,
     component: &str,
-    refs: &[crate::release::bundle::ReadinessRef],
+    refs: &[crate::release::source::ReadinessRef],
     rendered: &Rendered,
     opts: &Options,
     progress: &dyn Progress,
 ) -> Result<String, Failure> {
+    let derived;
+    let refs = if refs.is_empty() {
+        derived = crate::release::components::readiness(rendered, component);
+        &derived
+    } else {
+        refs
+    };
     let targets: Vec<(String, String, String)> = refs
         .iter()
-        .filter(|r| {
-            rendered
+        .filter_map(|r| {
+            let o = rendered
                 .objects
                 .iter()
-                .any(|o| o.kind() == r.kind && o.name() == r.name)
+                .find(|o| o.kind() == r.kind && o.name() == r.name)?;
+            let ns = r
+                .namespace
+                .as_deref()
+                .or(o.namespace())
+                .unwrap_or(namespace);
+            Some((r.kind.clone(), ns.to_string(), r.name.clone()))
         })
-        .map(|r| (r.kind.clone(), namespace.to_string(), r.name.clone()))
         .collect();
     wait_all(cluster, component, &targets, opts, progress).await
 }

@@ -11,7 +11,7 @@ use crate::cluster::kube::Kube;
 use crate::engine::plan::Plan;
 use crate::installed::state::Installed;
 use crate::policy::{self, Finding, Phase, PolicyContext, PolicySet, Severity, Snapshot};
-use crate::release::bundle::Bundle;
+use crate::release::source::Source;
 
 /// What the user overrides.
 #[derive(Debug, Clone, Default)]
@@ -142,7 +142,7 @@ pub fn decide(phase: Phase, findings: Vec<Finding>, overrides: &Overrides) -> Ou
 /// The context every policy sees for this run.
 pub fn context(
     phase: Phase,
-    bundle: &Bundle,
+    source: &dyn Source,
     installed: &Installed,
     plan: &Plan,
     outcome: Option<(bool, String)>,
@@ -162,8 +162,8 @@ pub fn context(
         },
         install_method: installed.method.name().to_string(),
         namespace: plan.namespace.clone(),
-        components: bundle
-            .manifest
+        components: source
+            .facts()
             .components
             .iter()
             .map(|c| ComponentInfo {
@@ -176,8 +176,8 @@ pub fn context(
             .trim_start_matches('v')
             .to_string(),
         supported_kubernetes: VersionRange {
-            min: bundle.manifest.kubernetes.min.clone(),
-            max: bundle.manifest.kubernetes.max.clone(),
+            min: source.facts().kubernetes.min.clone(),
+            max: source.facts().kubernetes.max.clone(),
         },
         values_old: or_empty(prev.and_then(|p| p.values.as_ref())),
         values_new: plan.values.clone(),
@@ -188,7 +188,7 @@ pub fn context(
             .effective_defaults
             .as_ref()
             .map(|d| d.new.clone())
-            .unwrap_or_else(|| bundle.with_charts(&plan.profile_defaults)),
+            .unwrap_or_else(|| source.effective_defaults(&plan.profile_defaults)),
         profile_old: prev.map(|p| p.profile.clone()).unwrap_or_default(),
         profile_new: plan.profile.clone(),
         overlay_old: or_empty(prev.map(|p| &p.overlay)),

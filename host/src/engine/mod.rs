@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod checks;
+pub mod cluster_specific;
 pub mod dataplane;
 pub mod plan;
 pub mod progress;

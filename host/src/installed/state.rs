@@ -9,9 +9,6 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use anyhow::Context as _;
-
-use crate::cluster::kube::Kube;
 use crate::installed::history::Release;
 use crate::release::discovery::Discovery;
 
@@ -110,12 +107,7 @@ impl Installed {
     }
 }
 
-/// The tag of an image reference: `docker.io/istio/pilot:1.7.4-distroless` → `1.7.4`.
-pub fn image_version(image: &str) -> Option<String> {
-    let tag = meshup_vocab::version::image_tag(image)?;
-    let tag = tag.strip_suffix("-distroless").unwrap_or(tag);
-    Some(tag.to_string())
-}
+pub use crate::base::version::image_version;
 
 /// The image of a named container in a pod or pod template spec.
 pub fn container_image<'a>(spec: &'a Value, name: &str) -> Option<&'a str> {
@@ -135,36 +127,6 @@ pub fn pod_ready(pod: &Value) -> bool {
         })
         .unwrap_or(false)
         && pod["metadata"]["deletionTimestamp"].is_null()
-}
-
-/// Read the installed state of the mesh in `namespace`, found as `discovery` says.
-pub async fn read(
-    cluster: &dyn Kube,
-    discovery: &Discovery,
-    namespace: &str,
-    release: Option<Release>,
-) -> anyhow::Result<Installed> {
-    let kubernetes_version = cluster.server_version().await?;
-    let selector = Some(discovery.control_plane.selector.as_str());
-    let deployments = cluster
-        .list("apps/v1", "Deployment", Some(namespace), selector)
-        .await?;
-    let pods = cluster.list("v1", "Pod", Some(namespace), selector).await?;
-    let control_planes = control_planes(discovery, &deployments, &pods);
-    let method = if release.is_some() {
-        InstallMethod::Meshup
-    } else if control_planes.is_empty() {
-        InstallMethod::None
-    } else {
-        detect_method(cluster, discovery, namespace, &deployments).await?
-    };
-    Ok(Installed {
-        kubernetes_version,
-        namespace: namespace.to_string(),
-        control_planes,
-        method,
-        release,
-    })
 }
 
 /// Group the control plane's Deployments and their pods by revision.
@@ -232,96 +194,6 @@ pub fn control_planes(
             .cmp(&(b.revision != DEFAULT_REVISION, &b.revision))
     });
     out
-}
-
-async fn detect_method(
-    cluster: &dyn Kube,
-    discovery: &Discovery,
-    namespace: &str,
-    deployments: &[Value],
-) -> anyhow::Result<InstallMethod> {
-    if let Some(release) = deployments.iter().find_map(helm_release) {
-        return Ok(InstallMethod::Helm { release });
-    }
-    let Some(state) = &discovery.installed_state else {
-        return Ok(InstallMethod::Unknown);
-    };
-    // The installer keeps what it installed in one object named NAME[-<rev>].
-    // An error here means its kind is not served: not an install of it.
-    let records = cluster
-        .list(&state.api_version, &state.kind, Some(namespace), None)
-        .await
-        .unwrap_or_default();
-    let revision_prefix = format!("{}-", state.name);
-    if let Some(record) = records.iter().find(|o| {
-        o["metadata"]["name"]
-            .as_str()
-            .is_some_and(|n| n == state.name || n.starts_with(&revision_prefix))
-    }) {
-        let spec = record["spec"].clone();
-        let profile = spec["profile"].as_str().unwrap_or("default").to_string();
-        return Ok(InstallMethod::Istioctl { profile, spec });
-    }
-    let installer_labels = deployments
-        .iter()
-        .any(|d| d["metadata"]["labels"][&state.component_label].is_string());
-    if installer_labels {
-        return Ok(InstallMethod::Istioctl {
-            profile: "default".into(),
-            spec: Value::Object(Default::default()),
-        });
-    }
-    Ok(InstallMethod::Unknown)
-}
-
-/// The Helm release a control-plane Deployment belongs to, if Helm installed it (its
-/// labels or annotations say so; without a release name, the Deployment's name).
-fn helm_release(d: &Value) -> Option<String> {
-    let meta = &d["metadata"];
-    let release = meta["annotations"]["meta.helm.sh/release-name"].as_str();
-    if meta["labels"]["app.kubernetes.io/managed-by"] != "Helm" && release.is_none() {
-        return None;
-    }
-    Some(
-        release
-            .or(meta["name"].as_str())
-            .unwrap_or_default()
-            .to_string(),
-    )
-}
-
-/// After a run that changed the control plane, keep the installer's installed-state
-/// record (if the cluster has one) true, as the installer writes it: the profile and the
-/// fully expanded spec of what now runs, so that the user can go back to that installer.
-/// Returns whether it was written.
-pub async fn write_installed_state(
-    cluster: &dyn Kube,
-    discovery: &Discovery,
-    namespace: &str,
-    profile: &str,
-    spec: &Value,
-) -> anyhow::Result<bool> {
-    let Some(state) = &discovery.installed_state else {
-        return Ok(false);
-    };
-    let key = crate::base::object::ObjectKey {
-        api_version: state.api_version.clone(),
-        kind: state.kind.clone(),
-        namespace: Some(namespace.into()),
-        name: state.name.clone(),
-    };
-    // No installed-state (or its kind is not served at all): never installed that way here.
-    let Some(mut obj) = cluster.get_if_served(&key).await? else {
-        return Ok(false);
-    };
-    let mut expanded = spec.clone();
-    expanded["profile"] = Value::String(profile.to_string());
-    obj["spec"] = expanded;
-    cluster
-        .replace(&obj)
-        .await
-        .with_context(|| format!("updating the installed-state record {key}"))?;
-    Ok(true)
 }
 
 #[cfg(test)]

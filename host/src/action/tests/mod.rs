@@ -16,9 +16,9 @@ use super::upgrade::{Mode, Report, Upgrade};
 use super::{Backend, Env};
 use crate::base::exit::{Code, Exit};
 use crate::engine::checks::{Checker, Overrides};
-use crate::engine::plan::Inputs;
 use crate::engine::progress::{Event, Progress};
 use crate::installed::history::{History, Memory, Release, Status};
+use crate::release::source::Inputs;
 
 /// The configuration every action of a test receives, and what it records.
 struct Fixture {
