@@ -1,0 +1,317 @@
+//! `meshup install` and `meshup upgrade` (a downgrade is the same command with an
+//! older bundle): plan, check, confirm, lock, apply component by component, verify,
+//! prune, record; on failure restore the previous release.
+
+mod change;
+mod report;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use super::{Env, product};
+use crate::base::exit::{Code, Exit};
+use crate::base::object::ObjectKey;
+use crate::base::version::Direction;
+use crate::cluster::kube::Kube;
+use crate::cluster::lock::Lock;
+use crate::cluster::permissions;
+use crate::engine::apply;
+use crate::engine::checks::{self, Checker, Outcome, Overrides};
+use crate::engine::dataplane;
+use crate::engine::plan::{self, Plan};
+use crate::engine::progress::{Event, Progress};
+use crate::installed::history::{Action, History, Release, Status};
+use crate::installed::installers;
+use crate::installed::state::Installed;
+use crate::policy::Phase;
+use crate::release::source::Inputs;
+use crate::release::source::{Facts, Source};
+
+pub use report::{Report, RunResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Install,
+    Upgrade,
+    /// `meshup precheck`: plan and checks only.
+    Precheck,
+}
+
+pub struct Upgrade {
+    pub mode: Mode,
+    pub bundle: PathBuf,
+    pub inputs: Inputs,
+    pub yes: bool,
+    pub dry_run: bool,
+    pub overrides: Overrides,
+    pub readiness_timeout: Duration,
+    pub rollback_timeout: Duration,
+    pub no_rollback: bool,
+    /// Show object diffs in the plan.
+    pub diff: bool,
+}
+
+/// What the run knows once it has planned and prechecked, before any change.
+struct Planned {
+    installed: Installed,
+    plan: Plan,
+    pre: Outcome,
+    /// An unfinished earlier run this one goes on from.
+    open: Option<Release>,
+}
+
+/// One run of an `Upgrade`: what every step needs, gathered once.
+struct Run<'a> {
+    up: &'a Upgrade,
+    kube: Arc<dyn Kube>,
+    history: History,
+    source: Box<dyn Source>,
+    checker: Arc<Checker>,
+    progress: &'a dyn Progress,
+    started: Instant,
+}
+
+impl Upgrade {
+    /// The target release, validated before the cluster is touched: the bundle named by
+    /// `--bundle` (a new source is one more flag and one more arm here).
+    fn source(&self) -> anyhow::Result<Box<dyn Source>> {
+        crate::release::load_bundle(&self.bundle)
+    }
+
+    /// Plan and check; then (unless only checking) confirm, lock, apply, verify and record,
+    /// restoring the state before the run if it fails.
+    pub async fn run(&self, env: &Env, progress: &dyn Progress) -> anyhow::Result<Report> {
+        let started = Instant::now();
+        // Everything the user typed is validated before the cluster is touched.
+        let source = self.source()?;
+        let loading = Instant::now();
+        let checker = env.checker()?;
+        if loading.elapsed() > Duration::from_secs(1) {
+            progress.event(Event::PoliciesCompiled(loading.elapsed()));
+        }
+        let conn = env.connect().await?;
+        let history = env.history(&conn, &source.facts().namespace, product());
+        let run = Run {
+            up: self,
+            kube: conn.kube,
+            history,
+            source,
+            checker,
+            progress,
+            started,
+        };
+        let planned = run.plan_and_check().await?;
+        if planned.pre.blocked || self.mode == Mode::Precheck {
+            return Ok(run.unchanged(planned, None));
+        }
+        if self.dry_run {
+            let result = run.dry_run(&planned.plan).await?;
+            return Ok(run.unchanged(planned, Some(result)));
+        }
+        crate::engine::progress::confirmed(
+            progress,
+            self.yes,
+            &format!(
+                "Proceed with the {} to {}?",
+                planned.plan.direction, planned.plan.target_version
+            ),
+        )?;
+        run.change(planned).await
+    }
+
+    fn preconditions(&self, installed: &Installed, facts: &Facts) -> anyhow::Result<()> {
+        let present = installed.version();
+        match self.mode {
+            Mode::Install if present.is_some() && !self.overrides.force => Err(Exit::new(
+                Code::Blocked,
+                format!(
+                    "a control plane is already installed in {} (version {}); use `meshup upgrade --bundle {}`, or `meshup install --force` to reinstall over it",
+                    installed.namespace,
+                    present.unwrap_or("?"),
+                    self.bundle.display()
+                ),
+            )
+            .into()),
+            Mode::Upgrade if installed.control_planes.is_empty() => Err(Exit::bad_input(format!(
+                "nothing to upgrade: no control plane in namespace {}; use `meshup install --bundle {}`",
+                facts.namespace,
+                self.bundle.display()
+            ))
+            .into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Run<'_> {
+    fn kube(&self) -> &dyn Kube {
+        self.kube.as_ref()
+    }
+
+    /// Take the lock, make the change (or undo it), let the lock go, and report.
+    async fn change(&self, planned: Planned) -> anyhow::Result<Report> {
+        ensure_namespace(self.kube(), &planned.plan).await?;
+        let lock = Lock::acquire(
+            self.kube.clone(),
+            &self.source.facts().namespace,
+            crate::cluster::lock::duration(),
+        )
+        .await?;
+        if let Some(who) = &lock.took_over {
+            self.progress.event(Event::LockTakenOver(who));
+        }
+        let outcome = self.locked(&planned).await;
+        super::release_lock(lock, self.progress).await;
+        let (code, result, post, data_plane) = outcome?;
+        Ok(Report {
+            plan: planned.plan,
+            installed: planned.installed,
+            pre: planned.pre,
+            post: Some(post),
+            replaced: self.checker.replacements(),
+            result: Some(result),
+            data_plane,
+            code,
+        })
+    }
+
+    /// Read what is installed, plan the change and run the prechecks (nothing changes).
+    async fn plan_and_check(&self) -> anyhow::Result<Planned> {
+        let (up, source) = (self.up, &*self.source);
+        let facts = source.facts();
+        let live = self.history.live().await?;
+        let discovery = &facts.discovery;
+        let installed = crate::installed::discover::read(
+            self.kube(),
+            discovery,
+            &facts.namespace,
+            live.deployed,
+        )
+        .await?;
+        up.preconditions(&installed, facts)?;
+        if let Some(open) = &live.open {
+            self.progress.event(Event::Resuming {
+                open,
+                precheck: up.mode == Mode::Precheck,
+            });
+        }
+        let plan = plan::build(self.kube(), source, &installed, &up.inputs).await?;
+        let applied: Vec<ObjectKey> = plan.rendered.objects.iter().map(|o| o.key()).collect();
+        let pruned: Vec<ObjectKey> = plan.prunes().map(|c| c.key.clone()).collect();
+        let missing = permissions::missing(self.kube(), &applied, &pruned).await?;
+        let ctx = checks::context(Phase::Precheck, source, &installed, &plan, None)?;
+        let found = [
+            checks::permission_findings(&missing),
+            checks::rejection_findings(&plan),
+            checks::cluster_specific_findings(&plan),
+        ]
+        .concat();
+        let pre = self
+            .checker
+            .run(self.kube(), Phase::Precheck, &ctx, found, &up.overrides)
+            .await?;
+        self.progress.event(Event::Planned {
+            plan: &plan,
+            installed: &installed,
+            diffs: up.diff || up.mode == Mode::Precheck || up.dry_run,
+            replaced: &self.checker.replacements(),
+        });
+        self.progress.event(Event::Checked(&pre));
+        Ok(Planned {
+            installed,
+            plan,
+            pre,
+            open: live.open,
+        })
+    }
+
+    /// The report of a run that changes nothing (a precheck, a refusal, a dry run).
+    fn unchanged(&self, planned: Planned, result: Option<RunResult>) -> Report {
+        let code = if planned.pre.blocked {
+            Code::Blocked
+        } else {
+            Code::Ok
+        };
+        Report {
+            plan: planned.plan,
+            installed: planned.installed,
+            pre: planned.pre,
+            post: None,
+            replaced: self.checker.replacements(),
+            result,
+            data_plane: None,
+            code,
+        }
+    }
+
+    /// Every object validated by the API server, nothing stored.
+    async fn dry_run(&self, plan: &Plan) -> anyhow::Result<RunResult> {
+        let (validated, deferred) = dry_run(self.kube(), plan).await?;
+        Ok(RunResult {
+            status: "dry-run".into(),
+            revision: None,
+            seconds: self.started.elapsed().as_secs_f64(),
+            message: format!(
+                "dry run: {validated} objects validated by the server{}, nothing changed",
+                if deferred > 0 {
+                    format!(" ({deferred} wait for the namespace this run would create)")
+                } else {
+                    String::new()
+                }
+            ),
+            components: vec![],
+            data_plane: None,
+        })
+    }
+}
+
+/// Server-side dry-run of every object: validation by the API server, nothing stored.
+/// Objects in a namespace the plan itself creates cannot be checked before it exists.
+async fn dry_run(cluster: &dyn Kube, plan: &Plan) -> anyhow::Result<(usize, usize)> {
+    let created_ns: Vec<&str> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == plan::Action::Create && c.key.kind == "Namespace")
+        .map(|c| c.key.name.as_str())
+        .collect();
+    let (mut validated, mut deferred) = (0, 0);
+    for o in &plan.rendered.objects {
+        if o.namespace().is_some_and(|ns| created_ns.contains(&ns)) {
+            deferred += 1;
+            continue;
+        }
+        cluster.apply(&o.value, true).await.map_err(|e| {
+            Exit::bad_input(format!(
+                "dry run: the API server rejects {}: {e:#}",
+                o.key()
+            ))
+        })?;
+        validated += 1;
+    }
+    Ok((validated, deferred))
+}
+
+/// The lock and history live in the control-plane namespace, so on a first install it is
+/// created (from the bundle's own Namespace object) before anything else.
+async fn ensure_namespace(cluster: &dyn Kube, plan: &Plan) -> anyhow::Result<()> {
+    let key = ObjectKey {
+        api_version: "v1".into(),
+        kind: "Namespace".into(),
+        namespace: None,
+        name: plan.namespace.clone(),
+    };
+    if cluster.get(&key).await?.is_some() {
+        return Ok(());
+    }
+    let ns = plan
+        .rendered
+        .objects
+        .iter()
+        .find(|o| o.key() == key)
+        .map(|o| o.value.clone())
+        .unwrap_or_else(|| serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": plan.namespace}}));
+    cluster.apply(&ns, false).await?;
+    Ok(())
+}
