@@ -16,7 +16,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use super::{Env, default_namespace, product};
-use crate::base::exit::{Code, Exit};
+use crate::base::exit::Code;
 use crate::base::object::{ObjectKey, Rendered};
 use crate::cluster::kube::Kube;
 use crate::cluster::lock::Lock;
@@ -42,9 +42,29 @@ pub enum Target {
     Revision(Release),
 }
 
+/// Why there is nothing to roll back to: the user's input (`--to`) or a history with no
+/// earlier successful revision (exit 2, mapped in `cli::exit::code_of`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// `--to N` names no recorded revision: pick one of `known` (`meshup history` lists them).
+    #[error("no revision {revision} in history (known: {})", list(known))]
+    NoSuchRevision { revision: u32, known: Vec<u32> },
+    /// Nothing before the live revision succeeded, and no unfinished run to undo.
+    #[error("no earlier successful revision to roll back to (see `meshup history`)")]
+    NoEarlierRevision,
+}
+
+fn list(revisions: &[u32]) -> String {
+    revisions
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `--to N` is that revision. Otherwise an unfinished run with a capture is undone, else the
 /// newest successful revision before the live one is re-applied.
-pub fn choose(all: &[Release], to: Option<u32>) -> Result<Target, String> {
+pub fn choose(all: &[Release], to: Option<u32>) -> Result<Target, Error> {
     if to.is_none()
         && let Some(open) = history::live(all).open.filter(|r| r.captured.is_some())
     {
@@ -53,15 +73,15 @@ pub fn choose(all: &[Release], to: Option<u32>) -> Result<Target, String> {
     choose_revision(all, to).map(Target::Revision)
 }
 
-fn choose_revision(all: &[Release], to: Option<u32>) -> Result<Release, String> {
+fn choose_revision(all: &[Release], to: Option<u32>) -> Result<Release, Error> {
     if let Some(n) = to {
         return all
             .iter()
             .find(|r| r.revision == n)
             .cloned()
-            .ok_or_else(|| {
-                let known: Vec<String> = all.iter().map(|r| r.revision.to_string()).collect();
-                format!("no revision {n} in history (known: {})", known.join(", "))
+            .ok_or_else(|| Error::NoSuchRevision {
+                revision: n,
+                known: all.iter().map(|r| r.revision).collect(),
             });
     }
     let live = history::live(all);
@@ -76,9 +96,7 @@ fn choose_revision(all: &[Release], to: Option<u32>) -> Result<Release, String> 
         .filter(|r| Some(r.revision) != current)
         .find(|r| matches!(r.status, Status::Superseded | Status::Deployed))
         .cloned()
-        .ok_or_else(|| {
-            "no earlier successful revision to roll back to (see `meshup history`)".into()
-        })
+        .ok_or(Error::NoEarlierRevision)
 }
 
 /// How a rollback ended, as read back from the cluster.
@@ -123,7 +141,7 @@ impl Rollback {
         let kube = conn.kube.as_ref();
         let history = env.history(&conn, ns, product());
         let all = history.all().await?;
-        let target = choose(&all, self.to).map_err(Exit::bad_input)?;
+        let target = choose(&all, self.to)?;
         // A revision's manifests are parsed once: for the summary line and for the apply.
         let steps = match &target {
             Target::Revision(rev) => Some(revision_steps(&all, rev)?),
@@ -465,12 +483,14 @@ mod tests {
         ];
         assert_eq!(revision(choose(&all, None).unwrap()), 1);
         assert_eq!(revision(choose(&all, Some(3)).unwrap()), 3);
-        assert!(
-            choose(&all, Some(9))
-                .unwrap_err()
-                .contains("known: 1, 2, 3")
+        assert_eq!(
+            choose(&all, Some(9)).unwrap_err().to_string(),
+            "no revision 9 in history (known: 1, 2, 3)"
         );
-        assert!(choose(&[rel(1, Status::Deployed)], None).is_err());
+        assert_eq!(
+            choose(&[rel(1, Status::Deployed)], None).unwrap_err(),
+            Error::NoEarlierRevision
+        );
         let interrupted = vec![
             rel(1, Status::Superseded),
             rel(2, Status::Deployed),

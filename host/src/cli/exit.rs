@@ -18,12 +18,13 @@ fn code_of_one(e: &(dyn std::error::Error + 'static)) -> Option<Code> {
         return Some(e.code);
     }
     // Input files and references the user gave: the bundle, IstioOperator files and
-    // --set, the policy configuration and policy files.
+    // --set, the policy configuration and policy files, a revision to roll back to.
     if e.is::<crate::release::bundle::Error>()
         || e.is::<crate::base::yaml::Error>()
         || e.is::<crate::release::iop::Error>()
         || e.is::<crate::policy::Error>()
         || e.is::<meshup_sim::BackendConfigError>()
+        || e.is::<crate::action::rollback::Error>()
     {
         return Some(Code::BadInput);
     }
@@ -48,6 +49,7 @@ mod tests {
 
     #[test]
     fn typed_errors_map_to_their_documented_codes() {
+        use crate::action::rollback;
         use crate::cluster::client as cluster;
         use crate::policy;
         use crate::release::{bundle, iop};
@@ -62,6 +64,31 @@ mod tests {
         assert_eq!(
             code(policy::Error::Reference("builtin:nope".into())),
             Code::BadInput
+        );
+        assert_eq!(
+            code(policy::Error::Config {
+                path: "policies.yaml".into(),
+                message: "policies[0] (a.wasm): sha256 must be 64 hex digits".into()
+            }),
+            Code::BadInput
+        );
+        assert_eq!(
+            code(rollback::Error::NoSuchRevision {
+                revision: 9,
+                known: vec![1, 2]
+            }),
+            Code::BadInput
+        );
+        assert_eq!(code(rollback::Error::NoEarlierRevision), Code::BadInput);
+        // A mistake in meshup's own default policies is a bug, not the user's input.
+        assert_eq!(
+            code(policy::set::Error::Grants {
+                at: "builtin:skew".into(),
+                cause: policy::grants::Error::SecretWithoutNames {
+                    grant: "v1 Secret".into()
+                }
+            }),
+            Code::Unexpected
         );
         assert_eq!(
             code(cluster::Error::Kubeconfig("bad".into())),

@@ -34,6 +34,23 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Why the cache directory cannot be used. Not fatal: the runtime warns and compiles
+/// without a cache.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The directory cannot be created or its metadata read (permissions, a file in the way).
+    /// (The cause is part of the message, not a source: the error is printed on its own.)
+    #[error("cache directory {}: {cause}", dir.display())]
+    Unusable { dir: PathBuf, cause: std::io::Error },
+    /// Another user owns it: native code is never loaded from there. Use a directory of
+    /// your own (`MESHUP_CACHE_DIR`).
+    #[error(
+        "cache directory {}: owned by another user; refusing to load native code from it",
+        dir.display()
+    )]
+    NotOwned { dir: PathBuf },
+}
+
 /// A private directory of precompiled components.
 #[derive(Debug, Clone)]
 pub struct Cache {
@@ -43,8 +60,8 @@ pub struct Cache {
 
 impl Cache {
     /// Open (creating with mode 0700) the cache directory. Refuses a directory other users can write.
-    pub fn open(dir: &Path, engine: &Engine) -> Result<Cache, String> {
-        create_private_dir(dir).map_err(|e| format!("cache directory {}: {e}", dir.display()))?;
+    pub fn open(dir: &Path, engine: &Engine) -> Result<Cache, Error> {
+        create_private_dir(dir)?;
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         Ok(Cache {
@@ -108,31 +125,39 @@ impl Cache {
 }
 
 #[cfg(unix)]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+fn create_private_dir(dir: &Path) -> Result<(), Error> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let unusable = |cause| Error::Unusable {
+        dir: dir.to_path_buf(),
+        cause,
+    };
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(dir)?;
-    let meta = fs::metadata(dir)?;
+        .create(dir)
+        .map_err(unusable)?;
+    let meta = fs::metadata(dir).map_err(unusable)?;
     // SAFETY: getuid has no preconditions; declared here to avoid a libc dependency.
     unsafe extern "C" {
         fn getuid() -> u32;
     }
     if meta.uid() != unsafe { getuid() } {
-        return Err(std::io::Error::other(
-            "owned by another user; refusing to load native code from it",
-        ));
+        return Err(Error::NotOwned {
+            dir: dir.to_path_buf(),
+        });
     }
     if meta.mode() & 0o077 != 0 {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(unusable)?;
     }
     Ok(())
 }
 
 #[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    fs::create_dir_all(dir)
+fn create_private_dir(dir: &Path) -> Result<(), Error> {
+    fs::create_dir_all(dir).map_err(|cause| Error::Unusable {
+        dir: dir.to_path_buf(),
+        cause,
+    })
 }
 
 #[cfg(unix)]

@@ -157,16 +157,25 @@ impl PolicyConfig {
 
     /// Read and validate a configuration file. Errors (exit 2) name the file and what to fix.
     pub fn load(path: &Path) -> Result<PolicyConfig, Error> {
-        let config_error = |message: String| Error::Config {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
             path: path.to_path_buf(),
-            message,
-        };
-        let text =
-            std::fs::read_to_string(path).map_err(|e| config_error(format!("cannot read: {e}")))?;
-        Self::parse(&text, path).map_err(config_error)
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, path)
     }
 
-    pub fn parse(text: &str, path: &Path) -> Result<PolicyConfig, String> {
+    /// Validate the text of the configuration file at `path` (relative policy paths are
+    /// resolved against its folder). Errors are [`Error::Config`]: they name the file, the
+    /// entry (`policies[i] (SOURCE)`) and what to fix.
+    pub fn parse(text: &str, path: &Path) -> Result<PolicyConfig, Error> {
+        Self::parse_text(text, path).map_err(|message| Error::Config {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// `parse`, its message still to be placed in the file.
+    fn parse_text(text: &str, path: &Path) -> Result<PolicyConfig, String> {
         let file: File = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let defaults = merge_limits(&Limits::default(), file.limits.as_ref())
@@ -331,7 +340,16 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<PolicyConfig, String> {
-        PolicyConfig::parse(text, Path::new("/etc/meshup/policies.yaml"))
+        PolicyConfig::parse(text, Path::new("/etc/meshup/policies.yaml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let e = parse("policies: [{source: a.wasm, sha256: abc}]").unwrap_err();
+        assert!(
+            e.starts_with("policy configuration /etc/meshup/policies.yaml: policies[0] (a.wasm): sha256 must be 64 hex digits"),
+            "{e}"
+        );
     }
 
     #[test]

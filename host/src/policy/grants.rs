@@ -57,29 +57,50 @@ pub fn default_grants(declared: &[Grant]) -> Vec<Grant> {
         .collect()
 }
 
+/// A configured grant the policy cannot have: a mistake in the policy configuration
+/// (`grants:` of one entry), which the caller places (file, entry) and reports as exit 2.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A Secret grant without names: Secrets are granted only by name.
+    #[error("grant {grant}: Secrets are granted only by name; add `names: [...]`")]
+    SecretWithoutNames {
+        /// The grant, described (`v1 Secret in istio-system`).
+        grant: String,
+    },
+    /// A grant wider than (or beside) every read the policy declares.
+    #[error(
+        "grant {grant} is not among the reads the policy declares ({}); remove or narrow it",
+        declared_reads(declared)
+    )]
+    NotDeclared {
+        /// The grant, described.
+        grant: String,
+        /// The reads the policy declares, described.
+        declared: Vec<String>,
+    },
+}
+
+fn declared_reads(declared: &[String]) -> String {
+    if declared.is_empty() {
+        "nothing".to_string()
+    } else {
+        declared.join("; ")
+    }
+}
+
 /// Check configured grants against the declared reads; the error says what to fix.
-pub fn validate(grants: &[Grant], declared: &[Grant]) -> Result<(), String> {
+pub fn validate(grants: &[Grant], declared: &[Grant]) -> Result<(), Error> {
     for g in grants {
         if g.is_secret() && g.names.is_empty() {
-            return Err(format!(
-                "grant {}: Secrets are granted only by name; add `names: [...]`",
-                g.describe()
-            ));
+            return Err(Error::SecretWithoutNames {
+                grant: g.describe(),
+            });
         }
         if !declared.iter().any(|d| g.within(d)) {
-            let decl = if declared.is_empty() {
-                "nothing".to_string()
-            } else {
-                declared
-                    .iter()
-                    .map(Grant::describe)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            };
-            return Err(format!(
-                "grant {} is not among the reads the policy declares ({decl}); remove or narrow it",
-                g.describe()
-            ));
+            return Err(Error::NotDeclared {
+                grant: g.describe(),
+                declared: declared.iter().map(Grant::describe).collect(),
+            });
         }
     }
     Ok(())
@@ -94,8 +115,29 @@ pub struct Request<'a> {
     pub name: Option<&'a str>,
 }
 
-/// The decision on a read: `Ok(names filter)` (empty = all) or `Err(reason)`.
-pub fn check<'g>(grants: &'g [Grant], policy: &str, req: &Request) -> Result<&'g [String], String> {
+/// A read refused by the grants. Its text is what the policy gets back as the read's error
+/// (the sandbox turns it into the WIT `string` error) and what the audit log records.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    /// The policy has no grant of this kind at all.
+    #[error(
+        "read of {what} refused: not granted to policy {policy}{}",
+        if *secret { " (Secrets are granted only by name)" } else { "" }
+    )]
+    NotGranted {
+        /// The read, described (`v1 ConfigMap in istio-system named x`).
+        what: String,
+        policy: String,
+        /// A Secret was asked for (granted only by name).
+        secret: bool,
+    },
+    /// Grants of this kind exist, but none covers this namespace or name.
+    #[error("read of {what} refused: outside the grants of policy {policy}")]
+    OutsideGrants { what: String, policy: String },
+}
+
+/// The decision on a read: `Ok(names filter)` (empty = all) or why it is refused.
+pub fn check<'g>(grants: &'g [Grant], policy: &str, req: &Request) -> Result<&'g [String], Denied> {
     let what = format!(
         "{} {}{}{}",
         req.api_version,
@@ -110,14 +152,11 @@ pub fn check<'g>(grants: &'g [Grant], policy: &str, req: &Request) -> Result<&'g
         .filter(|g| g.api_version == req.api_version && g.kind == req.kind)
         .collect();
     if same_kind.is_empty() {
-        let hint = if req.kind == "Secret" {
-            " (Secrets are granted only by name)"
-        } else {
-            ""
-        };
-        return Err(format!(
-            "read of {what} refused: not granted to policy {policy}{hint}"
-        ));
+        return Err(Denied::NotGranted {
+            what,
+            policy: policy.to_string(),
+            secret: req.kind == "Secret",
+        });
     }
     for g in same_kind {
         let ns_ok = g.namespaces.is_empty()
@@ -129,9 +168,10 @@ pub fn check<'g>(grants: &'g [Grant], policy: &str, req: &Request) -> Result<&'g
             return Ok(&g.names);
         }
     }
-    Err(format!(
-        "read of {what} refused: outside the grants of policy {policy}"
-    ))
+    Err(Denied::OutsideGrants {
+        what,
+        policy: policy.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -162,9 +202,17 @@ mod tests {
             .is_ok()
         );
         let e = validate(&[g("v1", "Secret", &["istio-system"], &[])], &declared).unwrap_err();
-        assert!(e.contains("only by name"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "grant v1 Secret in istio-system: Secrets are granted only by name; add `names: [...]`"
+        );
         let e = validate(&[g("v1", "Pod", &[], &[])], &declared).unwrap_err();
-        assert!(e.contains("not among the reads"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "grant v1 Pod is not among the reads the policy declares (v1 ConfigMap; v1 Secret in istio-system); remove or narrow it"
+        );
+        let e = validate(&[g("v1", "Pod", &[], &[])], &[]).unwrap_err();
+        assert!(e.to_string().contains("declares (nothing)"), "{e}");
         assert!(
             validate(&[g("v1", "Secret", &[], &["cacerts"])], &declared).is_err(),
             "all namespaces is wider"
@@ -217,9 +265,19 @@ mod tests {
             &req("v1", "Secret", Some("istio-system"), Some("cacerts")),
         )
         .unwrap_err();
-        assert!(
-            e.contains("not granted to policy p") && e.contains("only by name"),
-            "{e}"
+        assert_eq!(
+            e.to_string(),
+            "read of v1 Secret in istio-system named cacerts refused: not granted to policy p (Secrets are granted only by name)"
+        );
+        let e = check(
+            &grants,
+            "p",
+            &req("v1", "ConfigMap", Some("istio-system"), Some("other")),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "read of v1 ConfigMap in istio-system named other refused: outside the grants of policy p"
         );
     }
 }

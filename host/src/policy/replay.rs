@@ -144,7 +144,7 @@ fn replay_one(runtime: &Runtime, line: usize, rec: AuditRecord) -> Replayed {
     };
     let member = match member(runtime, entry) {
         Ok(m) => m,
-        Err(e) => return verdict(vec![e]),
+        Err(e) => return verdict(vec![e.to_string()]),
     };
     if member.digest != rec.sha256 {
         return verdict(vec![format!(

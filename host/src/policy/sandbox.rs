@@ -262,7 +262,7 @@ impl HostState {
             },
         };
         let answer = match grants::check(&self.grants, &self.policy, &req) {
-            Err(reason) => Err((false, reason)),
+            Err(denied) => Err((false, denied.to_string())),
             Ok(names) => {
                 let names = names.to_vec();
                 match self.cluster.as_deref() {

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::audit::{AuditLog, AuditRecord};
 use super::config::{Entry, PolicyConfig, Source};
 use super::context::{Phase, PolicyContext, now_rfc3339};
-use super::error::{Error, Refusal};
+use super::error::{self, Refusal};
 use super::grants::{self, Grant};
 use super::runtime::{Loaded, Run, Runtime};
 use super::sandbox::Limits;
@@ -16,6 +16,22 @@ use super::snapshot::ClusterReader;
 use super::{Evaluation, Finding, Outcome, RuntimeOptions, Severity, failed_finding};
 use super::{builtin, cache};
 use crate::base::text;
+
+/// Why a configured policy cannot be set up: a mistake in its entry. `PolicySet` places it
+/// (the policy configuration file: exit 2; a command-line policy: exit 2; the defaults:
+/// a bug in meshup).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Its `grants:` ask for what the policy does not declare (or a Secret without names).
+    #[error("{at}: {cause}")]
+    Grants {
+        /// The entry: `policies[i] (SOURCE)`, or the source.
+        at: String,
+        /// What to fix in the grants. (Part of the message, not a source: the error is
+        /// printed on its own, e.g. as a replay difference.)
+        cause: grants::Error,
+    },
+}
 
 /// One configured policy, loaded (or refused, with the reason).
 pub struct Member {
@@ -84,13 +100,14 @@ impl PolicySet {
         let runtime = Runtime::with_options(&opts)?;
         let mut members = vec![];
         for entry in cfg.entries {
-            let m = member(&runtime, entry).map_err(|message| match &cfg.path {
-                Some(p) => anyhow::Error::from(Error::Config {
+            let m = member(&runtime, entry).map_err(|e| match &cfg.path {
+                Some(p) => anyhow::Error::from(error::Error::Config {
                     path: p.clone(),
-                    message,
+                    message: e.to_string(),
                 }),
-                // The defaults are ours: a mistake in them is a bug, not the user's input.
-                None => anyhow::anyhow!("{message}"),
+                // The defaults are ours: a mistake in them is a bug, not the user's input
+                // (`set::Error` maps to no exit code of its own: exit 1).
+                None => anyhow::Error::from(e),
             })?;
             members.push(m);
         }
@@ -139,7 +156,7 @@ impl PolicySet {
             replaces: None,
             index: None,
         };
-        let m = member(&runtime, entry).map_err(Error::Reference)?;
+        let m = member(&runtime, entry).map_err(|e| error::Error::Reference(e.to_string()))?;
         Ok(PolicySet {
             runtime,
             members: vec![m],
@@ -241,7 +258,7 @@ impl PolicySet {
 }
 
 /// Load one entry. `Err` only for configuration mistakes (grants beyond the declared reads).
-pub(crate) fn member(runtime: &Runtime, e: Entry) -> Result<Member, String> {
+pub(crate) fn member(runtime: &Runtime, e: Entry) -> Result<Member, Error> {
     let at = match e.index {
         Some(i) => format!("policies[{i}] ({})", e.source),
         None => e.source.to_string(),
@@ -259,7 +276,7 @@ pub(crate) fn member(runtime: &Runtime, e: Entry) -> Result<Member, String> {
             let grants = match e.grants {
                 Some(g) => {
                     grants::validate(&g, &l.metadata.reads)
-                        .map_err(|err| format!("{at}: {err}"))?;
+                        .map_err(|cause| Error::Grants { at, cause })?;
                     g
                 }
                 None => grants::default_grants(&l.metadata.reads),

@@ -11,6 +11,10 @@ use crate::base::exit::Exit;
 
 /// Synchronous, in-memory cluster access for policies. Must never block: host
 /// functions run inside the guest's time budget and cannot be interrupted.
+///
+/// The errors stay `String`: they are the WIT contract. The sandbox hands them to the guest
+/// unchanged as the `string` error of `cluster.get`/`cluster.list` (and the audit log
+/// records them), so the text is all there is to them.
 pub trait ClusterReader: Send + Sync {
     fn get(
         &self,
@@ -26,6 +30,26 @@ pub trait ClusterReader: Send + Sync {
         namespace: Option<&str>,
         label_selector: Option<&str>,
     ) -> Result<Vec<Value>, String>;
+}
+
+/// Why a YAML text of objects cannot be a [`Snapshot`]: the user's input (an objects file of
+/// `meshup policy test`), placed by document number; the caller names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A document that is not YAML (or not one value).
+    /// (The cause is part of the message, not a source: the error is printed on its own.)
+    #[error("document {document}: {cause}")]
+    Yaml {
+        /// 1-based.
+        document: usize,
+        cause: serde_yaml::Error,
+    },
+    /// A document that is not a Kubernetes object: add its `apiVersion` and `kind`.
+    #[error("document {document}: an object needs apiVersion and kind")]
+    NotAnObject {
+        /// 1-based.
+        document: usize,
+    },
 }
 
 /// Objects held in memory (e.g. read by the host before the precheck, or a YAML file).
@@ -70,18 +94,16 @@ impl Snapshot {
     }
 
     /// Parse multi-document YAML.
-    pub fn from_yaml_str(text: &str) -> Result<Snapshot, String> {
+    pub fn from_yaml_str(text: &str) -> Result<Snapshot, Error> {
         let mut objects = vec![];
         for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-            let v = Value::deserialize(doc).map_err(|e| format!("document {}: {e}", i + 1))?;
+            let document = i + 1;
+            let v = Value::deserialize(doc).map_err(|cause| Error::Yaml { document, cause })?;
             if v.is_null() {
                 continue;
             }
             if s(&v, &["apiVersion"]).is_empty() || s(&v, &["kind"]).is_empty() {
-                return Err(format!(
-                    "document {}: an object needs apiVersion and kind",
-                    i + 1
-                ));
+                return Err(Error::NotAnObject { document });
             }
             objects.push(v);
         }
@@ -175,6 +197,11 @@ mod tests {
         let snap = Snapshot::from_yaml_str("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: n}\n---\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: n}\n").unwrap();
         assert_eq!(snap.objects().len(), 2);
         let err = Snapshot::from_yaml_str("kind: X\n---\n: :\n").unwrap_err();
-        assert!(err.starts_with("document 1"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "document 1: an object needs apiVersion and kind"
+        );
+        let err = Snapshot::from_yaml_str("apiVersion: v1\nkind: X\n---\n[: :\n").unwrap_err();
+        assert!(matches!(err, Error::Yaml { document: 2, .. }), "{err}");
     }
 }
