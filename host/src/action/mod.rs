@@ -6,7 +6,8 @@
 //! - `cli` fills an [`upgrade::Upgrade`] from the flags and an [`Env`] (the one
 //!   configuration every action receives: where the cluster and the history are, the
 //!   policy configuration), then calls `Upgrade::run(&env, &narrator)`.
-//! - `run` loads the bundle and the policies, connects ([`Env::connect`]: a
+//! - `run` loads the target release (a [`crate::release::Source`]: the bundle today) and
+//!   the policies, connects ([`Env::connect`]: a
 //!   [`crate::cluster::kube::Kube`] and the release [`crate::installed::history::History`]) and goes step
 //!   by step: plan and check, confirm, lock ([`crate::cluster::lock`]), pre-upgrade checks,
 //!   capture and record as pending, apply ([`crate::engine::apply`]), post-upgrade checks, then
@@ -14,14 +15,17 @@
 //! - Everything it and the code it calls want to say goes out as a
 //!   [`crate::engine::progress::Event`] to the `Progress` it was given; it returns a typed
 //!   report ([`upgrade::Report`]). The changing actions (upgrade, rollback) never print;
-//!   `present` is the CLI's side: `present::Narrator` turns events into lines and bars,
-//!   and `present::upgrade`/`present::rollback` print a report as text or as the one
+//!   `cli::present` is the CLI's side: `present::Narrator` turns events into lines and
+//!   bars, and `present::upgrade`/`present::rollback` print a report as text or as the one
 //!   JSON document and choose the exit code. The read-only actions (status, history,
 //!   dataplane, template) return reports too, which `present` prints the same way, and
 //!   the question before a change is `Progress::confirm`: no action touches the
 //!   terminal.
-//! - Cluster access is only the `Kube` trait: `cluster::Cluster` against a real API
+//! - Cluster access is only the `Kube` trait: `cluster::client::Cluster` against a real API
 //!   server, an in-memory fake in this module's tests (Helm's `action_test.go` pattern).
+//! - What the user set last time comes from the installer that owns what runs
+//!   ([`crate::installed::installers::owner`]), and after a verified run every installer
+//!   keeps its own record true ([`crate::installed::installer::Installer::record`]).
 
 pub mod dataplane;
 pub mod history;
