@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::present::{self, Narrator};
+use super::present::{self, Narrator, demo};
 use crate::action::Env;
 use crate::action::upgrade::{Mode, Upgrade};
 use crate::base::exit::{Code, Exit};
 use crate::cli::exit::code_of;
-use crate::cli::ui::{Color, Format, Ui};
+use crate::cli::ui::{Format, Ui};
 use crate::cluster::client::Target;
 use crate::cluster::kube::Kube;
 use crate::engine::checks::Overrides;
@@ -60,10 +60,36 @@ impl Demo {
         let bundles = bundles_dir(self.bundles.as_deref())?;
         let dir = std::env::temp_dir().join(format!("meshup-demo-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
-        let kubeconfig = dir.join("kubeconfig");
+        let story = Story::start(&ui, bundles, dir.join("kubeconfig")).await?;
+        story.install().await?;
+        story.deploy_workloads().await?;
+        story.precheck().await?;
+        story.upgrade().await?;
+        story.restart_data_plane().await?;
+        story.downgrade().await?;
+        story.failing_upgrade().await?;
+        story.blocked_jump().await?;
+        story.history().await?;
+        story.end(started, self.keep).await?;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(Code::Ok)
+    }
+}
 
-        step(
-            &ui,
+/// The demo under way: its simulated cluster and what each narrated step needs to act on
+/// it. One method per step, in the order they are told.
+struct Story<'a> {
+    ui: &'a Ui,
+    sim: meshup_sim::Sim,
+    kubeconfig: PathBuf,
+    env: Env,
+    bundles: PathBuf,
+}
+
+impl<'a> Story<'a> {
+    async fn start(ui: &'a Ui, bundles: PathBuf, kubeconfig: PathBuf) -> anyhow::Result<Story<'a>> {
+        demo::step(
+            ui,
             1,
             "Start the simulator: a Kubernetes API on loopback with simulated controllers.",
         );
@@ -77,57 +103,67 @@ impl Demo {
         })
         .await?;
         sim.write_kubeconfig(&kubeconfig)?;
-        ui.say(format!(
-            "   listening on {}; kubeconfig {}",
-            sim.url(),
-            kubeconfig.display()
-        ));
-        ui.say(format!(
-            "   try it with: kubectl --kubeconfig {} get pods -A",
-            kubeconfig.display()
-        ));
+        demo::simulator(ui, &sim.url(), &kubeconfig);
         let env = Env::new(Target {
             kubeconfig: Some(kubeconfig.clone()),
             context: None,
         });
+        Ok(Story {
+            ui,
+            sim,
+            kubeconfig,
+            env,
+            bundles,
+        })
+    }
 
-        step(
-            &ui,
+    async fn install(&self) -> anyhow::Result<()> {
+        demo::step(
+            self.ui,
             2,
             "Install Istio 1.7.8 (the oldest-but-one bundle) with the default profile.",
         );
-        upgrade(&ui, &env, Mode::Install, &bundles, "istio-1.7.8", Code::Ok).await?;
+        self.run(Mode::Install, "istio-1.7.8", Code::Ok).await
+    }
 
-        step(
-            &ui,
+    async fn deploy_workloads(&self) -> anyhow::Result<()> {
+        demo::step(
+            self.ui,
             3,
             "Deploy workloads in two injected namespaces: their pods get 1.7.8 sidecars.",
         );
-        let conn = env.connect().await?;
+        let conn = self.env.connect().await?;
         seed_workloads(conn.kube.as_ref()).await?;
         wait_workloads(conn.kube.as_ref()).await?;
         let status = crate::action::status::Status {
             namespace: None,
             discovery: crate::release::shipped::newest().discovery.clone(),
         };
-        present::status(&ui, &status.run(&env).await?)?;
+        present::status(self.ui, &status.run(&self.env).await?)?;
+        Ok(())
+    }
 
-        step(
-            &ui,
+    async fn precheck(&self) -> anyhow::Result<()> {
+        demo::step(
+            self.ui,
             4,
             "Precheck the upgrade to 1.8.6: every policy runs in its sandbox; nothing changes.",
         );
-        upgrade(&ui, &env, Mode::Precheck, &bundles, "istio-1.8.6", Code::Ok).await?;
+        self.run(Mode::Precheck, "istio-1.8.6", Code::Ok).await
+    }
 
-        step(
-            &ui,
+    async fn upgrade(&self) -> anyhow::Result<()> {
+        demo::step(
+            self.ui,
             5,
             "Upgrade in place to 1.8.6, component by component, waiting on each with a watch.",
         );
-        upgrade(&ui, &env, Mode::Upgrade, &bundles, "istio-1.8.6", Code::Ok).await?;
+        self.run(Mode::Upgrade, "istio-1.8.6", Code::Ok).await
+    }
 
-        step(
-            &ui,
+    async fn restart_data_plane(&self) -> anyhow::Result<()> {
+        demo::step(
+            self.ui,
             6,
             "Restart the data plane so the workloads pick up 1.8.6 proxies.",
         );
@@ -139,128 +175,106 @@ impl Demo {
             dry_run: false,
             discovery: crate::release::shipped::newest().discovery.clone(),
         };
-        let restarted = restart.run(&env, &Narrator::new(&ui)).await;
+        let restarted = restart.run(&self.env, &Narrator::new(self.ui)).await;
         expect(
-            restarted.and_then(|r| present::dataplane_restart(&ui, &r)),
+            restarted.and_then(|r| present::dataplane_restart(self.ui, &r)),
             Code::Ok,
         )?;
         let dataplane = crate::action::dataplane::DataplaneStatus {
             namespace: None,
             discovery: crate::release::shipped::newest().discovery.clone(),
         };
-        present::dataplane_status(&ui, &dataplane.run(&env).await?)?;
+        present::dataplane_status(self.ui, &dataplane.run(&self.env).await?)?;
+        Ok(())
+    }
 
-        step(
-            &ui,
+    async fn downgrade(&self) -> anyhow::Result<()> {
+        demo::step(
+            self.ui,
             7,
             "Downgrade back to 1.7.8: the same command with the older bundle, the same checks.",
         );
-        upgrade(&ui, &env, Mode::Upgrade, &bundles, "istio-1.7.8", Code::Ok).await?;
+        self.run(Mode::Upgrade, "istio-1.7.8", Code::Ok).await
+    }
 
-        step(
-            &ui,
+    async fn failing_upgrade(&self) -> anyhow::Result<()> {
+        demo::step(
+            self.ui,
             8,
             "A failing upgrade: 1.8.6's istiod never becomes ready (a fault injected into the simulator). meshup puts back what it changed, verifies it, and says so (exit 5).",
         );
-        sim.set_faults(meshup_sim::FaultConfig {
+        self.sim.set_faults(meshup_sim::FaultConfig {
             never_ready: vec!["istiod".into()],
             ..Default::default()
         });
-        upgrade_within(
-            &ui,
-            &env,
-            Mode::Upgrade,
-            &bundles,
-            "istio-1.8.6",
-            Duration::from_secs(4),
-            Code::RolledBack,
-        )
-        .await?;
-        sim.set_faults(meshup_sim::FaultConfig::default());
+        // istiod never becomes ready: a short wait keeps the demo quick.
+        let readiness = Duration::from_secs(4);
+        self.run_within(Mode::Upgrade, "istio-1.8.6", readiness, Code::RolledBack)
+            .await?;
+        self.sim.set_faults(meshup_sim::FaultConfig::default());
+        Ok(())
+    }
 
-        step(
-            &ui,
+    async fn blocked_jump(&self) -> anyhow::Result<()> {
+        demo::step(
+            self.ui,
             9,
             "Try to jump two minors, 1.7.8 → 1.9.5: the skew policy blocks it (exit 3), nothing changes.",
         );
-        upgrade(
-            &ui,
-            &env,
-            Mode::Upgrade,
-            &bundles,
-            "istio-1.9.5",
-            Code::Blocked,
-        )
-        .await?;
+        self.run(Mode::Upgrade, "istio-1.9.5", Code::Blocked).await
+    }
 
-        step(&ui, 10, "History: every run is recorded in the cluster.");
+    async fn history(&self) -> anyhow::Result<()> {
+        demo::step(
+            self.ui,
+            10,
+            "History: every run is recorded in the cluster.",
+        );
         let history = crate::action::history::ListHistory { namespace: None };
-        present::history(&ui, &history.run(&env).await?)?;
+        present::history(self.ui, &history.run(&self.env).await?)?;
+        Ok(())
+    }
 
-        ui.say(format!(
-            "\n{} in {:.1} s. Every step above is a meshup command you can run against a real cluster.",
-            ui.paint("Demo complete", Color::Green),
-            started.elapsed().as_secs_f64()
-        ));
-        if self.keep {
-            ui.say(format!(
-                "The simulator keeps running at {} (kubeconfig {}); Ctrl-C to stop.",
-                sim.url(),
-                kubeconfig.display()
-            ));
+    /// How long it took; with `--keep`, the simulator stays up until Ctrl-C.
+    async fn end(self, started: Instant, keep: bool) -> anyhow::Result<()> {
+        demo::complete(self.ui, started.elapsed());
+        if keep {
+            demo::kept(self.ui, &self.sim.url(), &self.kubeconfig);
             tokio::signal::ctrl_c().await?;
         }
-        sim.shutdown().await;
-        let _ = std::fs::remove_dir_all(&dir);
-        Ok(Code::Ok)
+        self.sim.shutdown().await;
+        Ok(())
     }
-}
 
-/// One install/precheck/upgrade step with -y, which must end with `want`.
-async fn upgrade(
-    ui: &Ui,
-    env: &Env,
-    mode: Mode,
-    bundles: &Path,
-    bundle: &str,
-    want: Code,
-) -> anyhow::Result<()> {
-    let timeout = Duration::from_secs(60);
-    upgrade_within(ui, env, mode, bundles, bundle, timeout, want).await
-}
+    /// One install/precheck/upgrade step with -y, which must end with `want`.
+    async fn run(&self, mode: Mode, bundle: &str, want: Code) -> anyhow::Result<()> {
+        let timeout = Duration::from_secs(60);
+        self.run_within(mode, bundle, timeout, want).await
+    }
 
-/// The same with its own readiness timeout.
-async fn upgrade_within(
-    ui: &Ui,
-    env: &Env,
-    mode: Mode,
-    bundles: &Path,
-    bundle: &str,
-    readiness_timeout: Duration,
-    want: Code,
-) -> anyhow::Result<()> {
-    let run = Upgrade {
-        mode,
-        bundle: bundles.join(bundle),
-        inputs: Inputs::default(),
-        yes: true,
-        dry_run: false,
-        overrides: Overrides::default(),
-        readiness_timeout,
-        rollback_timeout: Duration::from_secs(60),
-        no_rollback: false,
-        diff: false,
-    };
-    let report = run.run(env, &Narrator::new(ui)).await;
-    expect(report.and_then(|r| present::upgrade(ui, &r)), want)
-}
-
-fn step(ui: &Ui, n: u32, text: &str) {
-    ui.say(format!(
-        "\n{} {}",
-        ui.paint(&format!("[{n}]"), Color::Cyan),
-        ui.paint(text, Color::Bold)
-    ));
+    /// The same with its own readiness timeout.
+    async fn run_within(
+        &self,
+        mode: Mode,
+        bundle: &str,
+        readiness_timeout: Duration,
+        want: Code,
+    ) -> anyhow::Result<()> {
+        let run = Upgrade {
+            mode,
+            bundle: self.bundles.join(bundle),
+            inputs: Inputs::default(),
+            yes: true,
+            dry_run: false,
+            overrides: Overrides::default(),
+            readiness_timeout,
+            rollback_timeout: Duration::from_secs(60),
+            no_rollback: false,
+            diff: false,
+        };
+        let report = run.run(&self.env, &Narrator::new(self.ui)).await;
+        expect(report.and_then(|r| present::upgrade(self.ui, &r)), want)
+    }
 }
 
 /// A demo step must end as the story says; anything else stops the demo with why.
@@ -271,7 +285,7 @@ fn expect(result: anyhow::Result<Code>, want: Code) -> anyhow::Result<()> {
     };
     if got == want {
         if let Err(e) = result {
-            eprintln!("   (as expected) {e:#}");
+            demo::as_expected(&e);
         }
         return Ok(());
     }

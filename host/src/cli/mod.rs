@@ -1,6 +1,7 @@
 //! Command-line surface. Each subcommand fills an action's options struct and runs it;
 //! nothing here decides anything about upgrades.
 
+mod commands;
 pub mod demo;
 pub mod exit;
 pub mod policy;
@@ -14,15 +15,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::action::{self, Env};
+use crate::action;
 use crate::base::exit::Code;
-use crate::cluster::client::Target;
-use crate::engine::checks::Overrides;
 use crate::policy::RuntimeOptions;
 use crate::release::source::Inputs;
-use policy as policy_cmd;
-use present::Narrator;
-use ui::{Format, Ui};
+use ui::Format;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -304,48 +301,13 @@ pub fn main() -> ExitCode {
         }
     };
     init_tracing();
-    let result = run_async(cli);
+    let result = commands::run_async(cli);
     match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(err) => {
             // Errors may quote a policy's text (a refusal reason, a panic message).
             eprintln!("error: {}", crate::base::text::escape(&format!("{err:#}")));
             ExitCode::from(exit::code_of(&err) as u8)
-        }
-    }
-}
-
-fn run_async(cli: Cli) -> anyhow::Result<Code> {
-    let rt = tokio::runtime::Runtime::new()
-        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
-    rt.block_on(run(cli))
-}
-
-fn run_policy(g: &Global, cmd: PolicyCommand) -> anyhow::Result<Code> {
-    match cmd {
-        PolicyCommand::List => {
-            policy_cmd::list(g.policy_config.as_deref(), g.runtime(false), g.json())
-        }
-        PolicyCommand::Inspect { target } => {
-            policy_cmd::inspect(&target, g.runtime(false), g.json())
-        }
-        PolicyCommand::Test {
-            target,
-            context,
-            objects,
-            config,
-        } => policy_cmd::test(
-            policy_cmd::TestArgs {
-                target,
-                context,
-                objects,
-                config,
-            },
-            g.runtime(true),
-            g.json(),
-        ),
-        PolicyCommand::Replay { line } => {
-            policy_cmd::replay(g.audit_log.as_deref(), line, g.runtime(false), g.json())
         }
     }
 }
@@ -358,185 +320,4 @@ fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
-}
-
-fn env(g: &Global, cluster: &ClusterArgs, history_max: usize) -> Env {
-    let mut env = Env::new(Target {
-        kubeconfig: g.kubeconfig.clone(),
-        context: cluster.context.clone(),
-    });
-    env.history_max = history_max;
-    env.policy_config = g.policy_config.clone();
-    env.audit_log = g.audit_log.clone();
-    env
-}
-
-async fn run(cli: Cli) -> anyhow::Result<Code> {
-    use action::upgrade::Mode;
-    let g = &cli.global;
-    let ui = &Ui::new(g.output);
-    match cli.command {
-        Command::Install {
-            cluster,
-            bundle,
-            checks,
-            apply,
-        } => {
-            let run = upgrade_of(Mode::Install, &bundle, checks, &apply);
-            upgrade(g, ui, &cluster, run, apply.history_max).await
-        }
-        Command::Upgrade {
-            cluster,
-            bundle,
-            checks,
-            apply,
-            no_rollback,
-            rollback_timeout,
-        } => {
-            let run = action::upgrade::Upgrade {
-                no_rollback,
-                rollback_timeout,
-                ..upgrade_of(Mode::Upgrade, &bundle, checks, &apply)
-            };
-            upgrade(g, ui, &cluster, run, apply.history_max).await
-        }
-        Command::Precheck {
-            cluster,
-            bundle,
-            checks,
-            diff,
-        } => {
-            let apply = ApplyArgs {
-                yes: false,
-                dry_run: false,
-                readiness_timeout: Duration::ZERO,
-                diff,
-                history_max: 10,
-            };
-            let run = action::upgrade::Upgrade {
-                no_rollback: true,
-                rollback_timeout: Duration::ZERO,
-                ..upgrade_of(Mode::Precheck, &bundle, checks, &apply)
-            };
-            upgrade(g, ui, &cluster, run, apply.history_max).await
-        }
-        Command::Status { cluster, namespace } => {
-            let status = action::status::Status {
-                namespace: Some(namespace),
-                discovery: crate::release::shipped::newest().discovery.clone(),
-            };
-            present::status(ui, &status.run(&env(g, &cluster, 10)).await?)
-        }
-        Command::History { cluster, namespace } => {
-            let history = action::history::ListHistory {
-                namespace: Some(namespace),
-            };
-            present::history(ui, &history.run(&env(g, &cluster, 10)).await?)
-        }
-        Command::Rollback {
-            cluster,
-            to,
-            namespace,
-            yes,
-            readiness_timeout,
-        } => {
-            let rollback = action::rollback::Rollback {
-                to,
-                namespace: Some(namespace),
-                yes,
-                readiness_timeout,
-            };
-            let env = env(g, &cluster, 10);
-            let report = rollback.run(&env, &Narrator::new(ui)).await?;
-            present::rollback(ui, &report)
-        }
-        Command::Dataplane { command } => match command {
-            DataplaneCommand::Status {
-                cluster,
-                control_plane_namespace,
-            } => {
-                let status = action::dataplane::DataplaneStatus {
-                    namespace: Some(control_plane_namespace),
-                    discovery: crate::release::shipped::newest().discovery.clone(),
-                };
-                present::dataplane_status(ui, &status.run(&env(g, &cluster, 10)).await?)
-            }
-            DataplaneCommand::Restart {
-                cluster,
-                namespaces,
-                control_plane_namespace,
-                concurrency,
-                timeout,
-                dry_run,
-            } => {
-                let restart = action::dataplane::DataplaneRestart {
-                    control_plane_namespace: Some(control_plane_namespace),
-                    namespaces,
-                    concurrency,
-                    timeout,
-                    dry_run,
-                    discovery: crate::release::shipped::newest().discovery.clone(),
-                };
-                let env = env(g, &cluster, 10);
-                let restarted = restart.run(&env, &Narrator::new(ui)).await?;
-                present::dataplane_restart(ui, &restarted)
-            }
-        },
-        Command::Template { bundle } => {
-            let template = action::template::Template {
-                bundle: bundle.bundle.clone(),
-                inputs: bundle.inputs(),
-            };
-            print!("{}", template.run()?);
-            Ok(Code::Ok)
-        }
-        Command::Demo { bundles, keep } => demo::Demo { bundles, keep }.run(g.output).await,
-        // Policies are synchronous, and wasmtime-wasi's sync bindings must not block an
-        // async worker: they run on the blocking pool, as in the upgrade flow.
-        Command::Policy(cmd) => {
-            let g = g.clone();
-            tokio::task::spawn_blocking(move || run_policy(&g, cmd)).await?
-        }
-        Command::Sim(args) => {
-            meshup_sim::cli::run(args, crate::cli::sim_webhooks::shipped()?).await?;
-            Ok(Code::Ok)
-        }
-    }
-}
-
-/// The upgrade action as the flags describe it (install's automatic restore: 300 s).
-fn upgrade_of(
-    mode: action::upgrade::Mode,
-    bundle: &BundleArgs,
-    checks: CheckArgs,
-    apply: &ApplyArgs,
-) -> action::upgrade::Upgrade {
-    action::upgrade::Upgrade {
-        mode,
-        bundle: bundle.bundle.clone(),
-        inputs: bundle.inputs(),
-        yes: apply.yes,
-        dry_run: apply.dry_run,
-        overrides: Overrides {
-            force: checks.force,
-            ignore: checks.ignore,
-        },
-        readiness_timeout: apply.readiness_timeout,
-        rollback_timeout: Duration::from_secs(300),
-        no_rollback: false,
-        diff: apply.diff,
-    }
-}
-
-/// Run an install/upgrade/precheck, narrating it, and print its report.
-async fn upgrade(
-    g: &Global,
-    ui: &Ui,
-    cluster: &ClusterArgs,
-    run: action::upgrade::Upgrade,
-    history_max: usize,
-) -> anyhow::Result<Code> {
-    let env = env(g, cluster, history_max);
-    let report = run.run(&env, &Narrator::new(ui)).await?;
-    present::upgrade(ui, &report)
 }

@@ -12,6 +12,7 @@ use crate::cli::ui::print_json;
 use crate::policy::config::Source;
 use crate::policy::error::Error;
 use crate::policy::runtime::Runtime;
+use crate::policy::set::Member;
 use crate::policy::{
     Evaluation, Finding, PolicyContext, PolicySet, RuntimeOptions, Snapshot, audit, cache, replay,
 };
@@ -46,70 +47,10 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 pub fn list(config: Option<&Path>, opts: RuntimeOptions, json: bool) -> anyhow::Result<Code> {
     let set = PolicySet::load(config, opts)?;
     if json {
-        let items: Vec<Value> = set
-            .members()
-            .iter()
-            .map(|m| {
-                json!({
-                    "name": m.name,
-                    "source": m.source.to_string(),
-                    "sha256": m.digest,
-                    "version": m.loaded.as_ref().ok().map(|l| l.metadata.version.clone()),
-                    "phases": m.loaded.as_ref().ok().map(|l| l.metadata.phases.clone()).unwrap_or_default(),
-                    "grants": m.grants.as_ref(),
-                    "config": m.config,
-                    "enforce": if m.enforce_warn { "warn" } else { "block" },
-                    "limits": m.limits,
-                    "replaces": m.replaces.as_ref().map(|b| format!("builtin:{b}")),
-                    "status": if m.loaded.is_ok() { "ok" } else { "refused" },
-                    "reason": m.loaded.as_ref().err(),
-                })
-            })
-            .collect();
+        let items: Vec<Value> = set.members().iter().map(member_json).collect();
         print_json(&json!({ "policies": items }))?;
     } else {
-        let rows: Vec<Vec<String>> = set
-            .members()
-            .iter()
-            .map(|m| {
-                let (version, phases) = match &m.loaded {
-                    Ok(l) => (
-                        one_line(&l.metadata.version),
-                        l.metadata
-                            .phases
-                            .iter()
-                            .map(|p| p.as_str())
-                            .collect::<Vec<_>>()
-                            .join(","),
-                    ),
-                    Err(_) => ("-".into(), "-".into()),
-                };
-                let grants = if m.grants.is_empty() {
-                    "-".to_string()
-                } else {
-                    one_line(
-                        &m.grants
-                            .iter()
-                            .map(|g| g.describe())
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    )
-                };
-                vec![
-                    one_line(&m.name),
-                    version,
-                    one_line(&m.source.to_string()),
-                    m.digest.get(..12).unwrap_or("-").to_string(),
-                    phases,
-                    if m.enforce_warn { "warn" } else { "block" }.to_string(),
-                    match &m.loaded {
-                        Ok(_) => "ok".to_string(),
-                        Err(e) => format!("REFUSED: {}", one_line(&e.0)),
-                    },
-                    grants,
-                ]
-            })
-            .collect();
+        let rows: Vec<Vec<String>> = set.members().iter().map(member_row).collect();
         print!(
             "{}",
             table(
@@ -124,6 +65,64 @@ pub fn list(config: Option<&Path>, opts: RuntimeOptions, json: bool) -> anyhow::
         }
     }
     Ok(Code::Ok)
+}
+
+/// One policy of `policy list -o json`.
+fn member_json(m: &Member) -> Value {
+    json!({
+        "name": m.name,
+        "source": m.source.to_string(),
+        "sha256": m.digest,
+        "version": m.loaded.as_ref().ok().map(|l| l.metadata.version.clone()),
+        "phases": m.loaded.as_ref().ok().map(|l| l.metadata.phases.clone()).unwrap_or_default(),
+        "grants": m.grants.as_ref(),
+        "config": m.config,
+        "enforce": if m.enforce_warn { "warn" } else { "block" },
+        "limits": m.limits,
+        "replaces": m.replaces.as_ref().map(|b| format!("builtin:{b}")),
+        "status": if m.loaded.is_ok() { "ok" } else { "refused" },
+        "reason": m.loaded.as_ref().err(),
+    })
+}
+
+/// One row of the `policy list` table; the policy's own text made one inert line.
+fn member_row(m: &Member) -> Vec<String> {
+    let (version, phases) = match &m.loaded {
+        Ok(l) => (
+            one_line(&l.metadata.version),
+            l.metadata
+                .phases
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        Err(_) => ("-".into(), "-".into()),
+    };
+    let grants = if m.grants.is_empty() {
+        "-".to_string()
+    } else {
+        one_line(
+            &m.grants
+                .iter()
+                .map(|g| g.describe())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    };
+    vec![
+        one_line(&m.name),
+        version,
+        one_line(&m.source.to_string()),
+        m.digest.get(..12).unwrap_or("-").to_string(),
+        phases,
+        if m.enforce_warn { "warn" } else { "block" }.to_string(),
+        match &m.loaded {
+            Ok(_) => "ok".to_string(),
+            Err(e) => format!("REFUSED: {}", one_line(&e.0)),
+        },
+        grants,
+    ]
 }
 
 fn read_target(target: &str) -> anyhow::Result<(Source, Vec<u8>)> {

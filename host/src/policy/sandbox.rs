@@ -241,9 +241,11 @@ impl HostState {
             .to_string()
     }
 
+    /// Answer one `cluster` call of the guest, recording it (with the answer, for replay).
     fn read(&mut self, mut call: HostCall) -> Result<Value, String> {
         if self.calls.len() >= MAX_HOST_CALLS {
             let e = format!("host call limit of {MAX_HOST_CALLS} reached");
+            // Recorded once: the audit log says why, without growing with each refused call.
             if self.calls.len() == MAX_HOST_CALLS {
                 call.allowed = false;
                 call.error = Some(e.clone());
@@ -251,6 +253,12 @@ impl HostState {
             }
             return Err(e);
         }
+        let answer = self.answer(&call);
+        self.record(call, answer)
+    }
+
+    /// The answer to a call, or whether it was allowed and why it failed.
+    fn answer(&self, call: &HostCall) -> Result<Value, (bool, String)> {
         let req = Request {
             api_version: &call.api_version,
             kind: &call.kind,
@@ -261,50 +269,23 @@ impl HostState {
                 None
             },
         };
-        let answer = match grants::check(&self.grants, &self.policy, &req) {
+        match grants::check(&self.grants, &self.policy, &req) {
             Err(denied) => Err((false, denied.to_string())),
-            Ok(names) => {
-                let names = names.to_vec();
-                match self.cluster.as_deref() {
-                    None => Err((
-                        true,
-                        "no cluster is available to this evaluation".to_string(),
-                    )),
-                    Some(c) => {
-                        let r = if call.op == "get" {
-                            c.get(
-                                &call.api_version,
-                                &call.kind,
-                                call.namespace.as_deref(),
-                                call.name.as_deref().unwrap_or(""),
-                            )
-                            .map(|o| o.unwrap_or(Value::Null))
-                        } else {
-                            c.list(
-                                &call.api_version,
-                                &call.kind,
-                                call.namespace.as_deref(),
-                                call.label_selector.as_deref(),
-                            )
-                            .map(|items| {
-                                Value::Array(
-                                    items
-                                        .into_iter()
-                                        .filter(|o| {
-                                            names.is_empty()
-                                                || o.pointer("/metadata/name")
-                                                    .and_then(Value::as_str)
-                                                    .is_some_and(|n| names.iter().any(|x| x == n))
-                                        })
-                                        .collect(),
-                                )
-                            })
-                        };
-                        r.map_err(|e| (true, e))
-                    }
-                }
-            }
-        };
+            Ok(names) => match self.cluster.as_deref() {
+                None => Err((
+                    true,
+                    "no cluster is available to this evaluation".to_string(),
+                )),
+                Some(c) => ask(c, call, names).map_err(|e| (true, e)),
+            },
+        }
+    }
+
+    fn record(
+        &mut self,
+        mut call: HostCall,
+        answer: Result<Value, (bool, String)>,
+    ) -> Result<Value, String> {
         match answer {
             Ok(v) => {
                 call.allowed = true;
@@ -328,6 +309,34 @@ impl HostState {
             }
         }
     }
+}
+
+/// An allowed call put to the cluster. A list granted only for some `names` answers with
+/// just those objects.
+fn ask(cluster: &dyn ClusterReader, call: &HostCall, names: &[String]) -> Result<Value, String> {
+    if call.op == "get" {
+        return cluster
+            .get(
+                &call.api_version,
+                &call.kind,
+                call.namespace.as_deref(),
+                call.name.as_deref().unwrap_or(""),
+            )
+            .map(|o| o.unwrap_or(Value::Null));
+    }
+    let items = cluster.list(
+        &call.api_version,
+        &call.kind,
+        call.namespace.as_deref(),
+        call.label_selector.as_deref(),
+    )?;
+    let granted = |o: &Value| {
+        names.is_empty()
+            || o.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| names.iter().any(|x| x == n))
+    };
+    Ok(Value::Array(items.into_iter().filter(granted).collect()))
 }
 
 impl WasiView for HostState {

@@ -19,17 +19,21 @@
 //! `aliases`, and inputs and installed-state are normalised through them, so a spec path
 //! has one meaning.
 //!
-//! Every path must exist in the bundle's default profile with the same type, except the
-//! Kubernetes settings of a component (`k8s.*`, istioctl's `KubernetesResourcesSpec`: the
-//! field names are checked, the contents are Kubernetes objects) and free-form maps
-//! (an empty mapping or list in the profile, `proxyMetadata`).
+//! Here: reading the inputs and applying them. Path syntax and the tree operations along
+//! paths are in `paths`, the checks against the bundle's schema in `schema`.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::base::values::{self, dotted, is_k8s_field, named_list};
+use crate::base::values;
+
+mod paths;
+mod schema;
+
+use paths::{build, lookup, merge_indexed, parse_path, parse_scalar, resolve_indexes, take};
+pub use schema::{Invalid, is_free_form, validate};
 
 pub const API_VERSION: &str = "install.istio.io/v1alpha1";
 pub const KIND: &str = "IstioOperator";
@@ -55,31 +59,6 @@ pub enum Source {
     InstalledState,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Kind {
-    Number,
-    List,
-    Mapping,
-}
-
-/// `components.<c>.k8s.*`: the fields of istioctl's KubernetesResourcesSpec the bundles
-/// render (an accepted field that nothing renders would be a silent no-op).
-const K8S_FIELDS: &[(&str, Kind)] = &[
-    ("affinity", Kind::Mapping),
-    ("env", Kind::List),
-    ("hpaSpec", Kind::Mapping),
-    ("nodeSelector", Kind::Mapping),
-    ("podAnnotations", Kind::Mapping),
-    ("podDisruptionBudget", Kind::Mapping),
-    ("readinessProbe", Kind::Mapping),
-    ("replicaCount", Kind::Number),
-    ("resources", Kind::Mapping),
-    ("service", Kind::Mapping),
-    ("serviceAnnotations", Kind::Mapping),
-    ("strategy", Kind::Mapping),
-    ("tolerations", Kind::List),
-];
-
 /// IstioOperator input that cannot be used: always the user's (exit 2), naming where.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -92,24 +71,6 @@ pub enum Error {
     /// A `--set path=value` that does not apply.
     #[error("--set {expr}: {message}")]
     Set { expr: String, message: String },
-}
-
-/// A spec that sets a path the schema does not have, or a value of the wrong type.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Invalid(String);
-
-/// String maps of the IstioOperator/MeshConfig API whose keys are the user's own.
-const FREE_MAPS: &[&str] = &["proxyMetadata"];
-
-const REVISION: &str = "`revision` is not supported: meshup upgrades the control plane in place \
-    (the default revision), as `istioctl upgrade` does; a revision would install a second \
-    control plane beside it (a canary upgrade). Remove `revision` from the IstioOperator file \
-    or --set.";
-
-/// Whether everything below `path` is free-form (compared and replaced as a whole).
-pub fn is_free_form(path: &[String]) -> bool {
-    is_k8s_field(path) || path.last().is_some_and(|l| FREE_MAPS.contains(&l.as_str()))
 }
 
 /// The user's inputs in spec form: the profile they chose (if any) and the rest.
@@ -209,76 +170,6 @@ pub fn normalize(spec: &Value, aliases: &[Alias], source: Source) -> Value {
     out
 }
 
-fn take(tree: &mut Value, steps: &[Step]) -> Option<Value> {
-    let (last, parents) = steps.split_last()?;
-    let mut cur = tree;
-    for s in parents {
-        cur = match s {
-            Step::Key(k) => cur.get_mut(k.as_str())?,
-            _ => return None,
-        };
-    }
-    match last {
-        Step::Key(k) => cur.as_object_mut()?.remove(k),
-        _ => None,
-    }
-}
-
-/// One step of a path.
-#[derive(Debug, Clone, PartialEq)]
-enum Step {
-    Key(String),
-    Index(usize),
-    /// `[name:x]`: the item of a named list called `x`.
-    Name(String),
-}
-
-/// Parse `a.b[0].c`, `a.b[name:x].c` (a `\.` keeps a dot inside a key).
-fn parse_path(path: &str) -> Result<Vec<Step>, String> {
-    let mut steps = Vec::new();
-    let mut key = String::new();
-    let mut chars = path.chars().peekable();
-    let flush = |key: &mut String, steps: &mut Vec<Step>| {
-        if !key.is_empty() {
-            steps.push(Step::Key(std::mem::take(key)));
-        }
-    };
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if chars.peek() == Some(&'.') => key.push(chars.next().unwrap_or('.')),
-            '.' => {
-                if key.is_empty() && !matches!(steps.last(), Some(Step::Index(_) | Step::Name(_))) {
-                    return Err(format!("`{path}`: empty key"));
-                }
-                flush(&mut key, &mut steps);
-            }
-            '[' => {
-                flush(&mut key, &mut steps);
-                let inner: String = chars.by_ref().take_while(|c| *c != ']').collect();
-                if let Some(name) = inner.strip_prefix("name:") {
-                    steps.push(Step::Name(name.to_string()));
-                } else {
-                    let i = inner.parse().map_err(|_| {
-                        format!("`{path}`: `[{inner}]` is neither a list index nor `[name:<name>]`")
-                    })?;
-                    steps.push(Step::Index(i));
-                }
-            }
-            c => key.push(c),
-        }
-    }
-    flush(&mut key, &mut steps);
-    if steps.is_empty() {
-        return Err("empty path".into());
-    }
-    Ok(steps)
-}
-
-/// A `--set` value is a YAML scalar: `true`, `3`, `0.5`, `null`, `"quoted"`, `[a, b]`, `{}`.
-fn parse_scalar(raw: &str) -> Value {
-    serde_yaml::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.to_string()))
-}
-
 /// Apply one `--set path=value` to `overlay`, checking the path against `schema`. The
 /// error says what is wrong with this one expression (the caller names it).
 fn apply_set(
@@ -302,7 +193,7 @@ fn apply_set(
         value = Value::String(raw.to_string());
     }
     let mut tree = build(&steps, value);
-    validate(schema, &tree).map_err(|e| e.0)?;
+    validate(schema, &tree).map_err(|e| e.to_string())?;
     merge_indexed(overlay, &mut tree);
     Ok(())
 }
@@ -318,318 +209,6 @@ fn alias_path(path: &str, aliases: &[Alias]) -> String {
         }
     }
     path.to_string()
-}
-
-/// `[i]` into a named list of the schema means the item with that name (istioctl resolves
-/// gateways by index against the profile's list).
-fn resolve_indexes(schema: &Value, steps: Vec<Step>) -> Result<Vec<Step>, String> {
-    let mut out = Vec::new();
-    let mut cur = Some(schema);
-    for s in steps {
-        let s = match (&s, cur) {
-            (Step::Index(i), Some(Value::Array(items))) if named_list(items) => {
-                let item = items.get(*i).ok_or_else(|| {
-                    format!(
-                        "`{}` has no item [{i}]; it has {}",
-                        steps_dotted(&out),
-                        names(items).join(", ")
-                    )
-                })?;
-                Step::Name(item["name"].as_str().unwrap_or_default().to_string())
-            }
-            _ => s,
-        };
-        cur = cur.and_then(|c| step(c, &s));
-        out.push(s);
-    }
-    Ok(out)
-}
-
-fn names(items: &[Value]) -> Vec<String> {
-    items
-        .iter()
-        .filter_map(|i| i["name"].as_str().map(|n| format!("[name:{n}]")))
-        .collect()
-}
-
-fn steps_dotted(steps: &[Step]) -> String {
-    dotted(&steps.iter().map(segment).collect::<Vec<_>>())
-}
-
-fn segment(s: &Step) -> String {
-    match s {
-        Step::Key(k) => k.clone(),
-        Step::Index(i) => format!("[{i}]"),
-        Step::Name(n) => format!("[name:{n}]"),
-    }
-}
-
-fn step<'a>(v: &'a Value, s: &Step) -> Option<&'a Value> {
-    match (s, v) {
-        (Step::Key(k), Value::Object(m)) => m.get(k),
-        (Step::Index(i), Value::Array(a)) => a.get(*i).or_else(|| a.first()),
-        (Step::Name(n), Value::Array(a)) => a.iter().find(|x| x["name"] == n.as_str()),
-        _ => None,
-    }
-}
-
-fn lookup<'a>(tree: &'a Value, steps: &[Step]) -> Option<&'a Value> {
-    steps.iter().try_fold(tree, |cur, s| step(cur, s))
-}
-
-fn build(steps: &[Step], leaf: Value) -> Value {
-    steps.iter().rev().fold(leaf, |acc, s| match s {
-        Step::Key(k) => {
-            let mut m = Map::new();
-            m.insert(k.clone(), acc);
-            Value::Object(m)
-        }
-        Step::Index(i) => {
-            let mut a = vec![Value::Null; *i];
-            a.push(acc);
-            Value::Array(a)
-        }
-        Step::Name(n) => {
-            let mut item = match acc {
-                Value::Object(m) => m,
-                _ => Map::new(),
-            };
-            item.insert("name".into(), Value::String(n.clone()));
-            Value::Array(vec![Value::Object(item)])
-        }
-    })
-}
-
-/// Like `values::merge`, but lists built from `--set x[i]` merge element-wise (nulls are holes).
-fn merge_indexed(base: &mut Value, overlay: &mut Value) {
-    match (base, overlay) {
-        (Value::Object(b), Value::Object(o)) => {
-            for (k, v) in o.iter_mut() {
-                match b.get_mut(k) {
-                    Some(slot) => merge_indexed(slot, v),
-                    None => {
-                        b.insert(k.clone(), v.take());
-                    }
-                }
-            }
-        }
-        (b @ Value::Array(_), o @ Value::Array(_))
-            if b.as_array().is_some_and(|a| named_list(a))
-                && o.as_array().is_some_and(|a| named_list(a)) =>
-        {
-            values::merge(b, o)
-        }
-        (Value::Array(b), Value::Array(o)) => {
-            for (i, v) in o.iter_mut().enumerate() {
-                if v.is_null() {
-                    continue;
-                }
-                if i >= b.len() {
-                    b.resize(i + 1, Value::Null);
-                }
-                merge_indexed(&mut b[i], v);
-            }
-        }
-        (slot, v) => *slot = v.take(),
-    }
-}
-
-/// Check that every path of `overlay` is one `schema` has, with a compatible type.
-pub fn validate(schema: &Value, overlay: &Value) -> Result<(), Invalid> {
-    validate_spec(schema, overlay).map_err(Invalid)
-}
-
-fn validate_spec(schema: &Value, overlay: &Value) -> Result<(), String> {
-    if let Some(top) = overlay.as_object() {
-        // An empty revision (what istioctl writes for an in-place install) is the default one.
-        if top
-            .get("revision")
-            .is_some_and(|r| !r.is_null() && !matches!(r.as_str(), Some("" | "default")))
-        {
-            return Err(REVISION.into());
-        }
-        if let Some(p) = top
-            .get("profile")
-            .filter(|p| !p.is_string() && !p.is_null())
-        {
-            return Err(format!("`profile` must be a string, not {}", type_name(p)));
-        }
-        let mut rest = top.clone();
-        rest.remove("profile");
-        rest.remove("revision");
-        return validate_at(schema, &Value::Object(rest), &mut Vec::new());
-    }
-    validate_at(schema, overlay, &mut Vec::new())
-}
-
-fn validate_at(schema: &Value, overlay: &Value, path: &mut Vec<String>) -> Result<(), String> {
-    if path.last().is_some_and(|p| p == "k8s") {
-        return validate_k8s(overlay, path);
-    }
-    match (schema, overlay) {
-        (_, Value::Null) => Ok(()),
-        (s, o) if FREE_MAPS.contains(&path.last().map(String::as_str).unwrap_or("")) => {
-            check_type(path, s, o)
-        }
-        // An empty mapping or list in the defaults is free-form (labels, annotations, env).
-        (Value::Object(s), o) if s.is_empty() => check_type(path, schema, o),
-        (Value::Array(s), o) if s.is_empty() => check_type(path, schema, o),
-        (Value::Object(s), Value::Object(o)) => {
-            for (k, v) in o {
-                path.push(k.clone());
-                let Some(sub) = s.get(k) else {
-                    return Err(unknown(path, s.keys().map(String::as_str)));
-                };
-                validate_at(sub, v, path)?;
-                path.pop();
-            }
-            Ok(())
-        }
-        (Value::Array(s), Value::Array(o)) if named_list(s) => {
-            for item in o {
-                let Some(name) = item["name"].as_str() else {
-                    return Err(format!(
-                        "`{}`: every item needs a `name` (one of {})",
-                        dotted(path),
-                        names(s).join(", ")
-                    ));
-                };
-                path.push(format!("[name:{name}]"));
-                let Some(item_schema) = s.iter().find(|x| x["name"] == name) else {
-                    let known = names(s);
-                    return Err(unknown(path, known.iter().map(String::as_str)));
-                };
-                let mut rest = item.clone();
-                rest.as_object_mut().map(|m| m.remove("name"));
-                validate_at(item_schema, &rest, path)?;
-                path.pop();
-            }
-            Ok(())
-        }
-        (Value::Array(s), Value::Array(o)) => {
-            for (i, v) in o.iter().enumerate() {
-                path.push(format!("[{i}]"));
-                validate_at(&s[0], v, path)?;
-                path.pop();
-            }
-            Ok(())
-        }
-        (s, o) => check_type(path, s, o),
-    }
-}
-
-fn validate_k8s(overlay: &Value, path: &mut Vec<String>) -> Result<(), String> {
-    let Some(o) = overlay.as_object() else {
-        return Err(format!(
-            "`{}` must be a mapping, not {}",
-            dotted(path),
-            type_name(overlay)
-        ));
-    };
-    for (k, v) in o {
-        path.push(k.clone());
-        let Some((_, kind)) = K8S_FIELDS.iter().find(|(f, _)| f == k) else {
-            return Err(unknown(path, K8S_FIELDS.iter().map(|(f, _)| *f)));
-        };
-        let ok = match kind {
-            Kind::Number => v.is_number(),
-            Kind::List => v.is_array(),
-            Kind::Mapping => v.is_object(),
-        } || v.is_null();
-        if !ok {
-            let want = match kind {
-                Kind::Number => "a number",
-                Kind::List => "a list",
-                Kind::Mapping => "a mapping",
-            };
-            return Err(format!(
-                "`{}` must be {want}, not {} ({v})",
-                dotted(path),
-                type_name(v)
-            ));
-        }
-        path.pop();
-    }
-    Ok(())
-}
-
-fn check_type(path: &[String], schema: &Value, given: &Value) -> Result<(), String> {
-    let same = matches!(
-        (schema, given),
-        (Value::Bool(_), Value::Bool(_))
-            | (Value::Number(_), Value::Number(_))
-            | (Value::String(_), Value::String(_))
-            | (Value::Array(_), Value::Array(_))
-            | (Value::Object(_), Value::Object(_))
-            | (Value::Null, _)
-            | (_, Value::Null)
-    );
-    if same {
-        return Ok(());
-    }
-    Err(format!(
-        "`{}` must be {} (the default is {}), not {} ({})",
-        dotted(path),
-        type_name(schema),
-        schema,
-        type_name(given),
-        given
-    ))
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
-}
-
-fn unknown<'a>(path: &[String], siblings: impl Iterator<Item = &'a str> + Clone) -> String {
-    let last = path.last().map(String::as_str).unwrap_or("");
-    let parent = &path[..path.len() - 1];
-    let mut msg = format!("unknown value `{}`", dotted(path));
-    if let Some(close) = closest(last, siblings.clone()) {
-        let mut p = parent.to_vec();
-        p.push(close.to_string());
-        msg.push_str(&format!(" (did you mean `{}`?)", dotted(&p)));
-    }
-    let under = if parent.is_empty() {
-        "at the top level".to_string()
-    } else {
-        format!("under `{}`", dotted(parent))
-    };
-    let keys: Vec<&str> = siblings.collect();
-    msg.push_str(&format!("; known values {under}: {}", keys.join(", ")));
-    msg
-}
-
-/// The candidate with the smallest edit distance, if it is close enough to be a typo.
-fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .map(|c| (similar_distance(word, c), c))
-        .filter(|(d, c)| *d <= c.len().max(word.len()) / 3 + 1)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-/// Case-insensitive Levenshtein distance (short keys only, so the quadratic cost is fine).
-fn similar_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.to_lowercase().chars().collect();
-    let b: Vec<char> = b.to_lowercase().chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]

@@ -6,147 +6,26 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 mod dataplane;
+pub mod demo;
 mod history;
+mod plan;
 mod status;
 mod terminal;
 
 pub use dataplane::{dataplane_restart, dataplane_status, outdated_text};
 pub use history::history;
+pub use plan::{show_plan, transition};
 pub use status::status;
 
 use crate::action::{rollback, upgrade};
 use crate::base::exit::Code;
 use crate::base::text;
-use crate::base::version::Direction;
 use crate::cli::ui::{Bar, Color, Ui, print_json};
 use crate::engine::apply;
 use crate::engine::checks::Outcome;
-use crate::engine::plan::{self, Plan};
 use crate::engine::progress::{Event, Progress};
 use crate::installed::history::{Release, Status};
-use crate::installed::state::{self, Installed};
 use crate::policy::Severity;
-
-/// "control plane now at 1.8.6 (istiod 2/2, ingress 2/2) in 14.2 s"
-/// `1.7.8 → 1.8.6`, or just `1.8.6` for a first install.
-pub fn transition(plan: &Plan) -> String {
-    match &plan.current_version {
-        Some(c) => format!("{c} → {}", plan.target_version),
-        None => plan.target_version.clone(),
-    }
-}
-
-pub fn show_plan(ui: &Ui, plan: &Plan, installed: &Installed, diffs: bool) {
-    let installed_by = match &installed.method {
-        crate::installed::state::InstallMethod::None => String::new(),
-        m => format!(", installed by {}", m.name()),
-    };
-    ui.say(format!(
-        "{} {} ({}, profile {}{installed_by})",
-        ui.paint("Plan:", Color::Bold),
-        transition(plan),
-        plan.direction,
-        plan.profile,
-    ));
-    for cp in installed
-        .control_planes
-        .iter()
-        .filter(|c| c.revision != state::DEFAULT_REVISION)
-    {
-        ui.say(format!(
-            "  note: revision `{}` ({}) at {} runs beside it and is left alone",
-            cp.revision,
-            cp.deployment,
-            cp.version.as_deref().unwrap_or("?")
-        ));
-    }
-    if installed.mixed_versions() {
-        let pods: Vec<String> = installed
-            .in_place()
-            .map(|c| {
-                c.pods
-                    .iter()
-                    .map(|p| format!("{}={}", p.pod, p.version))
-                    .collect()
-            })
-            .unwrap_or_default();
-        ui.say(format!(
-            "  note: control-plane pods disagree on their version: {}",
-            pods.join(", ")
-        ));
-    }
-    ui.say(format!(
-        "  objects: {} to create, {} to update, {} unchanged, {} to prune",
-        plan.count(plan::Action::Create),
-        plan.count(plan::Action::Update),
-        plan.count(plan::Action::Unchanged),
-        plan.count(plan::Action::Prune)
-    ));
-    // Per component: counts, then each object that changes an existing one or goes away.
-    let mut components: Vec<&str> = Vec::new();
-    for c in &plan.changes {
-        if !components.contains(&c.component.as_str()) {
-            components.push(&c.component);
-        }
-    }
-    for comp in components {
-        let of = |a: plan::Action| {
-            plan.changes
-                .iter()
-                .filter(|c| c.component == comp && c.action == a)
-                .count()
-        };
-        let mut parts = vec![];
-        for (a, word) in [
-            (plan::Action::Create, "create"),
-            (plan::Action::Update, "update"),
-            (plan::Action::Unchanged, "unchanged"),
-            (plan::Action::Prune, "prune"),
-        ] {
-            if of(a) > 0 {
-                parts.push(format!("{} {word}", of(a)));
-            }
-        }
-        ui.say(format!("    {comp:<18} {}", parts.join(", ")));
-        for c in plan.changes.iter().filter(|c| c.component == comp) {
-            let tag = match c.action {
-                plan::Action::Update => ui.paint("~ update", Color::Yellow),
-                plan::Action::Prune => ui.paint("- prune ", Color::Red),
-                plan::Action::Create if plan.direction != Direction::Install => {
-                    ui.paint("+ create", Color::Green)
-                }
-                _ => continue,
-            };
-            ui.say(format!("      {tag} {}", c.object));
-        }
-    }
-    if !plan.profile_default_changes.is_empty() {
-        ui.say("  profile defaults that change (you do not set them):");
-        for v in &plan.profile_default_changes {
-            ui.say(format!("    {}: {} → {}", v.path, v.old, v.new));
-        }
-    }
-    if !plan.reverted_values.is_empty() {
-        ui.say("  values you set last time that this run reverts (repeat them with --set or -f to keep them):");
-        for v in &plan.reverted_values {
-            ui.say(format!("    {}: {} → {}", v.path, v.old, v.new));
-        }
-    }
-    if diffs {
-        for c in plan.changes.iter().filter_map(|c| c.diff.as_ref()) {
-            for line in c.lines() {
-                let painted = if line.starts_with('+') && !line.starts_with("+++") {
-                    ui.paint(line, Color::Green)
-                } else if line.starts_with('-') && !line.starts_with("---") {
-                    ui.paint(line, Color::Red)
-                } else {
-                    line.to_string()
-                };
-                ui.say(format!("    {painted}"));
-            }
-        }
-    }
-}
 
 pub fn show_findings(ui: &Ui, outcome: &Outcome) {
     if outcome.findings.is_empty() || ui.json() {
