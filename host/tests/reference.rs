@@ -105,11 +105,15 @@ fn rendered(bundle: &Bundle, profile: &str) -> BTreeMap<String, BTreeMap<Key, Va
         value_files: vec![],
         set: vec!["components.egressGateways[0].enabled=true".to_string()],
     };
-    let (_, r) = meshup::engine::plan::values_and_render(
+    let (_, r, _) = meshup::engine::plan::values_and_render(
         bundle,
         &inputs,
         None,
-        "default",
+        meshup::release::source::RenderContext {
+            revision: "default",
+            kubernetes: None,
+            upgrade: false,
+        },
         serde_json::json!({}),
     )
     .unwrap();

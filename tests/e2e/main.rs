@@ -1,5 +1,6 @@
 //! End-to-end tests: the real CLI against the real simulator over HTTP.
 
+mod charts;
 mod common;
 mod demo;
 mod faults;

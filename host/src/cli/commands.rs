@@ -92,7 +92,7 @@ fn upgrade_of(
 ) -> action::upgrade::Upgrade {
     action::upgrade::Upgrade {
         mode,
-        bundle: bundle.bundle.clone(),
+        target: bundle.target(),
         inputs: bundle.inputs(),
         yes: apply.yes,
         dry_run: apply.dry_run,
@@ -216,7 +216,7 @@ async fn dataplane(g: &Global, ui: &Ui, command: DataplaneCommand) -> anyhow::Re
 
 fn template(bundle: &BundleArgs) -> anyhow::Result<Code> {
     let template = action::template::Template {
-        bundle: bundle.bundle.clone(),
+        target: bundle.target(),
         inputs: bundle.inputs(),
     };
     print!("{}", template.run()?);

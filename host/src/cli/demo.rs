@@ -262,7 +262,7 @@ impl<'a> Story<'a> {
     ) -> anyhow::Result<()> {
         let run = Upgrade {
             mode,
-            bundle: self.bundles.join(bundle),
+            target: crate::release::Target::Bundle(self.bundles.join(bundle)),
             inputs: Inputs::default(),
             yes: true,
             dry_run: false,

@@ -23,6 +23,7 @@ fn code_of_one(e: &(dyn std::error::Error + 'static)) -> Option<Code> {
         || e.is::<crate::base::yaml::Error>()
         || e.is::<crate::release::iop::Error>()
         || e.is::<crate::policy::Error>()
+        || e.is::<crate::release::charts::Error>()
         || e.is::<meshup_sim::BackendConfigError>()
         || e.is::<crate::action::rollback::Error>()
     {

@@ -63,13 +63,22 @@ pub struct ClusterArgs {
 #[derive(Args, Debug, Clone)]
 pub struct BundleArgs {
     /// Release bundle directory, e.g. bundles/istio-1.8.6.
-    #[arg(long)]
-    pub bundle: PathBuf,
-    /// IstioOperator file(s) (install.istio.io/v1alpha1), merged in order over the profile, as istioctl takes them.
+    #[arg(long, required_unless_present = "charts")]
+    pub bundle: Option<PathBuf>,
+    /// The release's own Helm charts: a release directory (istio-1.30.3), its manifests/charts,
+    /// or a folder of chart directories or .tgz files as `helm pull` leaves them.
+    #[arg(long, conflicts_with = "bundle")]
+    pub charts: Option<PathBuf>,
+    /// The helm binary that renders --charts (Helm 3.14+ or 4; default: helm on PATH).
+    #[arg(long, requires = "charts")]
+    pub helm: Option<PathBuf>,
+    /// With --bundle: IstioOperator file(s) (install.istio.io/v1alpha1), merged in order over the profile, as istioctl
+    /// takes them. With --charts: RELEASE=FILE, a Helm values file for one release (istio-base, istiod, istio-ingress).
     #[arg(short = 'f', long = "values")]
     pub values: Vec<PathBuf>,
-    /// Set an istioctl path: path=value, e.g. components.pilot.k8s.replicaCount=2, values.pilot.traceSampling=5.0,
-    /// components.ingressGateways[name:istio-ingressgateway].enabled=false. Repeatable; applied after -f.
+    /// With --bundle: an istioctl path=value, e.g. components.pilot.k8s.replicaCount=2, values.pilot.traceSampling=5.0,
+    /// components.ingressGateways[name:istio-ingressgateway].enabled=false. With --charts: RELEASE:path=value, a Helm
+    /// value of one release, e.g. istiod:pilot.autoscaleMin=2. Repeatable; applied after -f.
     #[arg(long = "set")]
     pub set: Vec<String>,
     /// Profile (default: the IstioOperator's `profile`, else the one used last time, else `default`).
@@ -78,6 +87,17 @@ pub struct BundleArgs {
 }
 
 impl BundleArgs {
+    /// The target release the flags name (clap has checked that exactly one is given).
+    fn target(&self) -> crate::release::Target {
+        match (&self.bundle, &self.charts) {
+            (Some(dir), _) => crate::release::Target::Bundle(dir.clone()),
+            (None, dir) => crate::release::Target::Charts {
+                dir: dir.clone().unwrap_or_default(),
+                helm: self.helm.clone(),
+            },
+        }
+    }
+
     fn inputs(&self) -> Inputs {
         Inputs {
             profile: self.profile.clone(),

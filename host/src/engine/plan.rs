@@ -5,6 +5,7 @@
 //! other managers' fields do not show up as noise.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -71,6 +72,8 @@ pub struct Plan {
     /// The spec as istioctl's installed-state records it (profile, cluster, user).
     #[serde(skip)]
     pub installer_spec: Value,
+    /// How long rendering the target took.
+    pub render_seconds: f64,
     /// Both releases' defaults as templates read them (what policies compare).
     #[serde(skip)]
     pub effective_defaults: Option<EffectiveDefaults>,
@@ -104,16 +107,17 @@ pub fn values_and_render(
     source: &dyn Source,
     inputs: &Inputs,
     previous: Option<&Previous>,
-    revision: &str,
+    ctx: RenderContext<'_>,
     cluster: Value,
-) -> anyhow::Result<(Values, Rendered)> {
+) -> anyhow::Result<(Values, Rendered, Duration)> {
     let fallback = previous
         .map(|p| p.profile.as_str())
         .filter(|p| source.profile(p).is_some())
         .unwrap_or(source.default_profile());
     let values = source.values(inputs, fallback, cluster)?;
-    let rendered = source.render(&values.merged, RenderContext { revision })?;
-    Ok((values, rendered))
+    let started = std::time::Instant::now();
+    let rendered = source.render(&values.merged, ctx)?;
+    Ok((values, rendered, started.elapsed()))
 }
 
 /// Build the plan against the live cluster.
@@ -124,10 +128,14 @@ pub async fn build(
     inputs: &Inputs,
 ) -> anyhow::Result<Plan> {
     let previous = installers::previous(installed, source)?;
-    let revision = crate::installed::state::DEFAULT_REVISION;
     let chosen = cluster_specific::choose(cluster, source.cluster_specific()).await?;
-    let (values, rendered) =
-        values_and_render(source, inputs, previous.as_ref(), revision, chosen)?;
+    let ctx = RenderContext {
+        revision: crate::installed::state::DEFAULT_REVISION,
+        kubernetes: Some(installed.kubernetes_version.trim_start_matches('v')),
+        upgrade: installed.version().is_some(),
+    };
+    let (values, rendered, render_time) =
+        values_and_render(source, inputs, previous.as_ref(), ctx, chosen)?;
     let facts = source.facts();
     let current = installed.version().map(str::to_string);
     let target = facts.version.to_string();
@@ -185,6 +193,7 @@ pub async fn build(
         cluster_specific_changes,
         effective_defaults,
         installer_spec,
+        render_seconds: render_time.as_secs_f64(),
         rendered,
     })
 }

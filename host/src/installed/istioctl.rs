@@ -136,6 +136,8 @@ pub fn from_installed_state(
     };
     let ctx = RenderContext {
         revision: DEFAULT_REVISION,
+        kubernetes: None,
+        upgrade: false,
     };
     let manifest = source.render(&values.merged, ctx).ok();
     Previous {

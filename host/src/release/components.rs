@@ -89,6 +89,8 @@ mod tests {
                     &values.merged,
                     RenderContext {
                         revision: "default",
+                        kubernetes: None,
+                        upgrade: false,
                     },
                 )
                 .unwrap();

@@ -33,7 +33,7 @@ mod paths;
 mod schema;
 
 use paths::{build, lookup, merge_indexed, parse_path, parse_scalar, resolve_indexes, take};
-pub use schema::{Invalid, is_free_form, validate};
+pub use schema::{Invalid, is_free_form, type_name, unknown, validate};
 
 pub const API_VERSION: &str = "install.istio.io/v1alpha1";
 pub const KIND: &str = "IstioOperator";

@@ -2,6 +2,7 @@
 //! values and its rendered objects. The built-in bundles are the first source.
 
 pub mod bundle;
+pub mod charts;
 pub mod components;
 pub mod discovery;
 pub mod iop;
@@ -16,4 +17,45 @@ pub fn load_bundle(dir: &std::path::Path) -> anyhow::Result<Box<dyn Source>> {
     let bundle = bundle::Bundle::load(dir)?;
     bundle::render::lint(&bundle)?;
     Ok(Box::new(bundle))
+}
+
+/// A release's own Helm charts as the target release, rendered by `helm` (`--helm`, else
+/// the one on PATH).
+pub fn load_charts(
+    dir: &std::path::Path,
+    helm: Option<&std::path::Path>,
+) -> anyhow::Result<Box<dyn Source>> {
+    Ok(Box::new(charts::Charts::load(dir, helm)?))
+}
+
+/// Where the target release comes from, as the user named it (one flag each).
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// `--bundle DIR`: a built-in bundle.
+    Bundle(std::path::PathBuf),
+    /// `--charts PATH [--helm PATH]`: the release's own Helm charts.
+    Charts {
+        dir: std::path::PathBuf,
+        helm: Option<std::path::PathBuf>,
+    },
+}
+
+impl Target {
+    /// The source, validated whole before anything touches a cluster.
+    pub fn load(&self) -> anyhow::Result<Box<dyn Source>> {
+        match self {
+            Target::Bundle(dir) => load_bundle(dir),
+            Target::Charts { dir, helm } => load_charts(dir, helm.as_deref()),
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    /// As the user typed it: `--bundle bundles/istio-1.8.6`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Bundle(dir) => write!(f, "--bundle {}", dir.display()),
+            Target::Charts { dir, .. } => write!(f, "--charts {}", dir.display()),
+        }
+    }
 }

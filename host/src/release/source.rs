@@ -144,6 +144,10 @@ pub struct UserSet {
 pub struct RenderContext<'a> {
     /// The control plane's revision (`default`: in place).
     pub revision: &'a str,
+    /// The cluster's Kubernetes version (`None`: rendering offline, for no cluster).
+    pub kubernetes: Option<&'a str>,
+    /// Whether this upgrades what runs (Helm's `.Release.IsUpgrade`) or installs.
+    pub upgrade: bool,
 }
 
 /// A release the engine can install, upgrade to and compare with.

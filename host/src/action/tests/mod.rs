@@ -83,7 +83,7 @@ fn bundle(version: &str) -> PathBuf {
 fn upgrade(mode: Mode, version: &str) -> Upgrade {
     Upgrade {
         mode,
-        bundle: bundle(version),
+        target: crate::release::Target::Bundle(bundle(version)),
         inputs: Inputs::default(),
         yes: true,
         dry_run: false,

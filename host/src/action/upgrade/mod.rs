@@ -5,7 +5,6 @@
 mod change;
 mod report;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -41,7 +40,7 @@ pub enum Mode {
 
 pub struct Upgrade {
     pub mode: Mode,
-    pub bundle: PathBuf,
+    pub target: crate::release::Target,
     pub inputs: Inputs,
     pub yes: bool,
     pub dry_run: bool,
@@ -74,10 +73,10 @@ struct Run<'a> {
 }
 
 impl Upgrade {
-    /// The target release, validated before the cluster is touched: the bundle named by
-    /// `--bundle` (a new source is one more flag and one more arm here).
+    /// The target release, validated before the cluster is touched (a new source is one
+    /// more flag and one more `Target`).
     fn source(&self) -> anyhow::Result<Box<dyn Source>> {
-        crate::release::load_bundle(&self.bundle)
+        self.target.load()
     }
 
     /// Plan and check; then (unless only checking) confirm, lock, apply, verify and record,
@@ -127,17 +126,17 @@ impl Upgrade {
             Mode::Install if present.is_some() && !self.overrides.force => Err(Exit::new(
                 Code::Blocked,
                 format!(
-                    "a control plane is already installed in {} (version {}); use `meshup upgrade --bundle {}`, or `meshup install --force` to reinstall over it",
+                    "a control plane is already installed in {} (version {}); use `meshup upgrade {}`, or `meshup install --force` to reinstall over it",
                     installed.namespace,
                     present.unwrap_or("?"),
-                    self.bundle.display()
+                    self.target
                 ),
             )
             .into()),
             Mode::Upgrade if installed.control_planes.is_empty() => Err(Exit::bad_input(format!(
-                "nothing to upgrade: no control plane in namespace {}; use `meshup install --bundle {}`",
+                "nothing to upgrade: no control plane in namespace {}; use `meshup install {}`",
                 facts.namespace,
-                self.bundle.display()
+                self.target
             ))
             .into()),
             _ => Ok(()),
@@ -152,7 +151,7 @@ impl Run<'_> {
 
     /// Take the lock, make the change (or undo it), let the lock go, and report.
     async fn change(&self, planned: Planned) -> anyhow::Result<Report> {
-        ensure_namespace(self.kube(), &planned.plan).await?;
+        ensure_namespaces(self.kube(), &planned.plan).await?;
         let lock = Lock::acquire(
             self.kube.clone(),
             &self.source.facts().namespace,
@@ -293,25 +292,33 @@ async fn dry_run(cluster: &dyn Kube, plan: &Plan) -> anyhow::Result<(usize, usiz
     Ok((validated, deferred))
 }
 
-/// The lock and history live in the control-plane namespace, so on a first install it is
-/// created (from the bundle's own Namespace object) before anything else.
-async fn ensure_namespace(cluster: &dyn Kube, plan: &Plan) -> anyhow::Result<()> {
-    let key = ObjectKey {
-        api_version: "v1".into(),
-        kind: "Namespace".into(),
-        namespace: None,
-        name: plan.namespace.clone(),
-    };
-    if cluster.get(&key).await?.is_some() {
-        return Ok(());
+/// The lock and history live in the control-plane namespace, and every component applies
+/// into its own (a gateway's, beside it): on a first install each is created (from the
+/// release's own Namespace object where it renders one, as `helm --create-namespace` would
+/// otherwise) before anything else. Namespaces are never deleted, by a restore or a prune.
+async fn ensure_namespaces(cluster: &dyn Kube, plan: &Plan) -> anyhow::Result<()> {
+    let mut names = std::collections::BTreeSet::from([plan.namespace.clone()]);
+    for o in &plan.rendered.objects {
+        names.extend(o.namespace().map(str::to_string));
     }
-    let ns = plan
-        .rendered
-        .objects
-        .iter()
-        .find(|o| o.key() == key)
-        .map(|o| o.value.clone())
-        .unwrap_or_else(|| serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": plan.namespace}}));
-    cluster.apply(&ns, false).await?;
+    for name in names {
+        let key = ObjectKey {
+            api_version: "v1".into(),
+            kind: "Namespace".into(),
+            namespace: None,
+            name: name.clone(),
+        };
+        if cluster.get(&key).await?.is_some() {
+            continue;
+        }
+        let ns = plan
+            .rendered
+            .objects
+            .iter()
+            .find(|o| o.key() == key)
+            .map(|o| o.value.clone())
+            .unwrap_or_else(|| serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}));
+        cluster.apply(&ns, false).await?;
+    }
     Ok(())
 }

@@ -40,11 +40,12 @@ fn heading(ui: &Ui, plan: &Plan, installed: &Installed) {
         m => format!(", installed by {}", m.name()),
     };
     ui.say(format!(
-        "{} {} ({}, profile {}{installed_by})",
+        "{} {} ({}, profile {}{installed_by}; rendered in {:.2} s)",
         ui.paint("Plan:", Color::Bold),
         transition(plan),
         plan.direction,
         plan.profile,
+        plan.render_seconds,
     ));
 }
 

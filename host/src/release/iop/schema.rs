@@ -197,7 +197,7 @@ fn check_type(path: &[String], schema: &Value, given: &Value) -> Result<(), Stri
     ))
 }
 
-fn type_name(v: &Value) -> &'static str {
+pub fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -208,7 +208,7 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn unknown<'a>(path: &[String], siblings: impl Iterator<Item = &'a str> + Clone) -> String {
+pub fn unknown<'a>(path: &[String], siblings: impl Iterator<Item = &'a str> + Clone) -> String {
     let last = path.last().map(String::as_str).unwrap_or("");
     let parent = &path[..path.len() - 1];
     let mut msg = format!("unknown value `{}`", dotted(path));

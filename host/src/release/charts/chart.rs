@@ -1,0 +1,216 @@
+//! One Helm chart as a release ships it: a chart directory, or a `.tgz` as `helm pull`
+//! leaves it. Only what meshup reads is kept: `Chart.yaml`, `values.yaml` and
+//! `values.schema.json`; Helm itself renders from the original path.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::base::yaml;
+
+/// A `.tgz` larger than this, or a file in it larger than this, is not a chart.
+const MAX_ARCHIVE: u64 = 64 << 20;
+
+/// A chart that cannot be used (the user's input: exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: cannot read: {cause}", path.display())]
+    Read {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("{}: not a Helm chart ({what})", path.display())]
+    NotAChart { path: PathBuf, what: String },
+    #[error(transparent)]
+    Yaml(#[from] yaml::Error),
+}
+
+/// `Chart.yaml`, the fields meshup reads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub app_version: Option<String>,
+}
+
+/// A chart: where it is and what it says.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    /// The directory or `.tgz` Helm renders.
+    pub path: PathBuf,
+    pub metadata: Metadata,
+    /// `values.yaml`, as a tree.
+    pub values: Value,
+    /// `values.schema.json`, when the chart has one.
+    pub schema: Option<Value>,
+}
+
+impl Chart {
+    /// Read a chart directory or `.tgz`.
+    pub fn read(path: &Path) -> Result<Chart, Error> {
+        let files = if path.is_dir() {
+            Files::dir(path)?
+        } else {
+            Files::archive(path)?
+        };
+        let chart_yaml = files.chart.ok_or_else(|| Error::NotAChart {
+            path: path.to_path_buf(),
+            what: "no Chart.yaml".into(),
+        })?;
+        let metadata: Metadata = yaml::parse(&path.join("Chart.yaml"), &chart_yaml)?;
+        let values = match files.values {
+            Some(text) => yaml::parse::<Value>(&path.join("values.yaml"), &text)?,
+            None => Value::Null,
+        };
+        let schema = files
+            .schema
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok());
+        Ok(Chart {
+            path: path.to_path_buf(),
+            metadata,
+            values: if values.is_null() {
+                Value::Object(Default::default())
+            } else {
+                values
+            },
+            schema,
+        })
+    }
+}
+
+#[derive(Default)]
+struct Files {
+    chart: Option<String>,
+    values: Option<String>,
+    schema: Option<String>,
+}
+
+impl Files {
+    fn dir(dir: &Path) -> Result<Files, Error> {
+        let read = |name: &str| -> Result<Option<String>, Error> {
+            let p = dir.join(name);
+            if !p.is_file() {
+                return Ok(None);
+            }
+            std::fs::read_to_string(&p)
+                .map(Some)
+                .map_err(|cause| Error::Read { path: p, cause })
+        };
+        Ok(Files {
+            chart: read("Chart.yaml")?,
+            values: read("values.yaml")?,
+            schema: read("values.schema.json")?,
+        })
+    }
+
+    /// A gzipped tar whose top folder is the chart (`istiod/Chart.yaml`), read within
+    /// bounds: a huge or broken archive is an error, never a panic.
+    fn archive(path: &Path) -> Result<Files, Error> {
+        let bad = |what: &str| Error::NotAChart {
+            path: path.to_path_buf(),
+            what: what.into(),
+        };
+        let file = std::fs::File::open(path).map_err(|cause| Error::Read {
+            path: path.to_path_buf(),
+            cause,
+        })?;
+        let mut tar = Vec::new();
+        flate2::read::GzDecoder::new(file)
+            .take(MAX_ARCHIVE + 1)
+            .read_to_end(&mut tar)
+            .map_err(|_| bad("not a gzip archive"))?;
+        if tar.len() as u64 > MAX_ARCHIVE {
+            return Err(bad("larger than 64 MiB unpacked"));
+        }
+        let mut files = Files::default();
+        for (name, data) in tar_entries(&tar).ok_or_else(|| bad("a broken tar archive"))? {
+            let text = || String::from_utf8_lossy(data).into_owned();
+            // The chart's own top-level files, not those of a subchart (`charts/x/...`).
+            match name.split_once('/').map(|(_, rest)| rest) {
+                Some("Chart.yaml") => files.chart = Some(text()),
+                Some("values.yaml") => files.values = Some(text()),
+                Some("values.schema.json") => files.schema = Some(text()),
+                _ => {}
+            }
+        }
+        Ok(files)
+    }
+}
+
+/// The regular files of a tar archive (ustar), `None` if a header is broken.
+fn tar_entries(tar: &[u8]) -> Option<Vec<(String, &[u8])>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 512 <= tar.len() {
+        let header = &tar[at..at + 512];
+        if header.iter().all(|b| *b == 0) {
+            break;
+        }
+        let field = |r: std::ops::Range<usize>| {
+            let f = &header[r];
+            let end = f.iter().position(|b| *b == 0).unwrap_or(f.len());
+            String::from_utf8_lossy(&f[..end]).trim().to_string()
+        };
+        let size = u64::from_str_radix(&field(124..136), 8).ok()? as usize;
+        let (name, prefix) = (field(0..100), field(345..500));
+        let name = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let start = at + 512;
+        let end = start.checked_add(size).filter(|e| *e <= tar.len())?;
+        // `0` or NUL: a regular file; directories, links and PAX headers are skipped.
+        if matches!(header[156], b'0' | 0) {
+            out.push((name, &tar[start..end]));
+        }
+        at = start + size.div_ceil(512) * 512;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_file(name: &str, data: &[u8]) -> Vec<u8> {
+        let mut h = vec![0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        let size = format!("{:011o}\0", data.len());
+        h[124..136].copy_from_slice(size.as_bytes());
+        h[156] = b'0';
+        let mut out = h;
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+        out
+    }
+
+    #[test]
+    fn an_archive_is_read_within_bounds() {
+        let mut tar = tar_file(
+            "istiod/Chart.yaml",
+            b"name: istiod\nversion: 1.30.3\nappVersion: 1.30.3\n",
+        );
+        tar.extend(tar_file("istiod/values.yaml", b"a: 1\n"));
+        tar.extend(tar_file("istiod/charts/sub/values.yaml", b"b: 2\n"));
+        tar.extend(vec![0u8; 1024]);
+        let entries = tar_entries(&tar).unwrap();
+        assert_eq!(entries.len(), 3);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("istiod-1.30.3.tgz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        std::fs::write(&path, gz.finish().unwrap()).unwrap();
+        let chart = Chart::read(&path).unwrap();
+        assert_eq!(chart.metadata.app_version.as_deref(), Some("1.30.3"));
+        assert_eq!(chart.values, serde_json::json!({"a": 1}));
+        // A truncated archive or a size past its end is an error, not a panic.
+        assert!(tar_entries(&tar[..530]).is_none());
+        std::fs::write(&path, b"not gzip").unwrap();
+        assert!(matches!(Chart::read(&path), Err(Error::NotAChart { .. })));
+    }
+}

@@ -1,0 +1,386 @@
+//! A release's own Helm charts as a `Source` (`--charts PATH`): Istio's `base`, `istiod`
+//! and `gateway` charts as the release archive ships them (`istio-X/manifests/charts`) or as
+//! `helm pull` leaves them (chart directories or `.tgz` files), rendered by Helm's own
+//! engine. One component per chart release, with Istio's documented names: `istio-base`
+//! (chart `base`) and `istiod` (chart `istiod`) in `istio-system`, and one `gateway`
+//! release per gateway (`istio-ingress` in `istio-ingress`, as istio.io installs it).
+//!
+//! Inputs are Helm values per release: `-f RELEASE=FILE` and `--set RELEASE:path=value`
+//! (`--set istiod:pilot.autoscaleMin=2`), checked against the chart (`values`).
+
+pub mod chart;
+pub mod helm;
+mod support;
+mod values;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::base::object::{Object, Rendered};
+use crate::release::source::{
+    ClusterSpecific, Component, Facts, Inputs, KubeRange, RenderContext, Role, Source, UserSet,
+    Values,
+};
+use chart::Chart;
+use helm::Helm;
+
+/// The namespace of the control plane, as Istio's Helm procedure installs it.
+const NAMESPACE: &str = "istio-system";
+
+/// The chart releases of an install, in apply order: (release, chart, namespace, role).
+const RELEASES: [(&str, &str, &str, Role); 3] = [
+    ("istio-base", "base", NAMESPACE, Role::Base),
+    ("istiod", "istiod", NAMESPACE, Role::ControlPlane),
+    ("istio-ingress", "gateway", "istio-ingress", Role::Gateway),
+];
+
+/// Charts that cannot be the target (the user's input: exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "{}: no Istio charts found (looked for base, istiod and gateway in the directory, its manifests/charts, and chart directories or .tgz files in it); pass a release directory such as istio-1.30.3, its manifests/charts, or a folder of `helm pull` charts",
+        path.display()
+    )]
+    NotFound { path: PathBuf },
+    #[error("{}: chart `{chart}` is missing (found: {})", path.display(), found.join(", "))]
+    Missing {
+        path: PathBuf,
+        chart: String,
+        found: Vec<String>,
+    },
+    #[error(
+        "{}: chart `{chart}` says appVersion {found}: not a released Istio version (a source checkout says 1.0.0); use the charts of a release archive or `helm pull istio/{chart} --version X`",
+        path.display()
+    )]
+    Unstamped {
+        path: PathBuf,
+        chart: String,
+        found: String,
+    },
+    #[error(
+        "{}: the charts are of different releases ({}); use the charts of one release",
+        path.display(),
+        found.join(", ")
+    )]
+    Mixed { path: PathBuf, found: Vec<String> },
+    #[error(transparent)]
+    Chart(#[from] chart::Error),
+    #[error(transparent)]
+    Helm(#[from] helm::Error),
+    #[error(transparent)]
+    Values(#[from] values::Error),
+}
+
+/// One chart release of the install.
+#[derive(Debug, Clone)]
+struct Release {
+    name: String,
+    chart: Chart,
+    namespace: String,
+}
+
+/// A release's charts, ready to render.
+#[derive(Debug)]
+pub struct Charts {
+    dir: PathBuf,
+    helm: Helm,
+    releases: Vec<Release>,
+    facts: Facts,
+    /// Each release's chart defaults (`values.yaml`, Istio's internal defaults lifted).
+    defaults: Value,
+}
+
+impl Charts {
+    /// The charts at `path` (a release directory, its `manifests/charts`, or a folder of
+    /// chart directories or `.tgz` files), rendered by `helm`.
+    pub fn load(path: &Path, helm: Option<&Path>) -> Result<Charts, Error> {
+        let found = find_charts(path)?;
+        let version = release_version(path, &found)?;
+        let helm = Helm::find(helm)?;
+        let mut releases = Vec::new();
+        for (name, chart, namespace, _) in RELEASES {
+            let chart = found.get(chart).cloned().ok_or_else(|| Error::Missing {
+                path: path.to_path_buf(),
+                chart: chart.to_string(),
+                found: found.keys().cloned().collect(),
+            })?;
+            releases.push(Release {
+                name: name.into(),
+                chart,
+                namespace: namespace.into(),
+            });
+        }
+        let defaults = releases
+            .iter()
+            .map(|r| (r.name.clone(), values::defaults(&r.chart)))
+            .collect::<serde_json::Map<_, _>>();
+        let facts = facts(&version, &releases);
+        Ok(Charts {
+            dir: path.to_path_buf(),
+            helm,
+            releases,
+            facts,
+            defaults: Value::Object(defaults),
+        })
+    }
+}
+
+/// The charts under `path`, by chart name; the first layout that has any wins.
+fn find_charts(path: &Path) -> Result<BTreeMap<String, Chart>, Error> {
+    let candidates = [
+        path.join("manifests/charts"),
+        path.to_path_buf(),
+        path.join("charts"),
+    ];
+    for dir in candidates.iter().filter(|d| d.is_dir()) {
+        let mut found = BTreeMap::new();
+        for p in chart_paths(dir) {
+            let chart = Chart::read(&p)?;
+            found.entry(chart.metadata.name.clone()).or_insert(chart);
+        }
+        if found.contains_key("istiod") || found.contains_key("base") {
+            return Ok(found);
+        }
+    }
+    Err(Error::NotFound {
+        path: path.to_path_buf(),
+    })
+}
+
+/// Chart directories (`Chart.yaml` at most two levels down, as `istio-control/
+/// istio-discovery` is) and `.tgz` files, sorted.
+fn chart_paths(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let entries = |d: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(d)
+            .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default()
+    };
+    for p in entries(dir) {
+        if p.is_dir() && p.join("Chart.yaml").is_file() {
+            out.push(p);
+        } else if p.is_dir() {
+            out.extend(
+                entries(&p)
+                    .into_iter()
+                    .filter(|q| q.is_dir() && q.join("Chart.yaml").is_file()),
+            );
+        } else if p.extension().is_some_and(|e| e == "tgz") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The release all three charts are of: their `appVersion`, stamped as Istio's release
+/// tooling stamps it, and the same for each.
+fn release_version(path: &Path, found: &BTreeMap<String, Chart>) -> Result<semver::Version, Error> {
+    let mut versions: Vec<(&str, semver::Version)> = Vec::new();
+    for (_, chart, _, _) in RELEASES {
+        let Some(c) = found.get(chart) else { continue };
+        let app = c.metadata.app_version.clone().unwrap_or_default();
+        let parsed = semver::Version::parse(&app)
+            .ok()
+            .filter(|v| v.major == 1 && v.minor > 0);
+        let Some(v) = parsed else {
+            return Err(Error::Unstamped {
+                path: path.to_path_buf(),
+                chart: chart.into(),
+                found: if app.is_empty() { "(none)".into() } else { app },
+            });
+        };
+        versions.push((chart, v));
+    }
+    let first = versions.first().map(|(_, v)| v.clone());
+    if versions.iter().any(|(_, v)| Some(v) != first.as_ref()) {
+        return Err(Error::Mixed {
+            path: path.to_path_buf(),
+            found: versions.iter().map(|(c, v)| format!("{c} {v}")).collect(),
+        });
+    }
+    first.ok_or_else(|| Error::NotFound {
+        path: path.to_path_buf(),
+    })
+}
+
+fn facts(version: &semver::Version, releases: &[Release]) -> Facts {
+    let shipped = crate::release::shipped::newest();
+    let components = RELEASES
+        .iter()
+        .map(|(name, _, _, role)| Component {
+            name: name.to_string(),
+            role: *role,
+            enabled: None,
+            // Read from what the chart renders (`release::components`).
+            readiness: vec![],
+            labels: Default::default(),
+        })
+        .collect();
+    // What the charts are: each one's name, version and values (what Helm renders from
+    // besides its templates, which the version stands for).
+    let mut hasher = Sha256::new();
+    for r in releases {
+        let m = &r.chart.metadata;
+        hasher.update(format!("{}\0{}\0{}\0", m.name, m.version, r.chart.values).as_bytes());
+    }
+    let digest = hex::encode(hasher.finalize());
+    Facts {
+        product: shipped.name.clone(),
+        version: version.clone(),
+        namespace: NAMESPACE.into(),
+        kubernetes: support::kubernetes(version).unwrap_or(KubeRange {
+            min: String::new(),
+            max: String::new(),
+        }),
+        components,
+        discovery: shipped.discovery.clone(),
+        digest,
+    }
+}
+
+impl Source for Charts {
+    fn facts(&self) -> &Facts {
+        &self.facts
+    }
+
+    /// Helm values have no profiles of meshup's: `default` is the charts' own defaults
+    /// (Istio's `profile` value is one more value to set per release).
+    fn profile(&self, name: &str) -> Option<&Value> {
+        (name == "default").then_some(&self.defaults)
+    }
+
+    fn default_profile(&self) -> &str {
+        "default"
+    }
+
+    fn values(&self, inputs: &Inputs, _profile: &str, cluster: Value) -> anyhow::Result<Values> {
+        let names: Vec<&str> = self.releases.iter().map(|r| r.name.as_str()).collect();
+        let charts: BTreeMap<&str, &Chart> = self
+            .releases
+            .iter()
+            .map(|r| (r.name.as_str(), &r.chart))
+            .collect();
+        let overlay = values::user_values(&names, &charts, inputs).map_err(Error::Values)?;
+        self.layer("default", cluster, overlay)
+    }
+
+    /// What templates render from is the user's values alone: Helm lays them over the
+    /// chart's defaults (and Istio's profiles) itself, and values given again at their
+    /// default would override a profile's.
+    fn layer(&self, _profile: &str, cluster: Value, overlay: Value) -> anyhow::Result<Values> {
+        let merged = overlay.clone();
+        Ok(Values {
+            profile: "default".into(),
+            defaults: self.defaults.clone(),
+            cluster,
+            spec: overlay.clone(),
+            overlay,
+            merged,
+        })
+    }
+
+    /// The charts' defaults, less the release's own image (`global.hub`, `global.tag`): a
+    /// new release's image is the upgrade itself, not a changed default.
+    fn effective_defaults(&self, profile: &Value) -> Value {
+        let mut out = profile.clone();
+        for r in &self.releases {
+            let global = out.get_mut(&r.name).and_then(|v| v.get_mut("global"));
+            if let Some(global) = global.and_then(Value::as_object_mut) {
+                global.remove("hub");
+                global.remove("tag");
+            }
+        }
+        out
+    }
+
+    fn cluster_specific(&self) -> &[ClusterSpecific] {
+        &[]
+    }
+
+    /// A recorded spec is Helm values per release: all of it the user's.
+    fn user_set(&self, _profile: &str, spec: &Value, _running: Option<&str>) -> UserSet {
+        UserSet {
+            overlay: spec.clone(),
+            cluster: Value::Object(Default::default()),
+        }
+    }
+
+    /// `helm template` of each release with its user values (`merged` holds them under
+    /// the release's name), in apply order.
+    fn render(&self, merged: &Value, ctx: RenderContext<'_>) -> anyhow::Result<Rendered> {
+        let mut objects = Vec::new();
+        let none = Value::Object(Default::default());
+        for r in &self.releases {
+            let user = merged.get(&r.name).unwrap_or(&none);
+            let out = self.helm.template(
+                &r.name,
+                &r.chart.path,
+                &r.namespace,
+                user,
+                ctx.kubernetes,
+                ctx.upgrade,
+            )?;
+            objects.extend(documents(&r.name, &r.namespace, &out)?);
+        }
+        Ok(Rendered { objects })
+    }
+
+    /// The charts of `version` beside these (`istio-1.29.6` next to `istio-1.30.3`).
+    fn release_of(&self, version: &str) -> Option<Box<dyn Source>> {
+        let parent = self.dir.parent()?;
+        let dir = parent.join(format!("istio-{version}"));
+        let helm = Some(self.helm.path.as_path());
+        let found = Charts::load(&dir, helm).ok()?;
+        Some(Box::new(found))
+    }
+}
+
+/// The objects of one release's `helm template` output, tagged with the release; a
+/// namespaced object without a namespace goes to the release's, as Helm applies it.
+fn documents(release: &str, namespace: &str, manifest: &str) -> anyhow::Result<Vec<Object>> {
+    let mut out = Vec::new();
+    for doc in manifest.split("\n---").map(|d| d.trim_start_matches("---")) {
+        let source = doc
+            .lines()
+            .find_map(|l| l.strip_prefix("# Source: "))
+            .unwrap_or_default();
+        let mut value: Value = serde_yaml::from_str(doc)
+            .map_err(|e| anyhow::anyhow!("helm's output for {release} ({source}): {e}"))?;
+        if value.is_null() {
+            continue;
+        }
+        if value["metadata"]["namespace"].is_null() && !cluster_scoped(&value) {
+            value["metadata"]["namespace"] = Value::String(namespace.into());
+        }
+        // `istiod/templates/deployment.yaml` → `istiod/deployment.yaml` under the release.
+        let file = source.rsplit('/').next().unwrap_or(source);
+        out.push(Object {
+            component: release.to_string(),
+            source: format!("{release}/{file}"),
+            value,
+        });
+    }
+    Ok(out)
+}
+
+/// Kinds without a namespace among what Istio's charts render.
+fn cluster_scoped(o: &Value) -> bool {
+    matches!(
+        o["kind"].as_str(),
+        Some(
+            "CustomResourceDefinition"
+                | "ClusterRole"
+                | "ClusterRoleBinding"
+                | "MutatingWebhookConfiguration"
+                | "ValidatingWebhookConfiguration"
+                | "ValidatingAdmissionPolicy"
+                | "ValidatingAdmissionPolicyBinding"
+                | "Namespace"
+                | "PriorityClass"
+        )
+    )
+}

@@ -1,0 +1,373 @@
+//! Today's Istio from its own Helm charts (`--charts`), rendered by a real `helm`, on the
+//! simulator: install 1.29.6, up to 1.30.3 and 1.31.0-rc.0, down again, `rollback`, an
+//! automatic restore; every end state read back with kubectl. Bad inputs exit 2 and
+//! change nothing.
+//!
+//! Needs `../shared/istio-releases` and a helm binary (`MESHUP_HELM`, else the pinned one
+//! `tests/real/helm 4` builds with Go): without either the tests say SKIPPED, and under
+//! CI=true they fail.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::common::*;
+
+/// A Kubernetes version every release here supports (1.29: 1.31–1.35 … 1.31: 1.32–1.36).
+const KUBE: &str = "v1.34.2";
+
+fn skip(why: &str) -> Option<PathBuf> {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("the charts tests cannot run under CI=true: {why}");
+    }
+    println!("SKIPPED: charts tests: {why}");
+    None
+}
+
+/// The real `helm`: `MESHUP_HELM`, else the pinned Helm 4 (built once, cached).
+fn helm() -> Option<PathBuf> {
+    static HELM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = HELM.get_or_init(|| {
+        if let Some(p) = std::env::var_os("MESHUP_HELM") {
+            return Ok(PathBuf::from(p));
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/real/helm");
+        let out = Command::new(&script)
+            .arg("4")
+            .output()
+            .map_err(|e| format!("{}: {e}", script.display()))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    });
+    match found {
+        Ok(p) => Some(p.clone()),
+        Err(why) => skip(&format!("no helm ({why})")),
+    }
+}
+
+/// A real release's directory (`../shared/istio-releases/istio-VERSION`).
+fn release(version: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../../shared/istio-releases/istio-{version}"));
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    skip(&format!("{} does not exist", dir.display()))
+}
+
+/// `--charts DIR --helm HELM` and the rest, as strings.
+fn charts_args(cmd: &str, version: &str, helm: &Path, extra: &[&str]) -> Option<Vec<String>> {
+    let dir = release(version)?;
+    let mut args: Vec<String> = vec![
+        cmd.into(),
+        "--charts".into(),
+        dir.display().to_string(),
+        "--helm".into(),
+        helm.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Some(args)
+}
+
+fn run_charts(sim: &Sim, cmd: &str, version: &str, helm: &Path, extra: &[&str]) -> Run {
+    let args = charts_args(cmd, version, helm, extra).expect("release checked before");
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    sim.meshup(&refs)
+}
+
+fn kubectl_json(sim: &Sim, args: &[&str]) -> Value {
+    let out = sim
+        .kubectl(args)
+        .unwrap_or_else(|| panic!("kubectl is needed to read the end state back"));
+    assert!(out.status.success(), "kubectl {args:?}: {:?}", out);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The end state, read with kubectl: istiod and the gateway ready, istiod on `version`'s
+/// image, every object of Istio's charts labelled with `version` (nothing of another
+/// release left), and the CRDs all there.
+fn assert_at(sim: &Sim, version: &str, crds: usize) {
+    let istiod = kubectl_json(
+        sim,
+        &[
+            "-n",
+            "istio-system",
+            "get",
+            "deployment",
+            "istiod",
+            "-o",
+            "json",
+        ],
+    );
+    let image = istiod["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap();
+    assert!(
+        image.ends_with(&format!("/pilot:{version}")),
+        "istiod image {image}"
+    );
+    let ready = |d: &Value| d["status"]["readyReplicas"] == d["spec"]["replicas"];
+    assert!(ready(&istiod), "istiod not ready: {}", istiod["status"]);
+    let gw = kubectl_json(
+        sim,
+        &[
+            "-n",
+            "istio-ingress",
+            "get",
+            "deployment",
+            "istio-ingress",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(ready(&gw), "gateway not ready: {}", gw["status"]);
+    assert_eq!(
+        gw["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"],
+        version
+    );
+    let kinds = "deployments,services,configmaps,serviceaccounts,roles,rolebindings,clusterroles,clusterrolebindings,mutatingwebhookconfigurations,validatingwebhookconfigurations,horizontalpodautoscalers,poddisruptionbudgets";
+    let all = kubectl_json(
+        sim,
+        &[
+            "get",
+            kinds,
+            "-A",
+            "-l",
+            "app.kubernetes.io/part-of=istio",
+            "-o",
+            "json",
+        ],
+    );
+    let stale: Vec<String> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["metadata"]["labels"]["app.kubernetes.io/version"] != version)
+        .map(|o| format!("{} {}", o["kind"], o["metadata"]["name"]))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "objects of another release at {version}: {stale:?}"
+    );
+    let got = kubectl_json(sim, &["get", "crds", "-o", "json"])["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with("istio.io"))
+        })
+        .count();
+    assert!(got >= crds, "CRDs pruned: {got} < {crds}");
+}
+
+#[test]
+fn charts_install_upgrade_downgrade_and_rollback() {
+    let Some(helm) = helm() else { return };
+    if release("1.29.6").is_none() {
+        return;
+    }
+    let sim = Sim::start_with(None, &["--kubernetes-version", KUBE]);
+    run_charts(&sim, "install", "1.29.6", &helm, &["-y"]).expect(0);
+    let crds = 14;
+    assert_at(&sim, "1.29.6", crds);
+
+    let pre = run_charts(&sim, "precheck", "1.30.3", &helm, &["-o", "json"]);
+    pre.expect(0);
+    let doc = pre.json();
+    assert_eq!(doc["current_version"], "1.29.6");
+    assert_eq!(doc["target_version"], "1.30.3");
+    assert_eq!(doc["blocked"], false, "{doc}");
+    // The release's own image is the upgrade, not a changed default.
+    assert!(
+        !codes(&doc).iter().any(|c| c == "profile-defaults.changed"),
+        "{doc}"
+    );
+
+    run_charts(
+        &sim,
+        "upgrade",
+        "1.30.3",
+        &helm,
+        &["-y", "--set", "istiod:autoscaleMin=2"],
+    )
+    .expect(0);
+    assert_at(&sim, "1.30.3", crds);
+    let hpa = kubectl_json(
+        &sim,
+        &["-n", "istio-system", "get", "hpa", "istiod", "-o", "json"],
+    );
+    assert_eq!(hpa["spec"]["minReplicas"], 2, "the user's value applied");
+
+    run_charts(
+        &sim,
+        "upgrade",
+        "1.31.0-rc.0",
+        &helm,
+        &["-y", "--set", "istiod:autoscaleMin=2"],
+    )
+    .expect(0);
+    assert_at(&sim, "1.31.0-rc.0", crds);
+
+    run_charts(
+        &sim,
+        "upgrade",
+        "1.30.3",
+        &helm,
+        &["-y", "--set", "istiod:autoscaleMin=2"],
+    )
+    .expect(0);
+    assert_at(&sim, "1.30.3", crds);
+
+    sim.meshup(&["rollback", "-y"]).expect(0);
+    assert_at(&sim, "1.31.0-rc.0", crds);
+}
+
+#[test]
+fn charts_upgrade_whose_istiod_never_becomes_ready_is_restored() {
+    let Some(helm) = helm() else { return };
+    if release("1.29.6").is_none() {
+        return;
+    }
+    let sim = Sim::start_with(None, &["--kubernetes-version", KUBE]);
+    run_charts(&sim, "install", "1.29.6", &helm, &["-y"]).expect(0);
+    sim.set_faults(&serde_json::json!({"never_ready": ["istiod"]}));
+    let up = run_charts(
+        &sim,
+        "upgrade",
+        "1.30.3",
+        &helm,
+        &["-y", "--readiness-timeout", "3s"],
+    );
+    up.expect(5);
+    sim.set_faults(&serde_json::json!({}));
+    assert_at(&sim, "1.29.6", 14);
+}
+
+#[test]
+fn bad_charts_input_exits_2_and_changes_nothing() {
+    let Some(helm) = helm() else { return };
+    let (Some(r129), Some(r130)) = (release("1.29.6"), release("1.30.3")) else {
+        return;
+    };
+    let sim = Sim::start_with(None, &["--kubernetes-version", KUBE]);
+    let tmp = tempfile::tempdir().unwrap();
+    // An unstamped chart (a source checkout says 1.0.0).
+    let unstamped = tmp.path().join("unstamped");
+    copy_dir(&r130.join("manifests/charts"), &unstamped);
+    let chart_yaml = unstamped.join("istio-control/istio-discovery/Chart.yaml");
+    let text = std::fs::read_to_string(&chart_yaml).unwrap();
+    std::fs::write(
+        &chart_yaml,
+        text.replace("appVersion: 1.30.3", "appVersion: 1.0.0"),
+    )
+    .unwrap();
+    // Charts of two releases mixed.
+    let mixed = tmp.path().join("mixed");
+    copy_dir(&r130.join("manifests/charts"), &mixed);
+    std::fs::remove_dir_all(mixed.join("base")).unwrap();
+    copy_dir(&r129.join("manifests/charts/base"), &mixed.join("base"));
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let h = helm.display().to_string();
+    let dir = r130.display().to_string();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "--charts".into(),
+                unstamped.display().to_string(),
+                "--helm".into(),
+                h.clone(),
+            ],
+            "appVersion 1.0.0",
+        ),
+        (
+            vec![
+                "--charts".into(),
+                mixed.display().to_string(),
+                "--helm".into(),
+                h.clone(),
+            ],
+            "different releases",
+        ),
+        (
+            vec![
+                "--charts".into(),
+                dir.clone(),
+                "--helm".into(),
+                h.clone(),
+                "--set".into(),
+                "istiod:autoscaleMn=2".into(),
+            ],
+            "did you mean `autoscaleMin`",
+        ),
+        (
+            vec![
+                "--charts".into(),
+                dir.clone(),
+                "--helm".into(),
+                h.clone(),
+                "--set".into(),
+                "istiod:autoscaleMin=two".into(),
+            ],
+            "takes a number",
+        ),
+        (
+            vec![
+                "--charts".into(),
+                dir.clone(),
+                "--helm".into(),
+                h.clone(),
+                "--set".into(),
+                "istio:autoscaleMin=2".into(),
+            ],
+            "the releases are istio-base, istiod, istio-ingress",
+        ),
+        (
+            vec![
+                "--charts".into(),
+                dir.clone(),
+                "--helm".into(),
+                "/nonexistent/helm".into(),
+            ],
+            "install Helm 3.14+ or 4",
+        ),
+        (
+            vec![
+                "--charts".into(),
+                empty.display().to_string(),
+                "--helm".into(),
+                h.clone(),
+            ],
+            "no Istio charts found",
+        ),
+    ];
+    sim.clear_requests();
+    for (args, says) in cases {
+        let mut full = vec!["install".to_string(), "-y".to_string()];
+        full.extend(args);
+        let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+        let out = sim.meshup(&refs);
+        out.expect(2);
+        assert!(out.stderr.contains(says), "{full:?}: {}", out.stderr);
+    }
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
