@@ -183,10 +183,36 @@ fn charts_install_upgrade_downgrade_and_rollback() {
     assert_eq!(doc["current_version"], "1.29.6");
     assert_eq!(doc["target_version"], "1.30.3");
     assert_eq!(doc["blocked"], false, "{doc}");
-    // The release's own image is the upgrade, not a changed default.
+    // The release's own image is the upgrade, not a changed default; what 1.30 changes in
+    // behaviour is what its compatibility profile for 1.29 names and reaches istiod.
     assert!(
         !codes(&doc).iter().any(|c| c == "profile-defaults.changed"),
         "{doc}"
+    );
+    let behaviour: Vec<&str> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "plan.behaviour-change")
+        .map(|f| f["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        behaviour,
+        ["istiod:pilot.env.PILOT_SIDECAR_PICK_BEST_SERVICE_NAMESPACE"]
+    );
+    let pinned = run_charts(
+        &sim,
+        "precheck",
+        "1.30.3",
+        &helm,
+        &["-o", "json", "--set", "istiod:compatibilityVersion=1.29"],
+    );
+    pinned.expect(0);
+    assert!(
+        !codes(&pinned.json())
+            .iter()
+            .any(|c| c == "plan.behaviour-change"),
+        "compatibilityVersion keeps 1.29's behaviour"
     );
 
     run_charts(

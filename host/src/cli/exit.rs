@@ -24,6 +24,7 @@ fn code_of_one(e: &(dyn std::error::Error + 'static)) -> Option<Code> {
         || e.is::<crate::release::iop::Error>()
         || e.is::<crate::policy::Error>()
         || e.is::<crate::release::charts::Error>()
+        || e.is::<crate::release::charts::helm::Error>()
         || e.is::<meshup_sim::BackendConfigError>()
         || e.is::<crate::action::rollback::Error>()
     {

@@ -250,6 +250,33 @@ pub fn cluster_specific_findings(plan: &Plan) -> Vec<Finding> {
         .collect()
 }
 
+/// The host's finding for each behaviour the target release changes (Istio's compatibility
+/// profiles name them), with the input that keeps the running release's behaviour.
+pub fn behaviour_findings(plan: &Plan) -> Vec<Finding> {
+    plan.behaviour_changes
+        .iter()
+        .map(|c| Finding {
+            policy: "host".into(),
+            source: "host".into(),
+            code: "plan.behaviour-change".into(),
+            severity: Severity::Warning,
+            message: format!(
+                "{} changes {} of {} ({} had {}): Istio lists it as a behaviour change",
+                plan.target_version,
+                c.path,
+                c.component,
+                plan.current_version.as_deref().unwrap_or("the running release"),
+                c.old
+            ),
+            remediation: Some(format!(
+                "keep the old behaviour for now: {} (Istio keeps each compatibility version for at least two releases)",
+                c.keep
+            )),
+            subject: Some(format!("{}:{}", c.component, c.path)),
+        })
+        .collect()
+}
+
 /// The host's finding for objects the API server refuses in the dry-run.
 pub fn rejection_findings(plan: &Plan) -> Vec<Finding> {
     plan.changes

@@ -20,7 +20,7 @@ use crate::engine::cluster_specific;
 use crate::installed::installer::Previous;
 use crate::installed::installers;
 use crate::installed::state::Installed;
-use crate::release::source::{Facts, Inputs, RenderContext, Source, Values};
+use crate::release::source::{BehaviourChange, Facts, Inputs, RenderContext, Source, Values};
 
 /// What a run will do to one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -69,6 +69,9 @@ pub struct Plan {
     pub reverted_values: Vec<ValueChange>,
     /// Values the installer chose from the cluster that this run chooses differently.
     pub cluster_specific_changes: Vec<ValueChange>,
+    /// Behaviour the target changes since the installed release (Istio's compatibility
+    /// profiles), that this run does not pin.
+    pub behaviour_changes: Vec<BehaviourChange>,
     /// The spec as istioctl's installed-state records it (profile, cluster, user).
     #[serde(skip)]
     pub installer_spec: Value,
@@ -168,6 +171,7 @@ pub async fn build(
         .and_then(|p| p.values.as_ref())
         .map(|old| cluster_specific::changed(source.cluster_specific(), old, &values))
         .unwrap_or_default();
+    let behaviour_changes = behaviour_changes(source, installed, &values, ctx)?;
     let Values {
         profile,
         defaults,
@@ -191,11 +195,28 @@ pub async fn build(
         profile_default_changes,
         reverted_values,
         cluster_specific_changes,
+        behaviour_changes,
         effective_defaults,
         installer_spec,
         render_seconds: render_time.as_secs_f64(),
         rendered,
     })
+}
+
+/// On an upgrade, what the target changes in behaviour since the running release.
+fn behaviour_changes(
+    source: &dyn Source,
+    installed: &Installed,
+    values: &Values,
+    ctx: RenderContext<'_>,
+) -> anyhow::Result<Vec<BehaviourChange>> {
+    let running = installed
+        .version()
+        .and_then(|v| semver::Version::parse(v).ok());
+    match running {
+        Some(v) if v < source.facts().version => source.behaviour_changes(&v, &values.merged, ctx),
+        _ => Ok(vec![]),
+    }
 }
 
 /// Both releases' defaults as their templates read them (each source's own defaults under

@@ -150,6 +150,20 @@ pub struct RenderContext<'a> {
     pub upgrade: bool,
 }
 
+/// A default the target release changes in behaviour (Istio's compatibility profiles say
+/// which), that this run's values do not pin.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BehaviourChange {
+    /// The component (release) whose objects it reaches.
+    pub component: String,
+    /// The value, in the source's language (`pilot.env.X`).
+    pub path: String,
+    /// What the installed release's behaviour was.
+    pub old: Value,
+    /// The input that keeps the installed release's behaviour.
+    pub keep: String,
+}
+
 /// A release the engine can install, upgrade to and compare with.
 pub trait Source: Send + Sync + std::fmt::Debug {
     fn facts(&self) -> &Facts;
@@ -180,6 +194,17 @@ pub trait Source: Send + Sync + std::fmt::Debug {
 
     /// Objects for `merged` values, in apply order, each tagged with its component.
     fn render(&self, merged: &Value, ctx: RenderContext<'_>) -> anyhow::Result<Rendered>;
+
+    /// The behaviour changes since `installed` that reach the objects rendered for `merged`
+    /// (a source that cannot tell has none).
+    fn behaviour_changes(
+        &self,
+        _installed: &semver::Version,
+        _merged: &Value,
+        _ctx: RenderContext<'_>,
+    ) -> anyhow::Result<Vec<BehaviourChange>> {
+        Ok(vec![])
+    }
 
     /// Another release of the same product where this one came from (the installed
     /// release's minor, for what it set and rendered), if it is at hand.

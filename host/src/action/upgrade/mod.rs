@@ -205,6 +205,7 @@ impl Run<'_> {
             checks::permission_findings(&missing),
             checks::rejection_findings(&plan),
             checks::cluster_specific_findings(&plan),
+            checks::behaviour_findings(&plan),
         ]
         .concat();
         let pre = self

@@ -2,6 +2,7 @@
 //! leaves it. Only what meshup reads is kept: `Chart.yaml`, `values.yaml` and
 //! `values.schema.json`; Helm itself renders from the original path.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -47,6 +48,9 @@ pub struct Chart {
     pub values: Value,
     /// `values.schema.json`, when the chart has one.
     pub schema: Option<Value>,
+    /// Istio's compatibility profiles (`files/profile-compatibility-version-<minor>.yaml`),
+    /// by minor: what setting `compatibilityVersion` to that minor pins back.
+    pub compatibility: BTreeMap<String, Value>,
 }
 
 impl Chart {
@@ -69,6 +73,11 @@ impl Chart {
         let schema = files
             .schema
             .and_then(|text| serde_json::from_str::<Value>(&text).ok());
+        let mut compatibility = BTreeMap::new();
+        for (minor, text) in files.compatibility {
+            let at = path.join(format!("files/{COMPAT_PREFIX}{minor}.yaml"));
+            compatibility.insert(minor, yaml::parse::<Value>(&at, &text)?);
+        }
         Ok(Chart {
             path: path.to_path_buf(),
             metadata,
@@ -78,8 +87,17 @@ impl Chart {
                 values
             },
             schema,
+            compatibility,
         })
     }
+}
+
+const COMPAT_PREFIX: &str = "profile-compatibility-version-";
+
+/// `files/profile-compatibility-version-1.29.yaml` → `1.29`.
+fn compat_minor(file: &str) -> Option<String> {
+    let name = file.strip_prefix("files/")?.strip_prefix(COMPAT_PREFIX)?;
+    Some(name.strip_suffix(".yaml")?.to_string())
 }
 
 #[derive(Default)]
@@ -87,6 +105,7 @@ struct Files {
     chart: Option<String>,
     values: Option<String>,
     schema: Option<String>,
+    compatibility: Vec<(String, String)>,
 }
 
 impl Files {
@@ -100,10 +119,21 @@ impl Files {
                 .map(Some)
                 .map_err(|cause| Error::Read { path: p, cause })
         };
+        let mut compatibility = Vec::new();
+        for entry in std::fs::read_dir(dir.join("files")).into_iter().flatten() {
+            let Ok(entry) = entry else { continue };
+            let file = format!("files/{}", entry.file_name().to_string_lossy());
+            if let Some(minor) = compat_minor(&file)
+                && let Some(text) = read(&file)?
+            {
+                compatibility.push((minor, text));
+            }
+        }
         Ok(Files {
             chart: read("Chart.yaml")?,
             values: read("values.yaml")?,
             schema: read("values.schema.json")?,
+            compatibility,
         })
     }
 
@@ -134,7 +164,12 @@ impl Files {
                 Some("Chart.yaml") => files.chart = Some(text()),
                 Some("values.yaml") => files.values = Some(text()),
                 Some("values.schema.json") => files.schema = Some(text()),
-                _ => {}
+                Some(file) => {
+                    if let Some(minor) = compat_minor(file) {
+                        files.compatibility.push((minor, text()));
+                    }
+                }
+                None => {}
             }
         }
         Ok(files)

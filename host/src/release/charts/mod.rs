@@ -20,9 +20,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::base::object::{Object, Rendered};
+use crate::base::values as tree;
 use crate::release::source::{
-    ClusterSpecific, Component, Facts, Inputs, KubeRange, RenderContext, Role, Source, UserSet,
-    Values,
+    BehaviourChange, ClusterSpecific, Component, Facts, Inputs, KubeRange, RenderContext, Role,
+    Source, UserSet, Values,
 };
 use chart::Chart;
 use helm::Helm;
@@ -327,6 +328,59 @@ impl Source for Charts {
             objects.extend(documents(&r.name, &r.namespace, &out)?);
         }
         Ok(Rendered { objects })
+    }
+
+    /// Istio lists what a release changes in behaviour as compatibility profiles: the target
+    /// chart's `profile-compatibility-version-<installed minor>` pins each changed value
+    /// back. A value counts when setting `compatibilityVersion` changes what the release
+    /// renders for it (so a CNI setting in istiod's profile does not); nothing counts when
+    /// the user already sets `compatibilityVersion` for that release.
+    fn behaviour_changes(
+        &self,
+        installed: &semver::Version,
+        merged: &Value,
+        ctx: RenderContext<'_>,
+    ) -> anyhow::Result<Vec<BehaviourChange>> {
+        let minor = format!("{}.{}", installed.major, installed.minor);
+        let mut out = Vec::new();
+        for r in &self.releases {
+            let Some(profile) = r.chart.compatibility.get(&minor) else {
+                continue;
+            };
+            let user = merged
+                .get(&r.name)
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({}));
+            if user.get("compatibilityVersion").is_some() {
+                continue;
+            }
+            let mut pinned = user.clone();
+            pinned["compatibilityVersion"] = Value::String(minor.clone());
+            let render = |values: &Value| {
+                self.helm.template(
+                    &r.name,
+                    &r.chart.path,
+                    &r.namespace,
+                    values,
+                    ctx.kubernetes,
+                    ctx.upgrade,
+                )
+            };
+            let (now, then) = (render(&user)?, render(&pinned)?);
+            let differing: Vec<&str> = then.lines().filter(|l| !now.contains(l)).collect();
+            for (path, old) in tree::leaves(profile) {
+                let key = path.rsplit('.').next().unwrap_or(&path);
+                if differing.iter().any(|l| l.contains(key)) {
+                    out.push(BehaviourChange {
+                        component: r.name.clone(),
+                        path,
+                        old,
+                        keep: format!("--set {}:compatibilityVersion={minor}", r.name),
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The charts of `version` beside these (`istio-1.29.6` next to `istio-1.30.3`).

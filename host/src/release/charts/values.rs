@@ -158,7 +158,8 @@ fn split_path(path: &str) -> Vec<String> {
     out
 }
 
-/// A `--set` value as Helm reads it: booleans, numbers and `null`, else a string.
+/// A `--set` value as Helm reads it: booleans, whole numbers and `null`, else a string
+/// (`1.29` stays a string, as `compatibilityVersion` wants it).
 fn scalar(raw: &str) -> Value {
     match raw {
         "true" => Value::Bool(true),
@@ -167,7 +168,6 @@ fn scalar(raw: &str) -> Value {
         _ => raw
             .parse::<i64>()
             .map(Value::from)
-            .or_else(|_| raw.parse::<f64>().map(Value::from))
             .unwrap_or_else(|_| Value::String(raw.into())),
     }
 }
@@ -299,6 +299,7 @@ mod tests {
             },
             values,
             schema,
+            compatibility: Default::default(),
         }
     }
 
