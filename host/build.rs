@@ -44,6 +44,7 @@ const TEST_GUESTS: &[&str] = &[
     "bigcode",
     "impostor",
     "foreign",
+    "old-wit",
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -29,7 +29,7 @@ pub mod bindings {
 pub use bindings::meshup::policy::log::Level;
 pub use bindings::meshup::policy::types::{
     Component, ComponentRole, Context, Direction, Finding, Metadata, Outcome, Phase, Read,
-    Severity, VersionRange,
+    ReleaseSource, Severity, VersionRange,
 };
 pub use cluster::{Cluster, HostCluster};
 pub use finding::{FindingExt, error, info, warning};

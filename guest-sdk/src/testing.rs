@@ -3,7 +3,8 @@
 use serde_json::Value;
 
 use crate::{
-    Cluster, Component, ComponentRole, Context, Direction, Phase, Selector, VersionRange, obj,
+    Cluster, Component, ComponentRole, Context, Direction, Phase, ReleaseSource, Selector,
+    VersionRange, obj,
 };
 
 /// A realistic precheck context: upgrade 1.7.8 → 1.8.6 in `istio-system`, installed by meshup.
@@ -16,19 +17,11 @@ pub fn context() -> Context {
         revision: "default".into(),
         install_method: "meshup".into(),
         namespace: "istio-system".into(),
+        source: ReleaseSource::Bundle,
         components: vec![
-            Component {
-                name: "base".into(),
-                role: ComponentRole::Base,
-            },
-            Component {
-                name: "istiod".into(),
-                role: ComponentRole::ControlPlane,
-            },
-            Component {
-                name: "istio-ingressgateway".into(),
-                role: ComponentRole::Gateway,
-            },
+            bundle_component("base", ComponentRole::Base),
+            bundle_component("istiod", ComponentRole::ControlPlane),
+            bundle_component("istio-ingressgateway", ComponentRole::Gateway),
         ],
         kubernetes_version: "1.24.3".into(),
         supported_kubernetes: VersionRange {
@@ -46,6 +39,62 @@ pub fn context() -> Context {
         outcome: None,
         config: "{}".into(),
         now: "2026-01-01T00:00:00Z".into(),
+    }
+}
+
+/// A component of a built-in bundle as the host gives it: its own release, no chart, in
+/// `istio-system`, values `{}` (the bundle's spec is `values-new`).
+pub fn bundle_component(name: &str, role: ComponentRole) -> Component {
+    Component {
+        name: name.into(),
+        role,
+        release: name.into(),
+        chart: None,
+        namespace: "istio-system".into(),
+        values: "{}".into(),
+    }
+}
+
+/// A precheck of an upgrade 1.29.6 → 1.30.3 rendered from the release's own Helm charts
+/// (`--charts`), on Kubernetes 1.33.1, installed by helm: source `charts`,
+/// the releases `istio-base` (chart `base`) and `istiod` in `istio-system`, `istio-ingress`
+/// (chart `gateway`) in `istio-ingress`, each with the Helm values the user gave it
+/// (`{}`); `values-*` hold them by release name.
+pub fn charts_context() -> Context {
+    let release = |name: &str, chart: &str, namespace: &str, role| Component {
+        name: name.into(),
+        role,
+        release: name.into(),
+        chart: Some(chart.into()),
+        namespace: namespace.into(),
+        values: "{}".into(),
+    };
+    Context {
+        current_version: Some("1.29.6".into()),
+        target_version: "1.30.3".into(),
+        install_method: "helm".into(),
+        kubernetes_version: "1.33.1".into(),
+        supported_kubernetes: VersionRange {
+            min: "1.30".into(),
+            max: "1.34".into(),
+        },
+        source: ReleaseSource::Charts,
+        components: vec![
+            release("istio-base", "base", "istio-system", ComponentRole::Base),
+            release(
+                "istiod",
+                "istiod",
+                "istio-system",
+                ComponentRole::ControlPlane,
+            ),
+            release(
+                "istio-ingress",
+                "gateway",
+                "istio-ingress",
+                ComponentRole::Gateway,
+            ),
+        ],
+        ..context()
     }
 }
 

@@ -162,13 +162,21 @@ pub fn context(
         },
         install_method: installed.method.name().to_string(),
         namespace: plan.namespace.clone(),
+        source: source.kind(),
         components: source
             .facts()
             .components
             .iter()
-            .map(|c| ComponentInfo {
-                name: c.name.clone(),
-                role: c.role,
+            .map(|c| {
+                let at = source.placement(c);
+                ComponentInfo {
+                    name: c.name.clone(),
+                    role: c.role,
+                    release: at.release,
+                    chart: at.chart,
+                    namespace: at.namespace,
+                    values: source.component_values(c, &plan.values),
+                }
             })
             .collect(),
         kubernetes_version: installed

@@ -8,17 +8,49 @@ use crate::base::wit::meshup::policy::types as wit;
 
 /// When in the upgrade flow policies run, and the role of a bundle component: the WIT
 /// enums themselves (see `bindings`).
-pub use crate::base::wit::{ComponentRole, Phase};
+pub use crate::base::wit::{ComponentRole, Phase, ReleaseSource};
 
 /// What the run does to the control plane: the plan's own direction.
 pub use crate::base::version::Direction;
 
-/// One component of the target bundle.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One component of the target release (a bundle component or a Helm chart release).
+/// A `--context` file may leave out what 0.2.0 did not have: `release` is then the name,
+/// `namespace` the context's, `values` `{}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComponentInfo {
     pub name: String,
     pub role: ComponentRole,
+    #[serde(default)]
+    pub release: String,
+    #[serde(default)]
+    pub chart: Option<String>,
+    #[serde(default)]
+    pub namespace: String,
+    /// Its values in the source's language (Helm values of the release for charts).
+    #[serde(default)]
+    pub values: Value,
+}
+
+impl ComponentInfo {
+    /// The WIT record, filling what a hand-written context left out.
+    fn to_wit(&self, namespace: &str) -> wit::Component {
+        let or = |s: &str, default: &str| {
+            if s.is_empty() {
+                default.to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        wit::Component {
+            name: self.name.clone(),
+            role: self.role,
+            release: or(&self.release, &self.name),
+            chart: self.chart.clone(),
+            namespace: or(&self.namespace, namespace),
+            values: json_str(&self.values),
+        }
+    }
 }
 
 /// Inclusive Kubernetes version range (`major.minor`).
@@ -50,6 +82,8 @@ pub struct PolicyContext {
     pub revision: String,
     pub install_method: String,
     pub namespace: String,
+    /// What rendered the target (`bundle` when a `--context` file leaves it out).
+    pub source: ReleaseSource,
     pub components: Vec<ComponentInfo>,
     pub kubernetes_version: String,
     pub supported_kubernetes: VersionRange,
@@ -86,13 +120,11 @@ impl PolicyContext {
             revision: self.revision.clone(),
             install_method: self.install_method.clone(),
             namespace: self.namespace.clone(),
+            source: self.source,
             components: self
                 .components
                 .iter()
-                .map(|c| wit::Component {
-                    name: c.name.clone(),
-                    role: c.role,
-                })
+                .map(|c| c.to_wit(&self.namespace))
                 .collect(),
             kubernetes_version: self.kubernetes_version.clone(),
             supported_kubernetes: wit::VersionRange {
@@ -139,6 +171,38 @@ mod tests {
             serde_json::from_value(serde_json::to_value(&ctx).unwrap()).unwrap();
         assert_eq!(back, ctx);
         assert!(serde_json::from_str::<PolicyContext>(r#"{"bogus":1}"#).is_err());
+        assert_eq!(w.source, ReleaseSource::Bundle);
+        let c = &w.components[0];
+        assert_eq!(
+            (
+                c.release.as_str(),
+                c.chart.as_deref(),
+                c.namespace.as_str(),
+                c.values.as_str()
+            ),
+            ("istiod", None, "", "{}")
+        );
+    }
+
+    #[test]
+    fn chart_components_carry_their_release() {
+        let ctx: PolicyContext = serde_json::from_str(
+            r#"{"source":"charts","namespace":"istio-system","components":[
+                {"name":"istio-ingress","role":"gateway","release":"istio-ingress",
+                 "chart":"gateway","namespace":"istio-ingress","values":{"replicaCount":2}},
+                {"name":"istiod","role":"control-plane","chart":"istiod"}]}"#,
+        )
+        .unwrap();
+        let w = ctx.to_wit();
+        assert_eq!(w.source, ReleaseSource::Charts);
+        let (gw, istiod) = (&w.components[0], &w.components[1]);
+        assert_eq!(gw.chart.as_deref(), Some("gateway"));
+        assert_eq!(gw.namespace, "istio-ingress");
+        assert_eq!(gw.values, r#"{"replicaCount":2}"#);
+        assert_eq!(
+            (istiod.release.as_str(), istiod.namespace.as_str()),
+            ("istiod", "istio-system")
+        );
     }
 
     #[test]

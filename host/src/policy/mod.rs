@@ -27,7 +27,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use context::{
-    ApplyOutcome, ComponentInfo, ComponentRole, Direction, Phase, PolicyContext, VersionRange,
+    ApplyOutcome, ComponentInfo, ComponentRole, Direction, Phase, PolicyContext, ReleaseSource,
+    VersionRange,
 };
 pub use error::{Error, Refusal};
 pub use grants::Grant;

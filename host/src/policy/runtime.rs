@@ -162,13 +162,19 @@ impl Runtime {
         let digest = sha256_hex(bytes);
         let component = self.compile(bytes, &digest)?;
         let (imports, exports) = self.interface(&component);
+        let names: Vec<String> = imports.iter().chain(&exports).cloned().collect();
+        sandbox::check_version(&names)?;
         sandbox::check_imports(&imports)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| format!("cannot link: {e:#}"))?;
-        let pre = PolicyPre::new(pre)
-            .map_err(|e| format!("does not implement world meshup:policy/policy@0.2.0: {e:#}"))?;
+        let pre = PolicyPre::new(pre).map_err(|e| {
+            format!(
+                "does not implement world meshup:policy/policy@{}: {e:#}",
+                crate::base::wit::VERSION
+            )
+        })?;
         let (result, state, _) = self.call(
             &pre,
             "(metadata)",

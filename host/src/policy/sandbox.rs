@@ -453,19 +453,20 @@ fn prefix(s: &str, max: usize) -> &str {
 /// `meshup:policy/log.log`, defined by hand rather than by `bindgen!` so the message is
 /// read in place in guest memory (`WasmStr`) and copied only as far as the log budget.
 fn add_log_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    l.instance("meshup:policy/log@0.2.0")?.func_wrap(
-        "log",
-        |mut store: StoreContextMut<'_, HostState>,
-         (level, message): (wit::log::Level, WasmStr)| {
-            let left = store.data().log_left();
-            let (head, len) = {
-                let text = message.to_str(&store)?;
-                (prefix(&text, left).to_string(), text.len())
-            };
-            store.data_mut().log_line(level, &head, len);
-            Ok(())
-        },
-    )
+    l.instance(&format!("meshup:policy/log@{}", crate::base::wit::VERSION))?
+        .func_wrap(
+            "log",
+            |mut store: StoreContextMut<'_, HostState>,
+             (level, message): (wit::log::Level, WasmStr)| {
+                let left = store.data().log_left();
+                let (head, len) = {
+                    let text = message.to_str(&store)?;
+                    (prefix(&text, left).to_string(), text.len())
+                };
+                store.data_mut().log_line(level, &head, len);
+                Ok(())
+            },
+        )
 }
 
 struct HasIo;
@@ -498,6 +499,32 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     cli::terminal_stdout::add_to_linker::<HostState, WasiCli>(&mut l, HostState::cli)?;
     cli::terminal_stderr::add_to_linker::<HostState, WasiCli>(&mut l, HostState::cli)?;
     Ok(l)
+}
+
+/// Refuse a component built for another version of the `meshup:policy` package (its
+/// imports or exports name `meshup:policy/...@X` with X not this host's), with one message
+/// naming both versions (the caller names the policy: `policy X refused: built for ...`).
+pub fn check_version(names: &[String]) -> Result<(), super::Refusal> {
+    use crate::base::wit::{PACKAGE, VERSION};
+    let other = names.iter().find_map(|n| {
+        let rest = n.strip_prefix("meshup:policy/")?;
+        let version = rest.split_once('@').map_or("", |(_, v)| v);
+        (version != VERSION).then_some(version)
+    });
+    match other {
+        None => Ok(()),
+        Some(v) => {
+            let built = if v.is_empty() {
+                "meshup:policy without a version".to_string()
+            } else {
+                format!("meshup:policy@{v}")
+            };
+            let sdk = VERSION.rsplit_once('.').map_or(VERSION, |(minor, _)| minor);
+            Err(super::Refusal(format!(
+                "built for {built}; this meshup speaks {PACKAGE}: rebuild it against meshup-policy-sdk {sdk}"
+            )))
+        }
+    }
 }
 
 /// Refuse a component whose imports go beyond the allowed set. The error names each offending import.
@@ -617,7 +644,7 @@ mod tests {
         let ok: Vec<String> = [
             "wasi:io/poll@0.2.6",
             "wasi:cli/stderr@0.2.3",
-            "meshup:policy/cluster@0.2.0",
+            "meshup:policy/cluster@0.3.0",
         ]
         .map(String::from)
         .to_vec();
@@ -627,6 +654,15 @@ mod tests {
             "wasi:sockets/tcp@0.2.6".to_string(),
             "wasi:clocks/wall-clock@0.2.6".into(),
         ];
+        assert!(check_version(&ok).is_ok());
+        let old = vec![
+            "wasi:io/poll@0.2.6".into(),
+            "meshup:policy/log@0.2.0".into(),
+        ];
+        assert_eq!(
+            check_version(&old).unwrap_err().0,
+            "built for meshup:policy@0.2.0; this meshup speaks meshup:policy@0.3.0: rebuild it against meshup-policy-sdk 0.3"
+        );
         let e = check_imports(&bad).unwrap_err().0;
         assert!(
             e.contains("wasi:sockets/tcp@0.2.6")

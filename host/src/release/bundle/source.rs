@@ -9,11 +9,15 @@ use crate::base::exit::Exit;
 use crate::base::object::Rendered;
 use crate::base::values;
 use crate::release::iop;
-use crate::release::source::{Facts, Inputs, RenderContext, Source, UserSet, Values};
+use crate::release::source::{Facts, Inputs, Kind, RenderContext, Source, UserSet, Values};
 
 impl Source for Bundle {
     fn facts(&self) -> &Facts {
         &self.facts
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Bundle
     }
 
     fn profile(&self, name: &str) -> Option<&Value> {

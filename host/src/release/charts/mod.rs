@@ -22,8 +22,8 @@ use sha2::{Digest, Sha256};
 use crate::base::object::{Object, Rendered};
 use crate::base::values as tree;
 use crate::release::source::{
-    BehaviourChange, ClusterSpecific, Component, Facts, Inputs, KubeRange, RenderContext, Role,
-    Source, UserSet, Values,
+    BehaviourChange, ClusterSpecific, Component, Facts, Inputs, Kind, KubeRange, Placement,
+    RenderContext, Role, Source, UserSet, Values,
 };
 use chart::Chart;
 use helm::Helm;
@@ -246,6 +246,29 @@ fn facts(version: &semver::Version, releases: &[Release]) -> Facts {
 impl Source for Charts {
     fn facts(&self) -> &Facts {
         &self.facts
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Charts
+    }
+
+    /// A component is a chart release: installed under its name, from its chart, into its
+    /// namespace (`istio-ingress` for the gateway).
+    fn placement(&self, component: &Component) -> Placement {
+        let release = self.releases.iter().find(|r| r.name == component.name);
+        Placement {
+            release: component.name.clone(),
+            chart: release.map(|r| r.chart.metadata.name.clone()),
+            namespace: release.map_or_else(|| NAMESPACE.to_string(), |r| r.namespace.clone()),
+        }
+    }
+
+    /// The Helm values the user gave for the release (`merged` holds them by release name).
+    fn component_values(&self, component: &Component, merged: &Value) -> Value {
+        merged
+            .get(&component.name)
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Default::default()))
     }
 
     /// Helm values have no profiles of meshup's: `default` is the charts' own defaults
