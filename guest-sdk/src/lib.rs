@@ -5,6 +5,10 @@
 //! `&dyn Cluster`, so it is unit-testable natively with [`testing::FakeCluster`];
 //! the WebAssembly imports are only touched by [`HostCluster`] inside a component.
 //!
+//! The SDK speaks `meshup:policy@0.3.0` (its own minor is the WIT package's): the context
+//! says which `source` rendered the target (a bundle's IstioOperator values or the charts'
+//! Helm values), and each [`Component`] carries its release, chart, namespace and values.
+//!
 //! See `guest-sdk/README.md` for the author's guide.
 
 pub mod cluster;
@@ -14,7 +18,7 @@ pub mod testing;
 pub mod values;
 pub mod version;
 
-/// Raw bindings generated from `wit/policy.wit` by wit-bindgen.
+/// Raw bindings generated from `wit/policy.wit` (`meshup:policy@0.3.0`) by wit-bindgen.
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({

@@ -97,7 +97,7 @@ fn inspect_builtin_and_refused_files() {
         .iter()
         .map(|i| i.as_str().unwrap())
         .collect();
-    assert!(imports.contains(&"meshup:policy/cluster@0.2.0"));
+    assert!(imports.contains(&"meshup:policy/cluster@0.3.0"));
     assert_eq!(
         imports.iter().filter(|i| i.starts_with("wasi:")).count(),
         13,
@@ -128,6 +128,17 @@ fn inspect_builtin_and_refused_files() {
         "{}",
         stderr(&o)
     );
+
+    // Built against the previous WIT package: refused, naming both versions (exit 2).
+    let old = guest("old-wit");
+    let o = meshup(&["policy", "inspect", old.to_str().unwrap()]);
+    assert_eq!(code(&o), 2);
+    let e = stderr(&o);
+    assert!(
+        e.contains("refused: built for meshup:policy@0.2.0; this meshup speaks meshup:policy@0.3.0: rebuild it against meshup-policy-sdk 0.3"),
+        "{e}"
+    );
+    assert_eq!(e.lines().count(), 1, "one clear message: {e}");
     let o = meshup(&["policy", "inspect", "builtin:nope"]);
     assert_eq!(code(&o), 2);
     assert!(

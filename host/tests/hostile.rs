@@ -604,3 +604,36 @@ fn two_runs_appending_to_one_audit_log_keep_one_chain() {
     assert_eq!((log.runs, log.records.len()), (2, 8));
     assert_eq!(log.head.len(), 64);
 }
+
+/// A real component built against the previous WIT package (`meshup:policy@0.2.0`, the
+/// guest `old-wit`) is refused at load with one message naming both versions; in a set it
+/// fails every phase it is in and the next policy still runs.
+#[test]
+fn a_policy_built_for_the_previous_wit_is_refused_at_load() {
+    let want = "built for meshup:policy@0.2.0; this meshup speaks meshup:policy@0.3.0: rebuild it against meshup-policy-sdk 0.3";
+    let old = guest("old-wit");
+    let rt = Runtime::new(Some(&cache_dir())).unwrap();
+    let bytes = fs::read(&old).unwrap();
+    let refusal = rt
+        .load(&bytes, &meshup::policy::Limits::default())
+        .err()
+        .unwrap();
+    assert_eq!(refusal.0, want);
+
+    let dir = scratch("old-wit");
+    let cfg = config_of(&dir, false, &[(&old, "")]);
+    let mut yaml = fs::read_to_string(&cfg).unwrap();
+    yaml += "  - source: builtin:skew\n";
+    fs::write(&cfg, yaml).unwrap();
+    let set = PolicySet::load(Some(&cfg), opts(&dir)).unwrap();
+    let evals = set.evaluate(Phase::Precheck, &ctx(), Arc::new(Snapshot::default()));
+    let e = evals
+        .iter()
+        .find(|e| e.source == origin("old-wit"))
+        .unwrap();
+    assert_eq!(e.outcome.label(), "refused");
+    assert!(e.blocks());
+    assert!(e.findings[0].message.contains(want), "{:?}", e.findings);
+    let skew = evals.iter().find(|e| e.policy == "skew").unwrap();
+    assert_eq!(skew.findings[0].code, "skew.too-far");
+}

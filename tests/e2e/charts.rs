@@ -200,12 +200,20 @@ fn charts_install_upgrade_downgrade_and_rollback() {
         behaviour,
         ["istiod:pilot.env.PILOT_SIDECAR_PICK_BEST_SERVICE_NAMESPACE"]
     );
+    let audit = sim.dir.path().join("charts-audit.jsonl");
     let pinned = run_charts(
         &sim,
         "precheck",
         "1.30.3",
         &helm,
-        &["-o", "json", "--set", "istiod:compatibilityVersion=1.29"],
+        &[
+            "-o",
+            "json",
+            "--set",
+            "istiod:compatibilityVersion=1.29",
+            "--audit-log",
+            audit.to_str().unwrap(),
+        ],
     );
     pinned.expect(0);
     assert!(
@@ -213,6 +221,45 @@ fn charts_install_upgrade_downgrade_and_rollback() {
             .iter()
             .any(|c| c == "plan.behaviour-change"),
         "compatibilityVersion keeps 1.29's behaviour"
+    );
+    // Policies see what they check (meshup:policy@0.3.0): the charts as the source, each
+    // chart release with its chart, namespace and the Helm values the user gave it.
+    let log = meshup::policy::audit::verify(&audit).unwrap();
+    let ctx = serde_json::to_value(&log.records[0].1.context).unwrap();
+    assert_eq!(ctx["source"], "charts");
+    let seen: Vec<(&str, &str, &str, &str, &Value)> = ctx["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap_or("-");
+            (
+                s("release"),
+                s("chart"),
+                s("namespace"),
+                s("role"),
+                &c["values"],
+            )
+        })
+        .collect();
+    let (none, pin) = (
+        serde_json::json!({}),
+        serde_json::json!({"compatibilityVersion": 1.29}),
+    );
+    assert_eq!(
+        seen,
+        [
+            ("istio-base", "base", "istio-system", "base", &none),
+            ("istiod", "istiod", "istio-system", "control-plane", &pin),
+            (
+                "istio-ingress",
+                "gateway",
+                "istio-ingress",
+                "gateway",
+                &none
+            ),
+        ],
+        "{ctx}"
     );
 
     run_charts(
