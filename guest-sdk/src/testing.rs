@@ -171,6 +171,32 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The two fakes are the host's two sources as 0.3.0 gives them to policies.
+    #[test]
+    fn contexts_of_both_sources() {
+        let b = context();
+        assert_eq!(b.source, ReleaseSource::Bundle);
+        assert!(b.components.iter().all(|c| c.chart.is_none()
+            && c.release == c.name
+            && c.namespace == "istio-system"
+            && c.values == "{}"));
+        let c = charts_context();
+        assert_eq!(c.source, ReleaseSource::Charts);
+        let seen: Vec<(&str, Option<&str>, &str)> = c
+            .components
+            .iter()
+            .map(|c| (c.release.as_str(), c.chart.as_deref(), c.namespace.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("istio-base", Some("base"), "istio-system"),
+                ("istiod", Some("istiod"), "istio-system"),
+                ("istio-ingress", Some("gateway"), "istio-ingress"),
+            ]
+        );
+    }
+
     fn cluster() -> FakeCluster {
         let pod = |name: &str, labels: Value| {
             json!({"apiVersion": "v1", "kind": "Pod",
