@@ -244,7 +244,7 @@ fn charts_install_upgrade_downgrade_and_rollback() {
         .collect();
     let (none, pin) = (
         serde_json::json!({}),
-        serde_json::json!({"compatibilityVersion": 1.29}),
+        serde_json::json!({"compatibilityVersion": "1.29"}),
     );
     assert_eq!(
         seen,
