@@ -49,6 +49,18 @@ fn walk(v: &Value, prefix: String, out: &mut BTreeMap<String, Value>) {
     }
 }
 
+/// The flag that sets `path` (as the context's values trees spell it) to `value`, in the
+/// language of the source that renders the target: istioctl's `--set path=value` for a
+/// bundle; Helm's `--set RELEASE:path=value` for charts, whose trees are keyed by release.
+pub fn set_flag(source: crate::ReleaseSource, path: &str, value: &str) -> String {
+    match (source, path.split_once('.')) {
+        (crate::ReleaseSource::Charts, Some((release, rest))) => {
+            format!("--set {release}:{rest}={value}")
+        }
+        _ => format!("--set {path}={value}"),
+    }
+}
+
 /// Whether `tree` says nothing `base` does not: every mapping key of `tree` is in `base`
 /// with a value it covers in turn; lists and scalars are equal.
 pub fn covers(base: &Value, tree: &Value) -> bool {
@@ -149,6 +161,19 @@ pub fn show(v: Option<&Value>) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn set_flags_speak_the_sources_language() {
+        use crate::ReleaseSource;
+        assert_eq!(
+            set_flag(ReleaseSource::Bundle, "values.pilot.traceSampling", "5"),
+            "--set values.pilot.traceSampling=5"
+        );
+        assert_eq!(
+            set_flag(ReleaseSource::Charts, "istiod.pilot.env.X", "1"),
+            "--set istiod:pilot.env.X=1"
+        );
+    }
 
     #[test]
     fn structured_changes_are_described_by_what_differs() {

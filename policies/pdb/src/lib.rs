@@ -45,7 +45,7 @@ impl Policy for Pdb {
             if replicas < min_replicas {
                 out.push(
                     warning("pdb.replicas", format!("{} runs {replicas} replica(s); while it restarts, sidecars cannot get configuration or certificates and traffic may drop", comp.name))
-                        .with_remediation(format!("scale to at least {min_replicas}: --set components.pilot.k8s.replicaCount={min_replicas}"))
+                        .with_remediation(format!("scale to at least {min_replicas}: {}", scale_flag(ctx, comp, min_replicas)))
                         .with_subject(subject.clone()),
                 );
             }
@@ -60,7 +60,7 @@ impl Policy for Pdb {
             match budget {
                 None => out.push(
                     warning("pdb.missing", format!("no PodDisruptionBudget selects the pods of {}; a drain during the upgrade may evict every replica", comp.name))
-                        .with_remediation("enable the PodDisruptionBudget: --set values.global.defaultPodDisruptionBudget.enabled=true")
+                        .with_remediation(budget_flag(ctx, comp))
                         .with_subject(subject),
                 ),
                 Some(pdb) => {
@@ -76,6 +76,33 @@ impl Policy for Pdb {
             }
         }
         out
+    }
+}
+
+/// How the control plane gets more replicas, in the language of the target's source: the
+/// IstioOperator's replica count, or the istiod chart's values (its HPA's minimum while
+/// autoscaling is on, as it is by default, else its replica count).
+fn scale_flag(ctx: &Context, comp: &Component, n: i64) -> String {
+    match ctx.source {
+        ReleaseSource::Charts => format!(
+            "--set {r}:autoscaleMin={n} (with autoscaling off: --set {r}:replicaCount={n})",
+            r = comp.release
+        ),
+        _ => format!("--set components.pilot.k8s.replicaCount={n}"),
+    }
+}
+
+/// How the control plane gets a PodDisruptionBudget: the IstioOperator's global switch, or
+/// (the istiod chart renders one only for more than one replica) more replicas.
+fn budget_flag(ctx: &Context, comp: &Component) -> String {
+    match ctx.source {
+        ReleaseSource::Charts => format!(
+            "the {} chart renders its PodDisruptionBudget for more than one replica: {}",
+            comp.release,
+            scale_flag(ctx, comp, 2)
+        ),
+        _ => "enable the PodDisruptionBudget: --set values.global.defaultPodDisruptionBudget.enabled=true"
+            .into(),
     }
 }
 
@@ -109,7 +136,7 @@ pub fn disruptions_allowed(pdb: &Value, replicas: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use meshup_policy_sdk::testing::{FakeCluster, context};
+    use meshup_policy_sdk::testing::{FakeCluster, charts_context, context};
 
     fn istiod(replicas: i64) -> Value {
         json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"istiod","namespace":"istio-system"},
@@ -124,6 +151,27 @@ mod tests {
             .into_iter()
             .map(|f| f.code)
             .collect()
+    }
+
+    /// The fix speaks the language of the source: IstioOperator for a bundle, the istiod
+    /// chart's own values for `--charts`.
+    #[test]
+    fn fixes_speak_the_sources_language() {
+        let fixes = |ctx: &Context| -> Vec<String> {
+            Pdb::evaluate(ctx, &FakeCluster::new(vec![istiod(1)]))
+                .into_iter()
+                .filter_map(|f| f.remediation)
+                .collect()
+        };
+        let bundle = fixes(&context()).join("\n");
+        assert!(
+            bundle.contains("--set components.pilot.k8s.replicaCount=2"),
+            "{bundle}"
+        );
+        assert!(bundle.contains("defaultPodDisruptionBudget"), "{bundle}");
+        let charts = fixes(&charts_context()).join("\n");
+        assert!(charts.contains("--set istiod:autoscaleMin=2"), "{charts}");
+        assert!(!charts.contains("components."), "{charts}");
     }
 
     #[test]

@@ -56,7 +56,7 @@ impl Policy for ProfileDefaults {
                         "set {p} in your IstioOperator file (-f) to its old value {}",
                         v
                     ),
-                    o => format!("--set {p}={}", show(o)),
+                    o => set_flag(ctx.source, p, &show(o)),
                 };
                 warning("profile-defaults.changed", msg)
                     .with_remediation(format!("to keep the old behaviour: {keep}"))

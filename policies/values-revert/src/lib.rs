@@ -33,7 +33,7 @@ impl Policy for ValuesRevert {
                     "values-revert.reverted",
                     format!("{p} was set to {} by the last install; this run does not set it, so it becomes {}", show(Some(v)), show(new_values.get(p))),
                 )
-                .with_remediation(format!("keep it with --set {p}={} (or the same -f file as last time)", show(Some(v))))
+                .with_remediation(format!("keep it with {} (or the same -f file as last time)", set_flag(ctx.source, p, &show(Some(v)))))
                 .with_subject(p.clone())
             })
             .collect()
