@@ -143,6 +143,7 @@ pub async fn run(
     verify_workloads(
         cluster,
         &workloads(rendered.objects.iter().map(|o| &o.value)),
+        Some(target_version),
     )
     .await?;
     for w in control_plane_workloads(layout, namespace, rendered) {
@@ -267,6 +268,23 @@ async fn wait_all(
     Ok(ready.join(", "))
 }
 
+/// The image a pod template gives a container that its injection webhook fills in when
+/// the pod is created (Istio's gateway chart: `image: auto`, which the injector replaces
+/// with the control plane's proxy image). Its pods run the image the control plane
+/// injects, not this one.
+pub const INJECTED_IMAGE: &str = "auto";
+
+/// Whether a pod's container runs what its template asks for: the same image or, for a
+/// container the injector fills in ([`INJECTED_IMAGE`]), an injected image at the control
+/// plane's version (any injected image when that version is not known).
+fn runs_expected(template_image: &str, running: &str, control_plane: Option<&str>) -> bool {
+    if template_image != INJECTED_IMAGE {
+        return running == template_image;
+    }
+    running != INJECTED_IMAGE
+        && control_plane.is_none_or(|v| state::image_version(running).as_deref() == Some(v))
+}
+
 /// A workload as it must end up: its pod template's containers and images.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
@@ -357,8 +375,13 @@ impl std::fmt::Display for Observed {
     }
 }
 
-/// Read back each workload: its template, its rollout and every pod's images.
-pub async fn observe(cluster: &dyn Kube, expected: &[Workload]) -> anyhow::Result<Vec<Observed>> {
+/// Read back each workload: its template, its rollout and every pod's images. A container
+/// the injector fills in must run the `control_plane` version (when known).
+pub async fn observe(
+    cluster: &dyn Kube,
+    expected: &[Workload],
+    control_plane: Option<&str>,
+) -> anyhow::Result<Vec<Observed>> {
     let mut out = Vec::new();
     for w in expected {
         let key = ObjectKey {
@@ -410,7 +433,11 @@ pub async fn observe(cluster: &dyn Kube, expected: &[Workload]) -> anyhow::Resul
             let wrong: Vec<&(String, String)> = w
                 .images
                 .iter()
-                .filter(|want| running.iter().any(|r| r.0 == want.0 && r.1 != want.1))
+                .filter(|want| {
+                    running
+                        .iter()
+                        .any(|r| r.0 == want.0 && !runs_expected(&want.1, &r.1, control_plane))
+                })
                 .collect();
             if !wrong.is_empty() || !state::pod_ready(p) {
                 problems.push(format!(
@@ -447,9 +474,14 @@ fn images_text(images: &[(String, String)]) -> String {
         .join(" + ")
 }
 
-/// Every workload runs exactly the expected images in every pod, all ready, rollout done.
-pub async fn verify_workloads(cluster: &dyn Kube, expected: &[Workload]) -> Result<(), Failure> {
-    let observed = observe(cluster, expected)
+/// Every workload runs exactly the expected images in every pod, all ready, rollout done;
+/// a container the injector fills in runs the `control_plane` version (when known).
+pub async fn verify_workloads(
+    cluster: &dyn Kube,
+    expected: &[Workload],
+    control_plane: Option<&str>,
+) -> Result<(), Failure> {
+    let observed = observe(cluster, expected, control_plane)
         .await
         .map_err(|e| Failure::Verify(format!("{e:#}")))?;
     let wrong: Vec<String> = observed
@@ -562,4 +594,57 @@ async fn verify_version(
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_injected_container_runs_the_control_planes_version() {
+        // (template image, running image, control plane version, as expected)
+        let cases = [
+            (
+                "docker.io/istio/proxyv2:1.8.6",
+                "docker.io/istio/proxyv2:1.8.6",
+                Some("1.9.5"),
+                true,
+            ),
+            (
+                "docker.io/istio/proxyv2:1.8.6",
+                "docker.io/istio/proxyv2:1.9.5",
+                Some("1.9.5"),
+                false,
+            ),
+            (
+                "auto",
+                "docker.io/istio/proxyv2:1.30.3",
+                Some("1.30.3"),
+                true,
+            ),
+            (
+                "auto",
+                "example.com/mirror/proxyv2:1.30.3-distroless",
+                Some("1.30.3"),
+                true,
+            ),
+            (
+                "auto",
+                "docker.io/istio/proxyv2:1.29.6",
+                Some("1.30.3"),
+                false,
+            ),
+            ("auto", "docker.io/istio/proxyv2:1.29.6", None, true),
+            // not injected: the pod could not even pull `auto`
+            ("auto", "auto", Some("1.30.3"), false),
+            ("auto", "auto", None, false),
+        ];
+        for (template, running, version, want) in cases {
+            assert_eq!(
+                runs_expected(template, running, version),
+                want,
+                "{template} running {running} at {version:?}"
+            );
+        }
+    }
 }
