@@ -74,10 +74,14 @@ fn containers(pod: &Value) -> Vec<String> {
 }
 
 fn server(version: &str, env: Value) -> Value {
+    server_image(&format!("example.com/agent-server:{version}"), env)
+}
+
+fn server_image(image: &str, env: Value) -> Value {
     let labels = json!({"app": "agent-server"});
     json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "agent-server", "namespace": "platform"},
         "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels},
-            "spec": {"containers": [{"name": "server", "image": format!("example.com/agent-server:{version}"), "env": env}]}}}})
+            "spec": {"containers": [{"name": "server", "image": image, "env": env}]}}}})
 }
 
 /// Namespaces `platform` (the agent server at 2.1 with `env`, and its Service) and `apps`
@@ -244,14 +248,38 @@ fn bad_backend_definitions_are_refused_with_where_and_what() {
     let err = |yaml: &str| WebhookBackends::from_yaml(yaml).unwrap_err().to_string();
     assert!(err("backends: [{add: {a: b}}]").contains("names neither `webhooks` nor `service`"),);
     assert!(
-        err("backends: [{service: s, vars: {v: {container: c}}}]")
-            .contains("var `v`: give exactly one of `imageTag: true` or `env`")
+        err("backends: [{service: s, vars: {v: {container: c}}}]").contains(
+            "var `v`: give exactly one of `imageTag: true`, `imagePrefix: true` or `env`"
+        )
+    );
+    assert!(
+        err(
+            "backends: [{service: s, vars: {v: {container: c, imageTag: true, imagePrefix: true}}}]"
+        )
+        .contains("var `v`: give exactly one of")
+    );
+    assert!(
+        err("backends: [{service: s, set: {a: \"${nope}\"}}]")
+            .contains("`${nope}` is used but not defined under `vars`")
+    );
+    assert!(
+        err("backends: [{service: s, when: {fields: {a: b}}}]").contains("not a valid definition")
     );
     assert!(
         err("backends: [{service: s, add: {a: \"${nope}\"}}]")
             .contains("backend #0: `${nope}` is used but not defined under `vars`")
     );
     assert!(err("backends: [{servise: s}]").contains("not a valid definition"));
+}
+
+#[test]
+fn the_readmes_example_is_a_valid_definition() {
+    let readme = include_str!("../README.md");
+    let section = readme.split("## Webhook backends").nth(1).unwrap();
+    let yaml = section.split("```yaml").nth(1).unwrap();
+    let yaml = yaml.split("```").next().unwrap();
+    let backends = WebhookBackends::from_yaml(yaml).unwrap();
+    assert_eq!(backends.backends.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,5 +309,112 @@ async fn seeded_objects_are_not_sent_to_webhooks() {
         containers(&new),
         ["app=example.com/app:1", "agent=example.com/agent:2.1"]
     );
+    sim.shutdown().await;
+}
+
+/// Two variants of the agent injector, picked by the pod's `example.com/agent-mode`
+/// annotation: `proxy` pods bring their own `agent` container (`image: auto`), whose image
+/// the server sets (its own registry and version) and whose other fields it keeps; every
+/// other pod gets an `agent` container appended.
+const VARIANTS: &str = r#"
+backends:
+  - webhooks: [agent-injector.example.com]
+    when:
+      annotations: {example.com/agent-mode: proxy}
+    vars:
+      registry: {container: server, imagePrefix: true}
+      version: {container: server, imageTag: true}
+    add:
+      metadata:
+        annotations: {example.com/agent-status: "proxy ${version}"}
+      spec:
+        volumes: [{name: agent-socket, emptyDir: {}}]
+    set:
+      spec:
+        containers: [{name: agent, image: "${registry}/agent:${version}", args: [--mode=proxy]}]
+  - webhooks: [agent-injector.example.com]
+    vars:
+      registry: {container: server, imagePrefix: true}
+      version: {container: server, imageTag: true}
+    add:
+      spec:
+        containers: [{name: agent, image: "${registry}/agent:${version}"}]
+"#;
+
+/// A pod in `apps` with the given annotations and containers.
+async fn pod_with(sim: &Sim, name: &str, annotations: Value, containers: Value) -> Value {
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {"containers": containers}});
+    post(sim, "/api/v1/namespaces/apps/pods", pod).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_variant_chosen_by_annotation_sets_fields_of_the_pods_own_container() {
+    let sim = start_with(SimConfig {
+        webhook_backends: WebhookBackends::from_yaml(VARIANTS).unwrap(),
+        ..SimConfig::default()
+    })
+    .await;
+    agent_server(&sim, json!([])).await;
+    post(&sim, CONFIGS, configuration()).await;
+    let proxy = json!({"example.com/agent-mode": "proxy"});
+    let own_agent = json!([{"name": "agent", "image": "auto", "ports": [{"containerPort": 9000}]}]);
+
+    // the `proxy` variant: the pod's own container gets the server's image, keeps its ports
+    let p = pod_with(&sim, "p", proxy.clone(), own_agent.clone()).await;
+    assert_eq!(containers(&p), ["agent=example.com/agent:2.1"]);
+    assert_eq!(
+        p["spec"]["containers"][0],
+        json!({"name": "agent", "image": "example.com/agent:2.1", "args": ["--mode=proxy"],
+            "ports": [{"containerPort": 9000, "protocol": "TCP"}]}),
+    );
+    assert_eq!(
+        p["metadata"]["annotations"]["example.com/agent-status"],
+        "proxy 2.1"
+    );
+    assert_eq!(
+        p["spec"]["volumes"],
+        json!([{"name": "agent-socket", "emptyDir": {}}])
+    );
+
+    // without the annotation (or with another value), the next backend: appended
+    for (name, annotations) in [
+        ("plain", json!({})),
+        ("other", json!({"example.com/agent-mode": "other"})),
+    ] {
+        let q = pod(
+            &sim,
+            "apps",
+            json!({"name": name, "annotations": annotations}),
+        )
+        .await;
+        assert_eq!(
+            containers(&q),
+            ["app=example.com/app:1", "agent=example.com/agent:2.1"],
+            "{q}"
+        );
+        assert!(q["metadata"]["annotations"]["example.com/agent-status"].is_null());
+    }
+
+    // the server moves to another registry: its prefix is what later pods get
+    put(
+        &sim,
+        SERVER,
+        server_image("registry.example.com/mirror/agent-server:2.2", json!([])),
+    )
+    .await;
+    let r = pod_with(&sim, "r", proxy.clone(), own_agent.clone()).await;
+    assert_eq!(
+        containers(&r),
+        ["agent=registry.example.com/mirror/agent:2.2"]
+    );
+
+    // an image without a registry or path has no prefix: the fact cannot be read, the
+    // pod is admitted unchanged
+    put(&sim, SERVER, server_image("agent-server:2.3", json!([]))).await;
+    let s = pod_with(&sim, "s", proxy, own_agent).await;
+    assert_eq!(containers(&s), ["agent=auto"]);
+    assert!(s["metadata"]["annotations"]["example.com/agent-status"].is_null());
     sim.shutdown().await;
 }

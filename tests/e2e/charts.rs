@@ -1,7 +1,9 @@
 //! Today's Istio from its own Helm charts (`--charts`), rendered by a real `helm`, on the
 //! simulator: install 1.29.6, up to 1.30.3 and 1.31.0-rc.0, down again, `rollback`, an
-//! automatic restore; every end state read back with kubectl. Bad inputs exit 2 and
-//! change nothing.
+//! automatic restore; every end state read back with kubectl, the gateway's pods injected
+//! with the control plane's proxy (bundles/sim-webhooks.yaml, Istio's gateway template),
+//! and new pods of the mesh's namespaces with a sidecar at its version. Bad inputs exit 2
+//! and change nothing.
 //!
 //! Needs `../shared/istio-releases` and a helm binary (`MESHUP_HELM`, else the pinned one
 //! `tests/real/helm 4` builds with Go): without either the tests say SKIPPED, and under
@@ -11,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::common::*;
 
@@ -88,9 +90,11 @@ fn kubectl_json(sim: &Sim, args: &[&str]) -> Value {
 }
 
 /// The end state, read with kubectl: istiod and the gateway ready, istiod on `version`'s
-/// image, every object of Istio's charts labelled with `version` (nothing of another
-/// release left), and the CRDs all there.
-fn assert_at(sim: &Sim, version: &str, crds: usize) {
+/// image, the gateway's pods ready and running the control plane's proxy (`<hub>/proxyv2:
+/// <version>`, the hub of istiod's image) as the injector filled it in, every object of
+/// Istio's charts labelled with `version` (nothing of another release left), and the CRDs
+/// all there. Returns that proxy image.
+fn assert_at(sim: &Sim, version: &str, crds: usize) -> String {
     let istiod = kubectl_json(
         sim,
         &[
@@ -129,6 +133,11 @@ fn assert_at(sim: &Sim, version: &str, crds: usize) {
         gw["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"],
         version
     );
+    let hub = image
+        .strip_suffix(&format!("/pilot:{version}"))
+        .expect("checked above");
+    let proxy = format!("{hub}/proxyv2:{version}");
+    assert_gateway_injected(sim, &proxy);
     let kinds = "deployments,services,configmaps,serviceaccounts,roles,rolebindings,clusterroles,clusterrolebindings,mutatingwebhookconfigurations,validatingwebhookconfigurations,horizontalpodautoscalers,poddisruptionbudgets";
     let all = kubectl_json(
         sim,
@@ -164,6 +173,107 @@ fn assert_at(sim: &Sim, version: &str, crds: usize) {
         })
         .count();
     assert!(got >= crds, "CRDs pruned: {got} < {crds}");
+    proxy
+}
+
+/// The gateway's pods (not terminating), read with kubectl: at least one, every one ready,
+/// its `istio-proxy` container (`image: auto` in the chart) running `proxy`, and marked
+/// as Istio's injector marks what it injected.
+fn assert_gateway_injected(sim: &Sim, proxy: &str) {
+    let pods = kubectl_json(
+        sim,
+        &[
+            "-n",
+            "istio-ingress",
+            "get",
+            "pods",
+            "-l",
+            "app=istio-ingress",
+            "-o",
+            "json",
+        ],
+    );
+    let pods: Vec<&Value> = pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .collect();
+    assert!(!pods.is_empty(), "no gateway pods");
+    for p in pods {
+        let name = &p["metadata"]["name"];
+        let proxy_image = p["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "istio-proxy")
+            .map(|c| &c["image"]);
+        assert_eq!(proxy_image, Some(&json!(proxy)), "gateway pod {name}");
+        let conditions = p["status"]["conditions"].as_array();
+        assert!(
+            conditions.is_some_and(|cs| cs
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")),
+            "gateway pod {name} not ready: {}",
+            p["status"]
+        );
+        let annotations = &p["metadata"]["annotations"];
+        assert_eq!(annotations["istio.io/rev"], "default", "{name}");
+        let status: Value = serde_json::from_str(
+            annotations["sidecar.istio.io/status"]
+                .as_str()
+                .unwrap_or_else(|| panic!("gateway pod {name} has no injection status")),
+        )
+        .unwrap();
+        assert_eq!(status["containers"], json!(["istio-proxy"]), "{name}");
+        assert_eq!(status["revision"], "default", "{name}");
+    }
+}
+
+/// A new pod `name` in `ns` as the API server stored it: its containers' images.
+fn new_pod_images(sim: &Sim, ns: &str, name: &str) -> Vec<String> {
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"containers": [{"name": "app", "image": "app:1"}]}});
+    let (code, body) = sim.http(
+        "POST",
+        &format!("/api/v1/namespaces/{ns}/pods"),
+        Some(&pod.to_string()),
+    );
+    assert_eq!(code, 201, "{body}");
+    let pod: Value = serde_json::from_str(&body).unwrap();
+    pod["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["image"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Namespaces selected by each of the default revision's ways (`istio-injection=enabled`,
+/// `istio.io/rev=default`) and one that is not.
+fn mesh_namespaces(sim: &Sim) {
+    for (name, labels) in [
+        ("shop", json!({"istio-injection": "enabled"})),
+        ("pay", json!({"istio.io/rev": "default"})),
+        ("plain", json!({})),
+    ] {
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}});
+        let (code, body) = sim.http("POST", "/api/v1/namespaces", Some(&ns.to_string()));
+        assert_eq!(code, 201, "{body}");
+    }
+}
+
+/// New pods of the mesh's namespaces get a sidecar at the control plane's `version`
+/// (`proxy`), the others none.
+fn assert_new_pods_injected(sim: &Sim, n: usize, proxy: &str) {
+    for ns in ["shop", "pay"] {
+        assert_eq!(
+            new_pod_images(sim, ns, &format!("p{n}")),
+            ["app:1", proxy],
+            "a new pod in {ns}"
+        );
+    }
+    assert_eq!(new_pod_images(sim, "plain", &format!("p{n}")), ["app:1"]);
 }
 
 #[test]
@@ -173,9 +283,12 @@ fn charts_install_upgrade_downgrade_and_rollback() {
         return;
     }
     let sim = Sim::start_with(None, &["--kubernetes-version", KUBE]);
+    mesh_namespaces(&sim);
     run_charts(&sim, "install", "1.29.6", &helm, &["-y"]).expect(0);
     let crds = 14;
-    assert_at(&sim, "1.29.6", crds);
+    let proxy = assert_at(&sim, "1.29.6", crds);
+    assert_eq!(proxy, "docker.io/istio/proxyv2:1.29.6");
+    assert_new_pods_injected(&sim, 1, &proxy);
 
     let pre = run_charts(&sim, "precheck", "1.30.3", &helm, &["-o", "json"]);
     pre.expect(0);
@@ -270,7 +383,10 @@ fn charts_install_upgrade_downgrade_and_rollback() {
         &["-y", "--set", "istiod:autoscaleMin=2"],
     )
     .expect(0);
-    assert_at(&sim, "1.30.3", crds);
+    // 1.30.3's charts name another hub for its images: the proxy follows istiod's.
+    let proxy = assert_at(&sim, "1.30.3", crds);
+    assert_eq!(proxy, "registry.istio.io/release/proxyv2:1.30.3");
+    assert_new_pods_injected(&sim, 2, &proxy);
     let hpa = kubectl_json(
         &sim,
         &["-n", "istio-system", "get", "hpa", "istiod", "-o", "json"],
@@ -319,6 +435,31 @@ fn charts_upgrade_whose_istiod_never_becomes_ready_is_restored() {
     );
     up.expect(5);
     sim.set_faults(&serde_json::json!({}));
+    assert_at(&sim, "1.29.6", 14);
+}
+
+/// The gateway's new pods (injected with 1.30.3's proxy) never become ready: the restore
+/// puts the gateway back, and its verification expects the pods the injector fills in at
+/// the restored control plane's version.
+#[test]
+fn charts_upgrade_whose_gateway_never_becomes_ready_is_restored() {
+    let Some(helm) = helm() else { return };
+    if release("1.30.3").is_none() {
+        return;
+    }
+    let sim = Sim::start_with(None, &["--kubernetes-version", KUBE]);
+    run_charts(&sim, "install", "1.29.6", &helm, &["-y"]).expect(0);
+    sim.set_faults(&json!({"never_ready": ["istio-ingress"]}));
+    let up = run_charts(
+        &sim,
+        "upgrade",
+        "1.30.3",
+        &helm,
+        &["-y", "--readiness-timeout", "3s"],
+    );
+    up.expect(5);
+    assert!(up.all().contains("verified"), "{}", up.all());
+    sim.set_faults(&json!({}));
     assert_at(&sim, "1.29.6", 14);
 }
 

@@ -274,7 +274,7 @@ pub async fn restore_run(
             Code::NotRestored,
             not_restored(
                 cluster,
-                &restore::workloads(&snapshot),
+                (&restore::workloads(&snapshot), snapshot.version.as_deref()),
                 &snapshot.describe(),
                 &f,
                 cause,
@@ -295,15 +295,16 @@ pub async fn restore_run(
 }
 
 /// Exit 6's message: what failed, what runs now (read back), and the next command.
+/// `expected`: the workloads and the control plane's version they were to run.
 async fn not_restored(
     cluster: &dyn Kube,
-    expected: &[apply::Workload],
+    expected: (&[apply::Workload], Option<&str>),
     to: &str,
     failure: &Failure,
     cause: Option<&str>,
     next: &str,
 ) -> String {
-    let now = match apply::observe(cluster, expected).await {
+    let now = match apply::observe(cluster, expected.0, expected.1).await {
         Ok(obs) => obs
             .iter()
             .map(|o| o.to_string())
@@ -384,7 +385,15 @@ impl Revision<'_> {
                     "`meshup rollback --to {}` retries it; `meshup rollback` puts back the state before it",
                     rev.revision
                 );
-                let msg = not_restored(self.kube, &expected, &to, &f, None, &next).await;
+                let msg = not_restored(
+                    self.kube,
+                    (&expected, Some(&rev.version)),
+                    &to,
+                    &f,
+                    None,
+                    &next,
+                )
+                .await;
                 (Status::Failed, Code::NotRestored, msg)
             }
         };

@@ -7,17 +7,14 @@
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::Value;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::base::object::{ObjectKey, Rendered};
 use crate::cluster::kube::Kube;
-use crate::cluster::wait;
 use crate::engine::progress::{Event, Progress};
-use crate::installed::state;
-use crate::release::bundle::{Component, Role};
+use crate::release::bundle::Component;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -35,23 +32,7 @@ pub struct Report {
     pub seconds: f64,
 }
 
-/// Where an apply stopped, so the caller can decide to roll back.
-#[derive(Debug, thiserror::Error)]
-pub enum Failure {
-    #[error("applying {component}: {message}")]
-    Apply { component: String, message: String },
-    #[error("waiting for {component}: {source}")]
-    NotReady {
-        component: String,
-        source: wait::WaitError,
-    },
-    #[error("verifying versions: {0}")]
-    Verify(String),
-    #[error("pruning: {0}")]
-    Prune(String),
-    #[error("interrupted after component {0}")]
-    Interrupted(String),
-}
+pub use crate::engine::failure::Failure;
 
 /// Kinds that must exist before others (like Helm's install order).
 pub fn kind_rank(kind: &str) -> u8 {
@@ -143,6 +124,7 @@ pub async fn run(
     verify_workloads(
         cluster,
         &workloads(rendered.objects.iter().map(|o| &o.value)),
+        Some(target_version),
     )
     .await?;
     for w in control_plane_workloads(layout, namespace, rendered) {
@@ -267,299 +249,7 @@ async fn wait_all(
     Ok(ready.join(", "))
 }
 
-/// A workload as it must end up: its pod template's containers and images.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Workload {
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-    /// `matchLabels` of the selector: how its pods are found.
-    pub selector: String,
-    /// (container name, image) of the pod template.
-    pub images: Vec<(String, String)>,
-}
-
-/// The Deployments and DaemonSets among `objects`.
-pub fn workloads<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Vec<Workload> {
-    objects
-        .into_iter()
-        .filter(|o| matches!(o["kind"].as_str(), Some("Deployment" | "DaemonSet")))
-        .map(|o| Workload {
-            kind: o["kind"].as_str().unwrap_or_default().to_string(),
-            namespace: o["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or("default")
-                .to_string(),
-            name: o["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            selector: o["spec"]["selector"]["matchLabels"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default(),
-            images: containers(&o["spec"]["template"]["spec"]),
-        })
-        .collect()
-}
-
-fn containers(pod_spec: &Value) -> Vec<(String, String)> {
-    pod_spec["containers"]
-        .as_array()
-        .map(|cs| {
-            cs.iter()
-                .map(|c| {
-                    (
-                        c["name"].as_str().unwrap_or_default().to_string(),
-                        c["image"].as_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// What one workload really runs, read from the cluster.
-#[derive(Debug, Clone, Serialize)]
-pub struct Observed {
-    pub workload: String,
-    /// The pod template's images.
-    pub template: Vec<String>,
-    /// Images of the pods that are not terminating, with how many are ready.
-    pub pods: Vec<String>,
-    pub ready: String,
-    /// What differs from what was expected (empty: as expected).
-    pub problems: Vec<String>,
-}
-
-impl std::fmt::Display for Observed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} runs {} ({} ready)",
-            self.workload,
-            if self.pods.is_empty() {
-                "no pods".to_string()
-            } else {
-                self.pods.join(", ")
-            },
-            self.ready
-        )?;
-        if !self.problems.is_empty() {
-            write!(f, ": {}", self.problems.join("; "))?;
-        }
-        Ok(())
-    }
-}
-
-/// Read back each workload: its template, its rollout and every pod's images.
-pub async fn observe(cluster: &dyn Kube, expected: &[Workload]) -> anyhow::Result<Vec<Observed>> {
-    let mut out = Vec::new();
-    for w in expected {
-        let key = ObjectKey {
-            api_version: "apps/v1".into(),
-            kind: w.kind.clone(),
-            namespace: Some(w.namespace.clone()),
-            name: w.name.clone(),
-        };
-        let workload = format!("{} {}/{}", w.kind, w.namespace, w.name);
-        let Some(live) = cluster.get(&key).await? else {
-            out.push(Observed {
-                workload,
-                template: vec![],
-                pods: vec![],
-                ready: "0/0".into(),
-                problems: vec!["missing".into()],
-            });
-            continue;
-        };
-        let template = containers(&live["spec"]["template"]["spec"]);
-        let pods = cluster
-            .list("v1", "Pod", Some(&w.namespace), Some(&w.selector))
-            .await?;
-        let pods: Vec<&Value> = pods
-            .iter()
-            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-            .collect();
-        let mut problems = Vec::new();
-        if template != w.images {
-            problems.push(format!(
-                "template has {}, expected {}",
-                images_text(&template),
-                images_text(&w.images)
-            ));
-        }
-        if let wait::Rollout::Progressing { message, .. } | wait::Rollout::Failed { message } =
-            wait::rollout(&live)
-        {
-            problems.push(format!("rollout not complete: {message}"));
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        let mut ready = 0;
-        for p in &pods {
-            let running = containers(&p["spec"]);
-            seen.insert(images_text(&running));
-            if state::pod_ready(p) {
-                ready += 1;
-            }
-            let wrong: Vec<&(String, String)> = w
-                .images
-                .iter()
-                .filter(|want| running.iter().any(|r| r.0 == want.0 && r.1 != want.1))
-                .collect();
-            if !wrong.is_empty() || !state::pod_ready(p) {
-                problems.push(format!(
-                    "pod {} runs {}{}",
-                    p["metadata"]["name"].as_str().unwrap_or("?"),
-                    images_text(&running),
-                    if state::pod_ready(p) {
-                        ""
-                    } else {
-                        ", not ready"
-                    }
-                ));
-            }
-        }
-        if pods.is_empty() && w.kind == "Deployment" && live["spec"]["replicas"] != 0 {
-            problems.push("no pods".into());
-        }
-        out.push(Observed {
-            workload,
-            template: template.iter().map(|(_, i)| i.clone()).collect(),
-            pods: seen.into_iter().collect(),
-            ready: format!("{ready}/{}", pods.len()),
-            problems,
-        });
-    }
-    Ok(out)
-}
-
-fn images_text(images: &[(String, String)]) -> String {
-    images
-        .iter()
-        .map(|(_, i)| i.as_str())
-        .collect::<Vec<_>>()
-        .join(" + ")
-}
-
-/// Every workload runs exactly the expected images in every pod, all ready, rollout done.
-pub async fn verify_workloads(cluster: &dyn Kube, expected: &[Workload]) -> Result<(), Failure> {
-    let observed = observe(cluster, expected)
-        .await
-        .map_err(|e| Failure::Verify(format!("{e:#}")))?;
-    let wrong: Vec<String> = observed
-        .iter()
-        .filter(|o| !o.problems.is_empty())
-        .map(|o| o.to_string())
-        .collect();
-    if wrong.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure::Verify(wrong.join("; ")))
-    }
-}
-
-/// The workloads the bundle's `control-plane` components declare for readiness, as this
-/// release renders them: what must report the target version afterwards.
-fn control_plane_workloads(
-    layout: &[Component],
-    namespace: &str,
-    rendered: &Rendered,
-) -> Vec<(Workload, Value)> {
-    let declared = layout
-        .iter()
-        .filter(|c| c.role == Role::ControlPlane)
-        .flat_map(|c| &c.readiness);
-    declared
-        .filter_map(|r| {
-            rendered
-                .objects
-                .iter()
-                .find(|o| o.kind() == r.kind && o.name() == r.name)
-        })
-        .filter_map(|o| {
-            let w = workloads([&o.value]).pop()?;
-            let labels = o.value["spec"]["template"]["metadata"]["labels"].clone();
-            Some((
-                Workload {
-                    namespace: o.namespace().unwrap_or(namespace).to_string(),
-                    ..w
-                },
-                labels,
-            ))
-        })
-        .collect()
-}
-
-/// Every pod of a control-plane workload (the pods carrying all its pod template's labels,
-/// so another revision's pods beside it are not counted) runs `target_version`, as its
-/// main container's image tag says, and is ready.
-async fn verify_version(
-    cluster: &dyn Kube,
-    (w, template_labels): &(Workload, Value),
-    target_version: &str,
-) -> Result<(), Failure> {
-    let failed = |e: crate::cluster::client::Error| Failure::Verify(format!("{e:#}"));
-    let key = ObjectKey {
-        api_version: "apps/v1".into(),
-        kind: w.kind.clone(),
-        namespace: Some(w.namespace.clone()),
-        name: w.name.clone(),
-    };
-    if cluster.get(&key).await.map_err(failed)?.is_none() {
-        return Err(Failure::Verify(format!(
-            "no {} {} in {}",
-            w.name, w.kind, w.namespace
-        )));
-    }
-    let main = w
-        .images
-        .first()
-        .map(|(name, _)| name.as_str())
-        .unwrap_or_default();
-    let pods = cluster
-        .list("v1", "Pod", Some(&w.namespace), Some(&w.selector))
-        .await
-        .map_err(failed)?;
-    let ours = pods.iter().filter(|p| {
-        p["metadata"]["deletionTimestamp"].is_null()
-            && template_labels
-                .as_object()
-                .is_none_or(|l| l.iter().all(|(k, v)| &p["metadata"]["labels"][k] == v))
-    });
-    let mut counted = 0;
-    let mut wrong = Vec::new();
-    for p in ours {
-        let Some(version) = state::container_image(&p["spec"], main).and_then(state::image_version)
-        else {
-            continue;
-        };
-        counted += 1;
-        let ready = state::pod_ready(p);
-        if version != target_version || !ready {
-            wrong.push(format!(
-                "{} runs {version}{}",
-                p["metadata"]["name"].as_str().unwrap_or("?"),
-                if ready { "" } else { " (not ready)" }
-            ));
-        }
-    }
-    if counted == 0 || !wrong.is_empty() {
-        wrong.sort();
-        return Err(Failure::Verify(format!(
-            "expected every {} pod at {target_version}: {}",
-            w.name,
-            if wrong.is_empty() {
-                "no pods".to_string()
-            } else {
-                wrong.join(", ")
-            }
-        )));
-    }
-    Ok(())
-}
+pub use crate::engine::verify::{
+    INJECTED_IMAGE, Observed, Workload, observe, verify_workloads, workloads,
+};
+use crate::engine::verify::{control_plane_workloads, verify_version};

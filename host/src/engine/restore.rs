@@ -143,7 +143,7 @@ pub async fn restore(
             .await
             .map_err(|e| Failure::Prune(format!("{e:#}")))?;
     }
-    apply::verify_workloads(cluster, &workloads(snapshot)).await?;
+    apply::verify_workloads(cluster, &workloads(snapshot), snapshot.version.as_deref()).await?;
     Ok(Report {
         components,
         pruned: created.iter().map(|k| k.to_string()).collect(),

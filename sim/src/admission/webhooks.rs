@@ -44,8 +44,8 @@ pub fn mutate(
             .get("webhooks")
             .and_then(Value::as_array);
         for webhook in webhooks.into_iter().flatten() {
-            if let Some(backend) = backends.serving(webhook)
-                && applies(webhook, req, object)
+            if applies(webhook, req, object)
+                && let Some(backend) = backends.serving(webhook, object)
             {
                 changed |= backend.mutate(store, webhook, object);
             }

@@ -3,10 +3,14 @@
 //! The simulator runs no webhook servers. A `MutatingWebhookConfiguration`
 //! decides *whether* a webhook is called (see `admission::webhooks`); a
 //! backend, given as configuration, says what the server behind it *does*:
-//! labels, annotations, containers or volumes it adds, filled in with facts
-//! of the server itself (the image tag or an environment variable of a
-//! container of the Deployment(s) its Service selects). Nothing here knows a
-//! particular webhook: the definitions come from the simulator's user.
+//! labels, annotations, containers or volumes it adds, fields of an existing
+//! named item (a container) it sets, filled in with facts of the server
+//! itself (the image tag or prefix or an environment variable of a container
+//! of the Deployment(s) its Service selects). Several backends may serve one
+//! webhook, each for the objects carrying its `when` marks (the variants of a
+//! server that picks what it does by an object's labels or annotations).
+//! Nothing here knows a particular webhook: the definitions come from the
+//! simulator's user.
 
 mod mutation;
 mod server;
@@ -17,7 +21,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub use server::image_tag;
+pub use server::{image_prefix, image_tag};
 
 /// The simulated webhook backends (`SimConfig::webhook_backends`,
 /// `--webhook-backends FILE`).
@@ -38,16 +42,26 @@ pub struct WebhookBackend {
     /// The Service (`clientConfig.service.name`) this backend serves (none: any).
     #[serde(default)]
     pub service: Option<String>,
-    /// Facts of the server, used as `${name}` in `add` and `addIfAbsent`.
+    /// Serves only objects carrying all of these (none: every object); another
+    /// backend serving the same webhook, later in the list, serves the rest.
+    #[serde(default)]
+    pub when: Marks,
+    /// Facts of the server, used as `${name}` in `add`, `set` and `addIfAbsent`.
     #[serde(default)]
     pub vars: BTreeMap<String, ServerFact>,
     /// The server's own opt-out: objects carrying any of these are left unchanged.
     #[serde(default)]
-    pub skip_when: SkipWhen,
+    pub skip_when: Marks,
     /// Merged into the object: maps key by key, lists appended to, other values set.
     #[serde(default)]
     pub add: Value,
-    /// Merged the same way, but a value is only set where the object has none.
+    /// Set in the object: maps key by key, a list item with a `name` merged
+    /// into the object's item of that name (appended when it has none), other
+    /// values (other lists too) replaced.
+    #[serde(default)]
+    pub set: Value,
+    /// Merged like `add` (after `set`), but a value is only set where the
+    /// object has none.
     #[serde(default)]
     pub add_if_absent: Value,
 }
@@ -62,6 +76,11 @@ pub struct ServerFact {
     /// Read the tag of its image (`latest` when the image names none).
     #[serde(default)]
     pub image_tag: bool,
+    /// Read what precedes its image's last name component, the registry and
+    /// path (`example.com/team` of `example.com/team/server:2.1`); none when
+    /// the image has no `/`.
+    #[serde(default)]
+    pub image_prefix: bool,
     /// Read the value of this environment variable.
     #[serde(default)]
     pub env: Option<String>,
@@ -74,14 +93,45 @@ pub struct ServerFact {
     pub empty_if: Option<String>,
 }
 
-/// Labels and annotations (key → value) that make the server skip an object.
+/// Labels and annotations (key → value) an object may carry: those that make
+/// the server skip it (`skipWhen`: any of them), or those it must carry for a
+/// backend to serve it (`when`: all of them).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SkipWhen {
+pub struct Marks {
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+}
+
+impl Marks {
+    /// The marks the object carries (label or annotation present with that value).
+    fn carried<'a>(&'a self, object: &'a Value) -> impl Iterator<Item = bool> + 'a {
+        let has = move |section: &str, k: &str, v: &str| {
+            object
+                .pointer(&format!("/metadata/{section}"))
+                .and_then(|m| m.get(k))
+                .and_then(Value::as_str)
+                == Some(v)
+        };
+        let labels = self.labels.iter().map(move |(k, v)| has("labels", k, v));
+        let annotations = self
+            .annotations
+            .iter()
+            .map(move |(k, v)| has("annotations", k, v));
+        labels.chain(annotations)
+    }
+
+    /// Whether the object carries any of them (none given: false).
+    fn any_on(&self, object: &Value) -> bool {
+        self.carried(object).any(|c| c)
+    }
+
+    /// Whether the object carries all of them (none given: true).
+    fn all_on(&self, object: &Value) -> bool {
+        self.carried(object).all(|c| c)
+    }
 }
 
 /// A backend definition that cannot be used, with where it is wrong. The
@@ -143,8 +193,9 @@ impl WebhookBackends {
         self.backends.is_empty()
     }
 
-    /// The backend serving a webhook of a configuration, if any.
-    pub fn serving(&self, webhook: &Value) -> Option<&WebhookBackend> {
+    /// The backend serving a webhook of a configuration for this object, if
+    /// any: the first that serves the webhook and whose `when` the object meets.
+    pub fn serving(&self, webhook: &Value, object: &Value) -> Option<&WebhookBackend> {
         let name = webhook.get("name").and_then(Value::as_str)?;
         let service = webhook
             .pointer("/clientConfig/service/name")
@@ -152,6 +203,7 @@ impl WebhookBackends {
         self.backends.iter().find(|b| {
             (b.webhooks.is_empty() || b.webhooks.iter().any(|w| w == name))
                 && b.service.as_deref().is_none_or(|s| Some(s) == service)
+                && b.when.all_on(object)
         })
     }
 }
@@ -165,15 +217,15 @@ impl WebhookBackend {
             );
         }
         for (name, fact) in &self.vars {
-            if fact.image_tag == fact.env.is_some() {
+            let sources = [fact.image_tag, fact.image_prefix, fact.env.is_some()];
+            if sources.iter().filter(|s| **s).count() != 1 {
                 return Err(format!(
-                    "var `{name}`: give exactly one of `imageTag: true` or `env`"
+                    "var `{name}`: give exactly one of `imageTag: true`, `imagePrefix: true` or `env`"
                 ));
             }
         }
-        for used in
-            mutation::placeholders(&self.add).chain(mutation::placeholders(&self.add_if_absent))
-        {
+        let templates = [&self.add, &self.set, &self.add_if_absent];
+        for used in templates.into_iter().flat_map(mutation::placeholders) {
             let name = used?;
             if !self.vars.contains_key(&name) {
                 return Err(format!(
@@ -197,19 +249,15 @@ impl WebhookBackend {
         let Some(facts) = server::facts(store, webhook, &self.vars) else {
             return false;
         };
-        mutation::apply(object, &self.add, &self.add_if_absent, &facts)
+        let templates = mutation::Templates {
+            add: &self.add,
+            set: &self.set,
+            add_if_absent: &self.add_if_absent,
+        };
+        mutation::apply(object, &templates, &facts)
     }
 
     fn skips(&self, object: &Value) -> bool {
-        let has = |section: &str, wanted: &BTreeMap<String, String>| {
-            wanted.iter().any(|(k, v)| {
-                object
-                    .pointer(&format!("/metadata/{section}"))
-                    .and_then(|m| m.get(k))
-                    .and_then(Value::as_str)
-                    == Some(v.as_str())
-            })
-        };
-        has("labels", &self.skip_when.labels) || has("annotations", &self.skip_when.annotations)
+        self.skip_when.any_on(object)
     }
 }

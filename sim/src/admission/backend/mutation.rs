@@ -1,29 +1,39 @@
-//! What a backend adds to an object: its templates with the server's facts
+//! What a backend does to an object: its templates with the server's facts
 //! filled in (`${name}`), merged into the object.
 
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-/// Merges `add` (overwriting) and `add_if_absent` (keeping what the object
-/// has) into `object`, both with `${name}` replaced by the facts. Returns false,
-/// leaving the object alone, when it already has a named item (`name`) that
-/// would be appended: the webhook has run on it before, and Kubernetes would
-/// reject the duplicate anyway.
-pub fn apply(
-    object: &mut Value,
-    add: &Value,
-    add_if_absent: &Value,
-    facts: &BTreeMap<String, String>,
-) -> bool {
-    let add = resolve(add, facts);
-    let add_if_absent = resolve(add_if_absent, facts);
+/// A backend's templates (`Value::Null`: none).
+pub struct Templates<'a> {
+    /// Merged, overwriting; lists appended to.
+    pub add: &'a Value,
+    /// Set: named list items merged into the object's item of the same name.
+    pub set: &'a Value,
+    /// Merged, keeping what the object has.
+    pub add_if_absent: &'a Value,
+}
+
+/// Applies `add`, then `set`, then `add_if_absent` to `object`, each with
+/// `${name}` replaced by the facts. Returns false, leaving the object alone,
+/// when it already has a named item (`name`) that `add` would append: the
+/// webhook has run on it before, and Kubernetes would reject the duplicate
+/// anyway.
+pub fn apply(object: &mut Value, templates: &Templates, facts: &BTreeMap<String, String>) -> bool {
+    let add = resolve(templates.add, facts);
     if has_named_item(object, &add) {
         return false;
     }
-    for (patch, overwrite) in [(add, true), (add_if_absent, false)] {
-        if !patch.is_null() {
-            merge(object, &patch, overwrite);
-        }
+    if !add.is_null() {
+        merge(object, &add, true);
+    }
+    let set = resolve(templates.set, facts);
+    if !set.is_null() {
+        set_in(object, &set);
+    }
+    let add_if_absent = resolve(templates.add_if_absent, facts);
+    if !add_if_absent.is_null() {
+        merge(object, &add_if_absent, false);
     }
     true
 }
@@ -115,6 +125,38 @@ fn merge(target: &mut Value, patch: &Value, overwrite: bool) {
     }
 }
 
+/// Maps are set key by key; a list whose items all have a `name` is set item
+/// by item (each into the object's item of that name, or appended); other
+/// values, other lists too, are replaced.
+fn set_in(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, pv) in p {
+                match t.get_mut(k) {
+                    Some(tv) => set_in(tv, pv),
+                    None => {
+                        t.insert(k.clone(), pv.clone());
+                    }
+                }
+            }
+        }
+        (Value::Array(t), Value::Array(p)) if is_named_list(p) => {
+            for item in p {
+                match t.iter_mut().find(|e| e.get("name") == item.get("name")) {
+                    Some(existing) => set_in(existing, item),
+                    None => t.push(item.clone()),
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+/// A non-empty list whose every item is a map with a `name`.
+fn is_named_list(items: &[Value]) -> bool {
+    !items.is_empty() && items.iter().all(|i| i.get("name").is_some())
+}
+
 fn merge_maps(target: &mut Map<String, Value>, patch: &Map<String, Value>, overwrite: bool) {
     for (k, pv) in patch {
         match target.get_mut(k) {
@@ -131,6 +173,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn templates<'a>(add: &'a Value, set: &'a Value, add_if_absent: &'a Value) -> Templates<'a> {
+        Templates {
+            add,
+            set,
+            add_if_absent,
+        }
+    }
+
     fn facts() -> BTreeMap<String, String> {
         BTreeMap::from([("tag".into(), "2.0".into()), ("team".into(), String::new())])
     }
@@ -142,7 +192,11 @@ mod tests {
         let add = json!({"metadata": {"labels": {"tier": "mesh", "team": "${team}"}},
             "spec": {"containers": [{"name": "agent", "image": "example.com/agent:${tag}", "args": ["$(POD_NAME)"]}]}});
         let if_absent = json!({"metadata": {"labels": {"keep": "other", "new": "x"}}});
-        assert!(apply(&mut pod, &add, &if_absent, &facts()));
+        assert!(apply(
+            &mut pod,
+            &templates(&add, &Value::Null, &if_absent),
+            &facts()
+        ));
         assert_eq!(
             pod,
             json!({"metadata": {"labels": {"keep": "me", "tier": "mesh", "new": "x"}},
@@ -156,8 +210,58 @@ mod tests {
         let mut pod = json!({"spec": {"containers": [{"name": "app"}, {"name": "agent"}]}});
         let before = pod.clone();
         let add = json!({"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "agent"}]}});
-        assert!(!apply(&mut pod, &add, &Value::Null, &facts()));
+        assert!(!apply(
+            &mut pod,
+            &templates(&add, &Value::Null, &Value::Null),
+            &facts()
+        ));
         assert_eq!(pod, before);
+    }
+
+    #[test]
+    fn set_fills_in_a_named_item_and_replaces_other_values() {
+        let mut pod = json!({"metadata": {"labels": {"a": "1"}},
+            "spec": {"containers": [{"name": "app", "image": "example.com/app:1"},
+                {"name": "agent", "image": "auto", "args": ["--old"], "ports": [{"containerPort": 9}]}],
+                "volumes": [{"name": "data", "emptyDir": {}}]}});
+        let set = json!({"metadata": {"labels": {"a": "2", "team": "${team}"}},
+            "spec": {"containers": [{"name": "agent", "image": "example.com/agent:${tag}", "args": ["--new"]}],
+                "volumes": [{"name": "socket", "emptyDir": {}}]}});
+        assert!(apply(
+            &mut pod,
+            &templates(&Value::Null, &set, &Value::Null),
+            &facts()
+        ));
+        assert_eq!(
+            pod,
+            json!({"metadata": {"labels": {"a": "2"}},
+                "spec": {"containers": [{"name": "app", "image": "example.com/app:1"},
+                    {"name": "agent", "image": "example.com/agent:2.0", "args": ["--new"], "ports": [{"containerPort": 9}]}],
+                    "volumes": [{"name": "data", "emptyDir": {}}, {"name": "socket", "emptyDir": {}}]}})
+        );
+        // setting again changes nothing: a named item is never duplicated
+        let once = pod.clone();
+        apply(
+            &mut pod,
+            &templates(&Value::Null, &set, &Value::Null),
+            &facts(),
+        );
+        assert_eq!(pod, once);
+    }
+
+    #[test]
+    fn set_on_an_object_without_the_item_appends_it() {
+        let mut pod = json!({"spec": {"containers": [{"name": "app"}]}});
+        let set = json!({"spec": {"containers": [{"name": "agent", "image": "x:${tag}"}]}});
+        apply(
+            &mut pod,
+            &templates(&Value::Null, &set, &Value::Null),
+            &facts(),
+        );
+        assert_eq!(
+            pod["spec"]["containers"],
+            json!([{"name": "app"}, {"name": "agent", "image": "x:2.0"}])
+        );
     }
 
     #[test]

@@ -78,20 +78,30 @@ fn read(deployment: &Obj, fact: &ServerFact) -> Option<String> {
         .and_then(Value::as_array)?
         .iter()
         .find(|c| c["name"] == fact.container.as_str())?;
-    match &fact.env {
-        Some(var) => container
+    if let Some(var) = &fact.env {
+        return container
             .get("env")
             .and_then(Value::as_array)?
             .iter()
             .find(|e| e["name"] == var.as_str())?
             .get("value")?
             .as_str()
-            .map(String::from),
-        None => container
-            .get("image")
-            .and_then(Value::as_str)
-            .map(image_tag),
+            .map(String::from);
     }
+    let image = container.get("image").and_then(Value::as_str)?;
+    if fact.image_prefix {
+        image_prefix(image).map(String::from)
+    } else {
+        Some(image_tag(image))
+    }
+}
+
+/// What precedes an image reference's last name component: its registry and
+/// path (`example.com/team` of `example.com/team/server:2.1@sha256:…`); none
+/// when it has no `/`.
+pub fn image_prefix(image: &str) -> Option<&str> {
+    let name = image.split('@').next().unwrap_or(image);
+    name.rsplit_once('/').map(|(prefix, _)| prefix)
 }
 
 /// The tag of an image reference; `latest` when it names none (a `:` inside
@@ -106,7 +116,7 @@ pub fn image_tag(image: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::image_tag;
+    use super::{image_prefix, image_tag};
 
     #[test]
     fn image_tags() {
@@ -114,5 +124,22 @@ mod tests {
         assert_eq!(image_tag("example.com/injector"), "latest");
         assert_eq!(image_tag("localhost:5000/injector"), "latest");
         assert_eq!(image_tag("localhost:5000/injector:v2"), "v2");
+    }
+
+    #[test]
+    fn image_prefixes() {
+        assert_eq!(
+            image_prefix("example.com/team/injector:1.7.8"),
+            Some("example.com/team")
+        );
+        assert_eq!(
+            image_prefix("localhost:5000/injector"),
+            Some("localhost:5000")
+        );
+        assert_eq!(
+            image_prefix("example.com/injector@sha256:ab/cd"),
+            Some("example.com")
+        );
+        assert_eq!(image_prefix("injector:1.0"), None);
     }
 }
