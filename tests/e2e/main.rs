@@ -2,6 +2,7 @@
 
 mod charts;
 mod common;
+mod conventions;
 mod demo;
 mod faults;
 mod injection;

@@ -33,6 +33,7 @@ pub mod rollback;
 pub mod status;
 pub mod template;
 pub mod upgrade;
+pub mod version;
 
 use std::sync::{Arc, OnceLock};
 

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::action::{self, Env};
 use crate::base::exit::Code;
+use crate::cli::conventions;
 use crate::cli::policy as policy_cmd;
 use crate::cli::present::Narrator;
 use crate::cli::ui::Ui;
@@ -80,6 +81,9 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
         Command::Demo { bundles, keep } => demo::Demo { bundles, keep }.run(g.output).await,
         Command::Policy(cmd) => policy(g, cmd).await,
         Command::Sim(args) => sim(args).await,
+        Command::Version { cluster, client } => version(g, ui, &cluster, client).await,
+        Command::Completion { shell } => conventions::completion(shell),
+        Command::Man => conventions::man(),
     }
 }
 
@@ -152,6 +156,14 @@ async fn rollback(
 ) -> anyhow::Result<Code> {
     let report = run.run(&env(g, cluster, 10), &Narrator::new(ui)).await?;
     present::rollback(ui, &report)
+}
+
+async fn version(g: &Global, ui: &Ui, cluster: &ClusterArgs, client: bool) -> anyhow::Result<Code> {
+    let version = action::version::Version {
+        client_only: client,
+        discovery: crate::release::shipped::newest().discovery.clone(),
+    };
+    present::version(ui, &version.run(&env(g, cluster, 10)).await?)
 }
 
 async fn status(

@@ -2,6 +2,7 @@
 //! nothing here decides anything about upgrades.
 
 mod commands;
+pub mod conventions;
 pub mod demo;
 pub mod exit;
 pub mod policy;
@@ -232,6 +233,23 @@ pub enum Command {
     Policy(PolicyCommand),
     /// Run a local Kubernetes-API-compatible cluster (for tests, the demo and policy authors).
     Sim(meshup_sim::cli::SimArgs),
+    /// This client's version, WIT package and builtin policy digests, and the control plane
+    /// that runs on the cluster.
+    Version {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Only this client: do not ask the cluster.
+        #[arg(long)]
+        client: bool,
+    },
+    /// Shell completions for bash, zsh, fish, elvish or powershell, on stdout
+    /// (e.g. `meshup completion bash > /etc/bash_completion.d/meshup`).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The manual page (roff), generated from these flags (e.g. `meshup man | man -l -`).
+    Man,
 }
 
 #[derive(Subcommand, Debug)]

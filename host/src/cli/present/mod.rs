@@ -11,11 +11,13 @@ mod history;
 mod plan;
 mod status;
 mod terminal;
+mod version;
 
 pub use dataplane::{dataplane_restart, dataplane_status, outdated_text};
 pub use history::history;
 pub use plan::{show_plan, transition};
 pub use status::status;
+pub use version::version;
 
 use crate::action::{rollback, upgrade};
 use crate::base::exit::Code;
