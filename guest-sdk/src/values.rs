@@ -61,16 +61,7 @@ pub fn set_flag(source: crate::ReleaseSource, path: &str, value: &str) -> String
     }
 }
 
-/// Whether `tree` says nothing `base` does not: every mapping key of `tree` is in `base`
-/// with a value it covers in turn; lists and scalars are equal.
-pub fn covers(base: &Value, tree: &Value) -> bool {
-    match (base, tree) {
-        (Value::Object(b), Value::Object(t)) => t
-            .iter()
-            .all(|(k, v)| b.get(k).is_some_and(|bv| covers(bv, v))),
-        (b, t) => b == t,
-    }
-}
+pub use meshup_vocab::tree::covers;
 
 /// What differs between two values, short: a scalar as `old → new`; a mapping or a list as
 /// the entries added, removed and changed inside it (`ports[name:tcp] added,
@@ -185,8 +176,6 @@ mod tests {
         );
         assert_eq!(describe_change(Some(&json!(1)), Some(&json!(2))), "1 → 2");
         assert_eq!(describe_change(None, Some(&json!("x"))), "(unset) → x");
-        assert!(covers(&json!({"a": 1, "b": [1]}), &json!({"b": [1]})));
-        assert!(!covers(&json!({"a": 1}), &json!({"a": 2})));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 use serde_json::{Value, json};
 
 use crate::common::*;
+use meshup_real_tests::fs::copy_dir;
 
 /// A Kubernetes version every release here supports (1.29: 1.31–1.35 … 1.31: 1.32–1.36).
 const KUBE: &str = "v1.34.2";
@@ -571,17 +572,4 @@ fn bad_charts_input_exits_2_and_changes_nothing() {
         assert!(out.stderr.contains(says), "{full:?}: {}", out.stderr);
     }
     assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
 }

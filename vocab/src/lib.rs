@@ -1,5 +1,5 @@
 //! The vocabulary meshup's parts share: Kubernetes label selectors, Istio (and
-//! Kubernetes) version tags, RFC 3339 time.
+//! Kubernetes) version tags, RFC 3339 time, and how one value tree covers another.
 //!
 //! It knows nothing of meshup's internals, so the host, the policy SDK and its
 //! `FakeCluster`, the policies (compiled to `wasm32-wasip2`) and the simulator all use
@@ -9,6 +9,7 @@
 
 pub mod selector;
 pub mod time;
+pub mod tree;
 pub mod version;
 
 pub use selector::{Requirement, Selector, SelectorError};

@@ -240,17 +240,7 @@ fn subtract_at(
     }
 }
 
-/// Whether `tree` says nothing `base` does not: every mapping key of `tree` is in `base`
-/// with a value it covers in turn; lists and scalars are equal. (An installed-state's
-/// `k8s.service` without the `type` the charts default covers nothing new.)
-pub fn covers(base: &Value, tree: &Value) -> bool {
-    match (base, tree) {
-        (Value::Object(b), Value::Object(t)) => t
-            .iter()
-            .all(|(k, v)| b.get(k).is_some_and(|bv| covers(bv, v))),
-        (b, t) => b == t,
-    }
-}
+pub use meshup_vocab::tree::covers;
 
 fn is_empty_diff(v: &Value) -> bool {
     match v {

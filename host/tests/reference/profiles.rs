@@ -12,6 +12,7 @@ use meshup::release::bundle::Bundle;
 use serde_json::{Value, json};
 
 use super::{docs, reference_dir};
+use meshup_real_tests::fs::copy_dir;
 
 const RELEASES: [(&str, &str); 4] = [
     ("1.6.14", "1.6"),
@@ -175,17 +176,4 @@ fn one_changed_field_is_reported() {
         "{}",
         errs[0]
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
 }

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod cluster;
 pub mod compare;
+pub mod fs;
 pub mod istioctl;
 pub mod run;
 pub mod runner;

@@ -417,6 +417,7 @@ mod tests {
 mod bundle_tests {
     use super::*;
     use crate::release::bundle::render::render;
+    use meshup_real_tests::fs::copy_dir;
 
     fn shipped(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -515,18 +516,5 @@ mod bundle_tests {
         let err = err.to_string();
         assert!(err.contains("templates/istiod/service.yaml:5"), "{err}");
         let _ = std::fs::remove_dir_all(&tmp);
-    }
-
-    fn copy_dir(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            let dest = to.join(e.file_name());
-            if e.path().is_dir() {
-                copy_dir(&e.path(), &dest);
-            } else {
-                std::fs::copy(e.path(), dest).unwrap();
-            }
-        }
     }
 }
