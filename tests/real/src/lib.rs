@@ -9,9 +9,11 @@ pub mod audit;
 pub mod cluster;
 pub mod compare;
 pub mod fs;
+pub mod helm;
 pub mod istioctl;
 pub mod run;
 pub mod runner;
+pub mod webhook;
 
 pub use cluster::Cluster;
 pub use run::Run;

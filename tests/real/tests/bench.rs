@@ -22,6 +22,16 @@ fn audit_time(e: &Value) -> SystemTime {
 
 /// Run a program inside the namespace under /usr/bin/time: (wall time, peak RSS in MiB, stdout).
 fn timed(c: &Cluster, program: &std::path::Path, args: &[&str]) -> (Duration, Option<f64>, String) {
+    timed_ok(c, program, args, &[0])
+}
+
+/// `timed`, where each exit code of `ok` counts as success (a precheck that blocks exits 3).
+fn timed_ok(
+    c: &Cluster,
+    program: &std::path::Path,
+    args: &[&str],
+    ok: &[i32],
+) -> (Duration, Option<f64>, String) {
     let t = Instant::now();
     let out = Command::new("ip")
         .args([
@@ -40,7 +50,11 @@ fn timed(c: &Cluster, program: &std::path::Path, args: &[&str]) -> (Duration, Op
         .expect("run under /usr/bin/time");
     let wall = t.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{program:?} {args:?}: {stderr}");
+    let code = out.status.code().unwrap_or(-1);
+    assert!(
+        ok.contains(&code),
+        "{program:?} {args:?} exited {code}: {stderr}"
+    );
     let rss = stderr
         .lines()
         .find_map(|l| l.strip_prefix("maxrss_kb="))
@@ -187,4 +201,104 @@ pub fn benchmarks(c: &Cluster) {
         ms(dp) / ms(kc),
         dp_rss.unwrap_or(f64::NAN) / kc_rss.unwrap_or(f64::NAN)
     );
+}
+
+/// The median wall time of `n` runs of `run`.
+fn median(n: usize, mut run: impl FnMut() -> Duration) -> Duration {
+    let mut times: Vec<Duration> = (0..n).map(|_| run()).collect();
+    times.sort();
+    times[n / 2]
+}
+
+/// `helm template` of the three chart releases meshup renders (base, istiod, gateway), as
+/// meshup runs it for an upgrade: what rendering alone costs.
+fn helm_template_alone(helm: &str, release: &str, kube: &str) -> Duration {
+    let charts = std::path::Path::new(release).join("manifests/charts");
+    let t = Instant::now();
+    for (name, chart, ns) in [
+        ("istio-base", "base", "istio-system"),
+        ("istiod", "istio-control/istio-discovery", "istio-system"),
+        ("istio-ingress", "gateway", "istio-ingress"),
+    ] {
+        let out = Command::new(helm)
+            .args(["template", name])
+            .arg(charts.join(chart))
+            .args(["--namespace", ns, "--is-upgrade", "--kube-version", kube])
+            .output()
+            .expect("run helm template");
+        assert!(out.status.success(), "helm template {name}: {out:?}");
+    }
+    t.elapsed()
+}
+
+/// Precheck of a charts upgrade on the real tier (render by helm, server-side dry-run diff,
+/// every policy) for each of the three releases, from a charts install of 1.29.6, against
+/// the bundle precheck (1.7.8 → 1.8.6 on the shared cluster) and against `helm template`
+/// alone; medians of 5 runs, printed as ratios (target: under 2 s).
+pub fn charts_precheck_timing(shared: &Cluster) {
+    const RUNS: usize = 5;
+    at_1_7_8(shared);
+    let kubeconfig = shared.kubeconfig.to_str().unwrap().to_string();
+    let bundle_precheck = median(RUNS, || {
+        let args = [
+            "--kubeconfig",
+            &kubeconfig,
+            "precheck",
+            "--bundle",
+            &bundle("istio-1.8.6"),
+            "--ignore",
+            K8S_TOO_NEW,
+        ];
+        timed(shared, &shared.meshup, &args).0
+    });
+    let helm = meshup_real_tests::helm::build(4);
+    let helm = helm.to_str().unwrap();
+    let c = Cluster::up().unwrap_or_else(|e| panic!("a cluster of its own: {e:?}"));
+    let server = std::path::Path::new(env!("CARGO_BIN_EXE_webhook-server"));
+    let _injector = c.webhook_server(server, &["istio-system"]);
+    let from = meshup_real_tests::helm::release("1.29.6");
+    c.meshup(&[
+        "install",
+        "--charts",
+        &from,
+        "--helm",
+        helm,
+        "-y",
+        "--ignore",
+        K8S_TOO_NEW,
+    ])
+    .expect(0);
+    let kube = c.server_version();
+    let kubeconfig = c.kubeconfig.to_str().unwrap().to_string();
+    println!(
+        "  bench: bundle precheck 1.7.8 → 1.8.6: {:.0} ms (median of {RUNS})",
+        ms(bundle_precheck)
+    );
+    for target in ["1.29.6", "1.30.3", "1.31.0-rc.0"] {
+        let release = meshup_real_tests::helm::release(target);
+        let precheck = median(RUNS, || {
+            let args = [
+                "--kubeconfig",
+                &kubeconfig,
+                "precheck",
+                "--charts",
+                &release,
+                "--helm",
+                helm,
+                "--ignore",
+                K8S_TOO_NEW,
+            ];
+            // 1.29 → 1.31 skips a minor: the skew policy blocks it (exit 3), after every check.
+            timed_ok(&c, &c.meshup, &args, &[0, 3]).0
+        });
+        let render = median(RUNS, || helm_template_alone(helm, &release, &kube));
+        println!(
+            "  bench: charts precheck 1.29.6 → {target}: {:.0} ms (target < 2000 ms: {:.2}x); bundle precheck {:.2}x; helm template alone {:.0} ms ({:.2}x of the precheck)",
+            ms(precheck),
+            ms(precheck) / 2000.0,
+            ms(precheck) / ms(bundle_precheck),
+            ms(render),
+            ms(render) / ms(precheck),
+        );
+    }
 }

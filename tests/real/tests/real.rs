@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 mod api_cases;
 mod bench;
+mod charts;
 
 use meshup_real_tests::Run;
 use meshup_real_tests::audit::describe;
@@ -69,12 +70,22 @@ fn main() {
                 name: "real_istioctl_installs_its_release",
                 run: real_istioctl_installs_its_release,
             },
+            Test {
+                name: "charts_install_upgrade_downgrade_rollback",
+                run: charts::charts_install_upgrade_downgrade_rollback,
+            },
         ],
         // On demand (printed ratios, minutes for 10,000 pods), last: it leaves those pods behind.
-        &[Test {
-            name: "benchmarks",
-            run: bench::benchmarks,
-        }],
+        &[
+            Test {
+                name: "benchmarks",
+                run: bench::benchmarks,
+            },
+            Test {
+                name: "charts_precheck_timing",
+                run: bench::charts_precheck_timing,
+            },
+        ],
     );
 }
 

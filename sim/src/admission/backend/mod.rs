@@ -249,12 +249,29 @@ impl WebhookBackend {
         let Some(facts) = server::facts(store, webhook, &self.vars) else {
             return false;
         };
+        self.apply(object, &facts)
+    }
+
+    /// Runs the backend as a real server would, outside the simulator: with the facts
+    /// of its own pod (`server_spec`, the pod spec of the server that was called). An
+    /// HTTPS webhook server standing in for the real one on a real API server uses it.
+    pub fn mutate_as(&self, server_spec: &Value, object: &mut Value) -> bool {
+        if self.skips(object) {
+            return false;
+        }
+        let Some(facts) = server::facts_of(&[server_spec], &self.vars) else {
+            return false;
+        };
+        self.apply(object, &facts)
+    }
+
+    fn apply(&self, object: &mut Value, facts: &BTreeMap<String, String>) -> bool {
         let templates = mutation::Templates {
             add: &self.add,
             set: &self.set,
             add_if_absent: &self.add_if_absent,
         };
-        mutation::apply(object, &templates, &facts)
+        mutation::apply(object, &templates, facts)
     }
 
     fn skips(&self, object: &Value) -> bool {

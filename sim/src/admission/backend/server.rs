@@ -20,12 +20,24 @@ pub fn facts(
         return Some(BTreeMap::new());
     }
     let servers = server_deployments(store, webhook);
+    let specs: Vec<&Value> = servers
+        .iter()
+        .filter_map(|d| d.value.pointer("/spec/template/spec"))
+        .collect();
+    facts_of(&specs, wanted)
+}
+
+/// Every fact by name, read from the first of the server's pod specs that has it.
+pub fn facts_of(
+    specs: &[&Value],
+    wanted: &BTreeMap<String, ServerFact>,
+) -> Option<BTreeMap<String, String>> {
     wanted
         .iter()
         .map(|(name, fact)| {
-            let value = servers
+            let value = specs
                 .iter()
-                .find_map(|d| read(d, fact))
+                .find_map(|s| read(s, fact))
                 .or_else(|| fact.default.clone())?;
             let value = if fact.empty_if.as_ref() == Some(&value) {
                 String::new()
@@ -71,10 +83,10 @@ fn server_deployments(store: &Store, webhook: &Value) -> Vec<Arc<Obj>> {
     deployments
 }
 
-fn read(deployment: &Obj, fact: &ServerFact) -> Option<String> {
-    let container = deployment
-        .value
-        .pointer("/spec/template/spec/containers")
+/// A fact from a pod spec (a Deployment's template, or a running server's own pod).
+fn read(spec: &Value, fact: &ServerFact) -> Option<String> {
+    let container = spec
+        .get("containers")
         .and_then(Value::as_array)?
         .iter()
         .find(|c| c["name"] == fact.container.as_str())?;
