@@ -3,6 +3,7 @@
 
 pub mod capture;
 pub mod discover;
+pub mod helm;
 pub mod history;
 pub mod installer;
 pub mod installers;
