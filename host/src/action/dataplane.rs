@@ -35,7 +35,7 @@ pub struct Restarted {
 
 async fn read(env: &Env, discovery: &Discovery, ns: &str) -> anyhow::Result<(Cluster, Report)> {
     let cluster = env.cluster().await?;
-    let installed = crate::installed::discover::read(&cluster, discovery, ns, None).await?;
+    let installed = crate::installed::discover::read_running(&cluster, discovery, ns).await?;
     let version = installed.version().map(str::to_string);
     let report = dataplane::report(&cluster, discovery, version, ns).await?;
     Ok((cluster, report))

@@ -53,11 +53,10 @@ impl Version {
             return Ok(report);
         }
         let conn = env.connect().await?;
-        let installed = crate::installed::discover::read(
+        let installed = crate::installed::discover::read_running(
             &*conn.kube,
             &self.discovery,
             default_namespace(),
-            None,
         )
         .await?;
         report.kubernetes = Some(installed.kubernetes_version.clone());

@@ -30,6 +30,13 @@ fn code_of_one(e: &(dyn std::error::Error + 'static)) -> Option<Code> {
     {
         return Some(Code::BadInput);
     }
+    // A record in the cluster meshup refuses to read (a hostile or corrupt Helm release
+    // Secret): nothing was changed, and the message names the Secret.
+    if e.is::<crate::installed::helm::record::RecordError>()
+        || e.is::<crate::installed::helm::releases::Error>()
+    {
+        return Some(Code::BadInput);
+    }
     if let Some(e) = e.downcast_ref::<cluster::Error>() {
         return Some(match e {
             cluster::Error::Kubeconfig(_) => Code::BadInput,
@@ -102,6 +109,25 @@ mod tests {
                 cause: "refused".into()
             }),
             Code::Unexpected
+        );
+        // A Helm record meshup refuses to read: input from the cluster, nothing changed.
+        use crate::installed::helm::{record, releases};
+        let bomb = || record::RecordError::Inflated {
+            secret: record::SecretRef {
+                namespace: "istio-system".into(),
+                name: "sh.helm.release.v1.istiod.v5".into(),
+            },
+            limit: record::MAX_JSON_BYTES,
+        };
+        assert_eq!(code(bomb()), Code::BadInput);
+        assert_eq!(
+            code(releases::Error {
+                namespace: "istio-system".into(),
+                name: "istiod".into(),
+                named_by: "named by Deployment istio-system/istiod".into(),
+                cause: bomb(),
+            }),
+            Code::BadInput
         );
         assert_eq!(code(Exit::new(Code::Blocked, "no")), Code::Blocked);
         assert_eq!(code(anyhow::anyhow!("anything else")), Code::Unexpected);

@@ -1,20 +1,43 @@
 //! Reading what is installed from the cluster: the control planes and the versions their
-//! pods run, the Kubernetes version, and who installed it (each installer's `detect`).
+//! pods run, the Kubernetes version, who installed it (each installer's `detect`), and the
+//! Helm releases of the install in any namespace.
 
 use serde_json::Value;
 
 use crate::cluster::kube::Kube;
+use crate::installed::helm::releases;
 use crate::installed::history::Release;
 use crate::installed::installer::Installer as _;
 use crate::installed::state::{InstallMethod, Installed, control_planes};
 use crate::release::discovery::Discovery;
 
-/// Read the installed state of the mesh in `namespace`, found as `discovery` says.
+/// Read the installed state of the mesh in `namespace`, found as `discovery` says, with the
+/// Helm releases of the install in any namespace.
 pub async fn read(
     cluster: &dyn Kube,
     discovery: &Discovery,
     namespace: &str,
     release: Option<Release>,
+) -> anyhow::Result<Installed> {
+    read_with(cluster, discovery, namespace, release, true).await
+}
+
+/// What runs, for the actions that need only the versions (`version`, `dataplane`): the
+/// same as `read` but without Helm's release records, which it neither lists nor decodes.
+pub async fn read_running(
+    cluster: &dyn Kube,
+    discovery: &Discovery,
+    namespace: &str,
+) -> anyhow::Result<Installed> {
+    read_with(cluster, discovery, namespace, None, false).await
+}
+
+async fn read_with(
+    cluster: &dyn Kube,
+    discovery: &Discovery,
+    namespace: &str,
+    release: Option<Release>,
+    with_helm: bool,
 ) -> anyhow::Result<Installed> {
     let kubernetes_version = cluster.server_version().await?;
     let selector = Some(discovery.control_plane.selector.as_str());
@@ -23,12 +46,17 @@ pub async fn read(
         .await?;
     let pods = cluster.list("v1", "Pod", Some(namespace), selector).await?;
     let control_planes = control_planes(discovery, &deployments, &pods);
+    let helm = if with_helm {
+        releases::read(cluster, &releases::named_by(&deployments)).await?
+    } else {
+        releases::Found::default()
+    };
     let method = if release.is_some() {
         InstallMethod::Meshup
     } else if control_planes.is_empty() {
         InstallMethod::None
     } else {
-        detect_method(cluster, discovery, namespace, &deployments).await?
+        detect_method(cluster, discovery, namespace, &deployments, &helm).await?
     };
     Ok(Installed {
         kubernetes_version,
@@ -36,6 +64,7 @@ pub async fn read(
         control_planes,
         method,
         release,
+        helm,
     })
 }
 
@@ -44,15 +73,25 @@ async fn detect_method(
     discovery: &Discovery,
     namespace: &str,
     deployments: &[Value],
+    helm: &releases::Found,
 ) -> anyhow::Result<InstallMethod> {
     if let Some(release) = deployments.iter().find_map(helm_release) {
         return Ok(InstallMethod::Helm { release });
     }
     let istioctl = crate::installed::istioctl::Istioctl;
-    Ok(istioctl
+    if let Some(method) = istioctl
         .detect(cluster, discovery, namespace, deployments)
         .await?
-        .unwrap_or(InstallMethod::Unknown))
+    {
+        return Ok(method);
+    }
+    // Helm's annotations gone (someone applied over them), its istiod release still there.
+    Ok(match helm.control_plane(namespace) {
+        Some(r) => InstallMethod::Helm {
+            release: r.name.clone(),
+        },
+        None => InstallMethod::Unknown,
+    })
 }
 
 /// The Helm release a control-plane Deployment belongs to, if Helm installed it (its

@@ -71,6 +71,9 @@ pub struct Installed {
     pub method: InstallMethod,
     #[serde(skip)]
     pub release: Option<Release>,
+    /// The Helm releases of the Istio install, in any namespace (none when Helm did not
+    /// install it).
+    pub helm: crate::installed::helm::releases::Found,
 }
 
 impl Installed {
@@ -253,6 +256,7 @@ mod tests {
             ),
             method: InstallMethod::Unknown,
             release: None,
+            helm: Default::default(),
         };
         assert!(installed.mixed_versions());
         assert_eq!(installed.in_place().unwrap().pods.len(), 2);
