@@ -5,6 +5,7 @@ mod common;
 mod conventions;
 mod demo;
 mod faults;
+mod helm;
 mod injection;
 mod inputs;
 mod istioctl;

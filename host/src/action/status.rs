@@ -43,6 +43,10 @@ struct Doc<'a> {
     kubernetes_version: &'a str,
     install_method: &'a str,
     release: Option<Value>,
+    /// The Helm releases of the install, in any namespace, and what was left unread.
+    helm_releases: &'a [crate::installed::helm::releases::Release],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    helm_notes: &'a [String],
     control_planes: &'a [state::ControlPlane],
     workloads: &'a [Workload],
     data_plane: &'a dataplane::Report,
@@ -61,6 +65,8 @@ impl Report {
             kubernetes_version: &installed.kubernetes_version,
             install_method: installed.method.name(),
             release,
+            helm_releases: &installed.helm.releases,
+            helm_notes: &installed.helm.notes,
             control_planes: &installed.control_planes,
             workloads: &self.workloads,
             data_plane: &self.data_plane,

@@ -285,6 +285,62 @@ pub fn behaviour_findings(plan: &Plan) -> Vec<Finding> {
         .collect()
 }
 
+/// The host's findings about the Helm releases of the install: a newest revision left
+/// pending blocks (Helm itself refuses every later upgrade and rollback of it), and Helm
+/// records left unread are said.
+pub fn helm_findings(installed: &Installed) -> Vec<Finding> {
+    let pending = installed.helm.releases.iter().filter_map(|r| {
+        let resolve = r.resolution()?;
+        let (what, after) = if r.status == crate::installed::helm::record::Status::PendingInstall
+        {
+            (
+                "the install",
+                "uninstalls what the interrupted install applied; install it again afterwards"
+                    .to_string(),
+            )
+        } else {
+            (
+                "the upgrade or rollback",
+                match r.last_deployed {
+                    Some(to) => format!("returns the release to revision {to}, its last deployed one"),
+                    None => "returns the release to the revision before".to_string(),
+                },
+            )
+        };
+        Some(Finding {
+            policy: "host".into(),
+            source: "host".into(),
+            code: "helm.pending".into(),
+            severity: Severity::Error,
+            message: format!(
+                "Helm release {}/{} ({}): its newest revision {} is {}: {what} that wrote it (a helm \
+                 or meshup run) was interrupted before it recorded how it ended, so the cluster may be \
+                 between two versions; until it is resolved every `helm upgrade` and `helm rollback` \
+                 of it refuses (\"another operation (install/upgrade/rollback) is in progress\")",
+                r.namespace,
+                r.name,
+                r.chart_ref(),
+                r.revision,
+                r.status
+            ),
+            remediation: Some(format!(
+                "make sure no helm or meshup run is still going on, then `{resolve}` ({after})"
+            )),
+            subject: Some(format!("{}/{}", r.namespace, r.name)),
+        })
+    });
+    let unread = installed.helm.notes.iter().map(|note| Finding {
+        policy: "host".into(),
+        source: "host".into(),
+        code: "helm.unread".into(),
+        severity: Severity::Warning,
+        message: note.clone(),
+        remediation: None,
+        subject: None,
+    });
+    pending.chain(unread).collect()
+}
+
 /// The host's finding for objects the API server refuses in the dry-run.
 pub fn rejection_findings(plan: &Plan) -> Vec<Finding> {
     plan.changes

@@ -206,6 +206,7 @@ impl Run<'_> {
             checks::rejection_findings(&plan),
             checks::cluster_specific_findings(&plan),
             checks::behaviour_findings(&plan),
+            checks::helm_findings(&installed),
         ]
         .concat();
         let pre = self

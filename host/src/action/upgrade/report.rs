@@ -19,6 +19,9 @@ struct Doc<'a> {
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     replaced_policies: &'a [String],
     plan: PlanSummary<'a>,
+    /// The Helm releases of the install, in any namespace.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    helm_releases: &'a [crate::installed::helm::releases::Release],
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<RunResult>,
 }
@@ -101,6 +104,7 @@ impl Report {
             overridden: &self.pre.overridden,
             replaced_policies: &self.replaced,
             plan: summary(&self.plan, &self.installed),
+            helm_releases: &self.installed.helm.releases,
             result: self.result.clone(),
         }
     }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 mod dataplane;
 pub mod demo;
+mod helm;
 mod history;
 mod plan;
 mod status;

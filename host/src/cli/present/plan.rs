@@ -52,6 +52,12 @@ fn heading(ui: &Ui, plan: &Plan, installed: &Installed) {
 /// What the plan leaves alone or cannot tell from the cluster: revisions beside the
 /// default one, and control-plane pods that disagree on their version.
 fn installed_notes(ui: &Ui, installed: &Installed) {
+    if !installed.helm.releases.is_empty() {
+        ui.say(format!(
+            "  helm releases:\n{}",
+            super::helm::indented(&installed.helm.releases, "    ")
+        ));
+    }
     for cp in installed
         .control_planes
         .iter()

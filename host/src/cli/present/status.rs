@@ -2,6 +2,7 @@
 
 use crate::action::status::{Report, Workload};
 use crate::base::exit::Code;
+use crate::base::text;
 use crate::cli::ui::{Ui, print_json, table};
 use crate::engine::dataplane;
 use crate::installed::state::Installed;
@@ -31,6 +32,15 @@ fn print_text(ui: &Ui, installed: &Installed, workloads: &[Workload], dp: &datap
             "release: none recorded by meshup (install method: {})",
             installed.method.name()
         )),
+    }
+    if !installed.helm.releases.is_empty() {
+        ui.say(format!(
+            "helm releases:\n{}",
+            super::helm::indented(&installed.helm.releases, "  ")
+        ));
+    }
+    for note in &installed.helm.notes {
+        ui.warn(text::one_line(note));
     }
     ui.say(format!("kubernetes: {}", installed.kubernetes_version));
     if installed.control_planes.is_empty() {
