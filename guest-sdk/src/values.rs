@@ -61,64 +61,94 @@ pub fn set_flag(source: crate::ReleaseSource, path: &str, value: &str) -> String
     }
 }
 
-pub use meshup_vocab::tree::covers;
+pub use meshup_vocab::tree::{covers, describe_change, show};
 
-/// What differs between two values, short: a scalar as `old → new`; a mapping or a list as
-/// the entries added, removed and changed inside it (`ports[name:tcp] added,
-/// ports[name:tcp-istiod] removed`), at most five, then how many more.
-pub fn describe_change(old: Option<&Value>, new: Option<&Value>) -> String {
-    let structured = |v: Option<&Value>| matches!(v, Some(Value::Object(_) | Value::Array(_)));
-    if !structured(old) || !structured(new) {
-        return format!("{} → {}", show(old), show(new));
-    }
-    let (a, b) = (
-        inner(old.unwrap_or(&Value::Null)),
-        inner(new.unwrap_or(&Value::Null)),
-    );
-    let mut parts = Vec::new();
-    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    for k in keys {
-        match (a.get(k), b.get(k)) {
-            (Some(_), None) => parts.push(format!("{k} removed")),
-            (None, Some(v)) => parts.push(format!("{k} added ({})", show(Some(v)))),
-            (Some(x), Some(y)) if x != y => {
-                parts.push(format!("{k}: {}", describe_change(Some(x), Some(y))))
-            }
-            _ => {}
-        }
-    }
-    if parts.is_empty() {
-        return "only the order of its entries".into();
-    }
-    let more = parts.len().saturating_sub(5);
-    parts.truncate(5);
-    let mut out = parts.join(", ");
-    if more > 0 {
-        out.push_str(&format!(", and {more} more"));
-    }
-    out
+/// A values file that sets `path` (as the context's values trees spell it) to a structured
+/// `value`, in the language of the source that renders the target: an IstioOperator for
+/// `-f` with a bundle; a Helm values file for `-f RELEASE=FILE` with charts. Block YAML, so a
+/// reader sees the port or the variable that matters instead of one line of JSON.
+pub fn values_snippet(source: crate::ReleaseSource, path: &str, value: &Value) -> String {
+    let (header, tree) = match (source, path.split_once('.')) {
+        (crate::ReleaseSource::Charts, Some((release, rest))) => (
+            format!("# a Helm values file for {release}: -f {release}=FILE\n"),
+            nest(rest, value),
+        ),
+        _ => (
+            "# an IstioOperator file: -f FILE\napiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\n"
+                .to_string(),
+            serde_json::json!({ "spec": nest(path, value) }),
+        ),
+    };
+    let mut out = header;
+    yaml(&tree, 0, &mut out);
+    out.trim_end().to_string()
 }
 
-/// The entries of a mapping or list, one level deep: keys; named items as `[name:x]`, or
-/// by `port` for service ports; other items by position.
-fn inner(v: &Value) -> BTreeMap<String, Value> {
+/// `value` at `path` (`a.b[name:x].c`), as a tree: a `[name:x]` segment is a list holding
+/// the item named `x`.
+fn nest(path: &str, value: &Value) -> Value {
+    let mut segments: Vec<String> = Vec::new();
+    for part in path.split('.') {
+        match part.split_once("[name:") {
+            Some((key, name)) => {
+                segments.push(key.to_string());
+                segments.push(format!("[name:{}", name));
+            }
+            None => segments.push(part.to_string()),
+        }
+    }
+    let mut tree = value.clone();
+    for seg in segments.iter().rev() {
+        tree = match seg.strip_prefix("[name:").and_then(|n| n.strip_suffix(']')) {
+            Some(name) => {
+                let mut item = serde_json::Map::new();
+                item.insert("name".into(), Value::String(name.to_string()));
+                if let Value::Object(m) = tree {
+                    item.extend(m);
+                }
+                Value::Array(vec![Value::Object(item)])
+            }
+            None => serde_json::json!({ seg.as_str(): tree }),
+        };
+    }
+    tree
+}
+
+/// Block YAML of a JSON tree; scalars as JSON, which YAML reads the same.
+fn yaml(v: &Value, indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent);
     match v {
-        Value::Object(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                let key = match (&item["name"], &item["port"]) {
-                    (Value::String(n), _) => format!("[name:{n}]"),
-                    (_, Value::Number(p)) => format!("[port:{p}]"),
-                    _ => format!("[{i}]"),
-                };
-                (key, item.clone())
-            })
-            .collect(),
-        _ => BTreeMap::new(),
+        Value::Object(m) => {
+            // A list item's `name` first, as people write them.
+            let named = m.get_key_value("name").into_iter();
+            for (k, child) in named.chain(m.iter().filter(|(k, _)| *k != "name")) {
+                match child {
+                    Value::Object(c) if !c.is_empty() => {
+                        out.push_str(&format!("{pad}{k}:\n"));
+                        yaml(child, indent + 2, out);
+                    }
+                    Value::Array(items) if !items.is_empty() => {
+                        out.push_str(&format!("{pad}{k}:\n"));
+                        yaml(child, indent, out);
+                    }
+                    scalar => out.push_str(&format!("{pad}{k}: {scalar}\n")),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                let mut inner = String::new();
+                yaml(item, indent + 2, &mut inner);
+                // The item's first line goes after `- `.
+                let inner = inner.trim_start_matches(' ');
+                if item.is_object() || item.is_array() {
+                    out.push_str(&format!("{pad}- {inner}"));
+                } else {
+                    out.push_str(&format!("{pad}- {item}\n"));
+                }
+            }
+        }
+        scalar => out.push_str(&format!("{pad}{scalar}\n")),
     }
 }
 
@@ -137,17 +167,6 @@ pub fn touches(overlay: &BTreeMap<String, Value>, path: &str) -> bool {
     })
 }
 
-/// Render a JSON leaf compactly for messages (`"x"` → `x`).
-pub fn show(v: Option<&Value>) -> String {
-    match v {
-        None => "(unset)".into(),
-        // An empty string stays visible, and `--set path=""` reads it back as one.
-        Some(Value::String(s)) if s.is_empty() => "\"\"".into(),
-        Some(Value::String(s)) => s.clone(),
-        Some(v) => v.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +182,28 @@ mod tests {
         assert_eq!(
             set_flag(ReleaseSource::Charts, "istiod.pilot.env.X", "1"),
             "--set istiod:pilot.env.X=1"
+        );
+    }
+
+    #[test]
+    fn snippets_speak_the_sources_language() {
+        use crate::ReleaseSource;
+        let service = json!({"type": "LoadBalancer", "ports": [{"name": "http2", "port": 80}, {"name": "tls", "port": 15443}]});
+        assert_eq!(
+            values_snippet(
+                ReleaseSource::Bundle,
+                "components.ingressGateways[name:istio-ingressgateway].k8s.service",
+                &service
+            ),
+            "# an IstioOperator file: -f FILE\napiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nspec:\n  components:\n    ingressGateways:\n    - name: \"istio-ingressgateway\"\n      k8s:\n        service:\n          ports:\n          - name: \"http2\"\n            port: 80\n          - name: \"tls\"\n            port: 15443\n          type: \"LoadBalancer\""
+        );
+        assert_eq!(
+            values_snippet(
+                ReleaseSource::Charts,
+                "istiod.pilot.env",
+                &json!({"A": "x"})
+            ),
+            "# a Helm values file for istiod: -f istiod=FILE\npilot:\n  env:\n    A: \"x\""
         );
     }
 

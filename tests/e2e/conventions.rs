@@ -133,3 +133,22 @@ fn kubectl_runs_it_as_a_plugin() {
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["wit"], "meshup:policy@0.3.0");
 }
+
+/// `meshup … -o json | head`: a reader that stops early ends the output quietly, as it does
+/// for kubectl, instead of a panic about a broken pipe.
+#[test]
+fn json_to_a_closed_pipe_is_not_a_panic() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshup"))
+        .args(["version", "--client", "-o", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before meshup writes (it starts in milliseconds; loading the
+    // policies' digests takes longer).
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

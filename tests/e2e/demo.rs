@@ -35,3 +35,40 @@ fn the_demo_runs_every_step_and_ends_where_it_says() {
         "{history}"
     );
 }
+
+/// Step [4], the precheck a reviewer reads before saying yes, fits in a screen or two and
+/// still shows every substantive change: the images, the port added, the object pruned,
+/// the changed defaults as what differs (not two whole documents), and a values-file
+/// snippet (not JSON) as the fix for a structured default.
+#[test]
+fn the_demo_precheck_reads_in_about_120_lines_with_every_real_change() {
+    let demo = run(&["demo"], None);
+    demo.expect(0);
+    let out = demo.stdout.clone();
+    let step = out
+        .split("\n[4] ")
+        .nth(1)
+        .and_then(|s| s.split("\n[5] ").next())
+        .unwrap_or_else(|| panic!("no step [4]:\n{out}"));
+    let lines = step.lines().count();
+    println!("demo step [4]: {lines} lines");
+    assert!(lines <= 120, "step [4] is {lines} lines:\n{step}");
+    for seen in [
+        "containers[discovery].image: pilot:1.7.8 → 1.8.6",
+        "containers[istio-proxy].image: proxyv2:1.7.8 → 1.8.6",
+        "spec.ports[tcp-istiod] added",
+        "- prune  ClusterRoleBinding istiod-pilot-istio-system",
+        "+ create EnvoyFilter istio-system/metadata-exchange-1.8",
+        "only move version labels (1.7.8 → 1.8.6)",
+        "ports: [name:tcp-istiod] added",
+        "kind: IstioOperator",
+    ] {
+        assert!(
+            step.contains(seen),
+            "step [4] does not show {seen:?}:\n{step}"
+        );
+    }
+    // Version-label-only updates are counted, not diffed.
+    assert!(!step.contains("operator.istio.io/version"), "{step}");
+    assert!(!step.contains("\"ports\":[{"), "a whole document: {step}");
+}

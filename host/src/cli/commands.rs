@@ -15,6 +15,7 @@ use crate::cli::present::Narrator;
 use crate::cli::ui::Ui;
 use crate::cluster::client::Target;
 use crate::engine::checks::Overrides;
+use crate::engine::plan::DiffMode;
 
 /// Every subcommand runs on one async runtime, started here.
 pub fn run_async(cli: Cli) -> anyhow::Result<Code> {
@@ -131,7 +132,7 @@ async fn precheck(
     cluster: &ClusterArgs,
     bundle: &BundleArgs,
     checks: CheckArgs,
-    diff: bool,
+    diff: DiffMode,
 ) -> anyhow::Result<Code> {
     let apply = ApplyArgs {
         yes: false,

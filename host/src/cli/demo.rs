@@ -17,6 +17,7 @@ use crate::cli::ui::{Format, Ui};
 use crate::cluster::client::Target;
 use crate::cluster::kube::Kube;
 use crate::engine::checks::Overrides;
+use crate::engine::plan::DiffMode;
 use crate::release::source::Inputs;
 
 pub struct Demo {
@@ -270,7 +271,7 @@ impl<'a> Story<'a> {
             readiness_timeout,
             rollback_timeout: Duration::from_secs(60),
             no_rollback: false,
-            diff: false,
+            diff: DiffMode::Summary,
         };
         let report = run.run(&self.env, &Narrator::new(self.ui)).await;
         expect(report.and_then(|r| present::upgrade(self.ui, &r)), want)

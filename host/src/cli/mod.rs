@@ -18,6 +18,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::action;
 use crate::base::exit::Code;
+use crate::engine::plan::DiffMode;
 use crate::policy::RuntimeOptions;
 use crate::release::source::Inputs;
 use ui::Format;
@@ -129,9 +130,10 @@ pub struct ApplyArgs {
     /// How long each component may take to become ready (e.g. 300s, 5m).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "300s")]
     pub readiness_timeout: Duration,
-    /// Show object diffs in the plan.
-    #[arg(long)]
-    pub diff: bool,
+    /// Object diffs in the plan: `summary` (each change in a line, no diff), `changes`
+    /// (also the diff of each change beyond version labels; `--diff` alone) or `full`.
+    #[arg(long, value_enum, default_value = "summary", num_args = 0..=1, default_missing_value = "changes")]
+    pub diff: DiffMode,
     /// Revisions kept in history.
     #[arg(long, default_value_t = 10)]
     pub history_max: usize,
@@ -158,9 +160,10 @@ pub enum Command {
         bundle: BundleArgs,
         #[command(flatten)]
         checks: CheckArgs,
-        /// Show object diffs.
-        #[arg(long)]
-        diff: bool,
+        /// Object diffs in the plan: `summary` (each change in a line, no diff), `changes`
+        /// (also the diff of each change beyond version labels; `--diff` alone) or `full`.
+        #[arg(long, value_enum, default_value = "summary", num_args = 0..=1, default_missing_value = "changes")]
+        diff: DiffMode,
     },
     /// Upgrade (or downgrade) the control plane in place to the bundle's version.
     Upgrade {

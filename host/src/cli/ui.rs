@@ -10,8 +10,12 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// Print a value as the one JSON document on stdout (policy text in it made inert).
 pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(v)?;
-    println!("{}", crate::base::text::inert_json(text));
-    Ok(())
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{}", crate::base::text::inert_json(text)) {
+        // A reader that stopped early (`meshup status -o json | head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod checks;
 pub mod cluster_specific;
 pub mod dataplane;
+pub mod describe;
 pub mod failure;
 pub mod plan;
 pub mod progress;

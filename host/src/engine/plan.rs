@@ -16,7 +16,7 @@ use crate::base::values;
 use crate::base::version::Direction;
 use crate::cluster::client::without_server_fields;
 use crate::cluster::kube::Kube;
-use crate::engine::cluster_specific;
+use crate::engine::{cluster_specific, describe};
 use crate::installed::installer::Previous;
 use crate::installed::installers;
 use crate::installed::state::Installed;
@@ -43,8 +43,35 @@ pub struct Change {
     /// Why the API server refuses the change (server-side dry-run), if it does.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rejected: Option<String>,
+    /// An update whose only change is metadata naming the version (`describe`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub version_only: bool,
+    /// What an update changes besides that, one short line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub summary: Vec<String>,
     #[serde(skip)]
     pub key: ObjectKey,
+}
+
+/// Which object diffs the plan shows: none (each change described in a line), those of
+/// the changes beyond version metadata, or every one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffMode {
+    #[default]
+    Summary,
+    Changes,
+    Full,
+}
+
+impl Change {
+    /// Whether `mode` shows this change's diff.
+    pub fn diff_shown(&self, mode: DiffMode) -> bool {
+        match mode {
+            DiffMode::Summary => false,
+            DiffMode::Changes => !self.version_only,
+            DiffMode::Full => true,
+        }
+    }
 }
 
 pub use crate::base::values::ValueChange;
@@ -144,11 +171,16 @@ pub async fn build(
     let target = facts.version.to_string();
     let mut changes = Vec::new();
     // Each diff is a GET and a dry-run apply; a few at a time, results kept in order.
-    let diffs: Vec<anyhow::Result<Change>> =
-        futures::stream::iter(rendered.objects.iter().map(|o| diff_object(cluster, o)))
-            .buffered(8)
-            .collect()
-            .await;
+    let versions = (current.as_deref(), target.as_str());
+    let diffs: Vec<anyhow::Result<Change>> = futures::stream::iter(
+        rendered
+            .objects
+            .iter()
+            .map(|o| diff_object(cluster, o, versions)),
+    )
+    .buffered(8)
+    .collect()
+    .await;
     for d in diffs {
         changes.push(d?);
     }
@@ -242,6 +274,7 @@ fn effective_defaults(
 async fn diff_object(
     cluster: &dyn Kube,
     o: &crate::base::object::Object,
+    (from, to): (Option<&str>, &str),
 ) -> anyhow::Result<Change> {
     let key = o.key();
     let base = Change {
@@ -250,6 +283,8 @@ async fn diff_object(
         action: Action::Create,
         diff: None,
         rejected: None,
+        version_only: false,
+        summary: Vec::new(),
         key: key.clone(),
     };
     // A custom kind whose CRD this run creates (an install) has nothing of it yet.
@@ -270,19 +305,20 @@ async fn diff_object(
             _ => return Err(e.into()),
         },
     };
-    let (before, after) = (
-        yaml(&without_server_fields(&live)),
-        yaml(&without_server_fields(&merged)),
-    );
+    let (live, merged) = (without_server_fields(&live), without_server_fields(&merged));
+    let (before, after) = (yaml(&live), yaml(&merged));
     if before == after {
         return Ok(Change {
             action: Action::Unchanged,
             ..base
         });
     }
+    let described = describe::describe(&live, &merged, from, to);
     Ok(Change {
         action: Action::Update,
         diff: Some(unified(&key, &before, &after)),
+        version_only: described.version_only,
+        summary: described.summary,
         ..base
     })
 }
@@ -307,6 +343,8 @@ fn prune_candidates(previous: Option<&Previous>, target: &Rendered) -> Vec<Chang
             action: Action::Prune,
             diff: None,
             rejected: None,
+            version_only: false,
+            summary: Vec::new(),
             key,
         })
         .collect()
@@ -360,6 +398,8 @@ async fn owned_leftovers(
                         action: Action::Prune,
                         diff: None,
                         rejected: None,
+                        version_only: false,
+                        summary: Vec::new(),
                         key,
                     });
                 }

@@ -30,7 +30,7 @@ pub enum Event<'a> {
     Planned {
         plan: &'a Plan,
         installed: &'a Installed,
-        diffs: bool,
+        diffs: crate::engine::plan::DiffMode,
         replaced: &'a [String],
     },
     /// The findings of one phase of checks.

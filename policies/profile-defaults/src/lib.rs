@@ -53,8 +53,8 @@ impl Policy for ProfileDefaults {
                 );
                 let keep = match o {
                     Some(v @ (Value::Object(_) | Value::Array(_))) => format!(
-                        "set {p} in your IstioOperator file (-f) to its old value {}",
-                        v
+                        "set {p} to its old value in a values file:\n{}",
+                        values_snippet(ctx.source, p, v)
                     ),
                     o => set_flag(ctx.source, p, &show(o)),
                 };

@@ -16,6 +16,7 @@ use super::upgrade::{Mode, Report, Upgrade};
 use super::{Backend, Env};
 use crate::base::exit::{Code, Exit};
 use crate::engine::checks::{Checker, Overrides};
+use crate::engine::plan::DiffMode;
 use crate::engine::progress::{Event, Progress};
 use crate::installed::history::{History, Memory, Release, Status};
 use crate::release::source::Inputs;
@@ -91,7 +92,7 @@ fn upgrade(mode: Mode, version: &str) -> Upgrade {
         readiness_timeout: Duration::from_secs(5),
         rollback_timeout: Duration::from_secs(5),
         no_rollback: false,
-        diff: false,
+        diff: DiffMode::Summary,
     }
 }
 

@@ -19,7 +19,7 @@ use crate::cluster::permissions;
 use crate::engine::apply;
 use crate::engine::checks::{self, Checker, Outcome, Overrides};
 use crate::engine::dataplane;
-use crate::engine::plan::{self, Plan};
+use crate::engine::plan::{self, DiffMode, Plan};
 use crate::engine::progress::{Event, Progress};
 use crate::installed::history::{Action, History, Release, Status};
 use crate::installed::installers;
@@ -48,8 +48,8 @@ pub struct Upgrade {
     pub readiness_timeout: Duration,
     pub rollback_timeout: Duration,
     pub no_rollback: bool,
-    /// Show object diffs in the plan.
-    pub diff: bool,
+    /// Which object diffs the plan shows.
+    pub diff: DiffMode,
 }
 
 /// What the run knows once it has planned and prechecked, before any change.
@@ -216,7 +216,7 @@ impl Run<'_> {
         self.progress.event(Event::Planned {
             plan: &plan,
             installed: &installed,
-            diffs: up.diff || up.mode == Mode::Precheck || up.dry_run,
+            diffs: up.diff,
             replaced: &self.checker.replacements(),
         });
         self.progress.event(Event::Checked(&pre));

@@ -1,10 +1,13 @@
-//! How a plan reads for people: what is installed, what changes per component, which
-//! values change without the user asking, and (with `--diff`) each object's diff.
+//! How a plan reads for people: what is installed, what changes per component (objects
+//! whose only change is version metadata counted, every other change described in a line
+//! or two), which values change without the user asking, and the diffs `--diff` asks for.
 
+use crate::base::text;
 use crate::base::version::Direction;
 use crate::cli::ui::{Color, Ui};
-use crate::engine::plan::{self, Plan};
+use crate::engine::plan::{self, DiffMode, Plan};
 use crate::installed::state::{self, InstallMethod, Installed};
+use meshup_vocab::tree::describe_change;
 
 /// `1.7.8 → 1.8.6`, or just `1.8.6` for a first install.
 pub fn transition(plan: &Plan) -> String {
@@ -14,7 +17,7 @@ pub fn transition(plan: &Plan) -> String {
     }
 }
 
-pub fn show_plan(ui: &Ui, plan: &Plan, installed: &Installed, diffs: bool) {
+pub fn show_plan(ui: &Ui, plan: &Plan, installed: &Installed, diffs: DiffMode) {
     heading(ui, plan, installed);
     installed_notes(ui, installed);
     ui.say(format!(
@@ -28,8 +31,12 @@ pub fn show_plan(ui: &Ui, plan: &Plan, installed: &Installed, diffs: bool) {
         component_changes(ui, plan, component);
     }
     value_changes(ui, plan);
-    if diffs {
-        object_diffs(ui, plan);
+    object_diffs(ui, plan, diffs);
+    if diffs == DiffMode::Summary && plan.count(plan::Action::Update) > 0 {
+        ui.say(ui.paint(
+            "  (each object's diff: --diff changes; with the version labels too: --diff full)",
+            Color::Dim,
+        ));
     }
 }
 
@@ -119,7 +126,17 @@ fn component_changes(ui: &Ui, plan: &Plan, component: &str) {
         }
     }
     ui.say(format!("    {component:<18} {}", parts.join(", ")));
-    for c in plan.changes.iter().filter(|c| c.component == component) {
+    let mine = || plan.changes.iter().filter(|c| c.component == component);
+    let version_only = mine().filter(|c| c.version_only).count();
+    if version_only > 0 {
+        let from = plan.current_version.as_deref().unwrap_or("?");
+        let line = format!(
+            "      {version_only} update(s) only move version labels ({from} → {})",
+            plan.target_version
+        );
+        ui.say(ui.paint(&line, Color::Dim));
+    }
+    for c in mine().filter(|c| !c.version_only) {
         let tag = match c.action {
             plan::Action::Update => ui.paint("~ update", Color::Yellow),
             plan::Action::Prune => ui.paint("- prune ", Color::Red),
@@ -129,6 +146,9 @@ fn component_changes(ui: &Ui, plan: &Plan, component: &str) {
             _ => continue,
         };
         ui.say(format!("      {tag} {}", c.object));
+        for line in &c.summary {
+            ui.say(format!("          {}", text::one_line(line)));
+        }
     }
 }
 
@@ -138,20 +158,29 @@ fn value_changes(ui: &Ui, plan: &Plan) {
     if !plan.profile_default_changes.is_empty() {
         ui.say("  profile defaults that change (you do not set them):");
         for v in &plan.profile_default_changes {
-            ui.say(format!("    {}: {} → {}", v.path, v.old, v.new));
+            ui.say(format!(
+                "    {}: {}",
+                text::one_line(&v.path),
+                text::one_line(&describe_change(Some(&v.old), Some(&v.new)))
+            ));
         }
     }
     if !plan.reverted_values.is_empty() {
         ui.say("  values you set last time that this run reverts (repeat them with --set or -f to keep them):");
         for v in &plan.reverted_values {
-            ui.say(format!("    {}: {} → {}", v.path, v.old, v.new));
+            ui.say(format!(
+                "    {}: {}",
+                text::one_line(&v.path),
+                text::one_line(&describe_change(Some(&v.old), Some(&v.new)))
+            ));
         }
     }
 }
 
-/// `--diff`: each changed object's unified diff, added lines green and removed ones red.
-fn object_diffs(ui: &Ui, plan: &Plan) {
-    for c in plan.changes.iter().filter_map(|c| c.diff.as_ref()) {
+/// The unified diffs `mode` shows, added lines green and removed ones red.
+fn object_diffs(ui: &Ui, plan: &Plan, mode: DiffMode) {
+    let shown = plan.changes.iter().filter(|c| c.diff_shown(mode));
+    for c in shown.filter_map(|c| c.diff.as_ref()) {
         for line in c.lines() {
             let painted = if line.starts_with('+') && !line.starts_with("+++") {
                 ui.paint(line, Color::Green)
