@@ -36,6 +36,7 @@ pub async fn read(
         control_planes,
         method,
         release,
+        history_unreadable: false,
     })
 }
 

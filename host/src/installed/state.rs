@@ -71,6 +71,10 @@ pub struct Installed {
     pub method: InstallMethod,
     #[serde(skip)]
     pub release: Option<Release>,
+    /// meshup's history could not be read (the API server refused it): `release` and the
+    /// method are what the cluster shows without it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub history_unreadable: bool,
 }
 
 impl Installed {
@@ -253,6 +257,7 @@ mod tests {
             ),
             method: InstallMethod::Unknown,
             release: None,
+            history_unreadable: false,
         };
         assert!(installed.mixed_versions());
         assert_eq!(installed.in_place().unwrap().pods.len(), 2);
