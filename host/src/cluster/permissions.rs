@@ -165,15 +165,13 @@ pub fn grouped<'a>(items: impl IntoIterator<Item = (&'a Missing, Option<&'a str>
                 .map(|i| VERB_ORDER[i].to_string())
                 .chain(g.other)
                 .collect();
-            let one = Missing {
-                verb: verbs.join(", "),
-                resource,
-                namespace,
-            };
-            if g.whys.is_empty() {
-                one.to_string()
-            } else {
-                format!("{one} ({})", g.whys.join("; "))
+            let verbs = verbs.join(", ");
+            let whys = g.whys.join("; ");
+            match (namespace, whys.is_empty()) {
+                (Some(ns), true) => format!("{verbs} {resource} in {ns}"),
+                (Some(ns), false) => format!("{verbs} {resource} in {ns} ({whys})"),
+                (None, true) => format!("{verbs} {resource} (cluster-wide)"),
+                (None, false) => format!("{verbs} {resource} (cluster-wide; {whys})"),
             }
         })
         .collect()

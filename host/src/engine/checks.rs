@@ -234,7 +234,7 @@ pub fn permission_findings(
                 "the current user may not read: {}; what it could not read is unknown to this plan",
                 list.join("; ")
             ),
-            "grant these reads (the built-in `view` role reads no Secrets: add a Role with these verbs on secrets), or run as a user who has them",
+            "grant these reads (the built-in `view` role reads no Secrets and no cluster-scoped kinds), or run as a user who has them",
         ));
     }
     if !missing.is_empty() {
