@@ -110,7 +110,8 @@ pub struct FaultConfig {
     pub outage: Option<Outage>,
     /// Workloads (Deployment/DaemonSet/ReplicaSet/Pod names) whose pods never become Ready.
     pub never_ready: Vec<String>,
-    /// SelfSubjectAccessReview answers `allowed: false` for these.
+    /// What the caller may not do: SelfSubjectAccessReview answers `allowed: false` for
+    /// these, and the requests themselves are refused (403 Forbidden).
     pub denied: Vec<Denied>,
     /// Reported by `/version` (e.g. "v1.30.4"); unchanged when absent.
     pub kubernetes_version: Option<String>,
@@ -195,12 +196,16 @@ impl Faults {
             .any(|n| names.iter().any(|x| x == n))
     }
 
+    /// Whether `verb` on `resource` is denied; in `namespace`, or (`""`) cluster-wide,
+    /// which a denial in any one namespace takes away.
     pub fn is_denied(&self, verb: &str, resource: &str, group: &str, namespace: &str) -> bool {
         self.cfg.denied.iter().any(|d| {
             (d.verb == "*" || d.verb == verb)
                 && (d.resource == "*" || d.resource == resource)
                 && d.group.as_deref().is_none_or(|g| g == "*" || g == group)
-                && d.namespace.as_deref().is_none_or(|n| n == namespace)
+                && d.namespace
+                    .as_deref()
+                    .is_none_or(|n| namespace.is_empty() || n == namespace)
         })
     }
 }

@@ -678,6 +678,12 @@ async fn access_reviews_honour_denied_set() {
     )
     .await;
     assert_eq!(v["status"]["allowed"], true);
+    // The requests themselves are refused as the reviews say.
+    let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    let (c, v) = ahttp(&sim, "DELETE", &format!("{crds}/x.example.com"), None).await;
+    assert_eq!((c, v["reason"].as_str()), (403, Some("Forbidden")), "{v}");
+    let (c, _) = ahttp(&sim, "GET", crds, None).await;
+    assert_eq!(c, 200);
     sim.shutdown().await;
 }
 

@@ -91,6 +91,93 @@ fn missing_permissions_are_listed_before_anything_is_applied() {
     assert!(sim.mutations().is_empty());
 }
 
+/// What a user bound to the built-in `view` ClusterRole may not do, as the simulator's
+/// `denied` faults (the access reviews say no, and the requests get 403): no writes at all,
+/// and no Secrets.
+fn view_role() -> Value {
+    let mut denied: Vec<Value> = ["create", "update", "patch", "delete", "deletecollection"]
+        .iter()
+        .map(|v| serde_json::json!({"verb": v, "resource": "*", "group": "*"}))
+        .collect();
+    denied.extend(
+        ["get", "list", "watch"]
+            .iter()
+            .map(|v| serde_json::json!({"verb": v, "resource": "secrets", "group": ""})),
+    );
+    serde_json::json!({ "denied": denied })
+}
+
+#[test]
+fn a_reader_without_secrets_gets_a_plan_and_the_missing_permissions() {
+    let sim = Sim::start();
+    install(&sim, "istio-1.7.8", &[]);
+    sim.set_faults(&view_role());
+    sim.clear_requests();
+    let run = sim.meshup(&["precheck", "--bundle", &b("istio-1.8.6"), "-o", "json"]);
+    run.expect(3);
+    let doc = run.json();
+    assert_eq!(doc["blocked"], true, "{doc}");
+    let missing: Vec<&Value> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "permissions.missing")
+        .collect();
+    let of = |subject: &str| {
+        missing
+            .iter()
+            .find(|f| f["subject"] == subject)
+            .unwrap_or_else(|| panic!("no {subject} finding: {doc}"))["message"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // What it could not read, and what for: the history first.
+    let read = of("read");
+    assert!(
+        read.contains("list secrets in istio-system (meshup's release history"),
+        "{read}"
+    );
+    assert!(!read.contains("deployments"), "{read}");
+    // What an upgrade would need besides.
+    let write = of("upgrade");
+    assert!(
+        write.contains("patch deployments.apps in istio-system"),
+        "{write}"
+    );
+    assert!(write.contains("create secrets in istio-system"), "{write}");
+    assert_eq!(missing[0]["severity"], "error", "{doc}");
+    // What it may read it did: the running control plane, and the objects (whose
+    // changes it may not dry-run).
+    assert_eq!(doc["current_version"], "1.7.8", "{doc}");
+    assert!(doc["plan"]["unknown"].as_u64().unwrap_or(0) > 0, "{doc}");
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+
+    // The text says the same, and that history is unknown.
+    let text = sim.meshup(&["precheck", "--bundle", &b("istio-1.8.6")]);
+    text.expect(3);
+    let all = text.all();
+    assert!(
+        all.contains("meshup's release history in istio-system could not be read"),
+        "{all}"
+    );
+    assert!(all.contains("permissions.missing"), "{all}");
+    assert!(
+        all.contains("list secrets in istio-system (meshup's release history"),
+        "{all}"
+    );
+    // Nothing waives an incomplete plan.
+    sim.meshup(&[
+        "precheck",
+        "--bundle",
+        &b("istio-1.8.6"),
+        "--ignore",
+        "permissions.missing",
+    ])
+    .expect(3);
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+}
+
 const LEFTOVER_WEBHOOK: &str = r#"{"apiVersion":"admissionregistration.k8s.io/v1","kind":"MutatingWebhookConfiguration",
   "metadata":{"name":"istio-sidecar-injector-1-6","labels":{"app":"sidecar-injector","istio.io/rev":"1-6"}},
   "webhooks":[{"name":"rev.sidecar-injector.istio.io","clientConfig":{"service":{"name":"istiod-1-6","namespace":"istio-system","path":"/inject"}},

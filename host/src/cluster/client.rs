@@ -62,6 +62,11 @@ impl Error {
         }
     }
 
+    /// The API server refused the caller (403): RBAC does not allow it.
+    pub fn is_forbidden(&self) -> bool {
+        self.status().is_some_and(|s| s.code == 403)
+    }
+
     /// The request was refused as invalid (4xx other than "not found"/"forbidden" kinds of
     /// access problems): the object, not the cluster, is at fault.
     pub fn is_client_error(&self) -> bool {

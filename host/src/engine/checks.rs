@@ -207,21 +207,45 @@ pub fn context(
     })
 }
 
-/// The host's own finding for missing permissions (a policy cannot ask the API this).
-pub fn permission_findings(missing: &[crate::cluster::permissions::Missing]) -> Vec<Finding> {
-    if missing.is_empty() {
-        return vec![];
-    }
-    let list: Vec<String> = missing.iter().map(|m| m.to_string()).collect();
-    vec![Finding {
+/// The host's own findings for missing permissions (a policy cannot ask the API this): what
+/// the run could not read (`refused`: its plan is incomplete), and what the change would
+/// need (`missing`, asked of the API server). Both are `permissions.missing`, an error: a
+/// run that cannot read its history or write its objects must not go on.
+pub fn permission_findings(
+    missing: &[crate::cluster::permissions::Missing],
+    refused: &[crate::cluster::permissions::Refused],
+) -> Vec<Finding> {
+    use crate::cluster::permissions::grouped;
+    let finding = |subject: &str, message: String, remediation: &str| Finding {
         policy: "host".into(),
         source: "host".into(),
         code: "permissions.missing".into(),
         severity: Severity::Error,
-        message: format!("the current user may not: {}", list.join("; ")),
-        remediation: Some("grant these verbs (e.g. a ClusterRoleBinding to cluster-admin for the upgrade), or run as a user who has them".into()),
-        subject: None,
-    }]
+        message,
+        remediation: Some(remediation.into()),
+        subject: Some(subject.into()),
+    };
+    let mut out = vec![];
+    if !refused.is_empty() {
+        let list = grouped(refused.iter().map(|r| (&r.missing, Some(r.why.as_str()))));
+        out.push(finding(
+            "read",
+            format!(
+                "the current user may not read: {}; what it could not read is unknown to this plan",
+                list.join("; ")
+            ),
+            "grant these reads (the built-in `view` role reads no Secrets and no cluster-scoped kinds), or run as a user who has them",
+        ));
+    }
+    if !missing.is_empty() {
+        let list = grouped(missing.iter().map(|m| (m, None)));
+        out.push(finding(
+            "upgrade",
+            format!("the current user may not: {}", list.join("; ")),
+            "grant these verbs (e.g. a ClusterRoleBinding to cluster-admin for the upgrade), or run as a user who has them",
+        ));
+    }
+    out
 }
 
 /// The host's finding for a value the installer chose from the cluster (istioctl's

@@ -30,6 +30,9 @@ pub enum Action {
     Update,
     Unchanged,
     Prune,
+    /// What the run would do cannot be told: the caller may not read the live object, or
+    /// may not ask the API server for the server-side dry run (a reader's precheck).
+    Unknown,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -287,12 +290,22 @@ async fn diff_object(
         summary: Vec::new(),
         key: key.clone(),
     };
+    let unknown = Change {
+        action: Action::Unknown,
+        ..base.clone()
+    };
     // A custom kind whose CRD this run creates (an install) has nothing of it yet.
-    let Some(live) = cluster.get_if_served(&key).await? else {
-        return Ok(base);
+    let live = match cluster.get_if_served(&key).await {
+        Ok(Some(live)) => live,
+        Ok(None) => return Ok(base),
+        // The caller may not read it (the permissions finding names the verb).
+        Err(e) if e.is_forbidden() => return Ok(unknown),
+        Err(e) => return Err(e.into()),
     };
     let merged = match cluster.apply(&o.value, true).await {
         Ok(m) => m,
+        // A dry run is authorized as the write itself: the caller may read, not change.
+        Err(e) if e.is_forbidden() => return Ok(unknown),
         // A refusal (immutable field, invalid value) is a finding for the user, not a crash.
         Err(e) => match e.status() {
             Some(s) if e.is_client_error() => {

@@ -65,6 +65,7 @@ async fn read_with(
         method,
         release,
         helm,
+        history_unreadable: false,
     })
 }
 

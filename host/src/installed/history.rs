@@ -283,6 +283,14 @@ fn decode(bytes: &[u8]) -> anyhow::Result<Release> {
     Ok(serde_json::from_slice(&json)?)
 }
 
+/// Whether reading history failed because the API server refused the caller (403: a user
+/// who may not read Secrets there, such as one bound to the built-in `view` role).
+pub fn is_forbidden(e: &anyhow::Error) -> bool {
+    e.chain().any(
+        |c| matches!(c.downcast_ref::<kube::Error>(), Some(kube::Error::Api(s)) if s.code == 403),
+    )
+}
+
 /// The history operations the actions use, over any driver.
 pub struct History {
     pub driver: std::sync::Arc<dyn Driver>,

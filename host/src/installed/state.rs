@@ -74,6 +74,10 @@ pub struct Installed {
     /// The Helm releases of the Istio install, in any namespace (none when Helm did not
     /// install it).
     pub helm: crate::installed::helm::releases::Found,
+    /// meshup's history could not be read (the API server refused it): `release` and the
+    /// method are what the cluster shows without it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub history_unreadable: bool,
 }
 
 impl Installed {
@@ -257,6 +261,7 @@ mod tests {
             method: InstallMethod::Unknown,
             release: None,
             helm: Default::default(),
+            history_unreadable: false,
         };
         assert!(installed.mixed_versions());
         assert_eq!(installed.in_place().unwrap().pods.len(), 2);

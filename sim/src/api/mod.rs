@@ -171,6 +171,7 @@ fn dispatch(app: &App, req: &Request) -> ApiResult<Response> {
         .ok_or_else(not_found)?;
     let r = ResourceRequest { req, rt, path: rp };
     check_scope(&r)?;
+    authorize(app, &r)?;
     if subresources::is_pod_log(&r) {
         return subresources::pod_log(&app.cluster, &r);
     }
@@ -187,6 +188,50 @@ fn dispatch(app: &App, req: &Request) -> ApiResult<Response> {
         ));
     }
     serve_verb(app, &r)
+}
+
+/// The fault configuration's `denied` set is what the caller may not do: access reviews
+/// answer it, and the requests themselves are refused with the API server's 403 (access
+/// reviews are always allowed, as `system:basic-user` allows them). A server-side apply is
+/// authorized as `patch`, as Kubernetes does.
+fn authorize(app: &App, r: &ResourceRequest) -> ApiResult<()> {
+    if r.rt.virtual_create {
+        return Ok(());
+    }
+    let Some(verb) = Verb::of(&r.req.method, &r.path, &r.req.query, &r.req.content_type) else {
+        return Ok(());
+    };
+    let verb = match verb {
+        Verb::Apply => "patch",
+        v => v.as_str(),
+    };
+    let ns = r.path.namespace.as_deref().unwrap_or("");
+    let denied = app
+        .cluster
+        .faults
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_denied(verb, &r.rt.plural, &r.rt.group, ns);
+    if !denied {
+        return Ok(());
+    }
+    let what = match &r.path.name {
+        Some(n) => format!("{} \"{n}\"", r.rt.plural),
+        None => r.rt.plural.clone(),
+    };
+    let scope = if ns.is_empty() {
+        "at the cluster scope".to_string()
+    } else {
+        format!("in the namespace \"{ns}\"")
+    };
+    Err(ApiError::new(
+        403,
+        "Forbidden",
+        format!(
+            "{what} is forbidden: User \"meshup-sim\" cannot {verb} resource \"{}\" in API group \"{}\" {scope} (denied by the simulator's fault configuration)",
+            r.rt.plural, r.rt.group
+        ),
+    ))
 }
 
 /// A namespaced type is addressed with a namespace (listing across all

@@ -24,6 +24,8 @@ pub struct Cluster {
     pub netns: String,
     pub kubeconfig: PathBuf,
     pub limited_kubeconfig: PathBuf,
+    /// A user bound to the built-in `view` ClusterRole (no Secrets, no writes).
+    pub viewer_kubeconfig: PathBuf,
     pub audit: AuditLog,
     /// The directory with the pinned kube-apiserver, kubectl, ... (kubectl matches the server).
     pub bin: PathBuf,
@@ -134,6 +136,7 @@ impl Cluster {
         let cluster = Cluster {
             kubeconfig: field("kubeconfig")?.into(),
             limited_kubeconfig: field("limited-kubeconfig")?.into(),
+            viewer_kubeconfig: field("viewer-kubeconfig")?.into(),
             audit: AuditLog::new(field("audit-log")?.into()),
             netns,
             dir,
@@ -160,6 +163,11 @@ impl Cluster {
     /// meshup as the user who may read but not write in istio-system.
     pub fn meshup_limited(&self, args: &[&str]) -> Run {
         self.meshup_with(&self.limited_kubeconfig, args)
+    }
+
+    /// meshup as the user bound to the built-in `view` ClusterRole.
+    pub fn meshup_viewer(&self, args: &[&str]) -> Run {
+        self.meshup_with(&self.viewer_kubeconfig, args)
     }
 
     fn meshup_with(&self, kubeconfig: &Path, args: &[&str]) -> Run {

@@ -47,6 +47,10 @@ fn main() {
                 run: limited_user_precheck_lists_missing_permissions,
             },
             Test {
+                name: "viewer_precheck_reads_what_it_may_and_names_what_it_may_not",
+                run: viewer_precheck_reads_what_it_may_and_names_what_it_may_not,
+            },
+            Test {
                 name: "never_ready_istiod_rolls_back_automatically",
                 run: never_ready_istiod_rolls_back_automatically,
             },
@@ -301,6 +305,73 @@ fn limited_user_precheck_lists_missing_permissions(c: &Cluster) {
     assert!(
         !c.audit.requests_by("meshup-limited", mark).is_empty(),
         "no request seen from the limited user"
+    );
+    assert_istiod_at(c, "1.7.8");
+}
+
+/// A user bound to the built-in `view` ClusterRole (no Secrets, so no history; no
+/// cluster-scoped kinds; no writes): the precheck reads what it may, names the reads it was
+/// refused and the writes an upgrade needs (exit 3), and the audit log shows that user
+/// changed nothing.
+fn viewer_precheck_reads_what_it_may_and_names_what_it_may_not(c: &Cluster) {
+    at_1_7_8(c);
+    let mark = c.audit.mark();
+    let b = bundle("istio-1.8.6");
+    let pre = c.meshup_viewer(&[
+        "precheck",
+        "--bundle",
+        &b,
+        "--ignore",
+        K8S_TOO_NEW,
+        "-o",
+        "json",
+    ]);
+    let doc = pre.json();
+    pre.expect(3);
+    assert_eq!(doc["blocked"], true, "{doc}");
+    let missing = |subject: &str| -> String {
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["code"] == "permissions.missing" && f["subject"] == subject)
+            .unwrap_or_else(|| panic!("no permissions.missing [{subject}]: {doc}"))["message"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let read = missing("read");
+    assert!(
+        read.contains("list secrets in istio-system (meshup's release history"),
+        "{read}"
+    );
+    let write = missing("upgrade");
+    assert!(
+        write.contains("patch deployments.apps in istio-system"),
+        "{write}"
+    );
+    // What it may read it did: the control plane that runs.
+    assert_eq!(doc["current_version"], "1.7.8", "{doc}");
+    let text = c.meshup_viewer(&["precheck", "--bundle", &b, "--ignore", K8S_TOO_NEW]);
+    text.expect(3);
+    assert!(
+        text.all()
+            .contains("meshup's release history in istio-system could not be read"),
+        "{}",
+        text.all()
+    );
+    let seen = c.audit.requests_by("meshup-viewer", mark);
+    assert!(
+        seen.iter()
+            .any(|e| e["objectRef"]["resource"] == "secrets" && e["responseStatus"]["code"] == 403),
+        "the history read was not refused:\n{}",
+        seen.iter().map(describe).collect::<Vec<_>>().join("\n")
+    );
+    let writes = c.audit.mutations_by("meshup-viewer", mark);
+    assert!(
+        writes.is_empty(),
+        "{}",
+        writes.iter().map(describe).collect::<Vec<_>>().join("\n")
     );
     assert_istiod_at(c, "1.7.8");
 }

@@ -21,7 +21,7 @@ use crate::engine::checks::{self, Checker, Outcome, Overrides};
 use crate::engine::dataplane;
 use crate::engine::plan::{self, DiffMode, Plan};
 use crate::engine::progress::{Event, Progress};
-use crate::installed::history::{Action, History, Release, Status};
+use crate::installed::history::{self, Action, History, Release, Status};
 use crate::installed::installers;
 use crate::installed::state::Installed;
 use crate::policy::Phase;
@@ -177,18 +177,34 @@ impl Run<'_> {
     }
 
     /// Read what is installed, plan the change and run the prechecks (nothing changes).
+    /// Reads the caller may not make (a user bound to the built-in `view` role reads no
+    /// Secrets, so no history) are skipped and named in a `permissions.missing` finding,
+    /// which nothing waives: a plan with unknown parts is no basis for a change.
     async fn plan_and_check(&self) -> anyhow::Result<Planned> {
         let (up, source) = (self.up, &*self.source);
         let facts = source.facts();
-        let live = self.history.live().await?;
+        let reader = permissions::Reader::new(self.kube.clone());
+        let (live, history_unreadable) = match self.history.live().await {
+            Ok(live) => (live, false),
+            Err(e) if history::is_forbidden(&e) => {
+                reader.refusals.insert(permissions::Refused {
+                    missing: permissions::Missing {
+                        verb: "list".into(),
+                        resource: "secrets".into(),
+                        namespace: Some(facts.namespace.clone()),
+                    },
+                    why: "meshup's release history".into(),
+                });
+                (Default::default(), true)
+            }
+            Err(e) => return Err(e),
+        };
         let discovery = &facts.discovery;
-        let installed = crate::installed::discover::read(
-            self.kube(),
-            discovery,
-            &facts.namespace,
-            live.deployed,
-        )
-        .await?;
+        reader.reading("what is installed");
+        let mut installed =
+            crate::installed::discover::read(&reader, discovery, &facts.namespace, live.deployed)
+                .await?;
+        installed.history_unreadable = history_unreadable;
         up.preconditions(&installed, facts)?;
         if let Some(open) = &live.open {
             self.progress.event(Event::Resuming {
@@ -196,23 +212,33 @@ impl Run<'_> {
                 precheck: up.mode == Mode::Precheck,
             });
         }
-        let plan = plan::build(self.kube(), source, &installed, &up.inputs).await?;
+        reader.reading("the plan's live objects");
+        let plan = plan::build(&reader, source, &installed, &up.inputs).await?;
         let applied: Vec<ObjectKey> = plan.rendered.objects.iter().map(|o| o.key()).collect();
         let pruned: Vec<ObjectKey> = plan.prunes().map(|c| c.key.clone()).collect();
         let missing = permissions::missing(self.kube(), &applied, &pruned).await?;
         let ctx = checks::context(Phase::Precheck, source, &installed, &plan, None)?;
         let found = [
-            checks::permission_findings(&missing),
+            checks::permission_findings(&missing, &[]),
             checks::rejection_findings(&plan),
             checks::cluster_specific_findings(&plan),
             checks::behaviour_findings(&plan),
             checks::helm_findings(&installed),
         ]
         .concat();
-        let pre = self
+        reader.reading("what the policies read");
+        let mut pre = self
             .checker
-            .run(self.kube(), Phase::Precheck, &ctx, found, &up.overrides)
+            .run(&reader, Phase::Precheck, &ctx, found, &up.overrides)
             .await?;
+        let refused = reader.refusals.all();
+        if !refused.is_empty() {
+            let mut findings = checks::permission_findings(&[], &refused);
+            findings.append(&mut pre.findings);
+            pre = checks::decide(Phase::Precheck, findings, &up.overrides);
+            pre.blocked = true;
+            pre.overridden.retain(|c| c != "permissions.missing");
+        }
         self.progress.event(Event::Planned {
             plan: &plan,
             installed: &installed,

@@ -35,6 +35,9 @@ struct PlanSummary<'a> {
     update: usize,
     unchanged: usize,
     prune: usize,
+    /// Objects the current user may not read (or dry-run): what happens to them is unknown.
+    #[serde(skip_serializing_if = "is_zero")]
+    unknown: usize,
     changes: &'a [plan::Change],
     profile_default_changes: &'a [plan::ValueChange],
     reverted_values: &'a [plan::ValueChange],
@@ -75,12 +78,12 @@ impl Report {
         if !self.pre.blocked {
             return None;
         }
-        let codes: Vec<&str> = self
-            .pre
-            .errors()
-            .filter(|f| !self.pre.overridden.contains(&f.code))
-            .map(|f| f.code.as_str())
-            .collect();
+        let mut codes: Vec<&str> = Vec::new();
+        for f in self.pre.errors() {
+            if !self.pre.overridden.contains(&f.code) && !codes.contains(&f.code.as_str()) {
+                codes.push(&f.code);
+            }
+        }
         Some(Exit::new(
             Code::Blocked,
             format!(
@@ -119,8 +122,13 @@ fn summary<'a>(plan: &'a Plan, installed: &'a Installed) -> PlanSummary<'a> {
         update: plan.count(plan::Action::Update),
         unchanged: plan.count(plan::Action::Unchanged),
         prune: plan.count(plan::Action::Prune),
+        unknown: plan.count(plan::Action::Unknown),
         changes: &plan.changes,
         profile_default_changes: &plan.profile_default_changes,
         reverted_values: &plan.reverted_values,
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }

@@ -20,8 +20,12 @@ pub fn transition(plan: &Plan) -> String {
 pub fn show_plan(ui: &Ui, plan: &Plan, installed: &Installed, diffs: DiffMode) {
     heading(ui, plan, installed);
     installed_notes(ui, installed);
+    let unknown = match plan.count(plan::Action::Unknown) {
+        0 => String::new(),
+        n => format!(", {n} unknown (not readable by the current user)"),
+    };
     ui.say(format!(
-        "  objects: {} to create, {} to update, {} unchanged, {} to prune",
+        "  objects: {} to create, {} to update, {} unchanged, {} to prune{unknown}",
         plan.count(plan::Action::Create),
         plan.count(plan::Action::Update),
         plan.count(plan::Action::Unchanged),
@@ -77,6 +81,12 @@ fn installed_notes(ui: &Ui, installed: &Installed) {
             cp.version.as_deref().unwrap_or("?")
         ));
     }
+    if installed.history_unreadable {
+        ui.say(format!(
+            "  note: meshup's release history in {} could not be read (the API server refused it): what runs, and who installed it, are read from the cluster alone",
+            installed.namespace
+        ));
+    }
     if installed.mixed_versions() {
         let pods: Vec<String> = installed
             .in_place()
@@ -120,6 +130,7 @@ fn component_changes(ui: &Ui, plan: &Plan, component: &str) {
         (plan::Action::Update, "update"),
         (plan::Action::Unchanged, "unchanged"),
         (plan::Action::Prune, "prune"),
+        (plan::Action::Unknown, "unknown"),
     ] {
         if of(a) > 0 {
             parts.push(format!("{} {word}", of(a)));
