@@ -181,15 +181,20 @@ fn assert_at(sim: &Sim, version: &str, crds: usize) -> String {
 /// its `istio-proxy` container (`image: auto` in the chart) running `proxy`, and marked
 /// as Istio's injector marks what it injected.
 fn assert_gateway_injected(sim: &Sim, proxy: &str) {
+    assert_injected(sim, "istio-ingress", "istio-ingress", proxy);
+}
+
+/// The pods of gateway release `name` in `ns`, as `assert_gateway_injected` checks them.
+fn assert_injected(sim: &Sim, ns: &str, name: &str, proxy: &str) {
     let pods = kubectl_json(
         sim,
         &[
             "-n",
-            "istio-ingress",
+            ns,
             "get",
             "pods",
             "-l",
-            "app=istio-ingress",
+            &format!("app={name}"),
             "-o",
             "json",
         ],
@@ -416,6 +421,67 @@ fn charts_install_upgrade_downgrade_and_rollback() {
 
     sim.meshup(&["rollback", "-y"]).expect(0);
     assert_at(&sim, "1.31.0-rc.0", crds);
+}
+
+/// Gateways by name (`--gateway [NAMESPACE/]RELEASE`): a `gateway` chart release each, in
+/// its own namespace, with its own values, waited for and injected; a bad or taken name is
+/// refused before anything changes.
+#[test]
+fn charts_gateways_are_named_releases_each_in_its_namespace() {
+    let Some(helm) = helm() else { return };
+    if release("1.30.3").is_none() {
+        return;
+    }
+    let sim = Sim::start_with(None, &["--kubernetes-version", KUBE]);
+    let gateways = [
+        "--gateway",
+        "istio-ingress",
+        "--gateway",
+        "edge/edge-gateway",
+    ];
+    let template = run_charts(&sim, "template", "1.30.3", &helm, &gateways);
+    template.expect(0);
+    assert!(
+        template.stdout.contains("name: edge-gateway")
+            && template.stdout.contains("namespace: edge"),
+        "{}",
+        template.stdout
+    );
+    for (bad, says) in [
+        ("Edge_GW", "lowercase letters"),
+        ("istio-system/istiod", "the release name is taken"),
+    ] {
+        let run = run_charts(&sim, "precheck", "1.30.3", &helm, &["--gateway", bad]);
+        run.expect(2);
+        assert!(run.all().contains(says), "{bad}: {}", run.all());
+    }
+    let mut args = vec!["-y", "--set", "edge-gateway:replicaCount=2"];
+    args.extend(gateways);
+    run_charts(&sim, "install", "1.30.3", &helm, &args).expect(0);
+    let proxy = "registry.istio.io/release/proxyv2:1.30.3";
+    for (ns, name, replicas) in [
+        ("istio-ingress", "istio-ingress", 1),
+        ("edge", "edge-gateway", 2),
+    ] {
+        let d = kubectl_json(&sim, &["-n", ns, "get", "deployment", name, "-o", "json"]);
+        assert_eq!(
+            d["status"]["readyReplicas"], replicas,
+            "{name}: {}",
+            d["status"]
+        );
+        assert_eq!(d["metadata"]["labels"]["app.kubernetes.io/instance"], name);
+        assert_injected(&sim, ns, name, proxy);
+    }
+    // A later run names the same gateways; an upgrade keeps both.
+    let mut args = vec!["-y"];
+    args.extend(gateways);
+    run_charts(&sim, "upgrade", "1.31.0-rc.0", &helm, &args).expect(0);
+    assert_injected(
+        &sim,
+        "edge",
+        "edge-gateway",
+        "docker.io/istio/proxyv2:1.31.0-rc.0",
+    );
 }
 
 #[test]

@@ -74,8 +74,12 @@ pub struct BundleArgs {
     /// The helm binary that renders --charts (Helm 3.14+ or 4; default: helm on PATH).
     #[arg(long, requires = "charts")]
     pub helm: Option<PathBuf>,
+    /// With --charts: a gateway, one release of the `gateway` chart: RELEASE (in a namespace of
+    /// the same name) or NAMESPACE/RELEASE. Repeatable; default: istio-ingress (in istio-ingress).
+    #[arg(long = "gateway", requires = "charts")]
+    pub gateways: Vec<crate::release::charts::Gateway>,
     /// With --bundle: IstioOperator file(s) (install.istio.io/v1alpha1), merged in order over the profile, as istioctl
-    /// takes them. With --charts: RELEASE=FILE, a Helm values file for one release (istio-base, istiod, istio-ingress).
+    /// takes them. With --charts: RELEASE=FILE, a Helm values file for one release (istio-base, istiod, or a gateway: istio-ingress unless --gateway names others).
     #[arg(short = 'f', long = "values")]
     pub values: Vec<PathBuf>,
     /// With --bundle: an istioctl path=value, e.g. components.pilot.k8s.replicaCount=2, values.pilot.traceSampling=5.0,
@@ -96,6 +100,7 @@ impl BundleArgs {
             (None, dir) => crate::release::Target::Charts {
                 dir: dir.clone().unwrap_or_default(),
                 helm: self.helm.clone(),
+                gateways: self.gateways.clone(),
             },
         }
     }

@@ -24,8 +24,9 @@ pub fn load_bundle(dir: &std::path::Path) -> anyhow::Result<Box<dyn Source>> {
 pub fn load_charts(
     dir: &std::path::Path,
     helm: Option<&std::path::Path>,
+    gateways: &[charts::Gateway],
 ) -> anyhow::Result<Box<dyn Source>> {
-    Ok(Box::new(charts::Charts::load(dir, helm)?))
+    Ok(Box::new(charts::Charts::load(dir, helm, gateways)?))
 }
 
 /// Where the target release comes from, as the user named it (one flag each).
@@ -33,10 +34,12 @@ pub fn load_charts(
 pub enum Target {
     /// `--bundle DIR`: a built-in bundle.
     Bundle(std::path::PathBuf),
-    /// `--charts PATH [--helm PATH]`: the release's own Helm charts.
+    /// `--charts PATH [--helm PATH] [--gateway [NS/]RELEASE]...`: the release's own Helm
+    /// charts, with a gateway chart release per gateway.
     Charts {
         dir: std::path::PathBuf,
         helm: Option<std::path::PathBuf>,
+        gateways: Vec<charts::Gateway>,
     },
 }
 
@@ -45,7 +48,11 @@ impl Target {
     pub fn load(&self) -> anyhow::Result<Box<dyn Source>> {
         match self {
             Target::Bundle(dir) => load_bundle(dir),
-            Target::Charts { dir, helm } => load_charts(dir, helm.as_deref()),
+            Target::Charts {
+                dir,
+                helm,
+                gateways,
+            } => load_charts(dir, helm.as_deref(), gateways),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! `helm pull` leaves them (chart directories or `.tgz` files), rendered by Helm's own
 //! engine. One component per chart release, with Istio's documented names: `istio-base`
 //! (chart `base`) and `istiod` (chart `istiod`) in `istio-system`, and one `gateway`
-//! release per gateway (`istio-ingress` in `istio-ingress`, as istio.io installs it).
+//! release per gateway (`--gateway [NAMESPACE/]RELEASE`; by default `istio-ingress` in
+//! `istio-ingress`, as istio.io installs it).
 //!
 //! Inputs are Helm values per release: `-f RELEASE=FILE` and `--set RELEASE:path=value`
 //! (`--set istiod:pilot.autoscaleMin=2`), checked against the chart (`values`).
@@ -31,12 +32,60 @@ use helm::Helm;
 /// The namespace of the control plane, as Istio's Helm procedure installs it.
 const NAMESPACE: &str = "istio-system";
 
-/// The chart releases of an install, in apply order: (release, chart, namespace, role).
-const RELEASES: [(&str, &str, &str, Role); 3] = [
+/// The control plane's chart releases, in apply order: (release, chart, namespace, role).
+/// The gateways (chart `gateway`) come after them.
+const RELEASES: [(&str, &str, &str, Role); 2] = [
     ("istio-base", "base", NAMESPACE, Role::Base),
     ("istiod", "istiod", NAMESPACE, Role::ControlPlane),
-    ("istio-ingress", "gateway", "istio-ingress", Role::Gateway),
 ];
+
+/// The chart every gateway release is of.
+const GATEWAY_CHART: &str = "gateway";
+
+/// One release of the `gateway` chart: `--gateway [NAMESPACE/]RELEASE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gateway {
+    pub name: String,
+    pub namespace: String,
+}
+
+impl Gateway {
+    /// The gateway istio.io installs: release `istio-ingress` in namespace `istio-ingress`.
+    pub fn default_ingress() -> Gateway {
+        Gateway {
+            name: "istio-ingress".into(),
+            namespace: "istio-ingress".into(),
+        }
+    }
+}
+
+impl std::str::FromStr for Gateway {
+    type Err = String;
+
+    /// `RELEASE` (in a namespace of the same name, as istio.io installs its gateway) or
+    /// `NAMESPACE/RELEASE`; both DNS labels, the release name at most 53 characters (Helm's
+    /// limit).
+    fn from_str(s: &str) -> Result<Gateway, String> {
+        let (namespace, name) = s.split_once('/').unwrap_or((s, s));
+        let label = |v: &str, max: usize| {
+            !v.is_empty()
+                && v.len() <= max
+                && v.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !v.starts_with('-')
+                && !v.ends_with('-')
+        };
+        if !label(name, 53) || !label(namespace, 63) {
+            return Err(format!(
+                "`{s}`: give RELEASE or NAMESPACE/RELEASE, each lowercase letters, digits and '-' (a release name at most 53 characters), e.g. istio-ingress or edge/edge-gateway"
+            ));
+        }
+        Ok(Gateway {
+            name: name.into(),
+            namespace: namespace.into(),
+        })
+    }
+}
 
 /// Charts that cannot be the target (the user's input: exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +122,10 @@ pub enum Error {
     Helm(#[from] helm::Error),
     #[error(transparent)]
     Values(#[from] values::Error),
+    #[error(
+        "--gateway {name}: the release name is taken ({taken}); give each gateway its own release name"
+    )]
+    GatewayName { name: String, taken: String },
 }
 
 /// One chart release of the install.
@@ -81,6 +134,7 @@ struct Release {
     name: String,
     chart: Chart,
     namespace: String,
+    role: Role,
 }
 
 /// A release's charts, ready to render.
@@ -88,6 +142,7 @@ struct Release {
 pub struct Charts {
     dir: PathBuf,
     helm: Helm,
+    gateways: Vec<Gateway>,
     releases: Vec<Release>,
     facts: Facts,
     /// Each release's chart defaults (`values.yaml`, Istio's internal defaults lifted).
@@ -96,22 +151,44 @@ pub struct Charts {
 
 impl Charts {
     /// The charts at `path` (a release directory, its `manifests/charts`, or a folder of
-    /// chart directories or `.tgz` files), rendered by `helm`.
-    pub fn load(path: &Path, helm: Option<&Path>) -> Result<Charts, Error> {
+    /// chart directories or `.tgz` files), rendered by `helm`, with a `gateway` chart release
+    /// for each of `gateways` (none given: Istio's documented `istio-ingress`).
+    pub fn load(path: &Path, helm: Option<&Path>, gateways: &[Gateway]) -> Result<Charts, Error> {
         let found = find_charts(path)?;
         let version = release_version(path, &found)?;
         let helm = Helm::find(helm)?;
-        let mut releases = Vec::new();
-        for (name, chart, namespace, _) in RELEASES {
-            let chart = found.get(chart).cloned().ok_or_else(|| Error::Missing {
+        let gateways = match gateways {
+            [] => vec![Gateway::default_ingress()],
+            g => g.to_vec(),
+        };
+        let chart_of = |chart: &str| {
+            found.get(chart).cloned().ok_or_else(|| Error::Missing {
                 path: path.to_path_buf(),
                 chart: chart.to_string(),
                 found: found.keys().cloned().collect(),
-            })?;
+            })
+        };
+        let mut releases = Vec::new();
+        for (name, chart, namespace, role) in RELEASES {
             releases.push(Release {
                 name: name.into(),
-                chart,
+                chart: chart_of(chart)?,
                 namespace: namespace.into(),
+                role,
+            });
+        }
+        for g in &gateways {
+            if let Some(taken) = releases.iter().find(|r| r.name == g.name) {
+                return Err(Error::GatewayName {
+                    name: g.name.clone(),
+                    taken: format!("release {} in {}", taken.name, taken.namespace),
+                });
+            }
+            releases.push(Release {
+                name: g.name.clone(),
+                chart: chart_of(GATEWAY_CHART)?,
+                namespace: g.namespace.clone(),
+                role: Role::Gateway,
             });
         }
         let defaults = releases
@@ -122,6 +199,7 @@ impl Charts {
         Ok(Charts {
             dir: path.to_path_buf(),
             helm,
+            gateways,
             releases,
             facts,
             defaults: Value::Object(defaults),
@@ -181,7 +259,7 @@ fn chart_paths(dir: &Path) -> Vec<PathBuf> {
 /// tooling stamps it, and the same for each.
 fn release_version(path: &Path, found: &BTreeMap<String, Chart>) -> Result<semver::Version, Error> {
     let mut versions: Vec<(&str, semver::Version)> = Vec::new();
-    for (_, chart, _, _) in RELEASES {
+    for chart in ["base", "istiod", GATEWAY_CHART] {
         let Some(c) = found.get(chart) else { continue };
         let app = c.metadata.app_version.clone().unwrap_or_default();
         let parsed = semver::Version::parse(&app)
@@ -210,11 +288,11 @@ fn release_version(path: &Path, found: &BTreeMap<String, Chart>) -> Result<semve
 
 fn facts(version: &semver::Version, releases: &[Release]) -> Facts {
     let shipped = crate::release::shipped::newest();
-    let components = RELEASES
+    let components = releases
         .iter()
-        .map(|(name, _, _, role)| Component {
-            name: name.to_string(),
-            role: *role,
+        .map(|r| Component {
+            name: r.name.clone(),
+            role: r.role,
             enabled: None,
             // Read from what the chart renders (`release::components`).
             readiness: vec![],
@@ -451,7 +529,7 @@ impl Source for Charts {
         let parent = self.dir.parent()?;
         let dir = parent.join(format!("istio-{version}"));
         let helm = Some(self.helm.path.as_path());
-        let found = Charts::load(&dir, helm).ok()?;
+        let found = Charts::load(&dir, helm, &self.gateways).ok()?;
         Some(Box::new(found))
     }
 }
