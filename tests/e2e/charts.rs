@@ -455,7 +455,13 @@ fn charts_gateways_are_named_releases_each_in_its_namespace() {
         run.expect(2);
         assert!(run.all().contains(says), "{bad}: {}", run.all());
     }
-    let mut args = vec!["-y", "--set", "edge-gateway:replicaCount=2"];
+    let mut args = vec![
+        "-y",
+        "--set",
+        "edge-gateway:autoscaling.enabled=false",
+        "--set",
+        "edge-gateway:replicaCount=2",
+    ];
     args.extend(gateways);
     run_charts(&sim, "install", "1.30.3", &helm, &args).expect(0);
     let proxy = "registry.istio.io/release/proxyv2:1.30.3";
