@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 use meshup_real_tests::fs::copy_dir;
+use meshup_real_tests::injection::assert_gateway_pods_injected;
 
 /// A Kubernetes version every release here supports (1.29: 1.31–1.35 … 1.31: 1.32–1.36).
 const KUBE: &str = "v1.34.2";
@@ -199,41 +200,7 @@ fn assert_injected(sim: &Sim, ns: &str, name: &str, proxy: &str) {
             "json",
         ],
     );
-    let pods: Vec<&Value> = pods["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-        .collect();
-    assert!(!pods.is_empty(), "no gateway pods");
-    for p in pods {
-        let name = &p["metadata"]["name"];
-        let proxy_image = p["spec"]["containers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == "istio-proxy")
-            .map(|c| &c["image"]);
-        assert_eq!(proxy_image, Some(&json!(proxy)), "gateway pod {name}");
-        let conditions = p["status"]["conditions"].as_array();
-        assert!(
-            conditions.is_some_and(|cs| cs
-                .iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")),
-            "gateway pod {name} not ready: {}",
-            p["status"]
-        );
-        let annotations = &p["metadata"]["annotations"];
-        assert_eq!(annotations["istio.io/rev"], "default", "{name}");
-        let status: Value = serde_json::from_str(
-            annotations["sidecar.istio.io/status"]
-                .as_str()
-                .unwrap_or_else(|| panic!("gateway pod {name} has no injection status")),
-        )
-        .unwrap();
-        assert_eq!(status["containers"], json!(["istio-proxy"]), "{name}");
-        assert_eq!(status["revision"], "default", "{name}");
-    }
+    assert_gateway_pods_injected(&pods, proxy);
 }
 
 /// A new pod `name` in `ns` as the API server stored it: its containers' images.

@@ -29,12 +29,21 @@ impl Policy for ValuesRevert {
                 !touches(&new_overlay, p) && !new_values.get(*p).is_some_and(|n| covers(n, v))
             })
             .map(|(p, v)| {
-                warning(
-                    "values-revert.reverted",
-                    format!("{p} was set to {} by the last install; this run does not set it, so it becomes {}", show(Some(v)), show(new_values.get(p))),
-                )
-                .with_remediation(format!("keep it with {} (or the same -f file as last time)", set_flag(ctx.source, p, &show(Some(v)))))
-                .with_subject(p.clone())
+                let now = new_values.get(p);
+                let (message, keep) = match v {
+                    // A mapping or a list: what differs in it, and a values file to keep it.
+                    Value::Object(_) | Value::Array(_) => (
+                        format!("{p} was set by the last install; this run does not set it, so it changes: {}", describe_change(Some(v), now)),
+                        format!("keep it in a values file (or the same -f file as last time):\n{}", values_snippet(ctx.source, p, v)),
+                    ),
+                    _ => (
+                        format!("{p} was set to {} by the last install; this run does not set it, so it becomes {}", show(Some(v)), show(now)),
+                        format!("keep it with {} (or the same -f file as last time)", set_flag(ctx.source, p, &show(Some(v)))),
+                    ),
+                };
+                warning("values-revert.reverted", message)
+                    .with_remediation(keep)
+                    .with_subject(p.clone())
             })
             .collect()
     }
@@ -64,6 +73,29 @@ mod tests {
                 .as_deref()
                 .unwrap()
                 .contains("--set pilot.env.X=1")
+        );
+    }
+
+    #[test]
+    fn a_structured_value_is_kept_with_a_values_file() {
+        let mut ctx = context();
+        let service = json!({"ports": [{"name": "tcp", "port": 31400}]});
+        ctx.overlay_old = json!({"components": {"ingressGateways": [{"name": "gw", "k8s": {"service": service}}]}}).to_string();
+        ctx.overlay_new = json!({}).to_string();
+        ctx.values_new = json!({"components": {"ingressGateways": [{"name": "gw", "k8s": {"service": {"ports": []}}}]}}).to_string();
+        let f = ValuesRevert::evaluate(&ctx, &FakeCluster::default());
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(
+            f[0].message.contains("ports: [name:tcp] removed"),
+            "{}",
+            f[0].message
+        );
+        let keep = f[0].remediation.as_deref().unwrap();
+        assert!(
+            keep.contains("kind: IstioOperator")
+                && keep.contains("- name: \"tcp\"")
+                && !keep.contains("--set"),
+            "{keep}"
         );
     }
 

@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod compare;
 pub mod fs;
 pub mod helm;
+pub mod injection;
 pub mod istioctl;
 pub mod run;
 pub mod runner;

@@ -7,6 +7,7 @@
 
 use serde_json::Value;
 
+use meshup_real_tests::injection::assert_gateway_pods_injected;
 use meshup_real_tests::{Cluster, Run, helm};
 
 /// Istio 1.29 supports Kubernetes up to 1.35; the tier runs 1.36.
@@ -74,41 +75,11 @@ fn assert_at(c: &Cluster, version: &str, crds: usize) -> String {
     proxy
 }
 
-/// The gateway's pods, read with kubectl: each ready, its `istio-proxy` container (`image:
-/// auto` in the chart) running `proxy`, marked as Istio's injector marks what it injected.
+/// The gateway's pods, read with kubectl, as Istio's injector leaves them.
 #[track_caller]
 fn assert_gateway_injected(c: &Cluster, proxy: &str) {
     let pods = c.get_json(&["pods", "-n", "istio-ingress", "-l", "app=istio-ingress"]);
-    let pods: Vec<&Value> = pods["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-        .collect();
-    assert!(!pods.is_empty(), "no gateway pods");
-    for p in pods {
-        let name = &p["metadata"]["name"];
-        let image = p["spec"]["containers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == "istio-proxy")
-            .map(|c| c["image"].as_str().unwrap_or_default());
-        assert_eq!(image, Some(proxy), "gateway pod {name}");
-        let status = p["metadata"]["annotations"]["sidecar.istio.io/status"]
-            .as_str()
-            .unwrap_or_else(|| panic!("gateway pod {name} was not injected"));
-        assert!(status.contains("\"istio-proxy\""), "{name}: {status}");
-        assert_eq!(
-            p["metadata"]["annotations"]["istio.io/rev"], "default",
-            "{name}"
-        );
-        let ready = p["status"]["conditions"].as_array().is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        });
-        assert!(ready, "gateway pod {name}: {}", p["status"]);
-    }
+    assert_gateway_pods_injected(&pods, proxy);
 }
 
 pub(crate) fn charts_install_upgrade_downgrade_rollback(_shared: &Cluster) {

@@ -48,6 +48,10 @@ pub fn show_plan(ui: &Ui, plan: &Plan, installed: &Installed, diffs: DiffMode) {
 fn heading(ui: &Ui, plan: &Plan, installed: &Installed) {
     let installed_by = match &installed.method {
         InstallMethod::None => String::new(),
+        // Without meshup's history a meshup install looks like istioctl's (same labels).
+        m if installed.history_unreadable => {
+            format!(", installed by {} as far as the cluster shows", m.name())
+        }
         m => format!(", installed by {}", m.name()),
     };
     ui.say(format!(
