@@ -16,8 +16,8 @@ use std::sync::OnceLock;
 use serde_json::{Value, json};
 
 use crate::common::*;
+use meshup_real_tests::charts::{self, assert_gateway_pods_injected};
 use meshup_real_tests::fs::copy_dir;
-use meshup_real_tests::injection::assert_gateway_pods_injected;
 
 /// A Kubernetes version every release here supports (1.29: 1.31–1.35 … 1.31: 1.32–1.36).
 const KUBE: &str = "v1.34.2";
@@ -140,12 +140,11 @@ fn assert_at(sim: &Sim, version: &str, crds: usize) -> String {
         .expect("checked above");
     let proxy = format!("{hub}/proxyv2:{version}");
     assert_gateway_injected(sim, &proxy);
-    let kinds = "deployments,services,configmaps,serviceaccounts,roles,rolebindings,clusterroles,clusterrolebindings,mutatingwebhookconfigurations,validatingwebhookconfigurations,horizontalpodautoscalers,poddisruptionbudgets";
     let all = kubectl_json(
         sim,
         &[
             "get",
-            kinds,
+            charts::KINDS,
             "-A",
             "-l",
             "app.kubernetes.io/part-of=istio",
@@ -153,28 +152,8 @@ fn assert_at(sim: &Sim, version: &str, crds: usize) -> String {
             "json",
         ],
     );
-    let stale: Vec<String> = all["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|o| o["metadata"]["labels"]["app.kubernetes.io/version"] != version)
-        .map(|o| format!("{} {}", o["kind"], o["metadata"]["name"]))
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "objects of another release at {version}: {stale:?}"
-    );
-    let got = kubectl_json(sim, &["get", "crds", "-o", "json"])["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| {
-            c["metadata"]["name"]
-                .as_str()
-                .is_some_and(|n| n.ends_with("istio.io"))
-        })
-        .count();
-    assert!(got >= crds, "CRDs pruned: {got} < {crds}");
+    charts::assert_all_at(&all, version);
+    charts::assert_crds_kept(&kubectl_json(sim, &["get", "crds", "-o", "json"]), crds);
     proxy
 }
 

@@ -6,11 +6,11 @@
 //! the reason printed; under `CI=true` that is a failure instead, never a silent pass.
 
 pub mod audit;
+pub mod charts;
 pub mod cluster;
 pub mod compare;
 pub mod fs;
 pub mod helm;
-pub mod injection;
 pub mod istioctl;
 pub mod run;
 pub mod runner;

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use meshup_real_tests::injection::assert_gateway_pods_injected;
+use meshup_real_tests::charts::{self, assert_gateway_pods_injected};
 use meshup_real_tests::{Cluster, Run, helm};
 
 /// Istio 1.29 supports Kubernetes up to 1.35; the tier runs 1.36.
@@ -48,30 +48,13 @@ fn assert_at(c: &Cluster, version: &str, crds: usize) -> String {
     assert!(ready(&gw), "gateway: {}", gw["status"]);
     let proxy = format!("{hub}/proxyv2:{version}");
     assert_gateway_injected(c, &proxy);
-    let kinds = "deployments,services,configmaps,serviceaccounts,roles,rolebindings,clusterroles,clusterrolebindings,mutatingwebhookconfigurations,validatingwebhookconfigurations,horizontalpodautoscalers,poddisruptionbudgets";
-    let all = c.get_json(&[kinds, "-A", "-l", "app.kubernetes.io/part-of=istio"]);
-    let items = all["items"].as_array().unwrap();
-    assert!(items.len() > 20, "Istio's objects: {}", items.len());
-    let stale: Vec<String> = items
-        .iter()
-        .filter(|o| o["metadata"]["labels"]["app.kubernetes.io/version"] != version)
-        .map(|o| format!("{} {}", o["kind"], o["metadata"]["name"]))
-        .collect();
+    let all = c.get_json(&[charts::KINDS, "-A", "-l", "app.kubernetes.io/part-of=istio"]);
     assert!(
-        stale.is_empty(),
-        "objects of another release at {version}: {stale:?}"
+        all["items"].as_array().unwrap().len() > 20,
+        "Istio's objects: {all}"
     );
-    let got = c.get_json(&["crds"])["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| {
-            c["metadata"]["name"]
-                .as_str()
-                .is_some_and(|n| n.ends_with("istio.io"))
-        })
-        .count();
-    assert!(got >= crds, "CRDs pruned: {got} < {crds}");
+    charts::assert_all_at(&all, version);
+    charts::assert_crds_kept(&c.get_json(&["crds"]), crds);
     proxy
 }
 

@@ -1,5 +1,6 @@
-//! What a gateway's pods look like once Istio's injector has filled them in: the one check
-//! the simulator's charts tests and the real tier's both make, on what kubectl read.
+//! The end state of a `--charts` run as kubectl reads it: the checks the simulator's charts
+//! tests and the real tier's both make (gateway pods injected, nothing of another release
+//! left, the CRDs all there).
 
 use serde_json::{Value, json};
 
@@ -39,4 +40,40 @@ pub fn assert_gateway_pods_injected(pods: &Value, proxy: &str) {
         assert_eq!(status["containers"], json!(["istio-proxy"]), "{name}");
         assert_eq!(status["revision"], "default", "{name}");
     }
+}
+
+/// The kinds Istio's charts install (besides CRDs), for `kubectl get KINDS -A`.
+pub const KINDS: &str = "deployments,services,configmaps,serviceaccounts,roles,rolebindings,clusterroles,clusterrolebindings,mutatingwebhookconfigurations,validatingwebhookconfigurations,horizontalpodautoscalers,poddisruptionbudgets";
+
+/// Of Istio's objects (`kubectl get KINDS -A -l app.kubernetes.io/part-of=istio -o json`),
+/// those of a release other than `version`; none after a verified run.
+#[track_caller]
+pub fn assert_all_at(objects: &Value, version: &str) {
+    let stale: Vec<String> = objects["items"]
+        .as_array()
+        .expect("an object list")
+        .iter()
+        .filter(|o| o["metadata"]["labels"]["app.kubernetes.io/version"] != version)
+        .map(|o| format!("{} {}", o["kind"], o["metadata"]["name"]))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "objects of another release at {version}: {stale:?}"
+    );
+}
+
+/// Istio's CRDs (`kubectl get crds -o json`): at least `expected`, none pruned.
+#[track_caller]
+pub fn assert_crds_kept(crds: &Value, expected: usize) {
+    let got = crds["items"]
+        .as_array()
+        .expect("a CRD list")
+        .iter()
+        .filter(|c| {
+            c["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with("istio.io"))
+        })
+        .count();
+    assert!(got >= expected, "CRDs pruned: {got} < {expected}");
 }
