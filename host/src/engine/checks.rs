@@ -377,11 +377,16 @@ pub fn rejection_findings(plan: &Plan) -> Vec<Finding> {
                 code: "plan.rejected".into(),
                 severity: Severity::Error,
                 message: format!("the API server refuses the change to {}: {why}", c.object),
-                remediation: Some(
+                remediation: Some(if why.contains("typed patch object") {
+                    "a field this run renders has the wrong type, usually from a value on the command line: \
+                     --set reads true, false and numbers as such; give a value that must be a string in a values \
+                     file (-f), quoted (key: \"true\")"
+                        .into()
+                } else {
                     "the live object differs in a field that cannot change (it was not created from this bundle); \
                      upgrade it with the tool that installed it, or delete it first if that is safe"
-                        .into(),
-                ),
+                        .into()
+                }),
                 subject: Some(c.object.clone()),
             })
         })

@@ -84,6 +84,41 @@ pub(crate) fn charts_install_upgrade_downgrade_rollback(_shared: &Cluster) {
     let proxy = assert_at(&c, "1.29.6", crds);
     assert_eq!(proxy, "docker.io/istio/proxyv2:1.29.6");
 
+    // A value of the wrong type for its field (`--set` reads `true` as a bool; annotations
+    // are strings): the API server refuses the object in the dry-run, a blocking finding
+    // names it and the fix, nothing changes.
+    let wrong = charts(
+        &c,
+        helm,
+        "precheck",
+        "1.30.3",
+        &[
+            "-o",
+            "json",
+            "--set",
+            r"istiod:podAnnotations.meshup\.test/x=true",
+        ],
+    );
+    wrong.expect(3);
+    let doc = wrong.json();
+    let rejected = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "plan.rejected")
+        .unwrap_or_else(|| panic!("no plan.rejected: {doc}"));
+    assert_eq!(
+        rejected["subject"], "Deployment istio-system/istiod",
+        "{rejected}"
+    );
+    assert!(
+        rejected["remediation"]
+            .as_str()
+            .unwrap()
+            .contains("values file"),
+        "{rejected}"
+    );
+
     let pre = charts(&c, helm, "precheck", "1.30.3", &["-o", "json"]);
     pre.expect(0);
     let doc = pre.json();
