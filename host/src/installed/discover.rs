@@ -76,15 +76,21 @@ async fn detect_method(
     deployments: &[Value],
     helm: &releases::Found,
 ) -> anyhow::Result<InstallMethod> {
-    if let Some(release) = deployments.iter().find_map(helm_release) {
+    // Helm annotates every object it applies with its release: that settles it.
+    if let Some(release) = deployments.iter().find_map(helm_annotated) {
         return Ok(InstallMethod::Helm { release });
     }
+    // Istio's charts label what they render `app.kubernetes.io/managed-by: Helm` whoever
+    // renders them, so today's istioctl leaves that label too: its own labels come first.
     let istioctl = crate::installed::istioctl::Istioctl;
     if let Some(method) = istioctl
         .detect(cluster, discovery, namespace, deployments)
         .await?
     {
         return Ok(method);
+    }
+    if let Some(release) = deployments.iter().find_map(helm_labelled) {
+        return Ok(InstallMethod::Helm { release });
     }
     // Helm's annotations gone (someone applied over them), its istiod release still there.
     Ok(match helm.control_plane(namespace) {
@@ -95,18 +101,17 @@ async fn detect_method(
     })
 }
 
-/// The Helm release a control-plane Deployment belongs to, if Helm installed it (its
-/// labels or annotations say so; without a release name, the Deployment's name).
-fn helm_release(d: &Value) -> Option<String> {
+/// The Helm release a control-plane Deployment belongs to by Helm's own annotation.
+fn helm_annotated(d: &Value) -> Option<String> {
+    d["metadata"]["annotations"]["meta.helm.sh/release-name"]
+        .as_str()
+        .map(String::from)
+}
+
+/// A Deployment only labelled `app.kubernetes.io/managed-by: Helm` (a Helm before 3.2 wrote
+/// no annotations): its own name stands for the release.
+fn helm_labelled(d: &Value) -> Option<String> {
     let meta = &d["metadata"];
-    let release = meta["annotations"]["meta.helm.sh/release-name"].as_str();
-    if meta["labels"]["app.kubernetes.io/managed-by"] != "Helm" && release.is_none() {
-        return None;
-    }
-    Some(
-        release
-            .or(meta["name"].as_str())
-            .unwrap_or_default()
-            .to_string(),
-    )
+    (meta["labels"]["app.kubernetes.io/managed-by"] == "Helm")
+        .then(|| meta["name"].as_str().unwrap_or_default().to_string())
 }

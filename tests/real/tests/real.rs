@@ -694,5 +694,15 @@ fn real_istioctl_installs_its_release(_shared: &Cluster) {
         assert_eq!(istiod["status"]["readyReplicas"], 1);
         let tag = c.get_json(&["mutatingwebhookconfiguration", "istio-revision-tag-default"]);
         assert_eq!(tag["metadata"]["labels"]["istio.io/tag"], "default");
+        // No installed-state, and the charts' `managed-by: Helm` label beside istioctl's own:
+        // meshup reads it as istioctl's install.
+        let status = c.meshup(&["status", "-o", "json"]);
+        status.expect(0);
+        assert_eq!(
+            status.json()["install_method"],
+            "istioctl",
+            "{}",
+            status.stdout
+        );
     }
 }
