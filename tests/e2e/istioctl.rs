@@ -449,6 +449,23 @@ spec:
         "{}",
         status.stdout
     );
+    // What was set at install cannot be read back: the precheck says so, and how to check.
+    let pre = sim.meshup(&["precheck", "--bundle", &b("istio-1.9.5"), "-o", "json"]);
+    let doc = pre.json();
+    let finding = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "plan.reverts-unknown")
+        .unwrap_or_else(|| panic!("no plan.reverts-unknown: {doc}"));
+    assert_eq!(finding["severity"], "warning", "{finding}");
+    assert!(
+        finding["remediation"]
+            .as_str()
+            .unwrap()
+            .contains("--diff changes"),
+        "{finding}"
+    );
     // Helm's own annotation still settles it for a Helm install of the same charts.
     let helm = seed.replace(
         "    install.operator.istio.io/owning-resource: unknown\n",

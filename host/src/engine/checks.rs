@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::cluster::kube::Kube;
 use crate::engine::plan::Plan;
-use crate::installed::state::Installed;
+use crate::installed::state::{InstallMethod, Installed};
 use crate::policy::{self, Finding, Phase, PolicyContext, PolicySet, Severity, Snapshot};
 use crate::release::source::Source;
 
@@ -363,6 +363,38 @@ pub fn helm_findings(installed: &Installed) -> Vec<Finding> {
         subject: None,
     });
     pending.chain(unread).collect()
+}
+
+/// The host's finding when what the user set at install cannot be known: today's istioctl
+/// (1.21 and later) keeps no installed-state, and meshup has no history of the install, so
+/// a value set then with `-f`/`--set` that this run does not set reverts without a
+/// `values-revert` finding. Said plainly, with how to check.
+pub fn installer_findings(installed: &Installed) -> Vec<Finding> {
+    let InstallMethod::Istioctl { spec, .. } = &installed.method else {
+        return vec![];
+    };
+    let recorded = spec.as_object().is_some_and(|m| !m.is_empty());
+    if recorded || installed.release.is_some() || installed.history_unreadable {
+        return vec![];
+    }
+    vec![Finding {
+        policy: "host".into(),
+        source: "host".into(),
+        code: "plan.reverts-unknown".into(),
+        severity: Severity::Warning,
+        message: "istioctl installed this control plane without an installed-state (istioctl 1.21 and \
+                  later keep none) and meshup has no history of it: what was set at install (-f, --set) \
+                  cannot be read back, so a value set then that this run does not set reverts without a \
+                  values-revert finding"
+            .into(),
+        remediation: Some(
+            "give this run the -f files and --set values of the install; check what changes with \
+             --diff changes (or `istioctl manifest generate` with the install's flags against the \
+             cluster). From this run on, meshup's history records the inputs"
+                .into(),
+        ),
+        subject: None,
+    }]
 }
 
 /// The host's finding for objects the API server refuses in the dry-run.

@@ -704,5 +704,25 @@ fn real_istioctl_installs_its_release(_shared: &Cluster) {
             "{}",
             status.stdout
         );
+        // To today's release from its charts: the precheck says that what was set at install
+        // cannot be read back.
+        let helm = meshup_real_tests::helm::build(4);
+        let charts = meshup_real_tests::helm::release("1.31.0-rc.0");
+        let pre = c.meshup(&[
+            "precheck",
+            "--charts",
+            &charts,
+            "--helm",
+            helm.to_str().unwrap(),
+            "-o",
+            "json",
+        ]);
+        assert!(
+            codes(&pre.json())
+                .iter()
+                .any(|c| c == "plan.reverts-unknown"),
+            "{}",
+            pre.all()
+        );
     }
 }

@@ -224,6 +224,7 @@ impl Run<'_> {
             checks::cluster_specific_findings(&plan),
             checks::behaviour_findings(&plan),
             checks::helm_findings(&installed),
+            checks::installer_findings(&installed),
         ]
         .concat();
         reader.reading("what the policies read");
