@@ -345,25 +345,12 @@ fn charts_install_upgrade_downgrade_and_rollback() {
     );
     assert_eq!(hpa["spec"]["minReplicas"], 2, "the user's value applied");
 
-    run_charts(
-        &sim,
-        "upgrade",
-        "1.31.0-rc.0",
-        &helm,
-        &["-y", "--set", "istiod:autoscaleMin=2"],
-    )
-    .expect(0);
-    assert_at(&sim, "1.31.0-rc.0", crds);
-
-    run_charts(
-        &sim,
-        "upgrade",
-        "1.30.3",
-        &helm,
-        &["-y", "--set", "istiod:autoscaleMin=2"],
-    )
-    .expect(0);
-    assert_at(&sim, "1.30.3", crds);
+    // Up to 1.31.0-rc.0, then down again to 1.30.3.
+    for version in ["1.31.0-rc.0", "1.30.3"] {
+        let args = ["-y", "--set", "istiod:autoscaleMin=2"];
+        run_charts(&sim, "upgrade", version, &helm, &args).expect(0);
+        assert_at(&sim, version, crds);
+    }
 
     sim.meshup(&["rollback", "-y"]).expect(0);
     assert_at(&sim, "1.31.0-rc.0", crds);

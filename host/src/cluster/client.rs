@@ -67,10 +67,14 @@ impl Error {
         self.status().is_some_and(|s| s.code == 403)
     }
 
-    /// The request was refused as invalid (4xx other than "not found"/"forbidden" kinds of
-    /// access problems): the object, not the cluster, is at fault.
-    pub fn is_client_error(&self) -> bool {
-        self.status().is_some_and(|s| (400..500).contains(&s.code))
+    /// The API server refused the object, not failed: a 4xx, or the 500 kube-apiserver
+    /// answers a server-side apply whose object does not fit its schema (a string field
+    /// given a bool, as `--set key=true` gives): "failed to create typed patch object".
+    pub fn is_refusal(&self) -> bool {
+        self.status().is_some_and(|s| {
+            (400..500).contains(&s.code)
+                || s.message.contains("failed to create typed patch object")
+        })
     }
 }
 

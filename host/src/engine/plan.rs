@@ -308,7 +308,7 @@ async fn diff_object(
         Err(e) if e.is_forbidden() => return Ok(unknown),
         // A refusal (immutable field, invalid value) is a finding for the user, not a crash.
         Err(e) => match e.status() {
-            Some(s) if e.is_client_error() || does_not_fit_schema(&s.message) => {
+            Some(s) if e.is_refusal() => {
                 return Ok(Change {
                     action: Action::Update,
                     rejected: Some(s.message.clone()),
@@ -334,13 +334,6 @@ async fn diff_object(
         summary: described.summary,
         ..base
     })
-}
-
-/// kube-apiserver answers a server-side apply whose object does not fit its schema (a
-/// string field given a bool, as `--set key=true` gives) with 500, not 4xx: the object is
-/// refused, the server is fine.
-fn does_not_fit_schema(message: &str) -> bool {
-    message.contains("failed to create typed patch object")
 }
 
 /// Objects the previous release had that the target no longer has (`prune::dropped`).

@@ -273,6 +273,24 @@ impl Server {
             return Err(refused(format!("no pod has the address {ip}")));
         };
         let server = pod["metadata"]["name"].as_str().unwrap_or("-").to_string();
+        let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
+        // The pod's Services, read once: those whose selector picks it.
+        let services = self
+            .kube
+            .json(&["get", "services", "-n", ns])
+            .ok_or_else(unreadable)?;
+        let labels = &pod["metadata"]["labels"];
+        let selecting: Vec<&str> = services["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|svc| {
+                svc["spec"]["selector"]
+                    .as_object()
+                    .is_some_and(|sel| !sel.is_empty() && sel.iter().all(|(k, v)| &labels[k] == v))
+            })
+            .filter_map(|svc| svc["metadata"]["name"].as_str())
+            .collect();
         let configs = self
             .kube
             .json(&["get", "mutatingwebhookconfigurations"])
@@ -282,7 +300,7 @@ impl Server {
             .into_iter()
             .flatten()
             .flat_map(|c| c["webhooks"].as_array().into_iter().flatten())
-            .filter(|w| self.calls(w, &pod, path))
+            .filter(|w| calls(w, ns, &selecting, path))
             .collect();
         if webhooks.is_empty() {
             return Err(refused(format!(
@@ -312,26 +330,17 @@ impl Server {
         eprintln!("webhook-server: {what}: mutated as {server}");
         Ok(Some(Value::Array(ops)))
     }
+}
 
-    /// Whether `webhook` calls the server `pod` at `path`: its Service is in the pod's
-    /// namespace and selects the pod.
-    fn calls(&self, webhook: &Value, pod: &Value, path: &str) -> bool {
-        let service = &webhook["clientConfig"]["service"];
-        let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
-        if service["namespace"] != ns || service["path"].as_str().unwrap_or("/") != path {
-            return false;
-        }
-        let Some(name) = service["name"].as_str() else {
-            return false;
-        };
-        let Some(svc) = self.kube.json(&["get", "service", "-n", ns, name]) else {
-            return false;
-        };
-        let labels = &pod["metadata"]["labels"];
-        svc["spec"]["selector"]
-            .as_object()
-            .is_some_and(|sel| !sel.is_empty() && sel.iter().all(|(k, v)| &labels[k] == v))
-    }
+/// Whether `webhook` calls a server pod in `ns` at `path`: it names one of the Services
+/// (`selecting`) that select the pod.
+fn calls(webhook: &Value, ns: &str, selecting: &[&str], path: &str) -> bool {
+    let service = &webhook["clientConfig"]["service"];
+    service["namespace"] == ns
+        && service["path"].as_str().unwrap_or("/") == path
+        && service["name"]
+            .as_str()
+            .is_some_and(|name| selecting.contains(&name))
 }
 
 /// What istiod does for its own configurations: whenever a mutating webhook configuration
