@@ -104,6 +104,7 @@ fn rendered(bundle: &Bundle, profile: &str) -> BTreeMap<String, BTreeMap<Key, Va
         profile: Some(profile.to_string()),
         value_files: vec![],
         set: vec!["components.egressGateways[0].enabled=true".to_string()],
+        ..Default::default()
     };
     let (_, r, _) = meshup::engine::plan::values_and_render(
         bundle,

@@ -25,6 +25,8 @@ use crate::engine::progress::{Event, Progress};
 use crate::engine::prune;
 use crate::engine::restore;
 use crate::installed::history::{self, Action, History, Release, Status};
+use crate::installed::installer::End;
+use crate::installed::installers;
 
 pub struct Rollback {
     pub to: Option<u32>,
@@ -171,6 +173,13 @@ impl Rollback {
             readiness_timeout: self.readiness_timeout,
             interrupted: Arc::new(AtomicBool::new(false)),
         };
+        let reapplied: Option<(Vec<serde_json::Value>, String)> = match (&target, &steps) {
+            (Target::Revision(rev), Some((rendered, _))) => Some((
+                rendered.objects.iter().map(|o| o.value.clone()).collect(),
+                rev.version.clone(),
+            )),
+            _ => None,
+        };
         let outcome = match target {
             Target::Capture(mut run) => {
                 restore_run(kube, &history, &mut run, None, &opts, progress).await
@@ -186,8 +195,33 @@ impl Rollback {
                 to.apply(steps, &opts, progress).await
             }
         };
-        super::release_lock(lock, progress).await;
         let outcome = outcome?;
+        let installers = Installers {
+            kube,
+            history_max: env.history_max,
+            progress,
+        };
+        match &reapplied {
+            Some((objects, version)) if outcome.code == Code::Ok => {
+                installers.rolled_back(objects, version).await
+            }
+            Some(_) => {}
+            None if outcome.code == Code::Ok => {
+                installers
+                    .settle(End::Restored {
+                        failure: "interrupted",
+                    })
+                    .await
+            }
+            None => {
+                installers
+                    .settle(End::Failed {
+                        message: &outcome.message,
+                    })
+                    .await
+            }
+        }
+        super::release_lock(lock, progress).await;
         let message = if outcome.code == Code::Ok {
             format!(
                 "{} in {:.1} s",
@@ -198,6 +232,53 @@ impl Rollback {
             outcome.message.clone()
         };
         Ok(Report { outcome, message })
+    }
+}
+
+/// The installers' own records after a rollback: a failure to write them is said, not
+/// turned into a failure of the rollback, which is done and verified.
+struct Installers<'a> {
+    kube: &'a dyn Kube,
+    history_max: usize,
+    progress: &'a dyn Progress,
+}
+
+impl Installers<'_> {
+    fn warn(&self, installer: &dyn crate::installed::installer::Installer, what: String) {
+        self.progress.event(Event::Warning(&format!(
+            "{}'s own record: {what}",
+            installer.name()
+        )));
+    }
+
+    async fn settle(&self, end: End<'_>) {
+        for i in installers::all() {
+            if let Err(e) = i.settle(self.kube, end, self.history_max).await {
+                self.warn(
+                    i,
+                    format!(
+                        "could not be brought up to date ({e:#}); the next meshup run finishes it"
+                    ),
+                );
+            }
+        }
+    }
+
+    async fn rolled_back(&self, objects: &[serde_json::Value], version: &str) {
+        let objects: Vec<&serde_json::Value> = objects.iter().collect();
+        for i in installers::all() {
+            match i.rolled_back(self.kube, &objects, version, self.history_max).await {
+                Ok(missing) if !missing.is_empty() => self.warn(
+                    i,
+                    format!(
+                        "no revision of {version} found for {} (its records still name the release before the rollback); check with `helm history`",
+                        missing.join(", ")
+                    ),
+                ),
+                Ok(_) => {}
+                Err(e) => self.warn(i, format!("could not record the rollback ({e:#})")),
+            }
+        }
     }
 }
 

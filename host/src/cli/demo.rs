@@ -14,7 +14,7 @@ use crate::action::upgrade::{Mode, Upgrade};
 use crate::base::exit::{Code, Exit};
 use crate::cli::exit::code_of;
 use crate::cli::ui::{Format, Ui};
-use crate::cluster::client::Target;
+use crate::cluster::client::{FIELD_MANAGER, Target};
 use crate::cluster::kube::Kube;
 use crate::engine::checks::Overrides;
 use crate::engine::plan::DiffMode;
@@ -304,7 +304,7 @@ async fn seed_workloads(cluster: &dyn Kube) -> anyhow::Result<()> {
     for ns in ["shop", "bookinfo"] {
         let obj = json!({"apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": ns, "labels": {"istio-injection": "enabled"}}});
-        cluster.apply(&obj, false).await?;
+        cluster.apply(&obj, false, FIELD_MANAGER).await?;
     }
     for (ns, name, replicas) in WORKLOADS {
         let labels = json!({"app": name});
@@ -313,7 +313,7 @@ async fn seed_workloads(cluster: &dyn Kube) -> anyhow::Result<()> {
             "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
                 "template": {"metadata": {"labels": labels},
                     "spec": {"containers": [{"name": name, "image": format!("example.com/{name}:1.0")}]}}}});
-        cluster.apply(&obj, false).await?;
+        cluster.apply(&obj, false, FIELD_MANAGER).await?;
     }
     Ok(())
 }

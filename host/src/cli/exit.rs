@@ -37,6 +37,11 @@ fn code_of_one(e: &(dyn std::error::Error + 'static)) -> Option<Code> {
     {
         return Some(Code::BadInput);
     }
+    // Helm's own lock held by someone else, or nothing deployed to upgrade from: blocked,
+    // nothing changed.
+    if e.is::<crate::installed::helm::ledger::Error>() {
+        return Some(Code::Blocked);
+    }
     if let Some(e) = e.downcast_ref::<cluster::Error>() {
         return Some(match e {
             cluster::Error::Kubeconfig(_) => Code::BadInput,

@@ -90,6 +90,11 @@ pub struct BundleArgs {
     /// Profile (default: the IstioOperator's `profile`, else the one used last time, else `default`).
     #[arg(long)]
     pub profile: Option<String>,
+    /// With --charts, over a Helm install: drop the values the user set at the last
+    /// deployed revision of each release (kept by default, as `helm upgrade
+    /// --reset-then-reuse-values` keeps them); the plan names each value that reverts.
+    #[arg(long, requires = "charts")]
+    pub reset_values: bool,
 }
 
 impl BundleArgs {
@@ -110,6 +115,7 @@ impl BundleArgs {
             profile: self.profile.clone(),
             value_files: self.values.clone(),
             set: self.set.clone(),
+            reset_values: self.reset_values,
         }
     }
 }

@@ -288,13 +288,14 @@ impl Cluster {
         Ok((key, api, object))
     }
 
-    /// Server-side apply one object as field manager `meshup` (forced: meshup owns what it renders).
-    pub async fn apply(&self, obj: &Value, dry_run: bool) -> Result<Value> {
+    /// Server-side apply one object as field manager `manager` (forced: the applier owns
+    /// what it renders).
+    pub async fn apply(&self, obj: &Value, dry_run: bool, manager: &str) -> Result<Value> {
         let key = ObjectKey::of(obj);
         let api = self
             .api(&key.api_version, &key.kind, key.namespace.as_deref())
             .await?;
-        let mut pp = PatchParams::apply(FIELD_MANAGER).force();
+        let mut pp = PatchParams::apply(manager).force();
         pp.dry_run = dry_run;
         let out = api
             .patch(&key.name, &pp, &Patch::Apply(obj))
@@ -307,13 +308,13 @@ impl Cluster {
     /// fields any field manager added since are gone), or create it if it is gone. Used
     /// to restore captured objects; a conflicting concurrent write is retried on the
     /// fresh resourceVersion.
-    pub async fn replace_or_create(&self, obj: &Value) -> Result<Value> {
+    pub async fn replace_or_create(&self, obj: &Value, manager: &str) -> Result<Value> {
         let key = ObjectKey::of(obj);
         let api = self
             .api(&key.api_version, &key.kind, key.namespace.as_deref())
             .await?;
         let pp = PostParams {
-            field_manager: Some(FIELD_MANAGER.into()),
+            field_manager: Some(manager.into()),
             ..Default::default()
         };
         let doing = || format!("restoring {key}");

@@ -57,8 +57,11 @@ pub trait Kube: Send + Sync {
         page: Option<String>,
     ) -> Result<Page>;
 
-    /// Server-side apply as field manager `meshup` (forced); `dry_run` stores nothing.
-    async fn apply(&self, obj: &Value, dry_run: bool) -> Result<Value>;
+    /// Server-side apply as field manager `manager` (forced: the applier owns what it
+    /// renders); `dry_run` stores nothing. `FIELD_MANAGER` is meshup's own; an object
+    /// another installer keeps records of is applied under that installer's name, so its
+    /// next run meets no conflict.
+    async fn apply(&self, obj: &Value, dry_run: bool, manager: &str) -> Result<Value>;
 
     /// Create `obj`; `Ok(None)` when an object of that name already exists.
     async fn create(&self, obj: &Value) -> Result<Option<Value>>;
@@ -67,8 +70,9 @@ pub trait Kube: Send + Sync {
     /// is an `Error::Api` with code 409).
     async fn replace(&self, obj: &Value) -> Result<Value>;
 
-    /// Write `obj` back exactly as given, or create it if it is gone (a restore).
-    async fn replace_or_create(&self, obj: &Value) -> Result<Value>;
+    /// Write `obj` back exactly as given, or create it if it is gone (a restore), as field
+    /// manager `manager`.
+    async fn replace_or_create(&self, obj: &Value, manager: &str) -> Result<Value>;
 
     /// A JSON merge patch (a lease renewal).
     async fn merge_patch(&self, key: &ObjectKey, patch: &Value) -> Result<()>;
@@ -188,8 +192,8 @@ impl Kube for Cluster {
         })
     }
 
-    async fn apply(&self, obj: &Value, dry_run: bool) -> Result<Value> {
-        Cluster::apply(self, obj, dry_run).await
+    async fn apply(&self, obj: &Value, dry_run: bool, manager: &str) -> Result<Value> {
+        Cluster::apply(self, obj, dry_run, manager).await
     }
 
     async fn create(&self, obj: &Value) -> Result<Option<Value>> {
@@ -213,8 +217,8 @@ impl Kube for Cluster {
         cluster::to_value(&out).map_err(cluster::malformed(doing()))
     }
 
-    async fn replace_or_create(&self, obj: &Value) -> Result<Value> {
-        Cluster::replace_or_create(self, obj).await
+    async fn replace_or_create(&self, obj: &Value, manager: &str) -> Result<Value> {
+        Cluster::replace_or_create(self, obj, manager).await
     }
 
     async fn merge_patch(&self, key: &ObjectKey, patch: &Value) -> Result<()> {

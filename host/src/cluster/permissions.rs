@@ -302,8 +302,8 @@ impl Kube for Reader {
             r => r,
         }
     }
-    async fn apply(&self, obj: &Value, dry_run: bool) -> Result<Value> {
-        self.inner.apply(obj, dry_run).await
+    async fn apply(&self, obj: &Value, dry_run: bool, manager: &str) -> Result<Value> {
+        self.inner.apply(obj, dry_run, manager).await
     }
     async fn create(&self, obj: &Value) -> Result<Option<Value>> {
         self.inner.create(obj).await
@@ -311,8 +311,8 @@ impl Kube for Reader {
     async fn replace(&self, obj: &Value) -> Result<Value> {
         self.inner.replace(obj).await
     }
-    async fn replace_or_create(&self, obj: &Value) -> Result<Value> {
-        self.inner.replace_or_create(obj).await
+    async fn replace_or_create(&self, obj: &Value, manager: &str) -> Result<Value> {
+        self.inner.replace_or_create(obj, manager).await
     }
     async fn merge_patch(&self, key: &ObjectKey, patch: &Value) -> Result<()> {
         self.inner.merge_patch(key, patch).await

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::base::object::{ObjectKey, Rendered};
 use crate::cluster::kube::Kube;
 use crate::engine::progress::{Event, Progress};
+use crate::installed::installers;
 use crate::release::bundle::Component;
 
 #[derive(Debug, Clone)]
@@ -95,7 +96,7 @@ pub async fn run(
         let t = Instant::now();
         for o in &objs {
             cluster
-                .apply(&o.value, false)
+                .apply(&o.value, false, installers::field_manager(&o.value))
                 .await
                 .map_err(|e| Failure::Apply {
                     component: c.name.clone(),

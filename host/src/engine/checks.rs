@@ -312,8 +312,14 @@ pub fn behaviour_findings(plan: &Plan) -> Vec<Finding> {
 /// The host's findings about the Helm releases of the install: a newest revision left
 /// pending blocks (Helm itself refuses every later upgrade and rollback of it), and Helm
 /// records left unread are said.
-pub fn helm_findings(installed: &Installed) -> Vec<Finding> {
-    let pending = installed.helm.releases.iter().filter_map(|r| {
+pub fn helm_findings(installed: &Installed, plan: &Plan) -> Vec<Finding> {
+    // A revision meshup left pending (a killed run) is finished by this run's start.
+    let others = installed
+        .helm
+        .releases
+        .iter()
+        .filter(|r| !r.pending_by_meshup);
+    let pending = others.filter_map(|r| {
         let resolve = r.resolution()?;
         let (what, after) = if r.status == crate::installed::helm::record::Status::PendingInstall
         {
@@ -362,7 +368,65 @@ pub fn helm_findings(installed: &Installed) -> Vec<Finding> {
         remediation: None,
         subject: None,
     });
-    pending.chain(unread).collect()
+    pending
+        .chain(unread)
+        .chain(unmatched_releases(installed, plan))
+        .collect()
+}
+
+/// Over a Helm install, the releases of Istio's charts that the target renders none of
+/// (a gateway release by another name than the ones given): meshup would install a second
+/// gateway beside it and leave it on the old release.
+fn unmatched_releases(installed: &Installed, plan: &Plan) -> Vec<Finding> {
+    if !matches!(installed.method, InstallMethod::Helm { .. }) {
+        return vec![];
+    }
+    let rendered: std::collections::BTreeSet<&str> = plan
+        .rendered
+        .objects
+        .iter()
+        .map(|o| o.component.as_str())
+        .collect();
+    // A source of another language (a bundle) renders no release at all: the
+    // install-method check says that once.
+    if !installed
+        .helm
+        .releases
+        .iter()
+        .any(|r| rendered.contains(r.name.as_str()))
+    {
+        return vec![];
+    }
+    installed
+        .helm
+        .releases
+        .iter()
+        .filter(|r| !rendered.contains(r.name.as_str()))
+        .map(|r| {
+            let fix = match r.chart.as_str() {
+                "gateway" => format!("add --gateway {}/{}", r.namespace, r.name),
+                _ => format!(
+                    "meshup upgrades Istio's Helm releases under their documented names (istio-base, istiod); release {} of chart {} is not one of them: upgrade it with helm",
+                    r.name, r.chart
+                ),
+            };
+            Finding {
+                policy: "host".into(),
+                source: "host".into(),
+                code: "helm.release-unmatched".into(),
+                severity: Severity::Error,
+                message: format!(
+                    "Helm release {}/{} ({}) is part of the install, but this run renders nothing of it, so it would stay on {}",
+                    r.namespace,
+                    r.name,
+                    r.chart_ref(),
+                    r.app_version
+                ),
+                remediation: Some(fix),
+                subject: Some(format!("{}/{}", r.namespace, r.name)),
+            }
+        })
+        .collect()
 }
 
 /// The host's finding when what the user set at install cannot be known: today's istioctl

@@ -79,6 +79,13 @@ impl Change {
 
 pub use crate::base::values::ValueChange;
 
+/// A value the user set last time, kept by this run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeptValue {
+    pub path: String,
+    pub value: Value,
+}
+
 /// Everything a run will do, computed before anything is changed.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -97,6 +104,11 @@ pub struct Plan {
     pub profile_default_changes: Vec<ValueChange>,
     /// Values the user set last time that this run would revert.
     pub reverted_values: Vec<ValueChange>,
+    /// Values the user set last time that this run keeps (an installer whose upgrade keeps
+    /// them, as Helm's `--reset-then-reuse-values`; `--reset-values` drops them), by path
+    /// (`istiod.pilot.env.X`: release first).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept_values: Vec<KeptValue>,
     /// Values the installer chose from the cluster that this run chooses differently.
     pub cluster_specific_changes: Vec<ValueChange>,
     /// Behaviour the target changes since the installed release (Istio's compatibility
@@ -147,10 +159,51 @@ pub fn values_and_render(
         .map(|p| p.profile.as_str())
         .filter(|p| source.profile(p).is_some())
         .unwrap_or(source.default_profile());
-    let values = source.values(inputs, fallback, cluster)?;
+    let mut values = source.values(inputs, fallback, cluster)?;
+    if let Some(p) = previous.filter(|p| p.keeps_values && !inputs.reset_values) {
+        let overlay = under(&p.overlay, &values.overlay);
+        values = source.layer(&values.profile, values.cluster.clone(), overlay)?;
+    }
     let started = std::time::Instant::now();
     let rendered = source.render(&values.merged, ctx)?;
     Ok((values, rendered, started.elapsed()))
+}
+
+/// `overlay` over what was set last time, as Helm coalesces values: mappings merge key by
+/// key, anything else (a list too) is replaced whole.
+fn under(last: &Value, overlay: &Value) -> Value {
+    let mut out = last.clone();
+    fn merge(base: &mut Value, over: &Value) {
+        match (base, over) {
+            (Value::Object(b), Value::Object(o)) => {
+                for (k, v) in o {
+                    match b.get_mut(k) {
+                        Some(slot) => merge(slot, v),
+                        None => {
+                            b.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+            }
+            (slot, v) => *slot = v.clone(),
+        }
+    }
+    merge(&mut out, overlay);
+    out
+}
+
+/// What was set last time and is applied again as it was (not set anew by this run).
+fn kept(previous: Option<&Previous>, inputs: &Inputs, overlay: &Value) -> Vec<KeptValue> {
+    let Some(p) = previous.filter(|p| p.keeps_values && !inputs.reset_values) else {
+        return vec![];
+    };
+    let now: std::collections::BTreeMap<String, Value> =
+        values::leaves(overlay).into_iter().collect();
+    values::leaves(&p.overlay)
+        .into_iter()
+        .filter(|(path, v)| now.get(path) == Some(v))
+        .map(|(path, value)| KeptValue { path, value })
+        .collect()
 }
 
 /// Build the plan against the live cluster.
@@ -167,8 +220,11 @@ pub async fn build(
         kubernetes: Some(installed.kubernetes_version.trim_start_matches('v')),
         upgrade: installed.version().is_some(),
     };
-    let (values, rendered, render_time) =
+    let (values, mut rendered, render_time) =
         values_and_render(source, inputs, previous.as_ref(), ctx, chosen)?;
+    if let Some(installer) = installers::owner(installed) {
+        installer.stamp(installed, &mut rendered);
+    }
     let facts = source.facts();
     let current = installed.version().map(str::to_string);
     let target = facts.version.to_string();
@@ -201,6 +257,7 @@ pub async fn build(
         .as_ref()
         .map(|p| reverted(&p.overlay, &values.overlay, &values.merged))
         .unwrap_or_default();
+    let kept_values = kept(previous.as_ref(), inputs, &values.overlay);
     let cluster_specific_changes = previous
         .as_ref()
         .and_then(|p| p.values.as_ref())
@@ -229,6 +286,7 @@ pub async fn build(
         changes,
         profile_default_changes,
         reverted_values,
+        kept_values,
         cluster_specific_changes,
         behaviour_changes,
         effective_defaults,
@@ -302,7 +360,8 @@ async fn diff_object(
         Err(e) if e.is_forbidden() => return Ok(unknown),
         Err(e) => return Err(e.into()),
     };
-    let merged = match cluster.apply(&o.value, true).await {
+    let manager = installers::field_manager(&o.value);
+    let merged = match cluster.apply(&o.value, true, manager).await {
         Ok(m) => m,
         // A dry run is authorized as the write itself: the caller may read, not change.
         Err(e) if e.is_forbidden() => return Ok(unknown),

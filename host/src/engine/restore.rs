@@ -22,6 +22,7 @@ use crate::engine::plan::{Action, Plan};
 use crate::engine::progress::Progress;
 use crate::engine::prune;
 pub use crate::installed::capture::{Captured, Snapshot};
+use crate::installed::installers;
 use crate::release::bundle::Component;
 
 /// Read every object the plan creates, changes or prunes. Objects the plan leaves
@@ -118,7 +119,7 @@ pub async fn restore(
             .collect();
         for v in &objs {
             cluster
-                .replace_or_create(v)
+                .replace_or_create(v, installers::field_manager(v))
                 .await
                 .map_err(|e| Failure::Apply {
                     component: name.to_string(),

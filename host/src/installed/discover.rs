@@ -51,12 +51,13 @@ async fn read_with(
     } else {
         releases::Found::default()
     };
-    let method = if release.is_some() {
-        InstallMethod::Meshup
-    } else if control_planes.is_empty() {
-        InstallMethod::None
-    } else {
-        detect_method(cluster, discovery, namespace, &deployments, &helm).await?
+    // Helm's annotations say the install is Helm's even after meshup ran: meshup keeps
+    // Helm's records true, and Helm stays the installer the user may go back to.
+    let method = match deployments.iter().find_map(helm_annotated) {
+        Some(release) if !control_planes.is_empty() => InstallMethod::Helm { release },
+        _ if release.is_some() => InstallMethod::Meshup,
+        _ if control_planes.is_empty() => InstallMethod::None,
+        _ => detect_method(cluster, discovery, namespace, &deployments, &helm).await?,
     };
     Ok(Installed {
         kubernetes_version,

@@ -29,6 +29,34 @@ pub struct Previous {
     pub values: Option<Value>,
     #[serde(skip)]
     pub manifest: Option<Rendered>,
+    /// The installer's upgrade keeps what the user set (`overlay`) under this run's
+    /// values, as Helm's `--reset-then-reuse-values` does; otherwise a value not given
+    /// again reverts, and the plan says so.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub keeps_values: bool,
+}
+
+/// What a run applies, as an installer's own records need it.
+pub struct Change<'a> {
+    pub source: &'a dyn Source,
+    /// The version it goes to.
+    pub version: &'a str,
+    /// What is applied, each object tagged with its component.
+    pub rendered: &'a Rendered,
+    /// The user's values per component as this run applies them (kept ones included).
+    pub overlay: &'a Value,
+}
+
+/// How a run ended, read back from the cluster, for the installers' records.
+#[derive(Debug, Clone, Copy)]
+pub enum End<'a> {
+    /// The target runs, verified.
+    Deployed,
+    /// It failed (`failure`) and the state before it was put back, verified.
+    Restored { failure: &'a str },
+    /// It failed and what runs is not the state before it (`message` says what is known),
+    /// or it was left unfinished and a later run goes on from it.
+    Failed { message: &'a str },
 }
 
 #[async_trait]
@@ -53,6 +81,47 @@ pub trait Installer: Send + Sync {
         installed: &Installed,
         target: &dyn Source,
     ) -> anyhow::Result<Option<Previous>>;
+
+    /// Mark the rendered objects as the installer marks what it applies (Helm's release
+    /// annotations), so that applying them keeps its ownership.
+    fn stamp(&self, _installed: &Installed, _rendered: &mut Rendered) {}
+
+    /// Before the first write of a run: take the installer's own hold on what the run
+    /// changes (Helm's pending revision), so that the installer refuses to run beside it
+    /// as it refuses to run beside itself. An error leaves nothing changed.
+    async fn begin(
+        &self,
+        _cluster: &dyn Kube,
+        _installed: &Installed,
+        _change: &Change<'_>,
+    ) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// After a run (or a rollback) ended as `end`: finish every hold a run of meshup's took
+    /// (this one's, or one a killed run left), so the installer's records say what runs;
+    /// at most `history_max` revisions are kept. Whether there was one.
+    async fn settle(
+        &self,
+        _cluster: &dyn Kube,
+        _end: End<'_>,
+        _history_max: usize,
+    ) -> anyhow::Result<bool> {
+        Ok(false)
+    }
+
+    /// After meshup re-applied a recorded revision of `version` (`meshup rollback`),
+    /// verified: record it as the installer's own rollback would. The releases it could not
+    /// record it for (no revision of that version in its records).
+    async fn rolled_back(
+        &self,
+        _cluster: &dyn Kube,
+        _objects: &[&Value],
+        _version: &str,
+        _history_max: usize,
+    ) -> anyhow::Result<Vec<String>> {
+        Ok(vec![])
+    }
 
     /// After a verified run: bring its own record up to date with what now runs (`spec`:
     /// the spec as the installer records it). Whether it had a record to write; an

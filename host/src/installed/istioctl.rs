@@ -122,6 +122,7 @@ pub fn from_installed_state(
         overlay: Value::Object(Default::default()),
         values: None,
         manifest: None,
+        keeps_values: false,
     };
     let Some(source) = running.as_deref().and_then(|v| target.release_of(v)) else {
         return unknown;
@@ -147,6 +148,7 @@ pub fn from_installed_state(
         overlay: values.overlay,
         values: Some(values.merged),
         manifest,
+        keeps_values: false,
     }
 }
 

@@ -55,5 +55,6 @@ pub fn from_release(r: &Release, running: Option<String>) -> anyhow::Result<Prev
         overlay: r.overlay.clone(),
         values: Some(r.values.clone()),
         manifest: Some(manifest),
+        keeps_values: false,
     })
 }

@@ -126,6 +126,8 @@ pub struct Inputs {
     pub profile: Option<String>,
     pub value_files: Vec<PathBuf>,
     pub set: Vec<String>,
+    /// Drop what the installer kept from last time (`Previous::keeps_values`).
+    pub reset_values: bool,
 }
 
 /// One run's values, layer by layer.
@@ -237,6 +239,12 @@ pub trait Source: Send + Sync + std::fmt::Debug {
         _ctx: RenderContext<'_>,
     ) -> anyhow::Result<Vec<BehaviourChange>> {
         Ok(vec![])
+    }
+
+    /// The chart component `name` is rendered from, as Helm stores it in a release record
+    /// (`None`: a source without charts).
+    fn chart_record(&self, _name: &str) -> anyhow::Result<Option<Value>> {
+        Ok(None)
     }
 
     /// Another release of the same product where this one came from (the installed

@@ -1,4 +1,6 @@
-//! `install-method`: meshup or istioctl installs are upgraded; Helm-managed ones are refused.
+//! `install-method`: meshup and istioctl installs are upgraded from any source; a Helm
+//! install only from the release's own charts (`--charts`), which meshup applies as Helm
+//! would and records in Helm's own release records.
 
 use meshup_policy_sdk::*;
 
@@ -10,8 +12,9 @@ impl Policy for InstallMethod {
             name: "install-method".into(),
             version: "0.1.0".into(),
             description:
-                "Allows control planes installed by meshup or istioctl (or none yet); refuses \
-                          Helm-managed ones, which Helm must keep upgrading."
+                "Allows control planes installed by meshup or istioctl (or none yet), and Helm \
+                          installs upgraded from the release's own charts; refuses a Helm install \
+                          with a built-in bundle, which Helm's records could not follow."
                     .into(),
             phases: vec![Phase::Precheck],
             reads: vec![],
@@ -23,9 +26,10 @@ impl Policy for InstallMethod {
         let subject = format!("control plane {}", ctx.namespace);
         match ctx.install_method.as_str() {
             "meshup" | "istioctl" | "none" => vec![],
+            "helm" if ctx.source == ReleaseSource::Charts => vec![],
             "helm" => vec![
-                error("install-method.helm", format!("the control plane in {} is managed by Helm; upgrading it with meshup would fight Helm's release state", ctx.namespace))
-                    .with_remediation(format!("upgrade it with Helm: helm upgrade istiod istio/istiod -n {} --version {}", ctx.namespace, ctx.target_version))
+                error("install-method.helm", format!("the control plane in {} is managed by Helm, and a built-in bundle is not Helm's charts: Helm's release records could not say what runs afterwards", ctx.namespace))
+                    .with_remediation(format!("upgrade it from the release's own charts: meshup upgrade --charts istio-{} (the release archive's directory, or `helm pull` charts)", ctx.target_version))
                     .with_subject(subject),
             ],
             "unknown" => vec![
@@ -67,6 +71,10 @@ mod tests {
             codes("helm"),
             [("install-method.helm".to_string(), Severity::Error)]
         );
+        // From the release's own charts, a Helm install is upgraded (its records kept).
+        let mut charts = meshup_policy_sdk::testing::charts_context();
+        charts.install_method = "helm".into();
+        assert!(InstallMethod::evaluate(&charts, &FakeCluster::default()).is_empty());
         assert_eq!(
             codes("unknown"),
             [("install-method.unknown".to_string(), Severity::Warning)]

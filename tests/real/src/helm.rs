@@ -41,3 +41,45 @@ pub fn release(version: &str) -> String {
     );
     dir.to_str().unwrap().to_string()
 }
+
+impl crate::Cluster {
+    /// That helm as the admin user, inside the cluster's namespace, with its own state
+    /// (repositories, cache) in the cluster's directory.
+    pub fn helm(&self, bin: &std::path::Path, args: &[&str]) -> crate::Run {
+        let home = self.dir.path().join("helm-home");
+        let out = self
+            .in_ns(bin)
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_DATA_HOME", home.join("data"))
+            .output()
+            .expect("run helm");
+        crate::Run::from_output(out)
+    }
+
+    /// That helm, which must succeed; its stdout.
+    #[track_caller]
+    pub fn helm_ok(&self, bin: &std::path::Path, args: &[&str]) -> String {
+        let run = self.helm(bin, args);
+        assert_eq!(
+            run.code, 0,
+            "helm {args:?}\nstdout:\n{}\nstderr:\n{}",
+            run.stdout, run.stderr
+        );
+        run.stdout
+    }
+}
+
+/// A chart of a real Istio release, as its archive ships it: `base`, `istiod`
+/// (`istio-control/istio-discovery`) or `gateway`.
+#[track_caller]
+pub fn chart(version: &str, chart: &str) -> String {
+    let dir = match chart {
+        "istiod" => "istio-control/istio-discovery",
+        other => other,
+    };
+    format!("{}/manifests/charts/{dir}", release(version))
+}

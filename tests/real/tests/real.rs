@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 mod api_cases;
 mod bench;
 mod charts;
+mod helm_installs;
 
 use meshup_real_tests::Run;
 use meshup_real_tests::audit::describe;
@@ -77,6 +78,14 @@ fn main() {
             Test {
                 name: "charts_install_upgrade_downgrade_rollback",
                 run: charts::charts_install_upgrade_downgrade_rollback,
+            },
+            Test {
+                name: "helm4_install_upgraded_by_meshup",
+                run: helm_installs::helm4_install_upgraded_by_meshup,
+            },
+            Test {
+                name: "helm3_install_upgraded_by_meshup",
+                run: helm_installs::helm3_install_upgraded_by_meshup,
             },
         ],
         // On demand (printed ratios, minutes for 10,000 pods), last: it leaves those pods behind.

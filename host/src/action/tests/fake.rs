@@ -296,7 +296,7 @@ impl Kube for FakeCluster {
         Ok(Page { items, next: None })
     }
 
-    async fn apply(&self, obj: &Value, dry_run: bool) -> Result<Value> {
+    async fn apply(&self, obj: &Value, dry_run: bool, _manager: &str) -> Result<Value> {
         let key = ObjectKey::of(obj);
         self.check(if dry_run { "dry-run" } else { "apply" }, &key)?;
         Ok(self.store(obj.clone(), dry_run))
@@ -324,7 +324,7 @@ impl Kube for FakeCluster {
         Ok(self.store(obj.clone(), false))
     }
 
-    async fn replace_or_create(&self, obj: &Value) -> Result<Value> {
+    async fn replace_or_create(&self, obj: &Value, _manager: &str) -> Result<Value> {
         self.check("replace_or_create", &ObjectKey::of(obj))?;
         Ok(self.store(obj.clone(), false))
     }

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::base::text::capitalise;
+use crate::installed::installer::End;
 
 /// What a finished run returns: its code, result, post-upgrade findings and data plane.
 type Finished = (Code, RunResult, Outcome, Option<dataplane::Report>);
@@ -109,9 +110,49 @@ impl Run<'_> {
         notes.extend(self.checker.replacements());
         let mut rec = record(self.source.facts(), plan, notes);
         rec.captured = Some(captured);
-        self.history.begin(rec).await.map_err(|e| {
+        self.hold_for_installer(planned).await?;
+        let begun = self.history.begin(rec).await.map_err(|e| {
             e.context("cannot record the state before the upgrade (needed to restore it); nothing was changed")
-        })
+        });
+        if begun.is_err() {
+            self.settle_installers(End::Failed {
+                message: "meshup could not record the run; nothing was changed",
+            })
+            .await;
+        }
+        begun
+    }
+
+    /// The owner installer's own hold on what the run changes (Helm's pending revision),
+    /// taken before the first write: an error leaves nothing changed.
+    async fn hold_for_installer(&self, planned: &Planned) -> anyhow::Result<()> {
+        let Some(installer) = installers::owner(&planned.installed) else {
+            return Ok(());
+        };
+        let plan = &planned.plan;
+        let change = crate::installed::installer::Change {
+            source: &*self.source,
+            version: &plan.target_version,
+            rendered: &plan.rendered,
+            overlay: &plan.overlay,
+        };
+        installer
+            .begin(self.kube(), &planned.installed, &change)
+            .await
+    }
+
+    /// Every installer's holds finished as the run ended. A record left pending only
+    /// blocks that installer until the next meshup run settles it, so a failure here is
+    /// said, not turned into a failure of the run.
+    pub(super) async fn settle_installers(&self, end: End<'_>) {
+        for installer in installers::all() {
+            if let Err(e) = installer.settle(self.kube(), end, self.history_max).await {
+                self.progress.event(Event::Warning(&format!(
+                    "{}'s own record could not be brought up to date ({e:#}); the next meshup run finishes it",
+                    installer.name()
+                )));
+            }
+        }
     }
 
     /// Post-upgrade policies see the outcome either way; an error from them is a failure too.
@@ -167,6 +208,7 @@ impl Run<'_> {
             .await?;
         let namespace = &self.source.facts().namespace;
         let discovery = &self.source.facts().discovery;
+        self.settle_installers(End::Deployed).await;
         self.record_for_installers(plan).await;
         let message = completion(plan, &report, elapsed);
         let dp = dataplane::report(
@@ -223,6 +265,8 @@ impl Run<'_> {
             self.history
                 .finish(rec, Status::Failed, msg.clone())
                 .await?;
+            self.settle_installers(End::Failed { message: failure })
+                .await;
             return Ok((Code::NotRestored, msg));
         }
         let to = rec
@@ -249,8 +293,13 @@ impl Run<'_> {
         )
         .await?;
         let code = if outcome.code == Code::Ok {
+            self.settle_installers(End::Restored { failure }).await;
             Code::RolledBack
         } else {
+            self.settle_installers(End::Failed {
+                message: &outcome.message,
+            })
+            .await;
             Code::NotRestored
         };
         Ok((code, outcome.message))

@@ -13,6 +13,7 @@ use super::{Env, product};
 use crate::base::exit::{Code, Exit};
 use crate::base::object::ObjectKey;
 use crate::base::version::Direction;
+use crate::cluster::client::FIELD_MANAGER;
 use crate::cluster::kube::Kube;
 use crate::cluster::lock::Lock;
 use crate::cluster::permissions;
@@ -70,6 +71,8 @@ struct Run<'a> {
     checker: Arc<Checker>,
     progress: &'a dyn Progress,
     started: Instant,
+    /// Revisions kept in history, meshup's and an installer's own.
+    history_max: usize,
 }
 
 impl Upgrade {
@@ -100,6 +103,7 @@ impl Upgrade {
             checker,
             progress,
             started,
+            history_max: env.history_max,
         };
         let planned = run.plan_and_check().await?;
         if planned.pre.blocked || self.mode == Mode::Precheck {
@@ -223,7 +227,7 @@ impl Run<'_> {
             checks::rejection_findings(&plan),
             checks::cluster_specific_findings(&plan),
             checks::behaviour_findings(&plan),
-            checks::helm_findings(&installed),
+            checks::helm_findings(&installed, &plan),
             checks::installer_findings(&installed),
         ]
         .concat();
@@ -310,7 +314,8 @@ async fn dry_run(cluster: &dyn Kube, plan: &Plan) -> anyhow::Result<(usize, usiz
             deferred += 1;
             continue;
         }
-        cluster.apply(&o.value, true).await.map_err(|e| {
+        let manager = installers::field_manager(&o.value);
+        cluster.apply(&o.value, true, manager).await.map_err(|e| {
             Exit::bad_input(format!(
                 "dry run: the API server rejects {}: {e:#}",
                 o.key()
@@ -347,7 +352,7 @@ async fn ensure_namespaces(cluster: &dyn Kube, plan: &Plan) -> anyhow::Result<()
             .find(|o| o.key() == key)
             .map(|o| o.value.clone())
             .unwrap_or_else(|| serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}));
-        cluster.apply(&ns, false).await?;
+        cluster.apply(&ns, false, FIELD_MANAGER).await?;
     }
     Ok(())
 }

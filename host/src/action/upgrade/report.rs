@@ -41,6 +41,8 @@ struct PlanSummary<'a> {
     changes: &'a [plan::Change],
     profile_default_changes: &'a [plan::ValueChange],
     reverted_values: &'a [plan::ValueChange],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    kept_values: &'a [plan::KeptValue],
 }
 
 #[derive(Serialize, Clone)]
@@ -126,6 +128,7 @@ fn summary<'a>(plan: &'a Plan, installed: &'a Installed) -> PlanSummary<'a> {
         changes: &plan.changes,
         profile_default_changes: &plan.profile_default_changes,
         reverted_values: &plan.reverted_values,
+        kept_values: &plan.kept_values,
     }
 }
 

@@ -7,7 +7,7 @@ use crate::base::version::Direction;
 use crate::cli::ui::{Color, Ui};
 use crate::engine::plan::{self, DiffMode, Plan};
 use crate::installed::state::{self, InstallMethod, Installed};
-use meshup_vocab::tree::describe_change;
+use meshup_vocab::tree::{describe_change, show};
 
 /// `1.7.8 → 1.8.6`, or just `1.8.6` for a first install.
 pub fn transition(plan: &Plan) -> String {
@@ -177,6 +177,16 @@ fn value_changes(ui: &Ui, plan: &Plan) {
                 "    {}: {}",
                 text::one_line(&v.path),
                 text::one_line(&describe_change(Some(&v.old), Some(&v.new)))
+            ));
+        }
+    }
+    if !plan.kept_values.is_empty() {
+        ui.say("  values you set last time, kept (--reset-values drops them):");
+        for v in &plan.kept_values {
+            ui.say(format!(
+                "    {} = {}",
+                text::one_line(&v.path),
+                text::one_line(&show(Some(&v.value)))
             ));
         }
     }

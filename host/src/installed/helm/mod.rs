@@ -4,5 +4,7 @@
 //! release records exactly as Helm does (`record`), rather than a record of its own;
 //! `releases` finds the Helm releases an Istio install is made of.
 
+pub mod installer;
+pub mod ledger;
 pub mod record;
 pub mod releases;

@@ -31,6 +31,10 @@ pub const SECRET_TYPE: &str = "helm.sh/release.v1";
 pub const NAME_PREFIX: &str = "sh.helm.release.v1.";
 /// The `owner` label of every record; Helm lists releases with `owner=helm`.
 pub const OWNER: &str = "helm";
+/// The annotation meshup puts on the records it writes (Helm copies labels from revision
+/// to revision, never annotations): a pending revision so marked is meshup's own hold.
+pub const WRITTEN_BY: &str = "meshup.dev/written-by";
+pub const MESHUP: &str = "meshup";
 /// The labels Helm sets itself (`reservedLabels`); the rest are the release's own labels.
 const SYSTEM_LABELS: [&str; 6] = [
     "createdAt",

@@ -61,6 +61,14 @@ pub struct Release {
     /// The control-plane objects that name this release in their Helm annotations.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub named_by: Vec<String>,
+    /// The newest revision is a pending one meshup wrote (its run's hold on the release),
+    /// which the next meshup run finishes.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pending_by_meshup: bool,
+    /// The last deployed revision, whole: what the user set (`config`) and what it applied
+    /// (`manifest`), which the next upgrade starts from.
+    #[serde(skip)]
+    pub deployed: Option<Box<record::Release>>,
 }
 
 impl Release {
@@ -157,6 +165,8 @@ struct Newest {
     revision: u32,
     secret: Value,
     last_deployed: Option<u32>,
+    /// The last deployed revision's record, when it is not the newest.
+    deployed_secret: Value,
 }
 
 /// Read the Helm releases of the Istio install across namespaces (`named`: the releases its
@@ -206,6 +216,18 @@ pub async fn read(cluster: &dyn Kube, named: &Named) -> anyhow::Result<Found> {
         if names.is_none() && !istio_chart {
             continue;
         }
+        let deployed = match n.last_deployed {
+            Some(d) if d == release.revision => Some(Box::new(release.clone())),
+            Some(_) => Some(Box::new(record::decode(&n.deployed_secret).map_err(
+                |cause| Error {
+                    namespace: key.0.clone(),
+                    name: key.1.clone(),
+                    named_by: "its last deployed revision".into(),
+                    cause,
+                },
+            )?)),
+            None => None,
+        };
         found.releases.push(Release {
             name: release.name.clone(),
             namespace: key.0.clone(),
@@ -219,6 +241,9 @@ pub async fn read(cluster: &dyn Kube, named: &Named) -> anyhow::Result<Found> {
             description: release.info.description.clone(),
             updated: release.info.last_deployed.clone(),
             named_by: names.cloned().unwrap_or_default(),
+            pending_by_meshup: release.info.status.is_pending()
+                && n.secret["metadata"]["annotations"][record::WRITTEN_BY] == record::MESHUP,
+            deployed,
         });
     }
     for ((ns, name), by) in named {
@@ -305,8 +330,12 @@ fn keep(newest: &mut BTreeMap<(String, String), Newest>, secret: Value) {
         revision: 0,
         secret: Value::Null,
         last_deployed: None,
+        deployed_secret: Value::Null,
     });
-    entry.last_deployed = entry.last_deployed.max(deployed);
+    if deployed.is_some() && deployed > entry.last_deployed {
+        entry.last_deployed = deployed;
+        entry.deployed_secret = secret.clone();
+    }
     if entry.secret.is_null() || revision > entry.revision {
         entry.revision = revision;
         entry.secret = secret;
@@ -387,6 +416,8 @@ mod tests {
             description: String::new(),
             updated: None,
             named_by: vec![],
+            pending_by_meshup: false,
+            deployed: None,
         };
         assert_eq!(
             r(Status::PendingUpgrade, Some(2)).resolution().unwrap(),

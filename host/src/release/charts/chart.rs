@@ -92,6 +92,119 @@ impl Chart {
     }
 }
 
+/// Files a chart is made of, read for Helm's release record at most (a chart bigger than
+/// this is not Istio's).
+const MAX_RECORD_FILES: usize = 2000;
+
+impl Chart {
+    /// The chart as Helm stores it in a release record (`chart` in the JSON): `metadata`
+    /// (Chart.yaml), `templates` and `files` (each `{name, data}`, data base64 as Go writes
+    /// a byte slice, sorted by name), `values` (values.yaml) and `schema`. Helm's loader
+    /// sorts a chart's files the same way: Chart.yaml, values.yaml and values.schema.json
+    /// are their own fields, `templates/` the templates, a subchart's files (`charts/`)
+    /// its own chart, everything else `files`.
+    pub fn record(&self) -> Result<Value, Error> {
+        use base64::Engine as _;
+        let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+        let bad = |what: &str| Error::NotAChart {
+            path: self.path.clone(),
+            what: what.into(),
+        };
+        let all = if self.path.is_dir() {
+            dir_files(&self.path, &self.path)?
+        } else {
+            archive_files(&self.path)?
+        };
+        if all.len() > MAX_RECORD_FILES {
+            return Err(bad("more than 2000 files"));
+        }
+        let (mut metadata, mut schema) = (Value::Null, Value::Null);
+        let (mut templates, mut files) = (Vec::new(), Vec::new());
+        for (name, data) in all {
+            match name.as_str() {
+                "Chart.yaml" => {
+                    metadata = yaml::parse(&self.path.join(&name), &String::from_utf8_lossy(&data))?
+                }
+                "values.yaml" | "Chart.lock" => {}
+                "values.schema.json" => schema = Value::String(b64(&data)),
+                n if n.starts_with("charts/") => {}
+                n if n.starts_with("templates/") => {
+                    templates.push(serde_json::json!({"name": n, "data": b64(&data)}))
+                }
+                n => files.push(serde_json::json!({"name": n, "data": b64(&data)})),
+            }
+        }
+        let mut out = serde_json::json!({
+            "metadata": metadata,
+            "lock": null,
+            "templates": templates,
+            "values": self.values,
+            "schema": schema,
+            "files": files,
+        });
+        if schema_is_null(&out) {
+            out.as_object_mut().map(|o| o.remove("schema"));
+        }
+        Ok(out)
+    }
+}
+
+fn schema_is_null(v: &Value) -> bool {
+    v["schema"].is_null()
+}
+
+/// Every regular file under `dir`, named relative to `root` with `/`, sorted.
+fn dir_files(root: &Path, dir: &Path) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let read_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |cause| Error::Read { path, cause }
+    };
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read_err(dir))? {
+        let path = entry.map_err(read_err(dir))?.path();
+        if path.is_dir() {
+            out.extend(dir_files(root, &path)?);
+        } else if path.is_file() {
+            let rel = path.strip_prefix(root).unwrap_or(&path);
+            let name = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            out.push((name, std::fs::read(&path).map_err(read_err(&path))?));
+        }
+        if out.len() > MAX_RECORD_FILES {
+            break;
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Every regular file of a chart archive, named without its top folder, sorted.
+fn archive_files(path: &Path) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let bad = |what: &str| Error::NotAChart {
+        path: path.to_path_buf(),
+        what: what.into(),
+    };
+    let file = std::fs::File::open(path).map_err(|cause| Error::Read {
+        path: path.to_path_buf(),
+        cause,
+    })?;
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(file)
+        .take(MAX_ARCHIVE + 1)
+        .read_to_end(&mut tar)
+        .map_err(|_| bad("not a gzip archive"))?;
+    let mut out: Vec<(String, Vec<u8>)> = tar_entries(&tar)
+        .ok_or_else(|| bad("a broken tar archive"))?
+        .into_iter()
+        .filter_map(|(name, data)| Some((name.split_once('/')?.1.to_string(), data.to_vec())))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 const COMPAT_PREFIX: &str = "profile-compatibility-version-";
 
 /// `files/profile-compatibility-version-1.29.yaml` → `1.29`.

@@ -524,6 +524,13 @@ impl Source for Charts {
         Ok(out)
     }
 
+    fn chart_record(&self, name: &str) -> anyhow::Result<Option<Value>> {
+        match self.releases.iter().find(|r| r.name == name) {
+            Some(r) => Ok(Some(r.chart.record()?)),
+            None => Ok(None),
+        }
+    }
+
     /// The charts of `version` beside these (`istio-1.29.6` next to `istio-1.30.3`).
     fn release_of(&self, version: &str) -> Option<Box<dyn Source>> {
         let parent = self.dir.parent()?;
@@ -536,7 +543,7 @@ impl Source for Charts {
 
 /// The objects of one release's `helm template` output, tagged with the release; a
 /// namespaced object without a namespace goes to the release's, as Helm applies it.
-fn documents(release: &str, namespace: &str, manifest: &str) -> anyhow::Result<Vec<Object>> {
+pub fn documents(release: &str, namespace: &str, manifest: &str) -> anyhow::Result<Vec<Object>> {
     let mut out = Vec::new();
     for doc in manifest.split("\n---").map(|d| d.trim_start_matches("---")) {
         let source = doc
