@@ -160,7 +160,7 @@ pub fn default_namespace() -> &'static str {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// Release the lock; a failure to do so never changes a run's outcome (the lock expires by
 /// itself), so it is said as a warning.

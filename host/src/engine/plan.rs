@@ -559,6 +559,41 @@ mod tests {
         );
     }
 
+    fn helm_previous(overlay: Value) -> Previous {
+        Previous {
+            version: Some("1.29.6".into()),
+            profile: "default".into(),
+            profile_defaults: None,
+            overlay,
+            values: None,
+            manifest: None,
+            keeps_values: true,
+        }
+    }
+
+    #[test]
+    fn values_set_last_time_are_kept_under_this_runs_as_helm_coalesces_them() {
+        let last = json!({"istiod": {"pilot": {"env": {"A": "1", "B": "2"}}, "tolerations": [{"key": "x"}]}});
+        let now = json!({"istiod": {"pilot": {"env": {"B": "3"}}, "tolerations": [{"key": "y"}]}});
+        let merged = under(&last, &now);
+        // Mappings merge; a list is replaced whole, as Helm replaces it.
+        assert_eq!(
+            merged,
+            json!({"istiod": {"pilot": {"env": {"A": "1", "B": "3"}}, "tolerations": [{"key": "y"}]}})
+        );
+        let p = helm_previous(last);
+        let kept_paths: Vec<String> = kept(Some(&p), &Inputs::default(), &merged)
+            .into_iter()
+            .map(|k| k.path)
+            .collect();
+        assert_eq!(kept_paths, vec!["istiod.pilot.env.A".to_string()]);
+        let reset = Inputs {
+            reset_values: true,
+            ..Default::default()
+        };
+        assert!(kept(Some(&p), &reset, &merged).is_empty());
+    }
+
     #[test]
     fn reverted_values_are_found() {
         let old = json!({"values": {"pilot": {"traceSampling": 5.0}}, "meshConfig": {"accessLogFile": "/dev/stdout"}});

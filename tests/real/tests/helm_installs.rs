@@ -72,6 +72,23 @@ fn scenario(major: u32) {
         !codes(&doc).iter().any(|c| c.starts_with("values-revert")),
         "{doc}"
     );
+    // `--reset-values` drops them, and each one that reverts is named.
+    let reset = s.meshup("precheck", "1.30.3", &["-o", "json", "--reset-values"]);
+    let doc = reset.json();
+    let reverted: Vec<&str> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "values-revert.reverted")
+        .filter_map(|f| f["subject"].as_str())
+        .collect();
+    for path in [
+        "istiod.pilot.env.MESHUP_TEST_KEPT",
+        "istiod.meshConfig.accessLogFile",
+        "istio-ingress.service.type",
+    ] {
+        assert!(reverted.contains(&path), "{path} not named: {reverted:?}");
+    }
 
     s.meshup("upgrade", "1.30.3", &["-y"]).expect(0);
     s.assert_at("1.30.3");

@@ -2,7 +2,7 @@
 //! one configuration fixture, an in-memory cluster that fails on demand plus the memory
 //! history driver, and run through the real bundles and the real builtin policies.
 
-mod fake;
+pub(crate) mod fake;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -360,3 +360,192 @@ async fn roll_back_one(
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::tests::fake::FakeCluster;
+    use crate::installed::helm::releases::{Named, read};
+    use serde_json::json;
+
+    const REAL: &str = include_str!("testdata/istiod-helm-v4.3.2.json");
+
+    /// The real Helm 4.3.2 records of istiod in a fake cluster: revisions 1-3, 3 deployed
+    /// (the fixture's revision 4, a helm run killed while pending, left out).
+    fn cluster() -> FakeCluster {
+        let fake = FakeCluster::default();
+        let list: Value = serde_json::from_str(REAL).unwrap();
+        for s in list["items"].as_array().unwrap() {
+            if record::revision_of(s) != Some(4) {
+                fake.insert(s.clone());
+            }
+        }
+        fake
+    }
+
+    /// Each revision's (status label, JSON status, description), by revision.
+    fn statuses(fake: &FakeCluster) -> Vec<(u32, String, String, String)> {
+        let mut out: Vec<_> = fake
+            .contents()
+            .values()
+            .filter(|s| s["type"] == record::SECRET_TYPE)
+            .map(|s| {
+                let r = record::decode(s).unwrap();
+                (
+                    r.revision,
+                    s["metadata"]["labels"]["status"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                    r.info.status.as_str().to_string(),
+                    r.info.description.clone(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    async fn hold_istiod(fake: &FakeCluster) -> anyhow::Result<()> {
+        let found = read(fake, &Named::new()).await.unwrap();
+        let istiod = found.releases.iter().find(|r| r.name == "istiod").unwrap();
+        let next = Next {
+            release: istiod,
+            chart: json!({"metadata": {"name": "istiod", "version": "1.31.0", "appVersion": "1.31.0"}}),
+            config: json!({"pilot": {"env": {"X": "1"}}})
+                .as_object()
+                .unwrap()
+                .clone(),
+            objects: vec![],
+        };
+        hold(fake, &[next]).await
+    }
+
+    #[tokio::test]
+    async fn a_hold_is_helms_lock_and_a_verified_run_deploys_it() {
+        let fake = cluster();
+        let before = statuses(&fake);
+        let newest = before.last().unwrap().0;
+        hold_istiod(&fake).await.unwrap();
+        let held = statuses(&fake);
+        assert_eq!(
+            held.last().unwrap(),
+            &(
+                newest + 1,
+                "pending-upgrade".into(),
+                "pending-upgrade".into(),
+                "Preparing upgrade".into()
+            )
+        );
+        assert!(settle(&fake, End::Deployed, 0).await.unwrap());
+        let done = statuses(&fake);
+        let deployed: Vec<u32> = done
+            .iter()
+            .filter(|s| s.1 == "deployed")
+            .map(|s| s.0)
+            .collect();
+        assert_eq!(deployed, vec![newest + 1], "{done:?}");
+        assert_eq!(done[done.len() - 1].3, "Upgrade complete");
+        assert_eq!(done[done.len() - 2].1, "superseded");
+        assert!(
+            done.iter().all(|s| s.1 == s.2),
+            "labels and JSON agree: {done:?}"
+        );
+        let config = record::decode(
+            &fake
+                .object(
+                    "Secret",
+                    Some("istio-system"),
+                    &record::secret_name("istiod", newest + 1),
+                )
+                .unwrap(),
+        )
+        .unwrap()
+        .config;
+        assert_eq!(Value::Object(config), json!({"pilot": {"env": {"X": "1"}}}));
+    }
+
+    #[tokio::test]
+    async fn a_restore_leaves_failed_and_a_rollback_copy_and_history_is_trimmed() {
+        let fake = cluster();
+        let newest = statuses(&fake).last().unwrap().0;
+        hold_istiod(&fake).await.unwrap();
+        settle(
+            &fake,
+            End::Restored {
+                failure: "istiod never became ready",
+            },
+            3,
+        )
+        .await
+        .unwrap();
+        let done = statuses(&fake);
+        assert_eq!(done.len(), 3, "trimmed to --history-max: {done:?}");
+        let tail: Vec<(u32, &str, &str)> = done
+            .iter()
+            .map(|s| (s.0, s.1.as_str(), s.3.as_str()))
+            .collect();
+        assert_eq!(tail[1].0, newest + 1);
+        assert_eq!(tail[1].1, "failed");
+        assert!(tail[1].2.contains("never became ready"), "{tail:?}");
+        assert_eq!(
+            tail[2],
+            (
+                newest + 2,
+                "deployed",
+                format!("Rollback to {newest}").as_str()
+            )
+        );
+        assert_eq!(tail[0], (newest, "superseded", tail[0].2));
+    }
+
+    #[tokio::test]
+    async fn a_hold_on_a_revision_someone_else_wrote_is_refused_and_nothing_stays() {
+        let fake = cluster();
+        let newest = statuses(&fake).last().unwrap().0;
+        // Another writer created N+1 after meshup read the release.
+        let found = read(&fake, &Named::new()).await.unwrap();
+        let istiod = found
+            .releases
+            .iter()
+            .find(|r| r.name == "istiod")
+            .unwrap()
+            .clone();
+        let mut theirs = (**istiod.deployed.as_ref().unwrap()).clone();
+        theirs.revision = newest + 1;
+        theirs.info.status = Status::PendingUpgrade;
+        fake.insert(record::encode(&theirs, Stamp::Created(1)));
+        let next = Next {
+            release: &istiod,
+            chart: json!({}),
+            config: Map::new(),
+            objects: vec![],
+        };
+        let err = hold(&fake, &[next]).await.unwrap_err();
+        assert!(
+            err.to_string().contains("another `helm` or meshup run"),
+            "{err}"
+        );
+        // Theirs is not meshup's: settling leaves it alone.
+        assert!(!settle(&fake, End::Deployed, 0).await.unwrap());
+    }
+
+    #[test]
+    fn the_stored_manifest_has_no_release_annotations() {
+        let o = Object {
+            component: "istiod".into(),
+            source: "istiod/deployment.yaml".into(),
+            value: json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "x", "annotations": {RELEASE_NAME: "istiod", RELEASE_NAMESPACE: "istio-system"}}}),
+        };
+        let m = manifest("istiod", &[&o]);
+        assert!(
+            m.starts_with("---\n# Source: istiod/templates/deployment.yaml\n"),
+            "{m}"
+        );
+        assert!(
+            !m.contains("meta.helm.sh") && !m.contains("annotations"),
+            "{m}"
+        );
+    }
+}
