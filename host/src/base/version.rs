@@ -31,6 +31,24 @@ pub fn image_version(image: &str) -> Option<String> {
     Some(tag.to_string())
 }
 
+/// Whether an image tag runs the release `version` names: the same tag, or a release-branch
+/// build of its minor (`1.31-dev`), which istioctl itself reads as that minor's `.0`.
+pub fn runs_release(tag: &str, version: &str) -> bool {
+    if tag == version {
+        return true;
+    }
+    let (Some(t), Some(v)) = (
+        meshup_vocab::Version::parse(tag),
+        meshup_vocab::Version::parse(version),
+    ) else {
+        return false;
+    };
+    t.pre.as_deref() == Some("dev")
+        && v.pre.is_none()
+        && (t.major, t.minor, t.patch) == (v.major, v.minor, v.patch)
+        && !tag.contains(&format!("{}.{}.", t.major, t.minor))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +71,14 @@ mod tests {
             Direction::Reinstall
         );
         assert_eq!(Direction::between(None, "1.8.6"), Direction::Install);
+    }
+
+    #[test]
+    fn a_release_branch_build_runs_the_first_patch_of_its_minor() {
+        assert!(runs_release("1.31-dev", "1.31.0"));
+        assert!(runs_release("1.30.3", "1.30.3"));
+        assert!(!runs_release("1.31-dev", "1.31.1"));
+        assert!(!runs_release("1.31.0-dev", "1.31.0-rc.0"));
+        assert!(!runs_release("1.30.3", "1.31.0"));
     }
 }

@@ -25,6 +25,8 @@ fn code_of_one(e: &(dyn std::error::Error + 'static)) -> Option<Code> {
         || e.is::<crate::policy::Error>()
         || e.is::<crate::release::charts::Error>()
         || e.is::<crate::release::charts::helm::Error>()
+        || e.is::<crate::release::istioctl::Error>()
+        || e.is::<crate::release::istioctl::BinaryError>()
         || e.is::<meshup_sim::BackendConfigError>()
         || e.is::<crate::action::rollback::Error>()
     {

@@ -65,12 +65,20 @@ pub struct ClusterArgs {
 #[derive(Args, Debug, Clone)]
 pub struct BundleArgs {
     /// Release bundle directory, e.g. bundles/istio-1.8.6.
-    #[arg(long, required_unless_present = "charts")]
+    #[arg(long, required_unless_present_any = ["charts", "istioctl"])]
     pub bundle: Option<PathBuf>,
     /// The release's own Helm charts: a release directory (istio-1.30.3), its manifests/charts,
     /// or a folder of chart directories or .tgz files as `helm pull` leaves them.
-    #[arg(long, conflicts_with = "bundle")]
+    #[arg(long, conflicts_with_all = ["bundle", "istioctl"])]
     pub charts: Option<PathBuf>,
+    /// The release's own istioctl: it renders the IstioOperator (`istioctl manifest generate`,
+    /// offline; never given the cluster), meshup does the rest. -f and --set as for --bundle.
+    #[arg(long, conflicts_with = "bundle")]
+    pub istioctl: Option<PathBuf>,
+    /// With --istioctl: the release manifests (charts and profiles) istioctl renders instead of
+    /// its own, passed through as its --manifests (e.g. istio-1.30.3/manifests).
+    #[arg(long, requires = "istioctl")]
+    pub manifests: Option<PathBuf>,
     /// The helm binary that renders --charts (Helm 3.14+ or 4; default: helm on PATH).
     #[arg(long, requires = "charts")]
     pub helm: Option<PathBuf>,
@@ -78,11 +86,11 @@ pub struct BundleArgs {
     /// the same name) or NAMESPACE/RELEASE. Repeatable; default: istio-ingress (in istio-ingress).
     #[arg(long = "gateway", requires = "charts")]
     pub gateways: Vec<crate::release::charts::Gateway>,
-    /// With --bundle: IstioOperator file(s) (install.istio.io/v1alpha1), merged in order over the profile, as istioctl
+    /// With --bundle or --istioctl: IstioOperator file(s) (install.istio.io/v1alpha1), merged in order over the profile, as istioctl
     /// takes them. With --charts: RELEASE=FILE, a Helm values file for one release (istio-base, istiod, or a gateway: istio-ingress unless --gateway names others).
     #[arg(short = 'f', long = "values")]
     pub values: Vec<PathBuf>,
-    /// With --bundle: an istioctl path=value, e.g. components.pilot.k8s.replicaCount=2, values.pilot.traceSampling=5.0,
+    /// With --bundle or --istioctl: an istioctl path=value, e.g. components.pilot.k8s.replicaCount=2, values.pilot.traceSampling=5.0,
     /// components.ingressGateways[name:istio-ingressgateway].enabled=false. With --charts: RELEASE:path=value, a Helm
     /// value of one release, e.g. istiod:pilot.autoscaleMin=2. Repeatable; applied after -f.
     #[arg(long = "set")]
@@ -100,9 +108,14 @@ pub struct BundleArgs {
 impl BundleArgs {
     /// The target release the flags name (clap has checked that exactly one is given).
     fn target(&self) -> crate::release::Target {
-        match (&self.bundle, &self.charts) {
-            (Some(dir), _) => crate::release::Target::Bundle(dir.clone()),
-            (None, dir) => crate::release::Target::Charts {
+        match (&self.bundle, &self.charts, &self.istioctl) {
+            (Some(dir), _, _) => crate::release::Target::Bundle(dir.clone()),
+            (None, None, Some(path)) => crate::release::Target::Istioctl {
+                path: path.clone(),
+                manifests: self.manifests.clone(),
+                inputs: self.inputs(),
+            },
+            (None, dir, _) => crate::release::Target::Charts {
                 dir: dir.clone().unwrap_or_default(),
                 helm: self.helm.clone(),
                 gateways: self.gateways.clone(),

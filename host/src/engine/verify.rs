@@ -26,7 +26,9 @@ fn runs_expected(template_image: &str, running: &str, control_plane: Option<&str
         return running == template_image;
     }
     running != INJECTED_IMAGE
-        && control_plane.is_none_or(|v| state::image_version(running).as_deref() == Some(v))
+        && control_plane.is_none_or(|v| {
+            state::image_version(running).is_some_and(|t| crate::base::version::runs_release(&t, v))
+        })
 }
 
 /// A workload as it must end up: its pod template's containers and images.
@@ -328,7 +330,7 @@ pub(crate) async fn verify_version(
         };
         counted += 1;
         let ready = state::pod_ready(p);
-        if version != target_version || !ready {
+        if !crate::base::version::runs_release(&version, target_version) || !ready {
             wrong.push(format!(
                 "{} runs {version}{}",
                 p["metadata"]["name"].as_str().unwrap_or("?"),

@@ -198,6 +198,28 @@ fn apply_set(
     Ok(())
 }
 
+/// Apply one `--set path=value` to `overlay` with no schema, for a source whose own
+/// installer checks the spec (istioctl itself, `--istioctl`). A list index (`[0]`) is
+/// refused: written into a spec it would replace the profile's list instead of changing
+/// its item, so the item is named instead (`[name:istio-ingressgateway]`).
+pub fn set_unchecked(overlay: &mut Value, expr: &str) -> Result<(), Error> {
+    let fail = |message: String| Error::Set {
+        expr: expr.to_string(),
+        message,
+    };
+    let (path, raw) = expr
+        .split_once('=')
+        .ok_or_else(|| fail("expected path=value, e.g. --set values.global.proxy.logLevel=debug".into()))?;
+    let steps = parse_path(path.trim()).map_err(fail)?;
+    if steps.iter().any(|s| matches!(s, paths::Step::Index(_))) {
+        return Err(fail(
+            "a list item by index cannot be set here; name it, e.g. components.ingressGateways[name:istio-ingressgateway].enabled=false".into(),
+        ));
+    }
+    merge_indexed(overlay, &mut build(&steps, parse_scalar(raw)));
+    Ok(())
+}
+
 /// A legacy path (or one below it) spelled as its spec path.
 fn alias_path(path: &str, aliases: &[Alias]) -> String {
     for a in aliases {

@@ -6,6 +6,7 @@ pub mod charts;
 pub mod components;
 pub mod discovery;
 pub mod iop;
+pub mod istioctl;
 pub mod shipped;
 pub mod source;
 
@@ -41,6 +42,13 @@ pub enum Target {
         helm: Option<std::path::PathBuf>,
         gateways: Vec<charts::Gateway>,
     },
+    /// `--istioctl PATH [--manifests DIR]`: the release's own istioctl renders, offline; the
+    /// run's inputs say which release it is (istiod's image tag in what they render).
+    Istioctl {
+        path: std::path::PathBuf,
+        manifests: Option<std::path::PathBuf>,
+        inputs: source::Inputs,
+    },
 }
 
 impl Target {
@@ -53,6 +61,15 @@ impl Target {
                 helm,
                 gateways,
             } => load_charts(dir, helm.as_deref(), gateways),
+            Target::Istioctl {
+                path,
+                manifests,
+                inputs,
+            } => Ok(Box::new(istioctl::Istioctl::load(
+                path,
+                manifests.as_deref(),
+                inputs,
+            )?)),
         }
     }
 }
@@ -63,6 +80,7 @@ impl std::fmt::Display for Target {
         match self {
             Target::Bundle(dir) => write!(f, "--bundle {}", dir.display()),
             Target::Charts { dir, .. } => write!(f, "--charts {}", dir.display()),
+            Target::Istioctl { path, .. } => write!(f, "--istioctl {}", path.display()),
         }
     }
 }

@@ -11,7 +11,7 @@
 
 pub mod chart;
 pub mod helm;
-mod support;
+pub mod support;
 mod values;
 
 use std::collections::{BTreeMap, HashSet};
