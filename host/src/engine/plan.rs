@@ -422,11 +422,14 @@ fn prune_candidates(previous: Option<&Previous>, target: &Rendered) -> Vec<Chang
         .collect()
 }
 
-/// Objects in the cluster that carry a component's ownership labels (the installer's
-/// component label, as the bundle declares it) but that neither the target nor the previous release
-/// renders: what an older release, or another installer, left of a component this bundle
-/// owns. Only kinds the releases render are looked at, in the control-plane namespace or
-/// cluster-wide; what may be removed at all is `prune::removable`'s rule.
+/// Objects in the cluster that carry the installer's component label (as the release's
+/// components declare it: istioctl's `operator.istio.io/component`), under any component and
+/// whatever installer version stamped them, but that neither the target nor the previous
+/// release renders: what an older release, or another installer, left. (`istioctl upgrade`
+/// prunes only what carries its own version label, so an older release's leftovers stay.)
+/// Only kinds the releases render are looked at, in the control-plane namespace or
+/// cluster-wide; what an installer marks as never pruned (the revision tag `istioctl
+/// install` adds) stays, and what may be removed at all is `prune::removable`'s rule.
 async fn owned_leftovers(
     cluster: &dyn Kube,
     facts: &Facts,
@@ -445,40 +448,73 @@ async fn owned_leftovers(
         .filter(|o| !matches!(o.kind(), "CustomResourceDefinition" | "Namespace"))
         .map(|o| (o.api_version().to_string(), o.kind().to_string()))
         .collect();
+    let label_keys: BTreeSet<&str> = facts
+        .components
+        .iter()
+        .flat_map(|c| c.labels.keys().map(String::as_str))
+        .collect();
     let mut out = Vec::new();
-    for c in facts.components.iter().filter(|c| !c.labels.is_empty()) {
-        let selector: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let selector = selector.join(",");
+    for key in label_keys {
         for (api_version, kind) in &kinds {
-            // A kind whose CRD is not there (yet) has no leftovers.
+            // A kind whose CRD is not there (yet) has no leftovers. The bare key selects
+            // every value.
             let live = cluster
-                .list_if_served(api_version, kind, None, Some(&selector))
+                .list_if_served(api_version, kind, None, Some(key))
                 .await?;
             for o in live {
-                let key = ObjectKey::of(&o);
-                let here = key
+                let labels = &o["metadata"]["labels"];
+                let key_of = ObjectKey::of(&o);
+                let here = key_of
                     .namespace
                     .as_deref()
                     .is_none_or(|ns| ns == facts.namespace);
                 // Another control plane's (a canary revision's) objects are not ours.
-                let ours = facts.discovery.revision_of(&o["metadata"]["labels"])
+                let ours = facts.discovery.revision_of(labels)
                     == crate::installed::state::DEFAULT_REVISION;
-                if here && ours && !known.contains(&key) && crate::engine::prune::removable(&key) {
+                let kept = labels[crate::engine::prune::NOT_PRUNED_LABEL] == "true";
+                if here
+                    && ours
+                    && !kept
+                    && !known.contains(&key_of)
+                    && crate::engine::prune::removable(&key_of)
+                    && !out.iter().any(|c: &Change| c.key == key_of)
+                {
                     out.push(Change {
-                        object: key.to_string(),
-                        component: c.name.clone(),
+                        object: key_of.to_string(),
+                        component: component_of(facts, labels, key),
                         action: Action::Prune,
                         diff: None,
                         rejected: None,
                         version_only: false,
-                        summary: Vec::new(),
-                        key,
+                        summary: leftover_summary(labels),
+                        key: key_of,
                     });
                 }
             }
         }
     }
     Ok(out)
+}
+
+/// The release's component whose labels an object carries, else the label's own value (a
+/// component the target does not have, such as an egress gateway turned off).
+fn component_of(facts: &Facts, labels: &Value, key: &str) -> String {
+    facts
+        .components
+        .iter()
+        .find(|c| c.labels.iter().all(|(k, v)| labels[k] == v.as_str()))
+        .map(|c| c.name.clone())
+        .unwrap_or_else(|| labels[key].as_str().unwrap_or_default().to_string())
+}
+
+/// Why a leftover goes: the installer version that left it, when its labels say.
+fn leftover_summary(labels: &Value) -> Vec<String> {
+    match labels["operator.istio.io/version"].as_str() {
+        Some(v) => vec![format!(
+            "left by istioctl {v}, not rendered by the target (istioctl upgrade prunes only its own version's)"
+        )],
+        None => vec![],
+    }
 }
 
 /// Leaves whose default changed between releases and that the overlay does not set. A

@@ -7,6 +7,10 @@ use std::collections::BTreeSet;
 
 use crate::base::object::ObjectKey;
 
+/// The label an installer puts on what no later install may prune (istioctl's, on the
+/// revision tag `istioctl install` creates beside the manifest).
+pub const NOT_PRUNED_LABEL: &str = "install.operator.istio.io/owning-resource-not-pruned";
+
 /// Whether meshup may ever delete an object of this kind.
 pub fn removable(key: &ObjectKey) -> bool {
     !matches!(key.kind.as_str(), "CustomResourceDefinition" | "Namespace")
