@@ -9,6 +9,7 @@ mod helm;
 mod injection;
 mod inputs;
 mod istioctl;
+mod istioctl_source;
 mod lifecycle;
 mod policies;
 mod upgrade;
