@@ -52,8 +52,9 @@ fn istioctl() -> Option<PathBuf> {
 
 /// A real release's manifests (`../shared/istio-releases/istio-VERSION/manifests`).
 fn manifests(version: &str) -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../../shared/istio-releases/istio-{version}/manifests"));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "../../shared/istio-releases/istio-{version}/manifests"
+    ));
     if dir.is_dir() {
         return Some(dir);
     }
@@ -75,7 +76,13 @@ fn stand_in(manifests: &Path) -> Vec<String> {
 /// `istioctl install -y` against the simulator, as a user runs it.
 fn istioctl_install(sim: &Sim, istioctl: &Path, extra: &[String]) {
     let out = Command::new(istioctl)
-        .args(["install", "-y", "--readiness-timeout", "60s", "--kubeconfig"])
+        .args([
+            "install",
+            "-y",
+            "--readiness-timeout",
+            "60s",
+            "--kubeconfig",
+        ])
         .arg(&sim.kubeconfig)
         .args(extra)
         .output()
@@ -163,6 +170,8 @@ fn istioctl_source_renders_what_istioctl_install_leaves() {
     assert_eq!(doc["plan"]["install_method"], "istioctl", "{doc}");
     assert_eq!(doc["current_version"], "1.31-dev");
     assert_eq!(doc["target_version"], "1.31.0");
+    // istioctl reads its 1.31-dev build as 1.31.0: the same release again.
+    assert_eq!(doc["direction"], "reinstall");
     for action in ["create", "update", "prune", "unknown"] {
         assert_eq!(changes(&doc, action), Vec::<String>::new(), "{action}");
     }
@@ -233,7 +242,10 @@ fn istioctl_source_upgrades_a_stand_in_install_and_prunes_other_versions_leftove
         .collect();
     for c in &said {
         assert!(
-            c["summary"][0].as_str().unwrap().contains("istioctl 1.29.6"),
+            c["summary"][0]
+                .as_str()
+                .unwrap()
+                .contains("istioctl 1.29.6"),
             "{c}"
         );
     }
@@ -274,7 +286,10 @@ fn istioctl_source_upgrades_a_stand_in_install_and_prunes_other_versions_leftove
     let tag = sim.get(
         "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/istio-revision-tag-default",
     );
-    assert_eq!(tag["metadata"]["labels"]["operator.istio.io/version"], "1.31-dev");
+    assert_eq!(
+        tag["metadata"]["labels"]["operator.istio.io/version"],
+        "1.31-dev"
+    );
     // Injection goes through the tag alone, as after `istioctl install`.
     let injector = sim.get(
         "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/istio-sidecar-injector",
@@ -307,7 +322,9 @@ fn istioctl_source_bad_input_exits_2_and_changes_nothing() {
     );
     missing.expect(2);
     assert!(
-        missing.stderr.contains("--istioctl /nonexistent/istioctl: cannot run it"),
+        missing
+            .stderr
+            .contains("--istioctl /nonexistent/istioctl: cannot run it"),
         "{}",
         missing.stderr
     );
@@ -335,7 +352,11 @@ fn istioctl_source_bad_input_exits_2_and_changes_nothing() {
             }
             let out = meshup_istioctl(&sim, cmd, &istioctl, &args);
             out.expect(2);
-            assert!(out.stderr.contains(says), "{cmd} --set {set}: {}", out.stderr);
+            assert!(
+                out.stderr.contains(says),
+                "{cmd} --set {set}: {}",
+                out.stderr
+            );
         }
     }
     let bad_manifests = meshup_istioctl(

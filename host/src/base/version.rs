@@ -15,6 +15,8 @@ impl Direction {
     pub fn between(current: Option<&str>, target: &str) -> Direction {
         match current {
             None => Direction::Install,
+            // A release-branch build (`1.31-dev`) is the release it becomes (`1.31.0`).
+            Some(c) if runs_release(c, target) => Direction::Reinstall,
             Some(c) => match cmp(c, target) {
                 Ordering::Less => Direction::Upgrade,
                 Ordering::Greater => Direction::Downgrade,
@@ -76,6 +78,10 @@ mod tests {
     #[test]
     fn a_release_branch_build_runs_the_first_patch_of_its_minor() {
         assert!(runs_release("1.31-dev", "1.31.0"));
+        assert_eq!(
+            Direction::between(Some("1.31-dev"), "1.31.0"),
+            Direction::Reinstall
+        );
         assert!(runs_release("1.30.3", "1.30.3"));
         assert!(!runs_release("1.31-dev", "1.31.1"));
         assert!(!runs_release("1.31.0-dev", "1.31.0-rc.0"));

@@ -136,6 +136,16 @@ mod tests {
             }),
             Code::BadInput
         );
+        // A missing istioctl, or one that refuses the inputs: nothing was changed.
+        use crate::release::istioctl::{BinaryError, Error as IstioctlError};
+        assert_eq!(
+            code(BinaryError::Render {
+                path: "istioctl".into(),
+                stderr: "unknown field".into()
+            }),
+            Code::BadInput
+        );
+        assert_eq!(code(IstioctlError::NoControlPlane), Code::BadInput);
         assert_eq!(code(Exit::new(Code::Blocked, "no")), Code::Blocked);
         assert_eq!(code(anyhow::anyhow!("anything else")), Code::Unexpected);
     }

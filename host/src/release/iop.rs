@@ -207,9 +207,9 @@ pub fn set_unchecked(overlay: &mut Value, expr: &str) -> Result<(), Error> {
         expr: expr.to_string(),
         message,
     };
-    let (path, raw) = expr
-        .split_once('=')
-        .ok_or_else(|| fail("expected path=value, e.g. --set values.global.proxy.logLevel=debug".into()))?;
+    let (path, raw) = expr.split_once('=').ok_or_else(|| {
+        fail("expected path=value, e.g. --set values.global.proxy.logLevel=debug".into())
+    })?;
     let steps = parse_path(path.trim()).map_err(fail)?;
     if steps.iter().any(|s| matches!(s, paths::Step::Index(_))) {
         return Err(fail(

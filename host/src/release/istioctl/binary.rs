@@ -2,8 +2,8 @@
 //! kubeconfig is passed and `--cluster-specific` is left off, so it builds no Kubernetes
 //! client at all), as `istioctl install` renders before it applies.
 
-use std::path::{Path, PathBuf};
 use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;

@@ -136,7 +136,10 @@ impl Istioctl {
     fn owner_labels(&self, namespace: &str, component: Option<&str>) -> Vec<(String, String)> {
         let mut labels = vec![
             ("operator.istio.io/managed".into(), "Reconcile".into()),
-            ("operator.istio.io/version".into(), self.binary.version.clone()),
+            (
+                "operator.istio.io/version".into(),
+                self.binary.version.clone(),
+            ),
             (
                 "install.operator.istio.io/owning-resource-namespace".into(),
                 namespace.to_string(),
@@ -233,10 +236,7 @@ fn tag_service(mut service: Value) -> Value {
         .clone();
     if let Some(selector) = service["spec"]["selector"].as_object_mut() {
         selector.remove("istio");
-        selector.insert(
-            revision,
-            json!(crate::release::discovery::DEFAULT_REVISION),
-        );
+        selector.insert(revision, json!(crate::release::discovery::DEFAULT_REVISION));
     }
     service
 }
@@ -580,7 +580,10 @@ mod tests {
     #[test]
     fn a_release_branch_build_is_the_first_patch_of_its_minor() {
         let v = |s: &str| release_version(s).map(|v| v.to_string());
-        assert_eq!(v("docker.io/istio/pilot:1.31-dev").as_deref(), Some("1.31.0"));
+        assert_eq!(
+            v("docker.io/istio/pilot:1.31-dev").as_deref(),
+            Some("1.31.0")
+        );
         assert_eq!(v("docker.io/istio/pilot:1.30.3").as_deref(), Some("1.30.3"));
         assert_eq!(
             v("gcr.io/istio-release/pilot:1.31.0-rc.0-distroless").as_deref(),
@@ -594,11 +597,21 @@ mod tests {
         let obj = |labels: Value, name: &str| json!({"kind": "X", "metadata": {"name": name, "labels": labels}});
         let c = |v: Value| component_of(&v).ok();
         assert_eq!(
-            c(obj(json!({COMPONENT_LABEL: "IngressGateways", "helm.sh/chart": "istiod-1.0.0"}), "a")).as_deref(),
+            c(obj(
+                json!({COMPONENT_LABEL: "IngressGateways", "helm.sh/chart": "istiod-1.0.0"}),
+                "a"
+            ))
+            .as_deref(),
             Some("IngressGateways")
         );
-        assert_eq!(c(obj(json!({"helm.sh/chart": "base-1.30.3"}), "a")).as_deref(), Some("Base"));
-        assert_eq!(c(obj(json!({"helm.sh/chart": "istiod-1.30.3"}), "a")).as_deref(), Some("Pilot"));
+        assert_eq!(
+            c(obj(json!({"helm.sh/chart": "base-1.30.3"}), "a")).as_deref(),
+            Some("Base")
+        );
+        assert_eq!(
+            c(obj(json!({"helm.sh/chart": "istiod-1.30.3"}), "a")).as_deref(),
+            Some("Pilot")
+        );
         assert_eq!(
             c(obj(json!({}), "stable-channel-policy-binding-istio-system")).as_deref(),
             Some("Pilot")
@@ -613,9 +626,10 @@ mod tests {
             ..Default::default()
         };
         assert!(user_spec(&inputs("components.ingressGateways[0].enabled=false")).is_err());
-        let spec =
-            user_spec(&inputs("components.ingressGateways[name:istio-ingressgateway].enabled=false"))
-                .unwrap();
+        let spec = user_spec(&inputs(
+            "components.ingressGateways[name:istio-ingressgateway].enabled=false",
+        ))
+        .unwrap();
         assert_eq!(
             spec,
             json!({"components": {"ingressGateways": [{"name": "istio-ingressgateway", "enabled": false}]}})
