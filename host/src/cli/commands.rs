@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::{
-    ApplyArgs, BundleArgs, CheckArgs, Cli, ClusterArgs, Command, DataplaneCommand, Global,
-    PolicyCommand, demo, present,
+    ApplyArgs, BundleArgs, CheckArgs, Cli, ClusterArgs, Command, DataplaneCommand, FromArgs,
+    Global, PolicyCommand, demo, present,
 };
 use crate::action::{self, Env};
 use crate::base::exit::Code;
@@ -44,12 +44,14 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
             bundle,
             checks,
             apply,
+            from,
             no_rollback,
             rollback_timeout,
         } => {
             let run = action::upgrade::Upgrade {
                 no_rollback,
                 rollback_timeout,
+                from: from.installed(),
                 ..upgrade_of(Mode::Upgrade, &bundle, checks, &apply)
             };
             upgrade(g, ui, &cluster, run, apply.history_max).await
@@ -58,8 +60,9 @@ async fn run(cli: Cli) -> anyhow::Result<Code> {
             cluster,
             bundle,
             checks,
+            from,
             diff,
-        } => precheck(g, ui, &cluster, &bundle, checks, diff).await,
+        } => precheck(g, ui, &cluster, &bundle, checks, &from, diff).await,
         Command::Status { cluster, namespace } => status(g, ui, &cluster, namespace).await,
         Command::History { cluster, namespace } => history(g, ui, &cluster, namespace).await,
         Command::Rollback {
@@ -109,6 +112,7 @@ fn upgrade_of(
         rollback_timeout: Duration::from_secs(300),
         no_rollback: false,
         diff: apply.diff,
+        from: None,
     }
 }
 
@@ -132,6 +136,7 @@ async fn precheck(
     cluster: &ClusterArgs,
     bundle: &BundleArgs,
     checks: CheckArgs,
+    from: &FromArgs,
     diff: DiffMode,
 ) -> anyhow::Result<Code> {
     let apply = ApplyArgs {
@@ -144,6 +149,7 @@ async fn precheck(
     let run = action::upgrade::Upgrade {
         no_rollback: true,
         rollback_timeout: Duration::ZERO,
+        from: from.installed(),
         ..upgrade_of(action::upgrade::Mode::Precheck, bundle, checks, &apply)
     };
     upgrade(g, ui, cluster, run, apply.history_max).await

@@ -272,6 +272,7 @@ impl<'a> Story<'a> {
             rollback_timeout: Duration::from_secs(60),
             no_rollback: false,
             diff: DiffMode::Summary,
+            from: None,
         };
         let report = run.run(&self.env, &Narrator::new(self.ui)).await;
         expect(report.and_then(|r| present::upgrade(self.ui, &r)), want)

@@ -27,6 +27,7 @@ fn code_of_one(e: &(dyn std::error::Error + 'static)) -> Option<Code> {
         || e.is::<crate::release::charts::helm::Error>()
         || e.is::<crate::release::istioctl::Error>()
         || e.is::<crate::release::istioctl::BinaryError>()
+        || e.is::<crate::engine::reverts::Error>()
         || e.is::<meshup_sim::BackendConfigError>()
         || e.is::<crate::action::rollback::Error>()
     {

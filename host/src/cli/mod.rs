@@ -133,6 +133,32 @@ impl BundleArgs {
     }
 }
 
+/// The installed release's istioctl, for what this run reverts of an istioctl install.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FromArgs {
+    /// With --istioctl: the istioctl that installed what runs (istio-X/bin/istioctl of the
+    /// installed release). meshup re-renders the installed release with this run's inputs
+    /// through it and names each value set at install (or by hand) that this run reverts,
+    /// with the --set that keeps it. For an istioctl install, which keeps no record of its
+    /// inputs.
+    #[arg(long, requires = "istioctl")]
+    pub from_istioctl: Option<PathBuf>,
+    /// With --from-istioctl: the manifests it rendered the install with (its --manifests).
+    #[arg(long, requires = "from_istioctl")]
+    pub from_manifests: Option<PathBuf>,
+}
+
+impl FromArgs {
+    fn installed(&self) -> Option<crate::engine::reverts::InstalledIstioctl> {
+        self.from_istioctl
+            .clone()
+            .map(|istioctl| crate::engine::reverts::InstalledIstioctl {
+                istioctl,
+                manifests: self.from_manifests.clone(),
+            })
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct CheckArgs {
     /// Proceed despite every blocking check (recorded in history and the audit log).
@@ -184,6 +210,8 @@ pub enum Command {
         bundle: BundleArgs,
         #[command(flatten)]
         checks: CheckArgs,
+        #[command(flatten)]
+        from: FromArgs,
         /// Object diffs in the plan: `summary` (each change in a line, no diff), `changes`
         /// (also the diff of each change beyond version labels; `--diff` alone) or `full`.
         #[arg(long, value_enum, default_value = "summary", num_args = 0..=1, default_missing_value = "changes")]
@@ -199,6 +227,8 @@ pub enum Command {
         checks: CheckArgs,
         #[command(flatten)]
         apply: ApplyArgs,
+        #[command(flatten)]
+        from: FromArgs,
         /// Leave a failed upgrade as it is instead of restoring the previous release.
         #[arg(long)]
         no_rollback: bool,

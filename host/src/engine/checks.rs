@@ -433,12 +433,13 @@ fn unmatched_releases(installed: &Installed, plan: &Plan) -> Vec<Finding> {
 /// (1.21 and later) keeps no installed-state, and meshup has no history of the install, so
 /// a value set then with `-f`/`--set` that this run does not set reverts without a
 /// `values-revert` finding. Said plainly, with how to check.
-pub fn installer_findings(installed: &Installed) -> Vec<Finding> {
+/// With `--from-istioctl` the reverts are checked (`engine::reverts`), so nothing is said.
+pub fn installer_findings(installed: &Installed, from_istioctl: bool) -> Vec<Finding> {
     let InstallMethod::Istioctl { spec, .. } = &installed.method else {
         return vec![];
     };
     let recorded = spec.as_object().is_some_and(|m| !m.is_empty());
-    if recorded || installed.release.is_some() || installed.history_unreadable {
+    if recorded || installed.release.is_some() || installed.history_unreadable || from_istioctl {
         return vec![];
     }
     vec![Finding {
@@ -452,9 +453,11 @@ pub fn installer_findings(installed: &Installed) -> Vec<Finding> {
                   values-revert finding"
             .into(),
         remediation: Some(
-            "give this run the -f files and --set values of the install; check what changes with \
-             --diff changes (or `istioctl manifest generate` with the install's flags against the \
-             cluster). From this run on, meshup's history records the inputs"
+            "check them: add --from-istioctl PATH (the istioctl that installed it; --from-manifests DIR \
+             for its --manifests): meshup re-renders the installed release with this run's inputs and \
+             names each value set at install that this run reverts, with the --set that keeps it. Or give \
+             this run the install's -f files and --set values and read --diff changes. From this run on, \
+             meshup's history records the inputs"
                 .into(),
         ),
         subject: None,

@@ -12,4 +12,5 @@ pub mod plan;
 pub mod progress;
 pub mod prune;
 pub mod restore;
+pub mod reverts;
 pub mod verify;

@@ -93,6 +93,7 @@ fn upgrade(mode: Mode, version: &str) -> Upgrade {
         rollback_timeout: Duration::from_secs(5),
         no_rollback: false,
         diff: DiffMode::Summary,
+        from: None,
     }
 }
 

@@ -22,6 +22,7 @@ use crate::engine::checks::{self, Checker, Outcome, Overrides};
 use crate::engine::dataplane;
 use crate::engine::plan::{self, DiffMode, Plan};
 use crate::engine::progress::{Event, Progress};
+use crate::engine::reverts::{self, InstalledIstioctl};
 use crate::installed::history::{self, Action, History, Release, Status};
 use crate::installed::installers;
 use crate::installed::state::Installed;
@@ -51,6 +52,9 @@ pub struct Upgrade {
     pub no_rollback: bool,
     /// Which object diffs the plan shows.
     pub diff: DiffMode,
+    /// `--from-istioctl`: the installed release's istioctl, to find what this run reverts
+    /// of what was set at install (`engine::reverts`).
+    pub from: Option<InstalledIstioctl>,
 }
 
 /// What the run knows once it has planned and prechecked, before any change.
@@ -88,6 +92,9 @@ impl Upgrade {
         let started = Instant::now();
         // Everything the user typed is validated before the cluster is touched.
         let source = self.source()?;
+        if let Some(from) = &self.from {
+            from.check()?;
+        }
         let loading = Instant::now();
         let checker = env.checker()?;
         if loading.elapsed() > Duration::from_secs(1) {
@@ -222,13 +229,22 @@ impl Run<'_> {
         let pruned: Vec<ObjectKey> = plan.prunes().map(|c| c.key.clone()).collect();
         let missing = permissions::missing(self.kube(), &applied, &pruned).await?;
         let ctx = checks::context(Phase::Precheck, source, &installed, &plan, None)?;
+        let reverted = match &up.from {
+            Some(from) => {
+                reader.reading("the installed release, re-rendered by --from-istioctl");
+                let found = reverts::find(&reader, from, &up.inputs, &installed).await?;
+                reverts::findings(&found, &from.istioctl)
+            }
+            None => vec![],
+        };
         let found = [
             checks::permission_findings(&missing, &[]),
             checks::rejection_findings(&plan),
             checks::cluster_specific_findings(&plan),
             checks::behaviour_findings(&plan),
             checks::helm_findings(&installed, &plan),
-            checks::installer_findings(&installed),
+            checks::installer_findings(&installed, up.from.is_some()),
+            reverted,
         ]
         .concat();
         reader.reading("what the policies read");
