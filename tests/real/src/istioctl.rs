@@ -61,3 +61,27 @@ impl Cluster {
         Run::from_output(out)
     }
 }
+
+/// A real release's manifests (`../shared/istio-releases/istio-VERSION/manifests`).
+#[track_caller]
+pub fn manifests(version: &str) -> PathBuf {
+    let dir = crate::cluster::repo_root().join(format!(
+        "../shared/istio-releases/istio-{version}/manifests"
+    ));
+    assert!(dir.is_dir(), "{} does not exist", dir.display());
+    dir
+}
+
+/// The stand-in for istioctl 1.30.3 (README "The stand-in"): istioctl 1.31-dev with the
+/// 1.30.3 release's manifests and its tag. The hub is 1.31-dev's own build hub
+/// (`docker.io/istio`, release-builder's default), so that only the tag says the release.
+pub fn stand_in_1_30_3() -> Vec<String> {
+    vec![
+        "--manifests".into(),
+        manifests("1.30.3").display().to_string(),
+        "--set".into(),
+        "hub=docker.io/istio".into(),
+        "--set".into(),
+        "tag=1.30.3".into(),
+    ]
+}

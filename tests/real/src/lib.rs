@@ -12,6 +12,7 @@ pub mod compare;
 pub mod fs;
 pub mod helm;
 pub mod istioctl;
+pub mod objects;
 pub mod run;
 pub mod runner;
 pub mod webhook;

@@ -12,6 +12,7 @@ mod api_cases;
 mod bench;
 mod charts;
 mod helm_installs;
+mod istioctl_installs;
 
 use meshup_real_tests::Run;
 use meshup_real_tests::audit::describe;
@@ -86,6 +87,14 @@ fn main() {
             Test {
                 name: "helm3_install_upgraded_by_meshup",
                 run: helm_installs::helm3_install_upgraded_by_meshup,
+            },
+            Test {
+                name: "istioctl_install_reverts_upgrade_downgrade_rollback",
+                run: istioctl_installs::istioctl_install_reverts_upgrade_downgrade_rollback,
+            },
+            Test {
+                name: "istioctl_install_over_meshups_work_changes_nothing",
+                run: istioctl_installs::istioctl_install_over_meshups_work_changes_nothing,
             },
         ],
         // On demand (printed ratios, minutes for 10,000 pods), last: it leaves those pods behind.
