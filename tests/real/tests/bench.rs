@@ -15,7 +15,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn audit_time(e: &Value) -> SystemTime {
+pub(crate) fn audit_time(e: &Value) -> SystemTime {
     let ts: jiff::Timestamp = e["stageTimestamp"].as_str().unwrap().parse().unwrap();
     SystemTime::from(ts)
 }
@@ -204,7 +204,7 @@ pub fn benchmarks(c: &Cluster) {
 }
 
 /// The median wall time of `n` runs of `run`.
-fn median(n: usize, mut run: impl FnMut() -> Duration) -> Duration {
+pub(crate) fn median(n: usize, mut run: impl FnMut() -> Duration) -> Duration {
     let mut times: Vec<Duration> = (0..n).map(|_| run()).collect();
     times.sort();
     times[n / 2]

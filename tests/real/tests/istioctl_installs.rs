@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::codes;
 
 /// The user's IstioOperator: a mesh setting, istiod's resources, a Helm value.
-const USER_IOP: &str = "\
+pub(crate) const USER_IOP: &str = "\
 apiVersion: install.istio.io/v1alpha1
 kind: IstioOperator
 spec:
@@ -29,10 +29,10 @@ spec:
     pilot:
       traceSampling: 5
 ";
-const LOG_LEVEL: [&str; 2] = ["--set", "values.global.proxy.logLevel=debug"];
+pub(crate) const LOG_LEVEL: [&str; 2] = ["--set", "values.global.proxy.logLevel=debug"];
 /// KWOK's never-ready stage matches this pod annotation (see real.rs NEVER_READY). A file,
 /// not --set: istioctl reads `--set ...=true` as a boolean, and an annotation is a string.
-const NEVER_READY: &str = "\
+pub(crate) const NEVER_READY: &str = "\
 apiVersion: install.istio.io/v1alpha1
 kind: IstioOperator
 spec:

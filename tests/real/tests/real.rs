@@ -12,6 +12,7 @@ mod api_cases;
 mod bench;
 mod charts;
 mod helm_installs;
+mod istioctl_bench;
 mod istioctl_installs;
 
 use meshup_real_tests::Run;
@@ -106,6 +107,10 @@ fn main() {
             Test {
                 name: "charts_precheck_timing",
                 run: bench::charts_precheck_timing,
+            },
+            Test {
+                name: "istioctl_upgrade_side_by_side",
+                run: istioctl_bench::istioctl_upgrade_side_by_side,
             },
         ],
     );
