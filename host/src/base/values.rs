@@ -92,24 +92,40 @@ pub struct ValueChange {
     pub new: Value,
 }
 
+/// How a deep merge treats two lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lists {
+    /// Lists of named mappings merge on `name` (istioctl's IstioOperator overlays).
+    ByName,
+    /// Every list is replaced whole (Helm's value coalescing).
+    Replace,
+}
+
 /// Deep-merge `overlay` into `base`: mappings merge key by key, lists of named mappings
 /// merge on `name`, anything else replaces.
 pub fn merge(base: &mut Value, overlay: &Value) {
+    merge_with(base, overlay, Lists::ByName)
+}
+
+/// Deep-merge `overlay` into `base`, lists as `lists` says.
+pub fn merge_with(base: &mut Value, overlay: &Value, lists: Lists) {
     match (base, overlay) {
         (Value::Object(b), Value::Object(o)) => {
             for (k, v) in o {
                 match b.get_mut(k) {
-                    Some(slot) => merge(slot, v),
+                    Some(slot) => merge_with(slot, v, lists),
                     None => {
                         b.insert(k.clone(), v.clone());
                     }
                 }
             }
         }
-        (Value::Array(b), Value::Array(o)) if named_list(b) && named_list(o) => {
+        (Value::Array(b), Value::Array(o))
+            if lists == Lists::ByName && named_list(b) && named_list(o) =>
+        {
             for item in o {
                 match b.iter_mut().find(|x| x["name"] == item["name"]) {
-                    Some(slot) => merge(slot, item),
+                    Some(slot) => merge_with(slot, item, lists),
                     None => b.push(item.clone()),
                 }
             }

@@ -173,22 +173,7 @@ pub fn values_and_render(
 /// key, anything else (a list too) is replaced whole.
 fn under(last: &Value, overlay: &Value) -> Value {
     let mut out = last.clone();
-    fn merge(base: &mut Value, over: &Value) {
-        match (base, over) {
-            (Value::Object(b), Value::Object(o)) => {
-                for (k, v) in o {
-                    match b.get_mut(k) {
-                        Some(slot) => merge(slot, v),
-                        None => {
-                            b.insert(k.clone(), v.clone());
-                        }
-                    }
-                }
-            }
-            (slot, v) => *slot = v.clone(),
-        }
-    }
-    merge(&mut out, overlay);
+    values::merge_with(&mut out, overlay, values::Lists::Replace);
     out
 }
 

@@ -139,18 +139,17 @@ impl Chart {
             "lock": null,
             "templates": templates,
             "values": self.values,
-            "schema": schema,
+            "schema": schema.clone(),
             "files": files,
         });
-        if schema_is_null(&out) {
-            out.as_object_mut().map(|o| o.remove("schema"));
+        // Go leaves a nil schema out of the JSON.
+        if schema.is_null()
+            && let Some(o) = out.as_object_mut()
+        {
+            o.remove("schema");
         }
         Ok(out)
     }
-}
-
-fn schema_is_null(v: &Value) -> bool {
-    v["schema"].is_null()
 }
 
 /// Every regular file under `dir`, named relative to `root` with `/`, sorted.
@@ -196,6 +195,9 @@ fn archive_files(path: &Path) -> Result<Vec<(String, Vec<u8>)>, Error> {
         .take(MAX_ARCHIVE + 1)
         .read_to_end(&mut tar)
         .map_err(|_| bad("not a gzip archive"))?;
+    if tar.len() as u64 > MAX_ARCHIVE {
+        return Err(bad("larger than 64 MiB unpacked"));
+    }
     let mut out: Vec<(String, Vec<u8>)> = tar_entries(&tar)
         .ok_or_else(|| bad("a broken tar archive"))?
         .into_iter()
@@ -253,36 +255,19 @@ impl Files {
     /// A gzipped tar whose top folder is the chart (`istiod/Chart.yaml`), read within
     /// bounds: a huge or broken archive is an error, never a panic.
     fn archive(path: &Path) -> Result<Files, Error> {
-        let bad = |what: &str| Error::NotAChart {
-            path: path.to_path_buf(),
-            what: what.into(),
-        };
-        let file = std::fs::File::open(path).map_err(|cause| Error::Read {
-            path: path.to_path_buf(),
-            cause,
-        })?;
-        let mut tar = Vec::new();
-        flate2::read::GzDecoder::new(file)
-            .take(MAX_ARCHIVE + 1)
-            .read_to_end(&mut tar)
-            .map_err(|_| bad("not a gzip archive"))?;
-        if tar.len() as u64 > MAX_ARCHIVE {
-            return Err(bad("larger than 64 MiB unpacked"));
-        }
         let mut files = Files::default();
-        for (name, data) in tar_entries(&tar).ok_or_else(|| bad("a broken tar archive"))? {
-            let text = || String::from_utf8_lossy(data).into_owned();
+        for (name, data) in archive_files(path)? {
+            let text = || String::from_utf8_lossy(&data).into_owned();
             // The chart's own top-level files, not those of a subchart (`charts/x/...`).
-            match name.split_once('/').map(|(_, rest)| rest) {
-                Some("Chart.yaml") => files.chart = Some(text()),
-                Some("values.yaml") => files.values = Some(text()),
-                Some("values.schema.json") => files.schema = Some(text()),
-                Some(file) => {
+            match name.as_str() {
+                "Chart.yaml" => files.chart = Some(text()),
+                "values.yaml" => files.values = Some(text()),
+                "values.schema.json" => files.schema = Some(text()),
+                file => {
                     if let Some(minor) = compat_minor(file) {
                         files.compatibility.push((minor, text()));
                     }
                 }
-                None => {}
             }
         }
         Ok(files)
