@@ -112,6 +112,10 @@ fn main() {
                 name: "istioctl_upgrade_side_by_side",
                 run: istioctl_bench::istioctl_upgrade_side_by_side,
             },
+            Test {
+                name: "helm_side_by_side",
+                run: bench::helm_side_by_side,
+            },
         ],
     );
 }

@@ -59,12 +59,20 @@ fn now() -> (String, i64) {
 }
 
 /// The manifest Helm stores: each object as `---\n# Source: CHART/templates/FILE\n…`, without
-/// the release annotations, which Helm adds when it applies and never stores.
+/// the release annotations, which Helm adds when it applies and never stores. Each object
+/// is written as JSON, which is YAML to Helm too: Helm reads YAML 1.1, where a plain `yes`
+/// or `on` is a boolean, so YAML written by a YAML 1.2 writer (which leaves such strings
+/// unquoted) would come back to a `helm rollback` with its strings turned into booleans.
 pub fn manifest(chart: &str, objects: &[&Object]) -> String {
     let mut out = String::new();
     for o in objects {
         let mut value = o.value.clone();
-        if let Some(a) = value["metadata"]["annotations"].as_object_mut() {
+        // `pointer_mut`, not `value["metadata"]["annotations"]`: indexing a `&mut Value` would
+        // add `annotations: null` to an object that has none.
+        if let Some(a) = value
+            .pointer_mut("/metadata/annotations")
+            .and_then(Value::as_object_mut)
+        {
             a.remove(RELEASE_NAME);
             a.remove(RELEASE_NAMESPACE);
             if a.is_empty() {
@@ -75,8 +83,8 @@ pub fn manifest(chart: &str, objects: &[&Object]) -> String {
         }
         let file = o.source.rsplit('/').next().unwrap_or(&o.source);
         out.push_str(&format!(
-            "---\n# Source: {chart}/templates/{file}\n{}",
-            serde_yaml::to_string(&value).unwrap_or_default()
+            "---\n# Source: {chart}/templates/{file}\n{}\n",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
         ));
     }
     out
@@ -547,5 +555,17 @@ mod tests {
             !m.contains("meta.helm.sh") && !m.contains("annotations"),
             "{m}"
         );
+        // A string YAML 1.1 reads as a boolean stays a string (quoted, as JSON quotes it).
+        let yes = Object {
+            value: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "y"}, "data": {"a": "yes", "b": "on"}}),
+            ..o
+        };
+        let m = manifest("istiod", &[&yes]);
+        assert!(
+            m.contains(r#""a": "yes""#) && m.contains(r#""b": "on""#),
+            "{m}"
+        );
+        let doc = m.split_once(".yaml\n").unwrap().1;
+        assert_eq!(serde_json::from_str::<Value>(doc).unwrap(), yes.value);
     }
 }
