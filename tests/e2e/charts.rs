@@ -10,7 +10,6 @@
 //! CI=true they fail.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::{Value, json};
@@ -23,34 +22,13 @@ use meshup_real_tests::fs::copy_dir;
 const KUBE: &str = "v1.34.2";
 
 fn skip(why: &str) -> Option<PathBuf> {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("the charts tests cannot run under CI=true: {why}");
-    }
-    println!("SKIPPED: charts tests: {why}");
-    None
+    crate::common::skip("charts", why)
 }
 
 /// The real `helm`: `MESHUP_HELM`, else the pinned Helm 4 (built once, cached).
 fn helm() -> Option<PathBuf> {
     static HELM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let found = HELM.get_or_init(|| {
-        if let Some(p) = std::env::var_os("MESHUP_HELM") {
-            return Ok(PathBuf::from(p));
-        }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/real/helm");
-        let out = Command::new(&script)
-            .arg("4")
-            .output()
-            .map_err(|e| format!("{}: {e}", script.display()))?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-        }
-        Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-    });
-    match found {
-        Ok(p) => Some(p.clone()),
-        Err(why) => skip(&format!("no helm ({why})")),
-    }
+    pinned_tool(&HELM, "MESHUP_HELM", "helm", "4", "charts")
 }
 
 /// A real release's directory (`../shared/istio-releases/istio-VERSION`).

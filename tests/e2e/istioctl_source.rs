@@ -20,34 +20,19 @@ use crate::common::*;
 const KUBE: &str = "v1.34.2";
 
 fn skip(why: &str) -> Option<PathBuf> {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("the --istioctl tests cannot run under CI=true: {why}");
-    }
-    println!("SKIPPED: --istioctl tests: {why}");
-    None
+    crate::common::skip("--istioctl", why)
 }
 
 /// The real istioctl: `MESHUP_ISTIOCTL`, else the pinned 1.31-dev (built once, cached).
 fn istioctl() -> Option<PathBuf> {
     static ISTIOCTL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let found = ISTIOCTL.get_or_init(|| {
-        if let Some(p) = std::env::var_os("MESHUP_ISTIOCTL") {
-            return Ok(PathBuf::from(p));
-        }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/real/istioctl");
-        let out = Command::new(&script)
-            .arg("1.31-dev")
-            .output()
-            .map_err(|e| format!("{}: {e}", script.display()))?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-        }
-        Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-    });
-    match found {
-        Ok(p) => Some(p.clone()),
-        Err(why) => skip(&format!("no istioctl ({why})")),
-    }
+    pinned_tool(
+        &ISTIOCTL,
+        "MESHUP_ISTIOCTL",
+        "istioctl",
+        "1.31-dev",
+        "--istioctl",
+    )
 }
 
 /// A real release's manifests (`../shared/istio-releases/istio-VERSION/manifests`).

@@ -139,6 +139,19 @@ pub fn named_list(items: &[Value]) -> bool {
     !items.is_empty() && items.iter().all(|i| i["name"].is_string())
 }
 
+/// A named list's items by their `name` (a later item of the same name wins).
+pub fn by_name(items: &[Value]) -> serde_json::Map<String, Value> {
+    items
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap_or_default().to_string(),
+                i.clone(),
+            )
+        })
+        .collect()
+}
+
 /// `a.b[name:x].c`, from path segments (`[...]` segments attach without a dot).
 pub fn dotted(path: &[String]) -> String {
     let mut s = String::new();

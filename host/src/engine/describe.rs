@@ -10,6 +10,8 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::base::values;
+
 /// At most this many lines describe one object; the rest are counted.
 const MAX_LINES: usize = 6;
 /// A value longer than this is cut in a description.
@@ -84,19 +86,8 @@ fn walk(old: &Value, new: &Value, path: &str, out: &mut Vec<String>) {
     }
     match (old, new) {
         (Value::Object(a), Value::Object(b)) => maps(a, b, path, out),
-        (Value::Array(a), Value::Array(b)) if named(a) && named(b) => {
-            let by_name = |items: &[Value]| -> Map<String, Value> {
-                items
-                    .iter()
-                    .map(|i| {
-                        (
-                            i["name"].as_str().unwrap_or_default().to_string(),
-                            i.clone(),
-                        )
-                    })
-                    .collect()
-            };
-            let (a, b) = (by_name(a), by_name(b));
+        (Value::Array(a), Value::Array(b)) if values::named_list(a) && values::named_list(b) => {
+            let (a, b) = (values::by_name(a), values::by_name(b));
             for (name, item) in &b {
                 let at = format!("{path}[{name}]");
                 match a.get(name) {
@@ -169,10 +160,6 @@ fn maps(a: &Map<String, Value>, b: &Map<String, Value>, path: &str, out: &mut Ve
 }
 
 /// A list whose items all have a `name` (containers, ports, env, webhooks).
-fn named(items: &[Value]) -> bool {
-    !items.is_empty() && items.iter().all(|i| i["name"].is_string())
-}
-
 /// ` (value)` for an added scalar, nothing for an added structure.
 fn brief(v: &Value) -> String {
     match v {

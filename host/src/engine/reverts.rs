@@ -26,9 +26,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use futures::StreamExt;
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::base::object::{Object, ObjectKey};
+use crate::base::values;
 use crate::cluster::client::without_server_fields;
 use crate::cluster::kube::Kube;
 use crate::engine::plan;
@@ -307,19 +308,8 @@ fn walk(live: &Value, merged: &Value, path: &mut Vec<Step>, out: &mut Vec<Field>
                 path.pop();
             }
         }
-        (Value::Array(a), Value::Array(b)) if named(a) && named(b) => {
-            let by_name = |items: &[Value]| -> Map<String, Value> {
-                items
-                    .iter()
-                    .map(|i| {
-                        (
-                            i["name"].as_str().unwrap_or_default().to_string(),
-                            i.clone(),
-                        )
-                    })
-                    .collect()
-            };
-            let (a, b) = (by_name(a), by_name(b));
+        (Value::Array(a), Value::Array(b)) if values::named_list(a) && values::named_list(b) => {
+            let (a, b) = (values::by_name(a), values::by_name(b));
             for (n, av) in &a {
                 path.push(Step::Named(n.clone()));
                 match b.get(n) {
@@ -368,10 +358,6 @@ fn one_side(v: &Value, live: bool, path: &mut Vec<Step>, out: &mut Vec<Field>) {
 }
 
 /// A list whose items all have a `name`.
-fn named(items: &[Value]) -> bool {
-    !items.is_empty() && items.iter().all(|i| i["name"].is_string())
-}
-
 /// A text that holds a mapping (JSON or YAML, as istioctl renders a ConfigMap's values and
 /// mesh config), parsed; never a Go template (the injector's `config`).
 fn mapping(text: &str) -> Option<Value> {
