@@ -9,8 +9,8 @@
 //! `metadata` (managedFields, resourceVersion, uid, generation, timestamps), `status`,
 //! meshup's history Secrets and Lease, Helm's release Secrets. What each cluster allocates
 //! at random or has of its own is replaced by a placeholder: Pod names' random suffix,
-//! the projected token volume's suffix (`kube-api-access-*`), Service cluster IPs, and the
-//! cluster's CA (in `kube-root-ca.crt` and the webhooks' `caBundle`).
+//! the projected token volume's suffix (`kube-api-access-*`), Service cluster IPs and node
+//! ports, and the cluster's CA (in `kube-root-ca.crt` and the webhooks' `caBundle`).
 
 use std::collections::BTreeMap;
 
@@ -145,6 +145,16 @@ fn normalize(mut o: Value, ca: &str) -> (String, Value) {
         for field in ["clusterIP", "clusterIPs"] {
             if spec.contains_key(field) {
                 spec.insert(field.into(), Value::String("<allocated>".into()));
+            }
+        }
+        for port in spec
+            .get_mut("ports")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(p) = port.as_object_mut().filter(|p| p.contains_key("nodePort")) {
+                p.insert("nodePort".into(), Value::String("<allocated>".into()));
             }
         }
     }

@@ -14,7 +14,6 @@ pub mod fs;
 pub mod helm;
 pub mod helm_istio;
 pub mod istioctl;
-pub mod objects;
 pub mod run;
 pub mod runner;
 pub mod webhook;

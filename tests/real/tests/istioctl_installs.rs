@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use meshup_real_tests::cluster::Cluster;
-use meshup_real_tests::{Run, istioctl, objects};
+use meshup_real_tests::{Run, end_state, istioctl};
 use serde_json::Value;
 
 use crate::codes;
@@ -298,15 +298,15 @@ pub fn istioctl_install_over_meshups_work_changes_nothing(_shared: &Cluster) {
     f.meshup("upgrade", &[LOG_LEVEL[0], LOG_LEVEL[1], "-y"])
         .expect(0);
     f.assert_on("1.31-dev");
-    let before = objects::snapshot(c);
+    let before = end_state::snapshot(c, &["istio-system"]);
     let iop = f.iop.clone();
     let mut args = vec!["install", "-y", "--readiness-timeout", "120s", "-f", &iop];
     args.extend(LOG_LEVEL);
     let run = c.istioctl(&f.istioctl, &args);
     run.expect(0);
     f.assert_on("1.31-dev");
-    let after = objects::snapshot(c);
-    let diff = objects::differences(&before, &after);
+    let after = end_state::snapshot(c, &["istio-system"]);
+    let diff = end_state::differences(&before, &after, "before", "after");
     // Nothing differs: meshup applied what istioctl renders, labelled as istioctl labels
     // it, with the revision tag and the deactivated injector webhooks istioctl adds.
     assert!(
