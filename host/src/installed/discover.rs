@@ -77,10 +77,7 @@ async fn detect_method(
     deployments: &[Value],
     helm: &releases::Found,
 ) -> anyhow::Result<InstallMethod> {
-    // Helm annotates every object it applies with its release: that settles it.
-    if let Some(release) = deployments.iter().find_map(helm_annotated) {
-        return Ok(InstallMethod::Helm { release });
-    }
+    // (Helm's own annotations, which settle it, were looked at first, by `read_with`.)
     // Istio's charts label what they render `app.kubernetes.io/managed-by: Helm` whoever
     // renders them, so today's istioctl leaves that label too: its own labels come first.
     let istioctl = crate::installed::istioctl::Istioctl;

@@ -113,7 +113,10 @@ impl Installer for Helm {
         installed: &Installed,
         change: &Change<'_>,
     ) -> anyhow::Result<()> {
-        // A pending revision a killed run of meshup's left: that run is over.
+        // A pending revision a killed run of meshup's left: that run is over. Settling it
+        // changes only its status: the newest revision and the last deployed one, which the
+        // hold starts from, are as `installed` read them (and if another writer moved them
+        // since, the hold's Create refuses).
         ledger::settle(
             cluster,
             End::Failed {
@@ -122,7 +125,6 @@ impl Installer for Helm {
             0,
         )
         .await?;
-        let installed = refreshed(cluster, installed).await?;
         let mut next = Vec::new();
         for r in &installed.helm.releases {
             let objects: Vec<_> = change
@@ -179,18 +181,6 @@ fn of_target<'a>(
         .releases
         .iter()
         .filter(|r| components.contains(&r.name.as_str()))
-}
-
-/// The install's releases read again (after settling a killed run's revision, the newest
-/// revision moved on).
-async fn refreshed(cluster: &dyn Kube, installed: &Installed) -> anyhow::Result<Installed> {
-    let mut named = releases::Named::new();
-    for r in &installed.helm.releases {
-        named.insert((r.namespace.clone(), r.name.clone()), r.named_by.clone());
-    }
-    let mut out = installed.clone();
-    out.helm = releases::read(cluster, &named).await?;
-    Ok(out)
 }
 
 /// The field manager an object is applied under: Helm's for an object of a Helm release
