@@ -677,3 +677,34 @@ pub fn pinned_tool(
         Err(why) => skip(tests, &format!("no {script} ({why})")),
     }
 }
+
+/// istiod's Deployment as Helm leaves it: its label and annotations (`istiod_seed`).
+pub const HELM_MARKS: &str = "  labels: {app: istiod, app.kubernetes.io/managed-by: Helm}
+  annotations: {meta.helm.sh/release-name: istiod, meta.helm.sh/release-namespace: istio-system}
+";
+
+/// A seed of namespace istio-system and one istiod replica on `pilot:TAG`, its metadata
+/// carrying `marks` (the `labels:`/`annotations:` lines an installer leaves): the install
+/// method tests differ only in those.
+pub fn istiod_seed(tag: &str, marks: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Namespace
+metadata: {{name: istio-system}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: istiod
+  namespace: istio-system
+{marks}spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: istiod}}}}
+  template:
+    metadata: {{labels: {{app: istiod}}}}
+    spec:
+      containers: [{{name: discovery, image: "docker.io/istio/pilot:{tag}"}}]
+"#
+    )
+}

@@ -18,11 +18,8 @@ use crate::common::*;
 const REAL: &str = include_str!("../../host/src/installed/helm/testdata/istiod-helm-v4.3.2.json");
 
 /// The control plane as Helm leaves it: Helm's label and annotations on istiod.
-const CONTROL_PLANE: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: istio-system}
----
+fn control_plane() -> String {
+    let more = "
 apiVersion: v1
 kind: Namespace
 metadata: {name: istio-ingress}
@@ -30,22 +27,9 @@ metadata: {name: istio-ingress}
 apiVersion: v1
 kind: Namespace
 metadata: {name: shop}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: istiod
-  namespace: istio-system
-  labels: {app: istiod, app.kubernetes.io/managed-by: Helm}
-  annotations: {meta.helm.sh/release-name: istiod, meta.helm.sh/release-namespace: istio-system}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: istiod}}
-  template:
-    metadata: {labels: {app: istiod}}
-    spec:
-      containers: [{name: discovery, image: "docker.io/istio/pilot:1.7.8"}]
-"#;
+---";
+    format!("{more}{}", istiod_seed("1.7.8", HELM_MARKS))
+}
 
 fn real(revision: u32) -> Value {
     let list: Value = serde_json::from_str(REAL).unwrap();
@@ -82,7 +66,7 @@ fn made(
 
 /// The control plane and `records`, as one seed (the records as JSON documents).
 fn seed(records: &[Value]) -> String {
-    let mut seed = CONTROL_PLANE.to_string();
+    let mut seed = control_plane();
     for r in records {
         seed.push_str("---\n");
         seed.push_str(&r.to_string());

@@ -415,32 +415,15 @@ fn objects_an_istioctl_install_left_are_pruned_through_its_labels() {
 /// own (as istioctl 1.31 left them on the real tier): it is an istioctl install, not Helm's.
 #[test]
 fn a_modern_istioctl_install_is_told_from_helm_by_its_own_labels() {
-    let seed = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: istio-system}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: istiod
-  namespace: istio-system
-  labels:
+    let marks = "  labels:
     app: istiod
     app.kubernetes.io/managed-by: Helm
     helm.sh/chart: istiod-1.0.0
     operator.istio.io/component: Pilot
     operator.istio.io/version: 1.31-dev
     install.operator.istio.io/owning-resource: unknown
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: istiod}}
-  template:
-    metadata: {labels: {app: istiod}}
-    spec:
-      containers: [{name: discovery, image: "docker.io/istio/pilot:1.31-dev"}]
-"#;
-    let sim = Sim::start_with(Some(seed), &[]);
+";
+    let sim = Sim::start_with(Some(&istiod_seed("1.31-dev", marks)), &[]);
     let status = sim.meshup(&["status", "-o", "json"]);
     status.expect(0);
     assert_eq!(
@@ -467,11 +450,10 @@ spec:
         "{finding}"
     );
     // Helm's own annotation still settles it for a Helm install of the same charts.
-    let helm = seed.replace(
-        "    install.operator.istio.io/owning-resource: unknown\n",
-        "    install.operator.istio.io/owning-resource: unknown\n  annotations: {meta.helm.sh/release-name: istiod, meta.helm.sh/release-namespace: istio-system}\n",
+    let helm = format!(
+        "{marks}  annotations: {{meta.helm.sh/release-name: istiod, meta.helm.sh/release-namespace: istio-system}}\n"
     );
-    let sim = Sim::start_with(Some(&helm), &[]);
+    let sim = Sim::start_with(Some(&istiod_seed("1.31-dev", &helm)), &[]);
     let status = sim.meshup(&["status", "-o", "json"]);
     status.expect(0);
     assert_eq!(status.json()["install_method"], "helm", "{}", status.stdout);

@@ -146,32 +146,11 @@ fn revision_based_install_is_refused() {
     assert!(sim.mutations().is_empty());
 }
 
-const HELM: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: istio-system}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: istiod
-  namespace: istio-system
-  labels: {app: istiod, app.kubernetes.io/managed-by: Helm}
-  annotations: {meta.helm.sh/release-name: istiod, meta.helm.sh/release-namespace: istio-system}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: istiod}}
-  template:
-    metadata: {labels: {app: istiod}}
-    spec:
-      containers: [{name: discovery, image: "docker.io/istio/pilot:1.7.8"}]
-"#;
-
 /// A built-in bundle is not Helm's charts: over a Helm install it is refused, and the
 /// message says to upgrade from the release's own charts.
 #[test]
 fn helm_install_with_a_bundle_is_refused_naming_the_charts() {
-    let sim = Sim::start_with(Some(HELM), &[]);
+    let sim = Sim::start_with(Some(&istiod_seed("1.7.8", HELM_MARKS)), &[]);
     let run = sim.meshup(&["upgrade", "--bundle", &b("istio-1.8.6"), "-y"]);
     run.expect(3);
     assert!(run.all().contains("install-method.helm"), "{}", run.all());
